@@ -1,0 +1,425 @@
+//! The command line: clap definitions, and the glue that runs each command
+//! and prints its result. No pinning logic lives here.
+
+mod progress;
+pub mod render;
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::{self, ApplyOptions};
+use crate::manifest::{self, Diagnostics};
+use crate::plan::{self, PLAN_FORMAT_VERSION, Plan};
+use crate::provider::{self, HttpSettings};
+use crate::retry::RetryPolicy;
+use crate::state::{State, StateFile, StateLock, StoredPin};
+use progress::ApplyProgress;
+use render::Palette;
+
+const ABOUT: &str = "Pins as code for IPFS pinning services.\n\n\
+pinsync reads a manifest (pins.yaml) that says which CIDs must be pinned on which \
+provider and cluster, compares it with its state file (what it has pinned), shows a \
+plan, and makes exactly the pin calls needed.";
+
+const EXAMPLES: &str = "Examples:
+  pinsync validate                 check pins.yaml
+  pinsync plan                     show what apply would do
+  pinsync apply                    pin what is missing (asks for 'yes')
+  pinsync apply --auto-approve     the same, in CI
+  pinsync state list               what pinsync has pinned";
+
+#[derive(Debug, Parser)]
+#[command(name = "pinsync", version, about = ABOUT, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a manifest and report every problem as file:line:col.
+    ///
+    /// Needs no credentials and makes no network call.
+    #[command(after_help = "Example:\n  pinsync validate -f pins.yaml")]
+    Validate(ValidateArgs),
+    /// Show what apply would change: + pin, ~ update, - no longer managed.
+    ///
+    /// Reads the manifest and the state only: no network call, no credentials,
+    /// so it is safe on pull requests from forks.
+    #[command(
+        after_help = "Examples:\n  pinsync plan\n  pinsync plan --detailed-exitcode   # exit 2 when there are changes\n  pinsync plan --json > plan.json\n  pinsync plan --out pins.plan && pinsync apply pins.plan"
+    )]
+    Plan(PlanArgs),
+    /// Make the pin calls the plan needs, recording each as it lands.
+    ///
+    /// Shows the plan and asks for 'yes' on a terminal. With a saved PLAN file
+    /// it applies exactly that plan (the plan was the review), and refuses if
+    /// the state changed since it was made.
+    #[command(
+        after_help = "Examples:\n  pinsync apply\n  pinsync apply --auto-approve --concurrency 16\n  pinsync apply pins.plan"
+    )]
+    Apply(ApplyArgs),
+    /// Inspect the state file.
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StateCommand {
+    /// List every recorded pin: target, CID, name, pin id and status.
+    #[command(after_help = "Examples:\n  pinsync state list\n  pinsync state list --json")]
+    List(StateListArgs),
+}
+
+#[derive(Debug, Args)]
+struct ManifestArg {
+    /// The manifest.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "MANIFEST",
+        default_value = "pins.yaml"
+    )]
+    file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct StateArg {
+    /// The state file [default: the manifest's name with .state.json, beside it]
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+}
+
+impl StateArg {
+    fn file(&self, manifest: &Path) -> StateFile {
+        match &self.state {
+            Some(p) => StateFile::new(p),
+            None => StateFile::beside_manifest(manifest),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct ValidateArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    #[command(flatten)]
+    state: StateArg,
+    /// Print the plan as JSON (a stable format, versioned by `format_version`).
+    #[arg(long)]
+    json: bool,
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    #[arg(long)]
+    detailed_exitcode: bool,
+    /// Save the plan to this file, for `pinsync apply PLAN`.
+    #[arg(long, value_name = "PLAN")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    #[command(flatten)]
+    state: StateArg,
+    /// Apply without asking for confirmation.
+    #[arg(long)]
+    auto_approve: bool,
+    /// Provider calls in flight at most.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: u16,
+    /// Wait this long for another pinsync holding the state lock (e.g. 30s).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    lock_timeout: Duration,
+    /// Bound on one provider request.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Calls made per pin at most, the first included.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    retry_attempts: u32,
+    /// No retry of a pin starts after this much time from its first call.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    retry_max_time: Duration,
+    /// A plan saved by `pinsync plan --out`.
+    #[arg(value_name = "PLAN")]
+    plan: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct StateListArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    #[command(flatten)]
+    state: StateArg,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the command line and maps the outcome to an exit code:
+/// 0 ok, 1 error, 2 changes (with `--detailed-exitcode`).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut err = std::io::stderr().lock();
+            match e.downcast_ref::<Diagnostics>() {
+                Some(diags) => {
+                    let _ = writeln!(err, "{diags}");
+                    let n = diags.0.len();
+                    let _ = writeln!(err, "{n} problem{} found.", if n == 1 { "" } else { "s" });
+                }
+                None => {
+                    let _ = writeln!(
+                        err,
+                        "{} {e:#}",
+                        Palette::for_stream(std::io::stderr().is_terminal()).red("error:")
+                    );
+                }
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate(args) => validate(&args),
+        Command::Plan(args) => plan_command(&args),
+        Command::Apply(args) => apply_command(&args),
+        Command::State(StateCommand::List(args)) => state_list(&args),
+    }
+}
+
+fn stdout_palette() -> Palette {
+    Palette::for_stream(std::io::stdout().is_terminal())
+}
+
+fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
+    let m = manifest::load(&args.manifest.file)?;
+    print(&format!(
+        "{}: valid ({} provider{}, {} pin target{})\n",
+        m.path.display(),
+        m.providers.len(),
+        if m.providers.len() == 1 { "" } else { "s" },
+        m.pins.len(),
+        if m.pins.len() == 1 { "" } else { "s" }
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plan_command(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let m = manifest::load(&args.manifest.file)?;
+    let state_file = args.state.file(&m.path);
+    let state = state_file.load()?;
+    let plan = plan::plan(&m, &state);
+    if let Some(out) = &args.out {
+        save_plan(&plan, out)?;
+    }
+    if args.json {
+        let mut text = serde_json::to_string_pretty(&plan)?;
+        text.push('\n');
+        print(&text)?;
+    } else {
+        print(&render::plan(&plan, stdout_palette()))?;
+        if let Some(out) = &args.out {
+            print(&format!(
+                "\nSaved the plan to {}; apply it with: pinsync apply {}\n",
+                out.display(),
+                out.display()
+            ))?;
+        }
+    }
+    Ok(if args.detailed_exitcode && plan.summary.has_changes() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn save_plan(plan: &Plan, path: &Path) -> anyhow::Result<()> {
+    let dir = crate::state::parent_dir(path);
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("save plan to {}", path.display()))?;
+    serde_json::to_writer_pretty(&mut tmp, plan)?;
+    tmp.write_all(b"\n")?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("save plan to {}", path.display()))?;
+    Ok(())
+}
+
+fn load_plan(path: &Path) -> anyhow::Result<Plan> {
+    let bytes = std::fs::read(path).with_context(|| format!("read plan {}", path.display()))?;
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        format_version: u32,
+    }
+    let v: Versioned = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{} is not a plan saved by `pinsync plan --out`",
+            path.display()
+        )
+    })?;
+    if v.format_version != PLAN_FORMAT_VERSION {
+        bail!(
+            "plan {} has format version {}; this pinsync reads version {PLAN_FORMAT_VERSION}",
+            path.display(),
+            v.format_version
+        );
+    }
+    serde_json::from_slice(&bytes).with_context(|| format!("read plan {}", path.display()))
+}
+
+fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
+    let state_file = args.state.file(&args.manifest.file);
+    // Read the manifest before taking the lock: a broken manifest should
+    // not block anyone.
+    let manifest = match &args.plan {
+        Some(_) => None,
+        None => Some(manifest::load(&args.manifest.file)?),
+    };
+    let _lock = StateLock::acquire(state_file.path(), args.lock_timeout, "pinsync apply")?;
+    let state = state_file.load()?;
+    let plan = match (&args.plan, &manifest) {
+        (Some(path), _) => {
+            let plan = load_plan(path)?;
+            check_plan_is_current(&plan, &state, path)?;
+            plan
+        }
+        (None, Some(m)) => plan::plan(m, &state),
+        (None, None) => unreachable!("the manifest is read when no plan is given"),
+    };
+    let palette = stdout_palette();
+    print(&render::plan(&plan, palette))?;
+    if !plan.summary.has_changes() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let settings = HttpSettings {
+        timeout: args.timeout,
+    };
+    let providers = provider::connect(
+        &plan.providers,
+        &apply::providers_used(&plan),
+        |var| std::env::var(var).ok(),
+        settings,
+    )
+    .context("apply needs the provider credentials from the environment; nothing was changed")?;
+    if args.plan.is_none() && !args.auto_approve && !confirm()? {
+        print("Apply cancelled.\n")?;
+        return Ok(ExitCode::FAILURE);
+    }
+    let options = ApplyOptions {
+        concurrency: usize::from(args.concurrency),
+        retry: RetryPolicy {
+            max_attempts: args.retry_attempts,
+            max_elapsed: args.retry_max_time,
+            ..RetryPolicy::default()
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start async runtime")?;
+    let progress = ApplyProgress::choose(std::io::stderr().is_terminal(), palette);
+    let (report, _state) = runtime.block_on(async {
+        let stop = CancellationToken::new();
+        let on_interrupt = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nInterrupted: no new calls will start; waiting for calls in flight, then saving the state.");
+                on_interrupt.cancel();
+            }
+        });
+        apply::apply(&plan, &providers, &state_file, state, options, &stop, &progress).await
+    })?;
+    progress.finish();
+    print(&format!("\n{}", render::report(&report, palette)))?;
+    Ok(if report.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn check_plan_is_current(plan: &Plan, state: &State, path: &Path) -> anyhow::Result<()> {
+    if plan.state.lineage != state.lineage || plan.state.serial != state.serial {
+        bail!(
+            "the state has changed since {} was made (plan made at state serial {} of lineage {}, \
+             the state is now at serial {} of lineage {}); run `pinsync plan --out` again",
+            path.display(),
+            plan.state.serial,
+            plan.state.lineage,
+            state.serial,
+            state.lineage
+        );
+    }
+    Ok(())
+}
+
+/// Asks for `yes` on a terminal; refuses without one.
+fn confirm() -> anyhow::Result<bool> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!(
+            "refusing to apply without confirmation: standard input is not a terminal. \
+             Review the plan above, then run again with --auto-approve (or apply a saved plan)"
+        );
+    }
+    print("\nDo you want to make these changes? Only 'yes' will be accepted.\n  Enter a value: ")?;
+    let mut answer = String::new();
+    stdin.read_line(&mut answer).context("read confirmation")?;
+    Ok(answer.trim() == "yes")
+}
+
+fn state_list(args: &StateListArgs) -> anyhow::Result<ExitCode> {
+    let state = args.state.file(&args.manifest.file).load()?;
+    if args.json {
+        let pins: Vec<StoredPin> = state
+            .pins
+            .iter()
+            .map(|(key, record)| StoredPin {
+                key: key.clone(),
+                record: record.clone(),
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "lineage": state.lineage,
+            "serial": state.serial,
+            "pins": pins,
+        });
+        print(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+    } else if state.pins.is_empty() {
+        print("The state holds no pins.\n")?;
+    } else {
+        print(&render::state_list(&state))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

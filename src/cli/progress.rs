@@ -1,0 +1,117 @@
+//! Apply progress for people: a bar on a terminal, plain lines elsewhere
+//! (CI logs keep every line; a bar there is noise).
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::render::Palette;
+use crate::apply::{Outcome, Progress};
+use crate::plan::Change;
+use crate::provider::ProviderError;
+
+/// Where apply progress goes.
+pub enum ApplyProgress {
+    /// A bar on stderr; retries and failures printed above it.
+    Bar(ProgressBar),
+    /// One line per event on stdout.
+    Lines(Palette),
+}
+
+impl ApplyProgress {
+    /// A bar when stderr is a terminal and this is not CI.
+    pub fn choose(stderr_is_terminal: bool, stdout: Palette) -> Self {
+        if stderr_is_terminal && std::env::var_os("CI").is_none() {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} pins ({per_sec}, eta {eta})")
+                    .expect("template is valid"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            Self::Bar(bar)
+        } else {
+            Self::Lines(stdout)
+        }
+    }
+
+    fn line(&self, text: String) {
+        match self {
+            Self::Bar(bar) => bar.println(text),
+            Self::Lines(_) => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{text}");
+            }
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Self::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn palette(&self) -> Palette {
+        match self {
+            Self::Bar(_) => Palette::for_stream(true),
+            Self::Lines(p) => *p,
+        }
+    }
+}
+
+impl Progress for ApplyProgress {
+    fn start(&self, calls: usize) {
+        match self {
+            Self::Bar(bar) => bar.set_length(calls as u64),
+            Self::Lines(_) if calls > 0 => self.line(format!("Pinning {calls} CID(s)...")),
+            Self::Lines(_) => {}
+        }
+    }
+
+    fn retrying(&self, change: &Change, error: &ProviderError, attempt: u32, delay: Duration) {
+        self.line(format!(
+            "retrying {} {} in {:.1}s (attempt {} failed: {error})",
+            change.target,
+            change.cid,
+            delay.as_secs_f64(),
+            attempt
+        ));
+    }
+
+    fn finished(&self, change: &Change, outcome: &Outcome) {
+        let p = self.palette();
+        match (self, outcome) {
+            (Self::Bar(bar), Outcome::Pinned(_)) => bar.inc(1),
+            (Self::Bar(bar), Outcome::Failed { error, .. }) => {
+                bar.inc(1);
+                bar.println(format!(
+                    "{} {} {}: {error}",
+                    p.red("failed"),
+                    change.target,
+                    change.cid
+                ));
+            }
+            (Self::Lines(_), Outcome::Pinned(r)) => {
+                let note = if r.already_pinned {
+                    " (already pinned)"
+                } else {
+                    ""
+                };
+                self.line(format!(
+                    "{} {} {}{note}",
+                    p.green("pinned"),
+                    change.target,
+                    change.cid
+                ));
+            }
+            (Self::Lines(_), Outcome::Failed { error, .. }) => {
+                self.line(format!(
+                    "{} {} {}: {error}",
+                    p.red("failed"),
+                    change.target,
+                    change.cid
+                ));
+            }
+        }
+    }
+}

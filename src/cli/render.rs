@@ -1,0 +1,231 @@
+//! Human-readable text for plans, apply reports and the state.
+//!
+//! Pure functions from values to strings, so tests can check them and the
+//! colour decision is made once, by the caller.
+
+use std::fmt::Write as _;
+
+use console::Style;
+
+use crate::apply::Report;
+use crate::plan::{Action, Change, Plan};
+use crate::state::{PinStatus, State};
+
+/// Colours for a stream, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct Palette {
+    color: bool,
+}
+
+impl Palette {
+    /// Colour only on a terminal, and never when `NO_COLOR` is set
+    /// (<https://no-color.org>) or the terminal is dumb.
+    pub fn for_stream(is_terminal: bool) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+        Self {
+            color: is_terminal && !no_color && !dumb,
+        }
+    }
+
+    pub fn plain() -> Self {
+        Self { color: false }
+    }
+
+    fn paint(&self, style: Style, text: &str) -> String {
+        style.force_styling(self.color).apply_to(text).to_string()
+    }
+
+    pub fn green(&self, text: &str) -> String {
+        self.paint(Style::new().green(), text)
+    }
+
+    pub fn yellow(&self, text: &str) -> String {
+        self.paint(Style::new().yellow(), text)
+    }
+
+    pub fn red(&self, text: &str) -> String {
+        self.paint(Style::new().red(), text)
+    }
+
+    pub fn bold(&self, text: &str) -> String {
+        self.paint(Style::new().bold(), text)
+    }
+}
+
+/// The plan as people read it: one line per change, then a summary.
+pub fn plan(plan: &Plan, p: Palette) -> String {
+    let mut out = String::new();
+    if !plan.summary.has_changes() {
+        let _ = writeln!(
+            out,
+            "No changes. {} pin{} match the manifest.",
+            plan.summary.unchanged,
+            plural(plan.summary.unchanged)
+        );
+        return out;
+    }
+    let width = plan
+        .changes
+        .iter()
+        .map(|c| c.target.to_string().len())
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(out, "pinsync will make these changes:\n");
+    for change in &plan.changes {
+        let _ = writeln!(out, "{}", change_line(change, width, p));
+    }
+    let s = &plan.summary;
+    let _ = writeln!(
+        out,
+        "\n{} {} to pin, {} to update, {} no longer managed, {} unchanged.",
+        p.bold("Plan:"),
+        s.pin,
+        s.update,
+        s.orphan,
+        s.unchanged
+    );
+    if s.orphan > 0 {
+        let _ = writeln!(
+            out,
+            "Pins no longer in the manifest stay pinned on the provider; the state keeps them as orphaned."
+        );
+    }
+    out
+}
+
+fn change_line(c: &Change, width: usize, p: Palette) -> String {
+    let target = c.target.to_string();
+    let name = c
+        .labels
+        .name
+        .as_deref()
+        .map(|n| format!("  {n:?}"))
+        .unwrap_or_default();
+    match c.action {
+        Action::Pin => format!("  {} {target:<width$}  {}{name}", p.green("+"), c.cid),
+        Action::Orphan => format!(
+            "  {} {target:<width$}  {}{name}  (no longer in the manifest; not unpinned)",
+            p.red("-"),
+            c.cid
+        ),
+        Action::Update => {
+            let mut what = Vec::new();
+            if let Some(prev) = &c.previous {
+                if prev.status == PinStatus::Orphaned {
+                    what.push("back in the manifest".to_string());
+                }
+                if prev.labels.name != c.labels.name {
+                    what.push(format!(
+                        "name {} -> {}",
+                        quoted(prev.labels.name.as_deref()),
+                        quoted(c.labels.name.as_deref())
+                    ));
+                }
+                if prev.labels.meta != c.labels.meta {
+                    what.push(format!(
+                        "meta {:?} -> {:?}",
+                        prev.labels.meta, c.labels.meta
+                    ));
+                }
+            }
+            format!(
+                "  {} {target:<width$}  {}  {}",
+                p.yellow("~"),
+                c.cid,
+                what.join(", ")
+            )
+        }
+    }
+}
+
+fn quoted(name: Option<&str>) -> String {
+    name.map_or_else(|| "(none)".into(), |n| format!("{n:?}"))
+}
+
+/// The closing summary of an apply, with each failure and its reason.
+pub fn report(r: &Report, p: Palette) -> String {
+    let mut out = String::new();
+    for f in &r.failed {
+        let tries = if f.attempts > 1 {
+            format!(" (after {} attempts)", f.attempts)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "{} {} {}: {}{tries}",
+            p.red("failed:"),
+            f.change.target,
+            f.change.cid,
+            f.error
+        );
+    }
+    let already = if r.already_pinned > 0 {
+        format!(" ({} already pinned)", r.already_pinned)
+    } else {
+        String::new()
+    };
+    let head = if r.succeeded() {
+        p.green("Apply complete:")
+    } else if r.interrupted {
+        p.red("Apply interrupted:")
+    } else {
+        p.red("Apply finished with failures:")
+    };
+    let _ = write!(
+        out,
+        "{head} {} pinned{already}, {} updated, {} no longer managed, {} failed, {} unchanged",
+        r.pinned,
+        r.updated,
+        r.orphaned,
+        r.failed.len(),
+        r.unchanged
+    );
+    if r.not_started > 0 {
+        let _ = write!(out, ", {} not started", r.not_started);
+    }
+    out.push_str(".\n");
+    out
+}
+
+/// One line per recorded pin.
+pub fn state_list(state: &State) -> String {
+    let rows: Vec<[String; 5]> = state
+        .pins
+        .iter()
+        .map(|(key, r)| {
+            [
+                key.target.to_string(),
+                r.cid_as_pinned.clone(),
+                r.labels.name.clone().unwrap_or_else(|| "-".into()),
+                r.pin_id.clone().unwrap_or_else(|| "-".into()),
+                match r.status {
+                    PinStatus::Managed => "managed".into(),
+                    PinStatus::Orphaned => "orphaned".into(),
+                },
+            ]
+        })
+        .collect();
+    let header = ["TARGET", "CID", "NAME", "PIN ID", "STATUS"].map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

@@ -1,0 +1,13 @@
+//! pinsync: pins as code for IPFS pinning services.
+//!
+//! The pipeline is `manifest` (what must be pinned) + `state` (what pinsync
+//! has pinned) -> `plan` (a pure diff) -> `apply` (provider calls, recorded as
+//! they land). `cli` is the thin shell over it; `watch` runs it in a loop.
+
+pub mod apply;
+pub mod cli;
+pub mod manifest;
+pub mod plan;
+pub mod provider;
+pub mod retry;
+pub mod state;

@@ -1,0 +1,67 @@
+//! Problems found in a manifest, each tied to a place in the file.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A 1-based line and column in the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Position {
+    pub(crate) fn of(span: &marked_yaml::Span) -> Self {
+        span.start().map_or_else(Self::default, |m| Self {
+            line: m.line(),
+            column: m.column(),
+        })
+    }
+}
+
+/// One problem in a manifest, printed as `file:line:col: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub position: Position,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.position.line,
+            self.position.column,
+            self.message
+        )
+    }
+}
+
+/// Every problem found in one manifest, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    pub(crate) fn single(file: &Path, position: Position, message: impl Into<String>) -> Self {
+        Self(vec![Diagnostic {
+            file: file.to_path_buf(),
+            position,
+            message: message.into(),
+        }])
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,627 @@
+//! YAML text -> validated [`Manifest`], collecting every problem on the way.
+//!
+//! The YAML is loaded into a tree that keeps positions (`marked_yaml`, which
+//! also refuses anchors, aliases and tags, so alias bombs cannot happen), then
+//! walked by hand rather than through serde: serde stops at the first error,
+//! and `validate` must report all of them, each with its line and column.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode, MarkedSequenceNode};
+use marked_yaml::{LoadError, LoaderOptions, Node};
+
+use super::{
+    AuthStyle, ContentId, DesiredPin, Diagnostic, Diagnostics, Labels, MANIFEST_VERSION, Manifest,
+    PinKey, Position, ProviderConfig, ProviderKind, SecretRef, Target,
+};
+
+/// Manifests larger than this are refused before parsing (about 200,000 pins).
+pub const MAX_MANIFEST_BYTES: usize = 64 * 1024 * 1024;
+/// Longest pin name accepted.
+const MAX_NAME_CHARS: usize = 255;
+/// Longest meta key or value accepted.
+const MAX_META_CHARS: usize = 1024;
+
+/// Parses and validates manifest bytes read from `path`.
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest, Diagnostics> {
+    let at_start = Position { line: 1, column: 1 };
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        return Err(Diagnostics::single(
+            path,
+            at_start,
+            format!(
+                "manifest is {} bytes; the limit is {} MiB",
+                bytes.len(),
+                MAX_MANIFEST_BYTES / (1024 * 1024)
+            ),
+        ));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let valid = &bytes[..e.valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&valid[line_start..])
+            .chars()
+            .count()
+            + 1;
+        Diagnostics::single(path, Position { line, column }, "not valid UTF-8")
+    })?;
+    let options = LoaderOptions::default().error_on_duplicate_keys(true);
+    let root =
+        marked_yaml::parse_yaml_with_options(0, text, options).map_err(|e| load_error(path, e))?;
+    let mut walker = Walker {
+        file: path,
+        problems: Vec::new(),
+    };
+    let manifest = walker.manifest(&root);
+    if walker.problems.is_empty() {
+        Ok(manifest)
+    } else {
+        walker.problems.sort_by_key(|d| d.position);
+        Err(Diagnostics(walker.problems))
+    }
+}
+
+fn load_error(path: &Path, e: LoadError) -> Diagnostics {
+    let at = |m: &marked_yaml::Marker| Position {
+        line: m.line(),
+        column: m.column(),
+    };
+    let (position, message) = match &e {
+        LoadError::ScanError(m, scan) => (at(m), format!("YAML syntax error: {}", scan.info())),
+        LoadError::TopLevelMustBeMapping(m) => (at(m), "the manifest must be a mapping".into()),
+        LoadError::UnexpectedAnchor(m) => (
+            at(m),
+            "YAML anchors and aliases are not supported; write the value out".into(),
+        ),
+        LoadError::UnexpectedTag(m) => (at(m), "YAML tags are not supported".into()),
+        LoadError::MappingKeyMustBeScalar(m) => {
+            (at(m), "mapping keys must be plain strings".into())
+        }
+        LoadError::DuplicateKey(inner) => (
+            Position::of(inner.key.span()),
+            format!(
+                "duplicate key {:?} (first at line {})",
+                inner.key.as_str(),
+                Position::of(inner.prev_key.span()).line
+            ),
+        ),
+        other => (Position { line: 1, column: 1 }, other.to_string()),
+    };
+    Diagnostics::single(path, position, message)
+}
+
+/// Walks the YAML tree, building the model and recording problems.
+struct Walker<'a> {
+    file: &'a Path,
+    problems: Vec<Diagnostic>,
+}
+
+/// A target named in the manifest, with where it was written.
+struct TargetAt {
+    target: Target,
+    position: Position,
+}
+
+impl Walker<'_> {
+    fn problem(&mut self, position: Position, message: impl Into<String>) {
+        self.problems.push(Diagnostic {
+            file: self.file.to_path_buf(),
+            position,
+            message: message.into(),
+        });
+    }
+
+    fn manifest(&mut self, root: &Node) -> Manifest {
+        let mut manifest = Manifest {
+            path: self.file.to_path_buf(),
+            providers: BTreeMap::new(),
+            pins: BTreeMap::new(),
+        };
+        let Some(top) = self.mapping(root, "the manifest") else {
+            return manifest;
+        };
+        self.known_keys(
+            top,
+            &["version", "providers", "defaults", "pins"],
+            "the manifest",
+        );
+
+        if let Some(v) = self.required(top, "version", "the manifest")
+            && let Some(s) = self.scalar(v, "`version`")
+            && s.as_str().parse::<u64>() != Ok(MANIFEST_VERSION)
+        {
+            self.problem(
+                Position::of(s.span()),
+                format!(
+                    "unsupported manifest version {:?}; this pinsync reads version {MANIFEST_VERSION}",
+                    s.as_str()
+                ),
+            );
+        }
+
+        if let Some(providers) = self.required(top, "providers", "the manifest")
+            && let Some(map) = self.mapping(providers, "`providers`")
+        {
+            for (name, node) in map.iter() {
+                if let Some(config) = self.provider(name, node) {
+                    manifest.providers.insert(name.as_str().to_owned(), config);
+                }
+            }
+        }
+
+        let defaults = top
+            .get_node("defaults")
+            .and_then(|d| self.defaults(d, &manifest.providers));
+
+        if let Some(pins) = self.required(top, "pins", "the manifest")
+            && let Some(seq) = self.sequence(pins, "`pins`")
+        {
+            self.pins(seq, defaults.as_deref(), &mut manifest);
+        }
+        manifest
+    }
+
+    fn provider(&mut self, name: &MarkedScalarNode, node: &Node) -> Option<ProviderConfig> {
+        let at_name = Position::of(name.span());
+        let valid_name = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid_name {
+            self.problem(
+                at_name,
+                format!(
+                    "provider name {:?} may hold only letters, digits, '-' and '_'",
+                    name.as_str()
+                ),
+            );
+        }
+        let context = format!("provider `{}`", name.as_str());
+        let map = self.mapping(node, &context)?;
+        self.known_keys(
+            map,
+            &[
+                "type",
+                "api_key",
+                "secret_key",
+                "base_url",
+                "auth",
+                "allow_insecure_http",
+            ],
+            &context,
+        );
+
+        let kind = self.required(map, "type", &context).and_then(|t| {
+            let s = self.scalar(t, "`type`")?;
+            let kind = ProviderKind::from_name(s.as_str());
+            if kind.is_none() {
+                self.problem(
+                    Position::of(s.span()),
+                    format!(
+                        "unknown provider type {:?}; expected one of: {}",
+                        s.as_str(),
+                        ProviderKind::NAMES.join(", ")
+                    ),
+                );
+            }
+            kind
+        });
+        let api_key = self
+            .required(map, "api_key", &context)
+            .and_then(|n| self.secret(n));
+        let secret_key = map.get_node("secret_key");
+        let secret_key = match (kind, secret_key) {
+            (Some(ProviderKind::Aioz), None) => {
+                self.problem(
+                    Position::of(map.span()),
+                    format!("{context}: missing field `secret_key` (AIOZ needs an API key and a secret key)"),
+                );
+                None
+            }
+            (Some(ProviderKind::Aioz), Some(n)) => self.secret(n),
+            (Some(k), Some(n)) => {
+                self.problem(
+                    Position::of(n.span()),
+                    format!("{context}: `secret_key` is not used by provider type {k}"),
+                );
+                None
+            }
+            _ => None,
+        };
+        let auth = match map.get_node("auth") {
+            None => AuthStyle::default(),
+            Some(n) => {
+                let s = self.scalar(n, "`auth`")?;
+                match (kind, s.as_str()) {
+                    (Some(ProviderKind::Pinarkive), "header") => AuthStyle::Header,
+                    (Some(ProviderKind::Pinarkive), "bearer") => AuthStyle::Bearer,
+                    (Some(ProviderKind::Pinarkive), other) => {
+                        self.problem(
+                            Position::of(s.span()),
+                            format!(
+                                "unknown auth {other:?}; expected `header` (X-API-Key) or `bearer`"
+                            ),
+                        );
+                        AuthStyle::default()
+                    }
+                    (Some(k), _) => {
+                        self.problem(
+                            Position::of(s.span()),
+                            format!("{context}: `auth` is not used by provider type {k}"),
+                        );
+                        AuthStyle::default()
+                    }
+                    (None, _) => AuthStyle::default(),
+                }
+            }
+        };
+        let allow_insecure = match map.get_node("allow_insecure_http") {
+            None => false,
+            Some(n) => {
+                let s = self.scalar(n, "`allow_insecure_http`")?;
+                s.as_bool().unwrap_or_else(|| {
+                    self.problem(
+                        Position::of(s.span()),
+                        "`allow_insecure_http` must be true or false",
+                    );
+                    false
+                })
+            }
+        };
+        let base_url = match map.get_node("base_url") {
+            None => kind.map(|k| k.default_base_url().to_owned()),
+            Some(n) => {
+                let s = self.scalar(n, "`base_url`")?;
+                match check_base_url(s.as_str(), allow_insecure) {
+                    Ok(url) => Some(url),
+                    Err(message) => {
+                        self.problem(Position::of(s.span()), message);
+                        None
+                    }
+                }
+            }
+        };
+        Some(ProviderConfig {
+            kind: kind?,
+            base_url: base_url?,
+            api_key: api_key?,
+            secret_key,
+            auth,
+        })
+    }
+
+    fn secret(&mut self, node: &Node) -> Option<SecretRef> {
+        let s = self.scalar(node, "a credential")?;
+        SecretRef::parse(s.as_str())
+            .map_err(|message| self.problem(Position::of(s.span()), message))
+            .ok()
+    }
+
+    fn defaults(
+        &mut self,
+        node: &Node,
+        providers: &BTreeMap<String, ProviderConfig>,
+    ) -> Option<Vec<TargetAt>> {
+        let map = self.mapping(node, "`defaults`")?;
+        self.known_keys(map, &["to"], "`defaults`");
+        let to = map.get_node("to")?;
+        Some(self.targets(to, providers))
+    }
+
+    fn targets(
+        &mut self,
+        node: &Node,
+        providers: &BTreeMap<String, ProviderConfig>,
+    ) -> Vec<TargetAt> {
+        let Some(seq) = self.sequence(node, "`to`") else {
+            return Vec::new();
+        };
+        if seq.is_empty() {
+            self.problem(
+                Position::of(seq.span()),
+                "`to` is empty; name at least one target",
+            );
+        }
+        let mut targets: Vec<TargetAt> = Vec::new();
+        for item in seq.iter() {
+            let Some(s) = self.scalar(item, "a target") else {
+                continue;
+            };
+            let position = Position::of(s.span());
+            let target = match Target::parse(s.as_str()) {
+                Ok(t) => t,
+                Err(message) => {
+                    self.problem(position, message);
+                    continue;
+                }
+            };
+            match providers.get(&target.provider) {
+                None => {
+                    let known: Vec<&str> = providers.keys().map(String::as_str).collect();
+                    self.problem(
+                        position,
+                        format!(
+                            "unknown provider `{}` in target {:?}; declared providers: {}",
+                            target.provider,
+                            s.as_str(),
+                            if known.is_empty() {
+                                "none".into()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    );
+                    continue;
+                }
+                Some(config) => {
+                    if let Some(cluster) = &target.cluster {
+                        if !config.kind.has_clusters() {
+                            self.problem(
+                                position,
+                                format!(
+                                    "provider `{}` (type {}) has no clusters; write \"{}\" instead of {:?}",
+                                    target.provider,
+                                    config.kind,
+                                    target.provider,
+                                    s.as_str()
+                                ),
+                            );
+                            continue;
+                        }
+                        let valid = cluster
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                        if !valid {
+                            self.problem(position, format!("invalid cluster name {cluster:?}"));
+                            continue;
+                        }
+                    }
+                }
+            }
+            if let Some(first) = targets.iter().find(|t| t.target == target) {
+                let line = first.position.line;
+                self.problem(
+                    position,
+                    format!("target {target} is listed twice (first at line {line})"),
+                );
+                continue;
+            }
+            targets.push(TargetAt { target, position });
+        }
+        targets
+    }
+
+    fn pins(
+        &mut self,
+        seq: &MarkedSequenceNode,
+        defaults: Option<&[TargetAt]>,
+        manifest: &mut Manifest,
+    ) {
+        // Where each (target, canonical CID) was first seen, to report duplicates.
+        let mut seen: HashMap<PinKey, (Position, String)> = HashMap::with_capacity(seq.len());
+        for item in seq.iter() {
+            let Some(map) = self.mapping(item, "a pin") else {
+                continue;
+            };
+            self.known_keys(map, &["cid", "name", "to", "meta"], "a pin");
+            let cid = self.required(map, "cid", "a pin").and_then(|n| {
+                let s = self.scalar(n, "`cid`")?;
+                ContentId::parse(s.as_str())
+                    .map_err(|message| self.problem(Position::of(s.span()), message))
+                    .ok()
+                    .map(|cid| (cid, Position::of(s.span())))
+            });
+            let name = map.get_node("name").and_then(|n| {
+                let s = self.scalar(n, "`name`")?;
+                self.text(s, "name", MAX_NAME_CHARS)
+            });
+            let meta = map
+                .get_node("meta")
+                .map(|n| self.meta(n))
+                .unwrap_or_default();
+            let explicit;
+            let targets = match map.get_node("to") {
+                Some(to) => {
+                    explicit = self.targets(to, &manifest.providers);
+                    &explicit[..]
+                }
+                None => match defaults {
+                    Some(d) => d,
+                    None => {
+                        self.problem(
+                            Position::of(map.span()),
+                            "this pin names no targets: give it `to:` or set `defaults.to`",
+                        );
+                        continue;
+                    }
+                },
+            };
+            let Some((cid, cid_at)) = cid else {
+                continue;
+            };
+            let labels = Labels { name, meta };
+            for t in targets {
+                let key = PinKey {
+                    target: t.target.clone(),
+                    cid: cid.canonical().to_owned(),
+                };
+                if let Some((first_at, first_written)) = seen.get(&key) {
+                    let same = if first_written == cid.written() {
+                        String::new()
+                    } else {
+                        format!(" (written there as {first_written}, the same content)")
+                    };
+                    let line = first_at.line;
+                    self.problem(
+                        cid_at,
+                        format!(
+                            "CID {} is already pinned to {} at line {line}{same}",
+                            cid.written(),
+                            t.target
+                        ),
+                    );
+                    continue;
+                }
+                seen.insert(key.clone(), (cid_at, cid.written().to_owned()));
+                manifest.pins.insert(
+                    key,
+                    DesiredPin {
+                        cid: cid.written().to_owned(),
+                        labels: labels.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn meta(&mut self, node: &Node) -> BTreeMap<String, String> {
+        let mut meta = BTreeMap::new();
+        let Some(map) = self.mapping(node, "`meta`") else {
+            return meta;
+        };
+        for (key, value) in map.iter() {
+            let Some(k) = self.text(key, "meta key", MAX_META_CHARS) else {
+                continue;
+            };
+            let Some(v) = self.scalar(value, "a meta value") else {
+                continue;
+            };
+            if let Some(v) = self.text(v, "meta value", MAX_META_CHARS) {
+                meta.insert(k, v);
+            }
+        }
+        meta
+    }
+
+    /// A label sent to a provider: bounded, no control characters.
+    fn text(&mut self, s: &MarkedScalarNode, what: &str, max: usize) -> Option<String> {
+        let position = Position::of(s.span());
+        if s.chars().any(char::is_control) {
+            self.problem(position, format!("{what} contains a control character"));
+            return None;
+        }
+        let chars = s.chars().count();
+        if chars > max {
+            self.problem(
+                position,
+                format!("{what} is {chars} characters long; the limit is {max}"),
+            );
+            return None;
+        }
+        Some(s.as_str().to_owned())
+    }
+
+    fn known_keys(&mut self, map: &MarkedMappingNode, allowed: &[&str], context: &str) {
+        for key in map.keys() {
+            if !allowed.contains(&key.as_str()) {
+                self.problem(
+                    Position::of(key.span()),
+                    format!(
+                        "unknown field `{}` in {context}; expected one of: {}",
+                        key.as_str(),
+                        allowed.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    fn required<'n>(
+        &mut self,
+        map: &'n MarkedMappingNode,
+        key: &str,
+        context: &str,
+    ) -> Option<&'n Node> {
+        let node = map.get_node(key);
+        if node.is_none() {
+            self.problem(
+                Position::of(map.span()),
+                format!("missing field `{key}` in {context}"),
+            );
+        }
+        node
+    }
+
+    fn mapping<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n MarkedMappingNode> {
+        let map = node.as_mapping();
+        if map.is_none() {
+            self.problem(
+                Position::of(node.span()),
+                format!("{what} must be a mapping, found {}", kind(node)),
+            );
+        }
+        map
+    }
+
+    fn sequence<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n MarkedSequenceNode> {
+        let seq = node.as_sequence();
+        if seq.is_none() {
+            self.problem(
+                Position::of(node.span()),
+                format!("{what} must be a list, found {}", kind(node)),
+            );
+        }
+        seq
+    }
+
+    fn scalar<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n MarkedScalarNode> {
+        match node.as_scalar() {
+            Some(s) if !is_null(s) => Some(s),
+            _ => {
+                self.problem(
+                    Position::of(node.span()),
+                    format!("{what} must be a string, found {}", kind(node)),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn is_null(s: &MarkedScalarNode) -> bool {
+    s.may_coerce() && matches!(s.as_str(), "" | "~" | "null")
+}
+
+fn kind(node: &Node) -> &'static str {
+    match node {
+        Node::Mapping(_) => "a mapping",
+        Node::Sequence(_) => "a list",
+        Node::Scalar(s) if is_null(s) => "nothing",
+        Node::Scalar(_) => "a scalar",
+    }
+}
+
+/// Checks an endpoint: HTTPS, or plain HTTP to loopback, or to anywhere
+/// with an explicit opt-in; returns it without a trailing slash.
+fn check_base_url(text: &str, allow_insecure: bool) -> Result<String, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("invalid base_url {text:?}: {e}"))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "base_url {text:?} must not have a query or fragment"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("base_url must not carry credentials; use api_key".into());
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Domain(d)) => d == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if !loopback && !allow_insecure {
+                return Err(format!(
+                    "base_url {text:?} uses plain http to a host that is not loopback; \
+                     use https, or set `allow_insecure_http: true` to send keys unencrypted"
+                ));
+            }
+        }
+        other => return Err(format!("base_url must be https:// (found {other}://)")),
+    }
+    Ok(text.trim_end_matches('/').to_owned())
+}

@@ -1,0 +1,87 @@
+//! Where a pin goes, and the identity of one managed pin.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A provider, and for providers that have them, a cluster on it.
+///
+/// Written `provider` or `provider/cluster` in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Target {
+    pub provider: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+}
+
+impl Target {
+    /// Splits `provider` or `provider/cluster`; checks only the shape.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (provider, cluster) = match text.split_once('/') {
+            Some((p, c)) => (p, Some(c)),
+            None => (text, None),
+        };
+        if provider.is_empty() {
+            return Err(format!("target {text:?} names no provider"));
+        }
+        match cluster {
+            Some("") => Err(format!(
+                "target {text:?} has an empty cluster; write \"{provider}\" or \"{provider}/CLUSTER\""
+            )),
+            Some(c) if c.contains('/') => Err(format!(
+                "target {text:?} has more than one '/'; write \"provider\" or \"provider/cluster\""
+            )),
+            _ => Ok(Self {
+                provider: provider.to_owned(),
+                cluster: cluster.map(str::to_owned),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.cluster {
+            Some(c) => write!(f, "{}/{}", self.provider, c),
+            None => f.write_str(&self.provider),
+        }
+    }
+}
+
+/// The unit pinsync manages: one canonical CID on one target.
+///
+/// Ordered by target, then CID, so plans and state files are stable.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PinKey {
+    #[serde(flatten)]
+    pub target: Target,
+    /// Canonical CIDv1 form (see [`super::ContentId`]).
+    pub cid: String,
+}
+
+impl fmt::Display for PinKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.target, self.cid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_shapes() {
+        assert_eq!(Target::parse("aioz").unwrap().to_string(), "aioz");
+        let t = Target::parse("arkive/cl0-global").unwrap();
+        assert_eq!(t.provider, "arkive");
+        assert_eq!(t.cluster.as_deref(), Some("cl0-global"));
+        assert_eq!(t.to_string(), "arkive/cl0-global");
+    }
+
+    #[test]
+    fn rejects_malformed_shapes() {
+        for bad in ["", "/x", "a/", "a/b/c"] {
+            assert!(Target::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! AIOZ W3IPFS: `POST /api/pinning/pinByHash`, exactly as its page documents.
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use super::http::{self, Answer};
+use super::{PinReceipt, PinRequest, Provider, ProviderError, Secret};
+
+/// The AIOZ W3IPFS pinning API.
+#[derive(Debug)]
+pub struct Aioz {
+    client: reqwest::Client,
+    pin_url: String,
+    api_key: Secret,
+    secret_key: Secret,
+}
+
+#[derive(Serialize)]
+struct PinByHash<'a> {
+    hash_to_pin: &'a str,
+    metadata: Metadata<'a>,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    keyvalues: &'a std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    status: String,
+    data: PinData,
+}
+
+#[derive(Deserialize)]
+struct PinData {
+    id: String,
+}
+
+impl Aioz {
+    pub fn new(
+        client: reqwest::Client,
+        base_url: &str,
+        api_key: Secret,
+        secret_key: Secret,
+    ) -> Self {
+        Self {
+            client,
+            pin_url: format!("{base_url}/api/pinning/pinByHash"),
+            api_key,
+            secret_key,
+        }
+    }
+
+    async fn pin_once(&self, request: PinRequest<'_>) -> Result<PinReceipt, ProviderError> {
+        let body = PinByHash {
+            hash_to_pin: request.cid,
+            metadata: Metadata {
+                name: request.labels.name.as_deref(),
+                keyvalues: &request.labels.meta,
+            },
+        };
+        let answer = http::send(
+            self.client
+                .post(&self.pin_url)
+                .header("pinning_api_key", self.api_key.expose())
+                .header("pinning_secret_key", self.secret_key.expose())
+                .json(&body),
+        )
+        .await?;
+        read_answer(&answer)
+    }
+}
+
+fn read_answer(answer: &Answer) -> Result<PinReceipt, ProviderError> {
+    if !answer.status.is_success() {
+        let message = http::error_message(&answer.body);
+        // Undocumented; the emulator and clients report it in the message.
+        if answer.status.is_client_error()
+            && message.to_ascii_lowercase().contains("already pinned")
+        {
+            return Ok(PinReceipt {
+                pin_id: None,
+                already_pinned: true,
+            });
+        }
+        return Err(http::failure(answer, message));
+    }
+    let envelope: Envelope = serde_json::from_slice(&answer.body).map_err(|e| {
+        ProviderError::BadResponse(format!(
+            "pinByHash answered {} without the documented {{\"data\": {{\"id\"}}, \"status\"}}: {e}",
+            answer.status.as_u16()
+        ))
+    })?;
+    if envelope.status != "success" {
+        return Err(ProviderError::BadResponse(format!(
+            "pinByHash answered status {:?}",
+            http::clean_message(&envelope.status)
+        )));
+    }
+    Ok(PinReceipt {
+        pin_id: Some(http::clean_message(&envelope.data.id)),
+        already_pinned: false,
+    })
+}
+
+impl Provider for Aioz {
+    fn pin<'a>(
+        &'a self,
+        request: PinRequest<'a>,
+    ) -> BoxFuture<'a, Result<PinReceipt, ProviderError>> {
+        Box::pin(self.pin_once(request))
+    }
+}

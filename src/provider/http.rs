@@ -1,0 +1,178 @@
+//! HTTP plumbing shared by the providers: one client, bounded answers,
+//! and one mapping from HTTP outcomes to [`ProviderError`].
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{RequestBuilder, StatusCode};
+
+use super::{HttpSettings, ProviderError};
+
+/// Answers larger than this are cut off: a pin answer is a few hundred bytes.
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+/// Provider messages are shown to users; keep them to a line.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+pub(crate) fn client(settings: HttpSettings) -> anyhow::Result<reqwest::Client> {
+    use anyhow::Context as _;
+    reqwest::Client::builder()
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+        .user_agent(concat!("pinsync/", env!("CARGO_PKG_VERSION")))
+        .pool_max_idle_per_host(256)
+        .build()
+        .context("build HTTP client")
+}
+
+/// A provider's answer, read in full.
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// Sends a request and reads the answer, mapping transport failures.
+pub(crate) async fn send(request: RequestBuilder) -> Result<Answer, ProviderError> {
+    let mut response = request.send().await.map_err(transport)?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(ProviderError::BadResponse(format!(
+                "answer larger than {MAX_ANSWER_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn transport(e: reqwest::Error) -> ProviderError {
+    // reqwest's messages name the URL, never headers, so no key leaks here.
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "connection dropped while reading the answer"
+    } else {
+        "request failed"
+    };
+    let e = e.without_url();
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        detail = format!("{detail}: {s}");
+        source = s.source();
+    }
+    ProviderError::Transport(format!("{what} ({detail})"))
+}
+
+/// The error for a non-success answer, with `message` read from its body.
+pub(crate) fn failure(answer: &Answer, message: String) -> ProviderError {
+    let status = answer.status.as_u16();
+    match answer.status {
+        StatusCode::TOO_MANY_REQUESTS => ProviderError::RateLimited {
+            retry_after: retry_after(&answer.headers, SystemTime::now()),
+            message,
+        },
+        StatusCode::REQUEST_TIMEOUT => ProviderError::Unavailable { status, message },
+        s if s.is_server_error() => ProviderError::Unavailable { status, message },
+        _ => ProviderError::Rejected { status, message },
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// A one-line, bounded, printable version of a provider's message.
+pub(crate) fn clean_message(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_MESSAGE_CHARS)
+        .collect();
+    cleaned.trim().to_owned()
+}
+
+/// The message of an error body, read leniently: `message`, `error` (a
+/// string, or the Pinning Service API's `{reason, details}`), `code`.
+pub(crate) fn error_message(body: &[u8]) -> String {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return clean_message(&String::from_utf8_lossy(body));
+    };
+    let field = |name: &str| json.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+    let mut parts: Vec<String> = Vec::new();
+    match json.get("error") {
+        Some(serde_json::Value::String(e)) => parts.push(e.clone()),
+        Some(obj @ serde_json::Value::Object(_)) => {
+            for k in ["reason", "details"] {
+                if let Some(v) = obj.get(k).and_then(|v| v.as_str()) {
+                    parts.push(v.to_owned());
+                }
+            }
+        }
+        _ => {}
+    }
+    if let Some(m) = field("message") {
+        parts.push(m);
+    }
+    if let Some(c) = field("code") {
+        parts.push(format!("({c})"));
+    }
+    if parts.is_empty() {
+        return clean_message(&String::from_utf8_lossy(body));
+    }
+    clean_message(&parts.join(": ").replace(": (", " ("))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        h.insert(RETRY_AFTER, later.parse().unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
+        h.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn error_messages_are_read_from_each_documented_shape() {
+        assert_eq!(
+            error_message(br#"{"error":"Bad Request","message":"Invalid CID"}"#),
+            "Bad Request: Invalid CID"
+        );
+        assert_eq!(
+            error_message(br#"{"error":"Forbidden","message":"no scope","code":"missing_scope"}"#),
+            "Forbidden: no scope (missing_scope)"
+        );
+        assert_eq!(
+            error_message(br#"{"error":{"reason":"NOT_FOUND","details":"x"}}"#),
+            "NOT_FOUND: x"
+        );
+        assert_eq!(
+            error_message(br#"{"status":"fail","message":"bad key"}"#),
+            "bad key"
+        );
+        assert_eq!(error_message(b"<html>\n502</html>"), "<html> 502</html>");
+    }
+}

@@ -1,0 +1,124 @@
+//! Pinning services behind one trait.
+//!
+//! Each service speaks its own documented API in its own module; [`connect`]
+//! turns manifest configs into ready providers once credentials resolve.
+
+mod aioz;
+mod http;
+mod pinarkive;
+mod provider_error;
+mod secret;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use crate::manifest::{Labels, ProviderConfig, ProviderKind};
+
+pub use aioz::Aioz;
+pub use pinarkive::Pinarkive;
+pub use provider_error::ProviderError;
+pub use secret::Secret;
+
+/// One pin call.
+#[derive(Debug, Clone, Copy)]
+pub struct PinRequest<'a> {
+    /// The CID as the manifest writes it.
+    pub cid: &'a str,
+    pub cluster: Option<&'a str>,
+    pub labels: &'a Labels,
+}
+
+/// What a provider said when it accepted a pin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinReceipt {
+    /// The provider's own id for the pin, where it gives one.
+    pub pin_id: Option<String>,
+    /// The provider said the CID was pinned already.
+    pub already_pinned: bool,
+}
+
+/// A pinning service.
+pub trait Provider: Send + Sync {
+    /// Pins one CID. One attempt: retrying is the caller's policy.
+    fn pin<'a>(
+        &'a self,
+        request: PinRequest<'a>,
+    ) -> BoxFuture<'a, Result<PinReceipt, ProviderError>>;
+}
+
+/// Settings shared by every provider's HTTP client.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpSettings {
+    /// Bound on one request, from connect to the last byte of the answer.
+    pub timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Environment variables that `apply` needs and that are not set.
+#[derive(Debug, thiserror::Error)]
+#[error("missing credentials: {}", .0.iter().map(|(var, provider)| format!("{var} (provider `{provider}`)")).collect::<Vec<_>>().join(", "))]
+pub struct MissingCredentials(pub Vec<(String, String)>);
+
+/// Builds the providers named in `used`, reading their credentials through
+/// `lookup` (the environment, in the CLI). Every missing variable is
+/// reported at once, before any call is made.
+pub fn connect(
+    configs: &BTreeMap<String, ProviderConfig>,
+    used: &BTreeSet<String>,
+    lookup: impl Fn(&str) -> Option<String>,
+    settings: HttpSettings,
+) -> anyhow::Result<BTreeMap<String, Arc<dyn Provider>>> {
+    let mut missing = Vec::new();
+    let mut resolved = BTreeMap::new();
+    for name in used {
+        let config = configs.get(name).ok_or_else(|| {
+            anyhow::anyhow!("the plan uses provider `{name}`, which it does not declare")
+        })?;
+        let mut get =
+            |r: &crate::manifest::SecretRef| match lookup(&r.var).filter(|v| !v.is_empty()) {
+                Some(v) => Some(Secret::new(v)),
+                None => {
+                    missing.push((r.var.clone(), name.clone()));
+                    None
+                }
+            };
+        let api_key = get(&config.api_key);
+        let secret_key = config.secret_key.as_ref().and_then(&mut get);
+        resolved.insert(name.clone(), (config, api_key, secret_key));
+    }
+    if !missing.is_empty() {
+        return Err(MissingCredentials(missing).into());
+    }
+    let client = http::client(settings)?;
+    Ok(resolved
+        .into_iter()
+        .map(|(name, (config, api_key, secret_key))| {
+            let api_key = api_key.expect("checked above");
+            let provider: Arc<dyn Provider> = match config.kind {
+                ProviderKind::Aioz => Arc::new(Aioz::new(
+                    client.clone(),
+                    &config.base_url,
+                    api_key,
+                    secret_key.expect("aioz configs have a secret key"),
+                )),
+                ProviderKind::Pinarkive => Arc::new(Pinarkive::new(
+                    client.clone(),
+                    &config.base_url,
+                    api_key,
+                    config.auth,
+                )),
+            };
+            (name, provider)
+        })
+        .collect())
+}

@@ -1,0 +1,100 @@
+//! Pinarkive API v3: `POST /api/v3/files/pin/{cid}`, exactly as documented.
+
+use futures::future::BoxFuture;
+use reqwest::StatusCode;
+use serde::Serialize;
+
+use super::http::{self, Answer};
+use super::{PinReceipt, PinRequest, Provider, ProviderError, Secret};
+use crate::manifest::AuthStyle;
+
+/// The Pinarkive pinning API.
+#[derive(Debug)]
+pub struct Pinarkive {
+    client: reqwest::Client,
+    base_url: String,
+    api_key: Secret,
+    auth: AuthStyle,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PinBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custom_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cl: Option<&'a str>,
+}
+
+impl Pinarkive {
+    pub fn new(client: reqwest::Client, base_url: &str, api_key: Secret, auth: AuthStyle) -> Self {
+        Self {
+            client,
+            base_url: base_url.to_owned(),
+            api_key,
+            auth,
+        }
+    }
+
+    async fn pin_once(&self, request: PinRequest<'_>) -> Result<PinReceipt, ProviderError> {
+        // A CID is base-encoded (alphanumerics, '-' and '_' at most), so it
+        // needs no escaping in a path segment.
+        let url = format!("{}/api/v3/files/pin/{}", self.base_url, request.cid);
+        let body = PinBody {
+            custom_name: request.labels.name.as_deref(),
+            cl: request.cluster,
+        };
+        let builder = self.client.post(url).json(&body);
+        let builder = match self.auth {
+            AuthStyle::Header => builder.header("X-API-Key", self.api_key.expose()),
+            AuthStyle::Bearer => builder.bearer_auth(self.api_key.expose()),
+        };
+        read_answer(&http::send(builder).await?)
+    }
+}
+
+fn read_answer(answer: &Answer) -> Result<PinReceipt, ProviderError> {
+    if !answer.status.is_success() {
+        let message = http::error_message(&answer.body);
+        let lower = message.to_ascii_lowercase();
+        if answer.status == StatusCode::CONFLICT
+            || lower.contains("already_pinned")
+            || lower.contains("already pinned")
+        {
+            return Ok(PinReceipt {
+                pin_id: None,
+                already_pinned: true,
+            });
+        }
+        return Err(http::failure(answer, message));
+    }
+    // The docs answer `{cid, clusterId, expiresAt}`, the SDK reads
+    // `{pinned, customName}`: accept either, and nothing else.
+    let json: serde_json::Value = serde_json::from_slice(&answer.body).map_err(|e| {
+        ProviderError::BadResponse(format!(
+            "pin answered {} with invalid JSON: {e}",
+            answer.status.as_u16()
+        ))
+    })?;
+    let documented = json.get("cid").is_some_and(|c| c.is_string())
+        || json.get("pinned").and_then(|p| p.as_bool()) == Some(true);
+    if !documented {
+        return Err(ProviderError::BadResponse(format!(
+            "pin answered {} without `cid` or `pinned: true`",
+            answer.status.as_u16()
+        )));
+    }
+    Ok(PinReceipt {
+        pin_id: None,
+        already_pinned: false,
+    })
+}
+
+impl Provider for Pinarkive {
+    fn pin<'a>(
+        &'a self,
+        request: PinRequest<'a>,
+    ) -> BoxFuture<'a, Result<PinReceipt, ProviderError>> {
+        Box::pin(self.pin_once(request))
+    }
+}

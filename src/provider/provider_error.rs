@@ -1,0 +1,50 @@
+//! Provider failures, typed so that retry policy can tell them apart.
+
+use std::time::Duration;
+
+/// Why one provider call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// 429: slow down, and come back after `retry_after` when given.
+    #[error("rate limited (HTTP 429){}", message_suffix(.message))]
+    RateLimited {
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    /// 5xx or 408: the service had a problem; worth another try.
+    #[error("HTTP {status}{}", message_suffix(.message))]
+    Unavailable { status: u16, message: String },
+    /// Timeout, refused or dropped connection; worth another try.
+    #[error("{0}")]
+    Transport(String),
+    /// The answer was not what the provider documents (bad JSON, missing
+    /// fields). The pin may or may not exist; another try will tell.
+    #[error("unexpected answer: {0}")]
+    BadResponse(String),
+    /// Any other 4xx: the provider refused this pin; retrying will not help.
+    #[error("HTTP {status}{}", message_suffix(.message))]
+    Rejected { status: u16, message: String },
+}
+
+impl ProviderError {
+    /// Whether another attempt might succeed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Self::Rejected { .. })
+    }
+
+    /// How long the provider asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+fn message_suffix(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
+}

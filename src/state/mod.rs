@@ -1,0 +1,99 @@
+//! The state: pinsync's record of what it has pinned where.
+//!
+//! [`State`] is the in-memory model; [`StateFile`] reads and writes it
+//! (atomic replace plus a journal of confirmed pins); [`StateLock`] keeps
+//! two writers apart.
+
+mod journal;
+mod lock;
+pub(crate) mod state_file;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::{Labels, PinKey};
+
+pub use journal::Journal;
+pub use lock::{LockError, StateLock};
+pub(crate) use state_file::parent_dir;
+pub use state_file::{StateFile, StateFileError};
+
+/// Version of the state file format this build reads and writes.
+pub const STATE_FORMAT_VERSION: u32 = 1;
+
+/// What pinsync has pinned, keyed by (target, canonical CID).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct State {
+    /// Random id given when the state is created; a saved plan only applies
+    /// to the state it was made from.
+    pub lineage: String,
+    /// Grows by one on every write.
+    pub serial: u64,
+    pub pins: BTreeMap<PinKey, PinRecord>,
+}
+
+/// Whether a recorded pin is still asked for by the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PinStatus {
+    /// In the manifest and pinned.
+    Managed,
+    /// Gone from the manifest; still pinned on the provider (pinsync does
+    /// not unpin), kept here so nothing is forgotten.
+    Orphaned,
+}
+
+/// One pin the provider confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinRecord {
+    /// The CID as it was sent to the provider.
+    pub cid_as_pinned: String,
+    #[serde(flatten)]
+    pub labels: Labels,
+    /// The provider's id for the pin, where it gives one (AIOZ's `data.id`,
+    /// which unpinning needs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_id: Option<String>,
+    /// When the provider confirmed it (RFC 3339).
+    pub pinned_at: String,
+    pub status: PinStatus,
+}
+
+impl State {
+    /// A new, empty state with a fresh lineage.
+    pub fn new() -> Self {
+        Self {
+            lineage: new_lineage(),
+            serial: 0,
+            pins: BTreeMap::new(),
+        }
+    }
+
+    /// Records one confirmed pin (or a change to its labels or status).
+    pub fn record(&mut self, pin: StoredPin) {
+        self.pins.insert(pin.key, pin.record);
+    }
+}
+
+/// A pin as stored on disk: its key and its record side by side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPin {
+    #[serde(flatten)]
+    pub key: PinKey,
+    #[serde(flatten)]
+    pub record: PinRecord,
+}
+
+fn new_lineage() -> String {
+    let mut rng = fastrand::Rng::new();
+    (0..4)
+        .map(|_| format!("{:08x}", rng.u32(..)))
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Current time in RFC 3339 with seconds, UTC.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}

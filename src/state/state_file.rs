@@ -1,0 +1,211 @@
+//! Reading and writing the state file without ever losing it.
+//!
+//! A write goes to a temporary file in the same directory, is fsynced and
+//! renamed over the old one, and the directory is fsynced, so a crash leaves
+//! either the old or the new file. The old one is kept as `*.backup`.
+//! Between full writes, confirmed pins go to an append-only journal
+//! (see [`Journal`]) that loading replays.
+
+use std::fs::{self, File};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::journal::Journal;
+use super::{STATE_FORMAT_VERSION, State, StoredPin};
+
+/// Why a state file could not be used. It is never overwritten in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum StateFileError {
+    #[error(
+        "state file {path} cannot be read: {reason}; it was left untouched \
+         (the previous version, if any, is {path}.backup)"
+    )]
+    Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "state file {path} has format version {found}; this pinsync reads version {STATE_FORMAT_VERSION}"
+    )]
+    UnsupportedVersion { path: PathBuf, found: u64 },
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl StateFileError {
+    pub(crate) fn io<'p>(
+        action: &'static str,
+        path: &'p Path,
+    ) -> impl FnOnce(io::Error) -> Self + 'p {
+        move |source| Self::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The on-disk shape of the state.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Document {
+    format_version: u64,
+    lineage: String,
+    serial: u64,
+    pins: Vec<StoredPin>,
+}
+
+/// A state file and its companions (`.backup`, `.journal`, `.lock`).
+#[derive(Debug, Clone)]
+pub struct StateFile {
+    path: PathBuf,
+}
+
+impl StateFile {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// The default state path for a manifest: `pins.yaml` -> `pins.state.json`.
+    pub fn beside_manifest(manifest: &Path) -> Self {
+        let stem = manifest
+            .file_stem()
+            .map_or_else(|| "pins".into(), |s| s.to_string_lossy().into_owned());
+        Self::new(manifest.with_file_name(format!("{stem}.state.json")))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn companion(&self, suffix: &str) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    }
+
+    pub fn journal_path(&self) -> PathBuf {
+        self.companion(".journal")
+    }
+
+    pub fn backup_path(&self) -> PathBuf {
+        self.companion(".backup")
+    }
+
+    /// Loads the state, replaying any journal left by an interrupted apply.
+    /// A missing file is an empty state.
+    pub fn load(&self) -> Result<State, StateFileError> {
+        let mut state = match fs::read(&self.path) {
+            Ok(bytes) => decode(&self.path, &bytes)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => State::new(),
+            Err(e) => return Err(StateFileError::io("read state file", &self.path)(e)),
+        };
+        Journal::replay(&self.journal_path(), &mut state, self.path.exists())?;
+        Ok(state)
+    }
+
+    /// Whether a journal holds writes not yet folded into the file.
+    pub fn has_journal(&self) -> bool {
+        self.journal_path().exists()
+    }
+
+    /// Replaces the state file atomically with `state`, keeps the previous
+    /// file as `.backup`, then drops the journal it supersedes.
+    pub fn save(&self, state: &State) -> Result<(), StateFileError> {
+        let dir = parent_dir(&self.path);
+        let doc = Document {
+            format_version: u64::from(STATE_FORMAT_VERSION),
+            lineage: state.lineage.clone(),
+            serial: state.serial,
+            pins: state
+                .pins
+                .iter()
+                .map(|(key, record)| StoredPin {
+                    key: key.clone(),
+                    record: record.clone(),
+                })
+                .collect(),
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".pinsync-state-")
+            .tempfile_in(dir)
+            .map_err(StateFileError::io("create temporary state file in", dir))?;
+        let tmp_path = tmp.path().to_path_buf();
+        {
+            let mut out = io::BufWriter::new(tmp.as_file_mut());
+            serde_json::to_writer_pretty(&mut out, &doc)
+                .map_err(io::Error::from)
+                .and_then(|()| out.write_all(b"\n"))
+                .and_then(|()| out.flush())
+                .map_err(StateFileError::io("write temporary state file", &tmp_path))?;
+        }
+        tmp.as_file()
+            .sync_all()
+            .map_err(StateFileError::io("fsync temporary state file", tmp.path()))?;
+        if self.path.exists() {
+            let backup = self.backup_path();
+            let _ = fs::remove_file(&backup);
+            fs::hard_link(&self.path, &backup)
+                .or_else(|_| fs::copy(&self.path, &backup).map(drop))
+                .map_err(StateFileError::io("keep backup", &backup))?;
+        }
+        tmp.persist(&self.path)
+            .map_err(|e| StateFileError::io("replace state file", &self.path)(e.error))?;
+        sync_dir(dir)?;
+        Journal::remove(&self.journal_path())?;
+        Ok(())
+    }
+}
+
+fn decode(path: &Path, bytes: &[u8]) -> Result<State, StateFileError> {
+    let corrupt = |reason: String| StateFileError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(corrupt("the file is empty".into()));
+    }
+    // Read the version first so a future format gets a clear message rather
+    // than a list of unknown fields.
+    #[derive(Deserialize)]
+    struct Versioned {
+        format_version: u64,
+    }
+    let v: Versioned = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    if v.format_version != u64::from(STATE_FORMAT_VERSION) {
+        return Err(StateFileError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: v.format_version,
+        });
+    }
+    let doc: Document = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    let mut state = State {
+        lineage: doc.lineage,
+        serial: doc.serial,
+        pins: Default::default(),
+    };
+    for pin in doc.pins {
+        if state.pins.insert(pin.key.clone(), pin.record).is_some() {
+            return Err(corrupt(format!("pin {} is listed twice", pin.key)));
+        }
+    }
+    Ok(state)
+}
+
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Makes a rename or create in `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StateFileError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(StateFileError::io("fsync directory", dir))
+}
