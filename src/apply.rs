@@ -100,7 +100,7 @@ pub async fn apply(
     plan: &Plan,
     providers: &BTreeMap<String, Arc<dyn Provider>>,
     file: &StateFile,
-    state: State,
+    mut state: State,
     options: ApplyOptions,
     stop: &CancellationToken,
     progress: &dyn Progress,
@@ -116,6 +116,7 @@ pub async fn apply(
     if file.has_journal() {
         file.save(&state)?;
     }
+    state.ensure_lineage();
     let journal = Journal::create(&file.journal_path(), &state)?;
     let (tx, rx) = mpsc::channel::<StoredPin>();
     let recorder = std::thread::spawn(move || record(rx, state, journal));

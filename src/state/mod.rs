@@ -25,8 +25,8 @@ pub const STATE_FORMAT_VERSION: u32 = 1;
 /// What pinsync has pinned, keyed by (target, canonical CID).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct State {
-    /// Random id given when the state is created; a saved plan only applies
-    /// to the state it was made from.
+    /// Random id given when the state is first written (empty before); a
+    /// saved plan only applies to the state it was made from.
     pub lineage: String,
     /// Grows by one on every write.
     pub serial: u64,
@@ -61,12 +61,15 @@ pub struct PinRecord {
 }
 
 impl State {
-    /// A new, empty state with a fresh lineage.
+    /// A state that was never written: no lineage, serial 0, no pins.
     pub fn new() -> Self {
-        Self {
-            lineage: new_lineage(),
-            serial: 0,
-            pins: BTreeMap::new(),
+        Self::default()
+    }
+
+    /// Gives a state that was never written its lineage, before its first write.
+    pub fn ensure_lineage(&mut self) {
+        if self.lineage.is_empty() {
+            self.lineage = new_lineage();
         }
     }
 

@@ -1,1 +1,6 @@
 //! End-to-end tests: the real `pinsync` binary against the emulator.
+
+mod support;
+
+mod apply;
+mod plan;

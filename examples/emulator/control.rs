@@ -1,0 +1,151 @@
+//! The control API under `/_emulator/`: lets tests and benchmarks look at
+//! what the emulator holds and received, and change its fault configuration,
+//! without going through (or being counted as) provider calls. No auth.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::faults::{FaultConfig, Provider};
+use crate::store::{Shared, lock};
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/_emulator/pins", get(pins))
+        .route("/_emulator/requests", get(requests))
+        .route("/_emulator/stats", get(stats))
+        .route("/_emulator/faults", get(get_faults).post(set_faults))
+        .route("/_emulator/reset", post(reset))
+}
+
+/// A pin of either provider, in one shape tests can compare.
+#[derive(Serialize)]
+struct ControlPin {
+    provider: Provider,
+    cid: String,
+    canonical_cid: String,
+    cluster: Option<String>,
+    name: Option<String>,
+    keyvalues: Option<BTreeMap<String, String>>,
+    id: Option<String>,
+    pinned_at: String,
+    unpinned: bool,
+}
+
+#[derive(Deserialize)]
+struct PinsQuery {
+    #[serde(default)]
+    include_unpinned: bool,
+}
+
+/// Pins held now. AIOZ keeps the records of unpinned pins; they are left out
+/// unless `?include_unpinned=true`, so "held" means what a user would expect.
+async fn pins(State(state): State<Shared>, Query(query): Query<PinsQuery>) -> Response {
+    let mut all: Vec<ControlPin> = lock(&state.aioz)
+        .all()
+        .iter()
+        .filter(|p| query.include_unpinned || p.date_unpinned.is_none())
+        .map(|p| ControlPin {
+            provider: Provider::Aioz,
+            cid: p.cid.clone(),
+            canonical_cid: p.canonical.clone(),
+            cluster: None,
+            name: p.name.clone(),
+            keyvalues: p.keyvalues.clone(),
+            id: Some(p.id.clone()),
+            pinned_at: p.date_pinned.clone(),
+            unpinned: p.date_unpinned.is_some(),
+        })
+        .collect();
+    all.extend(lock(&state.pinarkive).all().map(|p| ControlPin {
+        provider: Provider::Pinarkive,
+        cid: p.cid.clone(),
+        canonical_cid: p.canonical.clone(),
+        cluster: Some(p.cluster.clone()),
+        name: p.name.clone(),
+        keyvalues: None,
+        id: None,
+        pinned_at: p.created_at.clone(),
+        unpinned: false,
+    }));
+    // Sorted so tests can compare whole lists; pinned_at orders repeated AIOZ
+    // pins of the same content (an unpinned record and its successor).
+    all.sort_by(|a, b| {
+        (
+            a.provider.name(),
+            &a.canonical_cid,
+            &a.cluster,
+            &a.pinned_at,
+        )
+            .cmp(&(
+                b.provider.name(),
+                &b.canonical_cid,
+                &b.cluster,
+                &b.pinned_at,
+            ))
+    });
+    axum::Json(all).into_response()
+}
+
+async fn requests(State(state): State<Shared>) -> Response {
+    let entries = lock(&state.log).entries().to_vec();
+    axum::Json(entries).into_response()
+}
+
+async fn stats(State(state): State<Shared>) -> Response {
+    let pins = lock(&state.aioz).active_count() + lock(&state.pinarkive).count();
+    axum::Json(json!({
+        "requests": state.counters.requests.load(Ordering::Relaxed),
+        "pin_calls": state.counters.pin_calls.load(Ordering::Relaxed),
+        "pins": pins,
+    }))
+    .into_response()
+}
+
+async fn get_faults(State(state): State<Shared>) -> Response {
+    let config = lock(&state.faults).clone();
+    axum::Json(config).into_response()
+}
+
+/// Replaces the whole fault configuration; an empty body resets it.
+async fn set_faults(State(state): State<Shared>, body: Bytes) -> Response {
+    let config: FaultConfig = if body.iter().all(u8::is_ascii_whitespace) {
+        FaultConfig::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(config) => config,
+            Err(e) => return bad_request(format!("invalid fault config: {e}")),
+        }
+    };
+    if let Err(e) = config.validate() {
+        return bad_request(format!("invalid fault config: {e}"));
+    }
+    *lock(&state.faults) = config.clone();
+    axum::Json(config).into_response()
+}
+
+async fn reset(State(state): State<Shared>) -> Response {
+    *lock(&state.aioz) = Default::default();
+    *lock(&state.pinarkive) = Default::default();
+    *lock(&state.faults) = FaultConfig::default();
+    lock(&state.log).clear();
+    state.counters.requests.store(0, Ordering::Relaxed);
+    state.counters.pin_calls.store(0, Ordering::Relaxed);
+    axum::Json(json!({"reset": true})).into_response()
+}
+
+fn bad_request(message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({"error": message})),
+    )
+        .into_response()
+}

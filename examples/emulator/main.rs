@@ -1,0 +1,226 @@
+//! A local stand-in for the two pinning services pinsync talks to (AIOZ
+//! W3IPFS and Pinarkive v3), built from their published documents, so pinsync
+//! can be tried without an account and tested without the network.
+//!
+//! It keeps pins in memory, checks every header and body against the
+//! documents, logs what it received, and can inject faults on demand. Run it
+//! with `cargo run --example emulator`; it prints one line on stdout,
+//! `emulator listening on http://ADDR`, and everything else on stderr.
+
+mod aioz;
+mod control;
+mod faults;
+mod pinarkive;
+mod requests;
+mod store;
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt as _;
+use clap::Parser;
+use serde_json::json;
+
+use crate::faults::{FaultConfig, Provider};
+use crate::store::{AppState, Counters, Settings, Shared};
+
+/// Emulates the AIOZ W3IPFS and Pinarkive v3 pinning APIs on one local port.
+#[derive(Parser)]
+#[command(name = "emulator", version)]
+struct Cli {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Value AIOZ calls must send in the `pinning_api_key` header.
+    #[arg(long, env = "EMULATOR_AIOZ_API_KEY", default_value = "demo-aioz-key")]
+    aioz_api_key: String,
+    /// Value AIOZ calls must send in the `pinning_secret_key` header.
+    #[arg(
+        long,
+        env = "EMULATOR_AIOZ_SECRET_KEY",
+        default_value = "demo-aioz-secret"
+    )]
+    aioz_secret_key: String,
+    /// Key Pinarkive calls must send (`X-API-Key` or `Authorization: Bearer`).
+    #[arg(
+        long,
+        env = "EMULATOR_PINARKIVE_API_KEY",
+        default_value = "demo-pinarkive-key"
+    )]
+    pinarkive_api_key: String,
+    /// Wait this long before answering every provider request.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
+    /// Share of provider requests answered with --error-status (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// Status used for --error-rate failures.
+    #[arg(long, default_value_t = 503)]
+    error_status: u16,
+    /// Share of provider requests answered 429 (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    rate_limit_rate: f64,
+    /// Seconds sent in `Retry-After` on injected errors and 429s.
+    #[arg(long)]
+    retry_after: Option<u64>,
+    /// Share of provider requests whose connection is closed unanswered (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    drop_rate: f64,
+    /// Share of provider requests answered 200 with broken JSON (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    malformed_rate: f64,
+    /// Share of provider requests answered 200 with JSON of the wrong shape (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    wrong_shape_rate: f64,
+    /// Inject faults only into this provider's requests.
+    #[arg(long, value_parser = ["aioz", "pinarkive"])]
+    only: Option<String>,
+    /// Do not keep the request log (for benchmarks); counters still work.
+    #[arg(long)]
+    no_request_log: bool,
+    /// Print one line per provider request on stderr.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+impl Cli {
+    fn fault_config(&self) -> anyhow::Result<FaultConfig> {
+        let config = FaultConfig {
+            delay_ms: self.delay_ms,
+            error_rate: self.error_rate,
+            error_status: self.error_status,
+            rate_limit_rate: self.rate_limit_rate,
+            retry_after: self.retry_after,
+            drop_rate: self.drop_rate,
+            malformed_rate: self.malformed_rate,
+            wrong_shape_rate: self.wrong_shape_rate,
+            fail_next: Default::default(),
+            only: match self.only.as_deref() {
+                Some("aioz") => Some(Provider::Aioz),
+                Some("pinarkive") => Some(Provider::Pinarkive),
+                _ => None,
+            },
+        };
+        config.validate().map_err(anyhow::Error::msg)?;
+        Ok(config)
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // Print errors as one plain line: this is a tool users run by hand.
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("emulator: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let faults = cli.fault_config().context("invalid fault flags")?;
+    let state: Shared = Arc::new(AppState {
+        settings: Settings {
+            aioz_api_key: cli.aioz_api_key,
+            aioz_secret_key: cli.aioz_secret_key,
+            pinarkive_api_key: cli.pinarkive_api_key,
+            keep_request_log: !cli.no_request_log,
+            verbose: cli.verbose,
+        },
+        aioz: Mutex::default(),
+        pinarkive: Mutex::default(),
+        faults: Mutex::new(faults),
+        log: Mutex::default(),
+        counters: Counters::default(),
+    });
+
+    let app = Router::new()
+        .merge(aioz::routes())
+        .merge(pinarkive::routes())
+        .merge(control::routes())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            requests::gate,
+        ))
+        .with_state(state);
+
+    let listener = tokio::net::TcpListener::bind(&cli.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cli.listen))?;
+    let addr = listener.local_addr()?;
+    {
+        // Tests read this exact line to learn the port.
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "emulator listening on http://{addr}")?;
+        stdout.flush()?;
+    }
+    eprintln!("AIOZ W3IPFS base URL: http://{addr}  (pinning_api_key / pinning_secret_key)");
+    eprintln!("Pinarkive base URL:   http://{addr}  (X-API-Key or Authorization: Bearer)");
+    eprintln!("control API:          http://{addr}/_emulator/{{pins,requests,stats,faults,reset}}");
+
+    // Small request/answer pairs: send them at once rather than wait for Nagle.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .into_future(),
+    );
+    shutdown_signal().await;
+    eprintln!("emulator shutting down");
+    let _ = stop_tx.send(());
+    // Let in-flight requests finish, but do not hang on a long --delay-ms.
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(joined) => joined?.context("server error")?,
+        Err(_) => eprintln!("emulator: requests still in flight after 5s, exiting anyway"),
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C, or SIGTERM on Unix (what test harnesses send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// Unknown paths answer in the error shape of the service they fall under.
+async fn not_found(request: Request) -> Response {
+    let path = request.uri().path();
+    match Provider::for_path(path) {
+        Some(Provider::Aioz) => aioz::fail(StatusCode::NOT_FOUND, "not found").into_response(),
+        Some(Provider::Pinarkive) => pinarkive::not_found(path),
+        None => {
+            let body = json!({"error": "not found", "path": path});
+            (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+        }
+    }
+}

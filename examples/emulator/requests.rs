@@ -1,0 +1,189 @@
+//! The gate every provider request passes: it counts the request, records it
+//! in the request log (so tests can check the exact headers and bodies
+//! pinsync sent), and applies the fault configuration before any handler
+//! runs. Control-API requests (`/_emulator/...`) go straight through.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::faults::{Fault, Provider};
+use crate::store::{Shared, lock};
+
+/// Bodies larger than this are refused; pin calls are a few hundred bytes.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// One provider request as received, and what the emulator answered.
+#[derive(Clone, Serialize)]
+pub struct LoggedRequest {
+    pub provider: Option<Provider>,
+    pub method: String,
+    pub path: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<Value>,
+    pub raw_body: String,
+    /// `null` while in flight, when the connection was dropped, or when the
+    /// client went away before the answer.
+    pub status: Option<u16>,
+    /// The injected fault, if any (`drop`, `error`, `fail_next:status`, ...).
+    pub fault: Option<String>,
+}
+
+/// Requests in arrival order. An entry is added on arrival and completed with
+/// its status afterwards, so requests a client abandons are still listed.
+#[derive(Default)]
+pub struct RequestLog {
+    /// Bumped by every reset, so a request that arrived before a reset does
+    /// not write its status into an entry of the new log.
+    generation: u64,
+    entries: Vec<LoggedRequest>,
+}
+
+impl RequestLog {
+    pub fn clear(&mut self) {
+        self.generation += 1;
+        self.entries.clear();
+    }
+
+    pub fn entries(&self) -> &[LoggedRequest] {
+        &self.entries
+    }
+}
+
+/// True when the request says its body is JSON, as the documented calls do.
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Parses a body that must be a JSON object. serde would also accept an
+/// array for a struct (fields by position), which no documented call sends.
+pub fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    if !value.is_object() {
+        return Err("the body must be a JSON object".to_string());
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
+/// True for the calls that create pins, counted in `stats.pin_calls`.
+fn is_pin_call(method: &Method, path: &str) -> bool {
+    method == Method::POST
+        && (path == "/api/pinning/pinByHash" || path.starts_with("/api/v3/files/pin/"))
+}
+
+pub async fn gate(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path == "/_emulator" || path.starts_with("/_emulator/") {
+        return next.run(request).await;
+    }
+    let started = Instant::now();
+    let provider = Provider::for_path(path);
+    state.counters.requests.fetch_add(1, Ordering::Relaxed);
+    if is_pin_call(request.method(), path) {
+        state.counters.pin_calls.fetch_add(1, Ordering::Relaxed);
+    }
+    let verbose_line = state
+        .settings
+        .verbose
+        .then(|| format!("{} {}", request.method(), request.uri()));
+
+    let (request, slot) = if state.settings.keep_request_log {
+        match record(&state, provider, request).await {
+            Ok(recorded) => recorded,
+            Err(response) => return response,
+        }
+    } else {
+        (request, None)
+    };
+
+    let decision = lock(&state.faults).decide(provider);
+    if !decision.delay.is_zero() {
+        tokio::time::sleep(decision.delay).await;
+    }
+    let label = decision.label();
+    let (response, answered) = match decision.fault {
+        Some(Fault::Drop) => (Fault::Drop.respond(provider), false),
+        Some(fault) => (fault.respond(provider), true),
+        None => (next.run(request).await, true),
+    };
+    let status = answered.then(|| response.status().as_u16());
+
+    if let Some((generation, index)) = slot {
+        let mut log = lock(&state.log);
+        if log.generation == generation
+            && let Some(entry) = log.entries.get_mut(index)
+        {
+            entry.status = status;
+            entry.fault = label.clone();
+        }
+    }
+    if let Some(line) = verbose_line {
+        let status = status.map_or("dropped".to_string(), |s| s.to_string());
+        let fault = label.map(|l| format!(" [fault {l}]")).unwrap_or_default();
+        eprintln!("{line} -> {status}{fault} in {:?}", started.elapsed());
+    }
+    response
+}
+
+/// Reads the body (to log it) and puts it back; returns the log slot.
+async fn record(
+    state: &Shared,
+    provider: Option<Provider>,
+    request: Request,
+) -> Result<(Request, Option<(u64, usize)>), Response> {
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            let message = "request body too large or unreadable";
+            return Err((StatusCode::PAYLOAD_TOO_LARGE, message).into_response());
+        }
+    };
+    let mut headers = BTreeMap::new();
+    for (name, value) in &parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(name.as_str().to_string())
+            .and_modify(|joined: &mut String| {
+                joined.push_str(", ");
+                joined.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    let entry = LoggedRequest {
+        provider,
+        method: parts.method.to_string(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_string(), |pq| pq.to_string()),
+        headers,
+        body: if bytes.is_empty() {
+            None
+        } else {
+            serde_json::from_slice(&bytes).ok()
+        },
+        raw_body: String::from_utf8_lossy(&bytes).into_owned(),
+        status: None,
+        fault: None,
+    };
+    let slot = {
+        let mut log = lock(&state.log);
+        log.entries.push(entry);
+        (log.generation, log.entries.len() - 1)
+    };
+    Ok((Request::from_parts(parts, Body::from(bytes)), Some(slot)))
+}

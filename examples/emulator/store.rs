@@ -1,0 +1,354 @@
+//! In-memory state of the emulator: the pins each emulated provider holds,
+//! plus the small helpers (CID parsing, timestamps) both providers share.
+//!
+//! Everything lives behind short `std::sync::Mutex` sections: handlers lock,
+//! copy or mutate a record, unlock, and build their JSON answers outside the
+//! lock, so the benchmark's 64 concurrent pin calls do not queue on it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::time::SystemTime;
+
+use cid::Cid;
+use serde::Serialize;
+
+use crate::faults::FaultConfig;
+use crate::requests::RequestLog;
+
+/// What `date_unpinned` reads while a pin is still pinned (Go's zero time, as AIOZ shows it).
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+/// Fixed owner of every AIOZ pin: the emulator has a single account.
+pub const AIOZ_USER_ID: &str = "c2452942-5dc5-4a0d-9c38-77a66edcf43a";
+/// AIOZ's pinByHash answer carries this all-zero id for pins that have no uploaded file.
+pub const AIOZ_FILE_RECORD_ID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// Settings fixed at start-up.
+pub struct Settings {
+    pub aioz_api_key: String,
+    pub aioz_secret_key: String,
+    pub pinarkive_api_key: String,
+    pub keep_request_log: bool,
+    pub verbose: bool,
+}
+
+/// Counters kept as atomics so `/_emulator/stats` works without the request log.
+#[derive(Default)]
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub pin_calls: AtomicU64,
+}
+
+/// Everything the handlers share, behind one `Arc`.
+pub struct AppState {
+    pub settings: Settings,
+    pub aioz: Mutex<AiozStore>,
+    pub pinarkive: Mutex<PinarkiveStore>,
+    pub faults: Mutex<FaultConfig>,
+    pub log: Mutex<RequestLog>,
+    pub counters: Counters,
+}
+
+pub type Shared = std::sync::Arc<AppState>;
+
+/// Locks a mutex, ignoring poisoning: a panicking handler must not take the
+/// whole emulator down with it, and every critical section leaves the data
+/// consistent before it can panic.
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A CID as a client sent it, with the forms the emulator keys and reports by.
+pub struct ParsedCid {
+    /// CIDv1 string: a CIDv0 `Qm…` and its `bafy…` form name the same content.
+    pub canonical: String,
+    /// Hex of the multihash, what AIOZ reports as `root_hash`.
+    pub root_hash: String,
+}
+
+/// Parses a CID strictly: the `cid` crate also accepts `/ipfs/<cid>` paths,
+/// which a real service would not take as a CID, so paths and blanks are refused.
+pub fn parse_cid(s: &str) -> Result<ParsedCid, String> {
+    if s.is_empty() || s.contains('/') || s.chars().any(char::is_whitespace) {
+        return Err(format!("{s:?} is not a CID"));
+    }
+    let cid = Cid::try_from(s).map_err(|e| format!("{s:?} is not a CID: {e}"))?;
+    let root_hash = hex(&cid.hash().to_bytes());
+    let v1 = cid
+        .into_v1()
+        .map_err(|e| format!("{s:?} is not a CID: {e}"))?;
+    Ok(ParsedCid {
+        canonical: v1.to_string(),
+        root_hash,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
+}
+
+/// Now, with nanoseconds, as AIOZ (a Go service) writes its timestamps.
+pub fn now_nanos() -> String {
+    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
+}
+
+/// Now, with milliseconds, as Pinarkive (a JavaScript service) writes its timestamps.
+pub fn now_millis() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+// ---------------------------------------------------------------- AIOZ
+
+/// One AIOZ pin record. Unpinned records are kept (with `date_unpinned` set),
+/// as AIOZ's list and get calls can still return them.
+#[derive(Clone)]
+pub struct AiozPin {
+    pub id: String,
+    pub cid: String,
+    pub canonical: String,
+    pub root_hash: String,
+    pub date_pinned: String,
+    pub date_unpinned: Option<String>,
+    pub name: Option<String>,
+    pub keyvalues: Option<BTreeMap<String, String>>,
+}
+
+impl AiozPin {
+    /// The PIN object as a read (get, list, unpin) shows it. The emulator
+    /// treats a pin as fully pinned (`DONE`) from the first read after creation.
+    pub fn view(&self) -> AiozPinView<'_> {
+        AiozPinView {
+            size: Some(0),
+            pinned: self.date_unpinned.is_none(),
+            status: "DONE",
+            ..self.created_view()
+        }
+    }
+
+    /// The PIN object as pinByHash answers it: exactly the fields of the
+    /// provider's example, still `RETRIEVAL` and not yet pinned.
+    pub fn created_view(&self) -> AiozPinView<'_> {
+        AiozPinView {
+            id: &self.id,
+            file_record_id: AIOZ_FILE_RECORD_ID,
+            root_hash: &self.root_hash,
+            cid: &self.cid,
+            size: None,
+            user_id: AIOZ_USER_ID,
+            date_pinned: &self.date_pinned,
+            date_unpinned: self.date_unpinned.as_deref().unwrap_or(ZERO_TIME),
+            pinned: false,
+            is_pin_by_hash: true,
+            is_dir: false,
+            metadata: AiozMetadataView {
+                name: self.name.as_deref(),
+                keyvalues: self.keyvalues.as_ref(),
+            },
+            status: "RETRIEVAL",
+        }
+    }
+}
+
+/// AIOZ's PIN object, fields in the order the provider's example shows them
+/// (a struct rather than `json!`, whose maps would sort the keys).
+#[derive(Serialize)]
+pub struct AiozPinView<'a> {
+    id: &'a str,
+    file_record_id: &'static str,
+    root_hash: &'a str,
+    cid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    user_id: &'static str,
+    date_pinned: &'a str,
+    date_unpinned: &'a str,
+    pinned: bool,
+    is_pin_by_hash: bool,
+    is_dir: bool,
+    metadata: AiozMetadataView<'a>,
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+struct AiozMetadataView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keyvalues: Option<&'a BTreeMap<String, String>>,
+}
+
+/// AIOZ pins in creation order, indexed by pin id and by active canonical CID.
+#[derive(Default)]
+pub struct AiozStore {
+    pins: Vec<AiozPin>,
+    by_id: HashMap<String, usize>,
+    active: HashMap<String, usize>,
+}
+
+/// Which pins an AIOZ list call asks for (`pinned=all|true|false`).
+#[derive(Clone, Copy)]
+pub enum PinnedFilter {
+    All,
+    Pinned,
+    NotPinned,
+}
+
+impl AiozStore {
+    /// Adds a pin unless its content is already pinned; returns the new record.
+    pub fn pin(&mut self, pin: AiozPin) -> Result<AiozPin, ()> {
+        if self.active.contains_key(&pin.canonical) {
+            return Err(());
+        }
+        let idx = self.pins.len();
+        self.by_id.insert(pin.id.clone(), idx);
+        self.active.insert(pin.canonical.clone(), idx);
+        self.pins.push(pin.clone());
+        Ok(pin)
+    }
+
+    pub fn get(&self, id: &str) -> Option<AiozPin> {
+        self.by_id.get(id).map(|&i| self.pins[i].clone())
+    }
+
+    /// Marks a pin unpinned (once; a second unpin keeps the first date).
+    pub fn unpin(&mut self, id: &str) -> Option<AiozPin> {
+        let &idx = self.by_id.get(id)?;
+        let pin = &mut self.pins[idx];
+        if pin.date_unpinned.is_none() {
+            pin.date_unpinned = Some(now_nanos());
+            self.active.remove(&pin.canonical);
+        }
+        Some(pin.clone())
+    }
+
+    /// Returns the total matching the filter and one page of it, in creation order.
+    pub fn list(
+        &self,
+        filter: PinnedFilter,
+        descending: bool,
+        offset: usize,
+        limit: usize,
+    ) -> (usize, Vec<AiozPin>) {
+        let keep = |p: &&AiozPin| match filter {
+            PinnedFilter::All => true,
+            PinnedFilter::Pinned => p.date_unpinned.is_none(),
+            PinnedFilter::NotPinned => p.date_unpinned.is_some(),
+        };
+        let total = match filter {
+            PinnedFilter::All => self.pins.len(),
+            PinnedFilter::Pinned => self.active.len(),
+            PinnedFilter::NotPinned => self.pins.len() - self.active.len(),
+        };
+        let page = if descending {
+            let it = self.pins.iter().rev().filter(keep);
+            it.skip(offset).take(limit).cloned().collect()
+        } else {
+            let it = self.pins.iter().filter(keep);
+            it.skip(offset).take(limit).cloned().collect()
+        };
+        (total, page)
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.active.len()
+    }
+
+    pub fn all(&self) -> &[AiozPin] {
+        &self.pins
+    }
+}
+
+// ---------------------------------------------------------------- Pinarkive
+
+/// One Pinarkive pin: a CID on one cluster.
+#[derive(Clone)]
+pub struct PinarkivePin {
+    pub cid: String,
+    pub canonical: String,
+    pub cluster: String,
+    pub name: Option<String>,
+    pub created_at: String,
+}
+
+impl PinarkivePin {
+    /// An entry of `/users/me/uploads`, with the fields Pinarkive's docs show.
+    pub fn upload_view(&self) -> UploadView<'_> {
+        UploadView {
+            cid: &self.cid,
+            cluster_id: &self.cluster,
+            expires_at: None,
+            created_at: &self.created_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadView<'a> {
+    cid: &'a str,
+    cluster_id: &'a str,
+    expires_at: Option<&'a str>,
+    created_at: &'a str,
+}
+
+/// Pinarkive pins keyed by (canonical CID, cluster), listed in creation order.
+#[derive(Default)]
+pub struct PinarkiveStore {
+    pins: BTreeMap<u64, PinarkivePin>,
+    index: HashMap<(String, String), u64>,
+    next_seq: u64,
+}
+
+impl PinarkiveStore {
+    /// Adds a pin unless this content is already pinned on that cluster.
+    pub fn pin(&mut self, pin: PinarkivePin) -> Result<(), ()> {
+        let key = (pin.canonical.clone(), pin.cluster.clone());
+        if self.index.contains_key(&key) {
+            return Err(());
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.index.insert(key, seq);
+        self.pins.insert(seq, pin);
+        Ok(())
+    }
+
+    /// Removes the content from one cluster, or from every cluster holding it
+    /// when none is named; returns how many pins went.
+    pub fn remove(&mut self, canonical: &str, cluster: Option<&str>) -> usize {
+        let keys: Vec<(String, String)> = match cluster {
+            Some(cl) => vec![(canonical.to_string(), cl.to_string())],
+            None => crate::pinarkive::CLUSTERS
+                .iter()
+                .map(|cl| (canonical.to_string(), cl.to_string()))
+                .collect(),
+        };
+        let mut removed = 0;
+        for key in keys {
+            if let Some(seq) = self.index.remove(&key) {
+                self.pins.remove(&seq);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    pub fn list(&self, offset: usize, limit: usize) -> (usize, Vec<PinarkivePin>) {
+        let page = self.pins.values().skip(offset).take(limit).cloned();
+        (self.pins.len(), page.collect())
+    }
+
+    pub fn count(&self) -> usize {
+        self.pins.len()
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &PinarkivePin> {
+        self.pins.values()
+    }
+}

@@ -1,0 +1,281 @@
+//! Test harness: the emulator as a child process, a scratch project
+//! directory, and the real `pinsync` binary run in it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Distinctive credentials: tests scan every output and file for them.
+pub const AIOZ_KEY: &str = "aiozKEY-0f9e8d7c-SECRET";
+pub const AIOZ_SECRET: &str = "aiozSECRET-1a2b3c4d-SECRET";
+pub const ARKIVE_KEY: &str = "arkiveKEY-5e6f7a8b-SECRET";
+pub const ALL_SECRETS: [&str; 3] = [AIOZ_KEY, AIOZ_SECRET, ARKIVE_KEY];
+
+/// Real CIDs (CIDv0 and CIDv1 of different content).
+pub const CID_A: &str = "Qmc1135ziMvmFG534i75E8HpJoLqzLzgKBxfjBV9cBsMAs";
+pub const CID_B: &str = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
+pub const CID_C: &str = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG";
+
+pub fn pinsync_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pinsync"))
+}
+
+fn emulator_bin() -> PathBuf {
+    static BUILD: Once = Once::new();
+    let bin = pinsync_bin().parent().unwrap().join("examples").join("emulator");
+    BUILD.call_once(|| {
+        // `cargo test` builds examples; `cargo test --test integration` does not.
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--example", "emulator", "--quiet"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build --example emulator");
+        assert!(status.success(), "building the emulator failed");
+    });
+    assert!(bin.exists(), "emulator not found at {}", bin.display());
+    bin
+}
+
+/// A running emulator on a free port of 127.0.0.1, killed on drop.
+pub struct Emulator {
+    child: Child,
+    pub url: String,
+}
+
+impl Emulator {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(args: &[&str]) -> Self {
+        let mut child = Command::new(emulator_bin())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--aioz-api-key", AIOZ_KEY, "--aioz-secret-key", AIOZ_SECRET])
+            .args(["--pinarkive-api-key", ARKIVE_KEY])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start emulator");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read emulator banner");
+        let url = line
+            .trim()
+            .strip_prefix("emulator listening on ")
+            .unwrap_or_else(|| panic!("unexpected emulator banner {line:?}"))
+            .to_owned();
+        Self { child, url }
+    }
+
+    fn get(&self, path: &str) -> Value {
+        ureq::get(&format!("{}{path}", self.url))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .into_json()
+            .unwrap()
+    }
+
+    /// Every pin the emulator holds.
+    pub fn pins(&self) -> Vec<Value> {
+        self.get("/_emulator/pins").as_array().unwrap().clone()
+    }
+
+    /// Every provider request received, in order.
+    pub fn requests(&self) -> Vec<Value> {
+        self.get("/_emulator/requests").as_array().unwrap().clone()
+    }
+
+    /// Provider pin calls received (POSTs to either pin endpoint).
+    pub fn pin_calls(&self) -> u64 {
+        self.get("/_emulator/stats")["pin_calls"].as_u64().unwrap()
+    }
+
+    /// Replaces the fault configuration.
+    pub fn faults(&self, config: Value) {
+        ureq::post(&format!("{}/_emulator/faults", self.url))
+            .send_json(config)
+            .expect("set faults");
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scratch project: a temp dir holding `pins.yaml` and its state.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// A project whose providers point at `emu`, with these pins (YAML
+    /// list items, indented by two spaces).
+    pub fn new(emu: &Emulator, pins: &str) -> Self {
+        let p = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        p.write_manifest(emu, pins);
+        p
+    }
+
+    pub fn write_manifest(&self, emu: &Emulator, pins: &str) {
+        let text = format!(
+            "version: 1
+providers:
+  aioz:
+    type: aioz
+    api_key: ${{AIOZ_PINNING_API_KEY}}
+    secret_key: ${{AIOZ_PINNING_SECRET_KEY}}
+    base_url: {url}
+  arkive:
+    type: pinarkive
+    api_key: ${{PINARKIVE_API_KEY}}
+    base_url: {url}/
+defaults:
+  to: [aioz]
+pins:
+{pins}",
+            url = emu.url
+        );
+        std::fs::write(self.manifest(), text).unwrap();
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn manifest(&self) -> PathBuf {
+        self.path("pins.yaml")
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.path("pins.state.json")
+    }
+
+    pub fn state(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.state_path()).unwrap()).unwrap()
+    }
+
+    /// `pinsync ARGS` in the project dir with credentials set, no terminal.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.command(args).run()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(pinsync_bin());
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("AIOZ_PINNING_API_KEY", AIOZ_KEY)
+            .env("AIOZ_PINNING_SECRET_KEY", AIOZ_SECRET)
+            .env("PINARKIVE_API_KEY", ARKIVE_KEY)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Every file in the project, as text, for secret scans.
+    pub fn all_files(&self) -> Vec<(PathBuf, String)> {
+        std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .map(|p| {
+                let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
+                (p, text)
+            })
+            .collect()
+    }
+}
+
+/// The outcome of one run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+pub trait RunExt {
+    fn run(&mut self) -> Run;
+}
+
+impl RunExt for Command {
+    fn run(&mut self) -> Run {
+        let Output { status, stdout, stderr } = self.output().expect("run pinsync");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+}
+
+/// Polls `check` until it is true or `deadline` passes.
+pub fn wait_until(deadline: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while !check() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Sends a signal (`libc::SIGINT`, `libc::SIGTERM`, ...) to a child process.
+pub fn signal(child: &Child, signal: i32) {
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with a pid we spawned and a valid signal number.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal})");
+}
+
+/// A pin line for a manifest.
+pub fn pin(cid: &str, name: &str, to: &[&str]) -> String {
+    if to.is_empty() {
+        format!("  - cid: {cid}\n    name: {name}\n")
+    } else {
+        format!("  - cid: {cid}\n    name: {name}\n    to: [{}]\n", to.join(", "))
+    }
+}
+
+/// `n` distinct valid CIDv1s (raw codec, identity-free sha2-256 digests).
+pub fn many_cids(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let digest = {
+                // Any 32 bytes make a valid sha2-256 multihash for pinning tests.
+                let mut d = [0u8; 32];
+                d[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                d[31] = 0x5a;
+                d
+            };
+            let mh = cid::multihash::Multihash::<64>::wrap(0x12, &digest).unwrap();
+            cid::Cid::new_v1(0x55, mh).to_string()
+        })
+        .collect()
+}
+
+pub fn assert_no_secret(what: &str, text: &str) {
+    for s in ALL_SECRETS {
+        assert!(!text.contains(s), "secret {s} leaked into {what}:\n{text}");
+    }
+}
+
+pub fn project_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
