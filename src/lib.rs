@@ -11,3 +11,4 @@ pub mod plan;
 pub mod provider;
 pub mod retry;
 pub mod state;
+pub mod watch;

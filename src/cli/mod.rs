@@ -19,6 +19,7 @@ use crate::plan::{self, PLAN_FORMAT_VERSION, Plan};
 use crate::provider::{self, HttpSettings};
 use crate::retry::RetryPolicy;
 use crate::state::{State, StateFile, StateLock, StoredPin};
+use crate::watch::{EventLog, LogFormat, WatchOptions};
 use progress::ApplyProgress;
 use render::Palette;
 
@@ -65,6 +66,16 @@ enum Command {
         after_help = "Examples:\n  pinsync apply\n  pinsync apply --auto-approve --concurrency 16\n  pinsync apply pins.plan"
     )]
     Apply(ApplyArgs),
+    /// Keep applying: at start, on every change to the manifest, and every
+    /// --interval. Runs until SIGINT or SIGTERM.
+    ///
+    /// Watch holds the state lock for its whole life, so a CI `apply` on the
+    /// same state fails clearly instead of racing it. An invalid manifest is
+    /// reported and the last good one stays in force.
+    #[command(
+        after_help = "Examples:\n  pinsync watch\n  pinsync watch --interval 1m --log-format json --status-file /var/lib/pinsync/status.json"
+    )]
+    Watch(WatchArgs),
     /// Inspect the state file.
     #[command(subcommand)]
     State(StateCommand),
@@ -137,6 +148,16 @@ struct ApplyArgs {
     /// Apply without asking for confirmation.
     #[arg(long)]
     auto_approve: bool,
+    #[command(flatten)]
+    calls: CallArgs,
+    /// A plan saved by `pinsync plan --out`.
+    #[arg(value_name = "PLAN")]
+    plan: Option<PathBuf>,
+}
+
+/// How provider calls are made; shared by `apply` and `watch`.
+#[derive(Debug, Args)]
+struct CallArgs {
     /// Provider calls in flight at most.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     concurrency: u16,
@@ -152,9 +173,45 @@ struct ApplyArgs {
     /// No retry of a pin starts after this much time from its first call.
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
     retry_max_time: Duration,
-    /// A plan saved by `pinsync plan --out`.
-    #[arg(value_name = "PLAN")]
-    plan: Option<PathBuf>,
+}
+
+impl CallArgs {
+    fn apply_options(&self) -> ApplyOptions {
+        ApplyOptions {
+            concurrency: usize::from(self.concurrency),
+            retry: RetryPolicy {
+                max_attempts: self.retry_attempts,
+                max_elapsed: self.retry_max_time,
+                ..RetryPolicy::default()
+            },
+        }
+    }
+
+    fn http(&self) -> HttpSettings {
+        HttpSettings {
+            timeout: self.timeout,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct WatchArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    #[command(flatten)]
+    state: StateArg,
+    /// Reconcile this often even without a change (retries failed pins).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// Log lines as text or as one JSON object per line.
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    log_format: LogFormat,
+    /// Keep this JSON file up to date with the last apply's time, result and
+    /// counts, for monitoring.
+    #[arg(long, value_name = "PATH")]
+    status_file: Option<PathBuf>,
+    #[command(flatten)]
+    calls: CallArgs,
 }
 
 #[derive(Debug, Args)]
@@ -207,6 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate(&args),
         Command::Plan(args) => plan_command(&args),
         Command::Apply(args) => apply_command(&args),
+        Command::Watch(args) => watch_command(&args),
         Command::State(StateCommand::List(args)) => state_list(&args),
     }
 }
@@ -265,15 +323,9 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn save_plan(plan: &Plan, path: &Path) -> anyhow::Result<()> {
-    let dir = crate::state::parent_dir(path);
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("save plan to {}", path.display()))?;
-    serde_json::to_writer_pretty(&mut tmp, plan)?;
-    tmp.write_all(b"\n")?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("save plan to {}", path.display()))?;
-    Ok(())
+    let mut bytes = serde_json::to_vec_pretty(plan)?;
+    bytes.push(b'\n');
+    crate::state::replace_file(path, &bytes, None).context("save plan")
 }
 
 fn load_plan(path: &Path) -> anyhow::Result<Plan> {
@@ -306,7 +358,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         Some(_) => None,
         None => Some(manifest::load(&args.manifest.file)?),
     };
-    let _lock = StateLock::acquire(state_file.path(), args.lock_timeout, "pinsync apply")?;
+    let _lock = StateLock::acquire(state_file.path(), args.calls.lock_timeout, "pinsync apply")?;
     let state = state_file.load()?;
     let plan = match (&args.plan, &manifest) {
         (Some(path), _) => {
@@ -322,28 +374,18 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     if !plan.summary.has_changes() {
         return Ok(ExitCode::SUCCESS);
     }
-    let settings = HttpSettings {
-        timeout: args.timeout,
-    };
     let providers = provider::connect(
         &plan.providers,
         &apply::providers_used(&plan),
         |var| std::env::var(var).ok(),
-        settings,
+        args.calls.http(),
     )
     .context("apply needs the provider credentials from the environment; nothing was changed")?;
     if args.plan.is_none() && !args.auto_approve && !confirm()? {
         print("Apply cancelled.\n")?;
         return Ok(ExitCode::FAILURE);
     }
-    let options = ApplyOptions {
-        concurrency: usize::from(args.concurrency),
-        retry: RetryPolicy {
-            max_attempts: args.retry_attempts,
-            max_elapsed: args.retry_max_time,
-            ..RetryPolicy::default()
-        },
-    };
+    let options = args.calls.apply_options();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -351,14 +393,10 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let progress = ApplyProgress::choose(std::io::stderr().is_terminal(), palette);
     let (report, _state) = runtime.block_on(async {
         let stop = CancellationToken::new();
-        let on_interrupt = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\nInterrupted: no new calls will start; waiting for calls in flight, then saving the state.");
-                on_interrupt.cancel();
-            }
-        });
-        apply::apply(&plan, &providers, &state_file, state, options, &stop, &progress).await
+        spawn_stop_on_signals(stop.clone(), |_| {
+            eprintln!("\nInterrupted: no new calls will start; waiting for calls in flight, then saving the state.");
+        })?;
+        anyhow::Ok(apply::apply(&plan, &providers, &state_file, state, options, &stop, &progress).await?)
     })?;
     progress.finish();
     print(&format!("\n{}", render::report(&report, palette)))?;
@@ -367,6 +405,65 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn watch_command(args: &WatchArgs) -> anyhow::Result<ExitCode> {
+    let state_file = args.state.file(&args.manifest.file);
+    let _lock = StateLock::acquire(state_file.path(), args.calls.lock_timeout, "pinsync watch")?;
+    let state = state_file.load()?;
+    let options = WatchOptions {
+        interval: args.interval,
+        debounce: Duration::from_millis(300),
+        apply: args.calls.apply_options(),
+        http: args.calls.http(),
+        status_file: args.status_file.clone(),
+    };
+    let log = EventLog::new(args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start async runtime")?;
+    runtime.block_on(async {
+        let stop = CancellationToken::new();
+        spawn_stop_on_signals(stop.clone(), move |name| {
+            log.event(
+                crate::watch::Level::Info,
+                "signal",
+                "stopping: no new calls start; calls in flight finish; the state is saved",
+                serde_json::json!({"signal": name}),
+            );
+        })?;
+        crate::watch::watch(
+            &args.manifest.file,
+            &state_file,
+            state,
+            &options,
+            log,
+            &stop,
+        )
+        .await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Cancels `stop` on SIGINT or SIGTERM, after telling `on_signal` which:
+/// calls in flight finish, no new call starts, and the state is saved.
+fn spawn_stop_on_signals(
+    stop: CancellationToken,
+    on_signal: impl FnOnce(&str) + Send + 'static,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("listen for SIGINT")?;
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        on_signal(name);
+        stop.cancel();
+    });
+    Ok(())
 }
 
 fn check_plan_is_current(plan: &Plan, state: &State, path: &Path) -> anyhow::Result<()> {

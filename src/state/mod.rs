@@ -16,7 +16,7 @@ use crate::manifest::{Labels, PinKey};
 
 pub use journal::Journal;
 pub use lock::{LockError, StateLock};
-pub(crate) use state_file::parent_dir;
+pub(crate) use state_file::replace_file;
 pub use state_file::{StateFile, StateFileError};
 
 /// Version of the state file format this build reads and writes.

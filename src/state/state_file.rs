@@ -116,7 +116,6 @@ impl StateFile {
     /// Replaces the state file atomically with `state`, keeps the previous
     /// file as `.backup`, then drops the journal it supersedes.
     pub fn save(&self, state: &State) -> Result<(), StateFileError> {
-        let dir = parent_dir(&self.path);
         let doc = Document {
             format_version: u64::from(STATE_FORMAT_VERSION),
             lineage: state.lineage.clone(),
@@ -130,32 +129,9 @@ impl StateFile {
                 })
                 .collect(),
         };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".pinsync-state-")
-            .tempfile_in(dir)
-            .map_err(StateFileError::io("create temporary state file in", dir))?;
-        let tmp_path = tmp.path().to_path_buf();
-        {
-            let mut out = io::BufWriter::new(tmp.as_file_mut());
-            serde_json::to_writer_pretty(&mut out, &doc)
-                .map_err(io::Error::from)
-                .and_then(|()| out.write_all(b"\n"))
-                .and_then(|()| out.flush())
-                .map_err(StateFileError::io("write temporary state file", &tmp_path))?;
-        }
-        tmp.as_file()
-            .sync_all()
-            .map_err(StateFileError::io("fsync temporary state file", tmp.path()))?;
-        if self.path.exists() {
-            let backup = self.backup_path();
-            let _ = fs::remove_file(&backup);
-            fs::hard_link(&self.path, &backup)
-                .or_else(|_| fs::copy(&self.path, &backup).map(drop))
-                .map_err(StateFileError::io("keep backup", &backup))?;
-        }
-        tmp.persist(&self.path)
-            .map_err(|e| StateFileError::io("replace state file", &self.path)(e.error))?;
-        sync_dir(dir)?;
+        let mut bytes = serde_json::to_vec_pretty(&doc).expect("state serialises");
+        bytes.push(b'\n');
+        replace_file(&self.path, &bytes, Some(&self.backup_path()))?;
         Journal::remove(&self.journal_path())?;
         Ok(())
     }
@@ -194,6 +170,34 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<State, StateFileError> {
         }
     }
     Ok(state)
+}
+
+/// Replaces `path` with `contents` so that a crash leaves the old or the new
+/// file, never a mix: a temporary file in the same directory, fsynced, then
+/// renamed over `path`, then the directory fsynced. With `backup`, the old
+/// file is first linked (or copied) there.
+pub(crate) fn replace_file(
+    path: &Path,
+    contents: &[u8],
+    backup: Option<&Path>,
+) -> Result<(), StateFileError> {
+    let dir = parent_dir(path);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".pinsync-")
+        .tempfile_in(dir)
+        .map_err(StateFileError::io("create a temporary file in", dir))?;
+    tmp.write_all(contents)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(StateFileError::io("write temporary file for", path))?;
+    if let Some(backup) = backup.filter(|_| path.exists()) {
+        let _ = fs::remove_file(backup);
+        fs::hard_link(path, backup)
+            .or_else(|_| fs::copy(path, backup).map(drop))
+            .map_err(StateFileError::io("keep backup", backup))?;
+    }
+    tmp.persist(path)
+        .map_err(|e| StateFileError::io("replace", path)(e.error))?;
+    sync_dir(dir)
 }
 
 pub(crate) fn parent_dir(path: &Path) -> &Path {

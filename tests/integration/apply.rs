@@ -17,8 +17,15 @@ fn apply_pins_with_the_documented_requests_and_records_them() {
     assert!(run.stdout.contains("Apply complete: 3 pinned"), "{run:?}");
 
     let requests = emu.requests();
-    assert_eq!(requests.len(), 3, "exactly the pin calls needed: {requests:#?}");
-    let aioz: Vec<&Value> = requests.iter().filter(|r| r["path"] == "/api/pinning/pinByHash").collect();
+    assert_eq!(
+        requests.len(),
+        3,
+        "exactly the pin calls needed: {requests:#?}"
+    );
+    let aioz: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["path"] == "/api/pinning/pinByHash")
+        .collect();
     assert_eq!(aioz.len(), 2);
     for r in &aioz {
         assert_eq!(r["method"], "POST");
@@ -26,29 +33,60 @@ fn apply_pins_with_the_documented_requests_and_records_them() {
         assert_eq!(r["headers"]["pinning_secret_key"], AIOZ_SECRET);
         assert_eq!(r["status"], 200);
     }
-    let docs = aioz.iter().find(|r| r["body"]["hash_to_pin"] == CID_B).unwrap();
-    assert_eq!(docs["body"], json!({"hash_to_pin": CID_B, "metadata": {"name": "docs", "keyvalues": {"team": "web"}}}));
-    let home = aioz.iter().find(|r| r["body"]["hash_to_pin"] == CID_A).unwrap();
-    assert_eq!(home["body"], json!({"hash_to_pin": CID_A, "metadata": {"name": "homepage"}}));
+    let docs = aioz
+        .iter()
+        .find(|r| r["body"]["hash_to_pin"] == CID_B)
+        .unwrap();
+    assert_eq!(
+        docs["body"],
+        json!({"hash_to_pin": CID_B, "metadata": {"name": "docs", "keyvalues": {"team": "web"}}})
+    );
+    let home = aioz
+        .iter()
+        .find(|r| r["body"]["hash_to_pin"] == CID_A)
+        .unwrap();
+    assert_eq!(
+        home["body"],
+        json!({"hash_to_pin": CID_A, "metadata": {"name": "homepage"}})
+    );
 
-    let ark = requests.iter().find(|r| r["path"] == format!("/api/v3/files/pin/{CID_A}")).unwrap();
+    let ark = requests
+        .iter()
+        .find(|r| r["path"] == format!("/api/v3/files/pin/{CID_A}"))
+        .unwrap();
     assert_eq!(ark["method"], "POST");
     assert_eq!(ark["headers"]["x-api-key"], ARKIVE_KEY);
-    assert_eq!(ark["body"], json!({"customName": "homepage", "cl": "cl0-global"}));
+    assert_eq!(
+        ark["body"],
+        json!({"customName": "homepage", "cl": "cl0-global"})
+    );
 
     // The state holds each pin, with AIOZ's pin id from `data.id`.
     let state = p.state();
     assert_eq!(state["format_version"], 1);
     let pins = state["pins"].as_array().unwrap();
     assert_eq!(pins.len(), 3);
-    let emu_ids: Vec<Value> = emu.pins().iter().map(|x| x["id"].clone()).filter(|v| !v.is_null()).collect();
+    let emu_ids: Vec<Value> = emu
+        .pins()
+        .iter()
+        .map(|x| x["id"].clone())
+        .filter(|v| !v.is_null())
+        .collect();
     for x in pins.iter().filter(|x| x["provider"] == "aioz") {
         assert!(emu_ids.contains(&x["pin_id"]), "{x}");
     }
     let list = p.run(&["state", "list"]);
     assert_eq!(list.code, 0);
-    assert_eq!(list.stdout.lines().count(), 4, "header + one line per pin: {list:?}");
-    assert!(list.stdout.lines().any(|l| l.contains("arkive/cl0-global") && l.contains(CID_A) && l.contains("homepage")));
+    assert_eq!(
+        list.stdout.lines().count(),
+        4,
+        "header + one line per pin: {list:?}"
+    );
+    assert!(
+        list.stdout.lines().any(|l| l.contains("arkive/cl0-global")
+            && l.contains(CID_A)
+            && l.contains("homepage"))
+    );
 
     // In sync now: nothing to do, no call made.
     let run = p.run(&["apply", "--auto-approve"]);
@@ -68,7 +106,10 @@ fn bearer_auth_sends_authorization_header() {
     std::fs::write(p.manifest(), text).unwrap();
     assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
     let r = &emu.requests()[0];
-    assert_eq!(r["headers"]["authorization"], format!("Bearer {ARKIVE_KEY}"));
+    assert_eq!(
+        r["headers"]["authorization"],
+        format!("Bearer {ARKIVE_KEY}")
+    );
     assert!(r["headers"].get("x-api-key").is_none());
 }
 
@@ -87,12 +128,16 @@ fn missing_credentials_are_all_named_before_any_call() {
     let emu = Emulator::start();
     let p = Project::new(&emu, &pin(CID_A, "a", &["aioz", "arkive/cl0-global"]));
     let mut cmd = p.command(&["apply", "--auto-approve"]);
-    cmd.env_remove("AIOZ_PINNING_SECRET_KEY").env_remove("PINARKIVE_API_KEY");
+    cmd.env_remove("AIOZ_PINNING_SECRET_KEY")
+        .env_remove("PINARKIVE_API_KEY");
     let run = cmd.run();
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("AIOZ_PINNING_SECRET_KEY"), "{run:?}");
     assert!(run.stderr.contains("PINARKIVE_API_KEY"), "{run:?}");
-    assert!(!run.stderr.contains("AIOZ_PINNING_API_KEY"), "a set variable is not reported: {run:?}");
+    assert!(
+        !run.stderr.contains("AIOZ_PINNING_API_KEY"),
+        "a set variable is not reported: {run:?}"
+    );
     assert!(emu.requests().is_empty());
 }
 
@@ -105,20 +150,33 @@ fn already_pinned_counts_as_success() {
     std::fs::remove_file(p.state_path()).unwrap();
     let run = p.run(&["apply", "--auto-approve"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.contains("2 pinned (2 already pinned)"), "{run:?}");
+    assert!(
+        run.stdout.contains("2 pinned (2 already pinned)"),
+        "{run:?}"
+    );
     assert_eq!(p.state()["pins"].as_array().unwrap().len(), 2);
 }
 
 #[test]
 fn a_rejected_pin_fails_at_once_with_the_providers_message_and_others_land() {
     let emu = Emulator::start();
-    let p = Project::new(&emu, &(pin(CID_A, "a", &["arkive/cl0-global"]) + &pin(CID_B, "b", &["arkive/cl9-nowhere"])));
+    let p = Project::new(
+        &emu,
+        &(pin(CID_A, "a", &["arkive/cl0-global"]) + &pin(CID_B, "b", &["arkive/cl9-nowhere"])),
+    );
     let run = p.run(&["apply", "--auto-approve"]);
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stdout.contains("Unknown cluster"), "provider's message shown: {run:?}");
+    assert!(
+        run.stdout.contains("Unknown cluster"),
+        "provider's message shown: {run:?}"
+    );
     assert!(run.stdout.contains("1 pinned"), "{run:?}");
     assert!(run.stdout.contains("1 failed"), "{run:?}");
-    let to_bad: Vec<Value> = emu.requests().into_iter().filter(|r| r["body"]["cl"] == "cl9-nowhere").collect();
+    let to_bad: Vec<Value> = emu
+        .requests()
+        .into_iter()
+        .filter(|r| r["body"]["cl"] == "cl9-nowhere")
+        .collect();
     assert_eq!(to_bad.len(), 1, "a 4xx is not retried");
     let pins = p.state()["pins"].as_array().unwrap().clone();
     assert_eq!(pins.len(), 1);
@@ -128,12 +186,17 @@ fn a_rejected_pin_fails_at_once_with_the_providers_message_and_others_land() {
 #[test]
 fn server_errors_and_rate_limits_are_retried_honouring_retry_after() {
     let emu = Emulator::start();
-    emu.faults(json!({"fail_next": [{"status": 503}, {"status": 429, "retry_after": 1}, {"drop": true}]}));
+    emu.faults(
+        json!({"fail_next": [{"status": 503}, {"status": 429, "retry_after": 1}, {"drop": true}]}),
+    );
     let p = Project::new(&emu, &pin(CID_A, "a", &["arkive/cl0-global"]));
     let started = Instant::now();
     let run = p.run(&["apply", "--auto-approve"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 was honoured");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was honoured"
+    );
     assert_eq!(emu.pin_calls(), 4, "three failures, then success");
     assert!(run.stdout.matches("retrying").count() >= 3, "{run:?}");
     assert_eq!(emu.pins().len(), 1);
@@ -151,7 +214,10 @@ fn retries_are_bounded_and_the_failure_is_reported() {
     assert!(run.stdout.contains("after 3 attempts"), "{run:?}");
     assert!(emu.pins().is_empty());
     let state = p.state();
-    assert!(state["pins"].as_array().unwrap().is_empty(), "nothing recorded that was not confirmed");
+    assert!(
+        state["pins"].as_array().unwrap().is_empty(),
+        "nothing recorded that was not confirmed"
+    );
 }
 
 #[test]
@@ -181,13 +247,18 @@ fn second_apply_on_a_locked_state_fails_at_once_naming_the_holder() {
     let emu = Emulator::start_with(&["--delay-ms", "3000"]);
     let p = Project::new(&emu, &pin(CID_A, "a", &[]));
     let mut first = p.command(&["apply", "--auto-approve"]).spawn().unwrap();
-    wait_until(Duration::from_secs(20), "the first apply's call", || !emu.requests().is_empty() || emu.pin_calls() > 0);
+    wait_until(Duration::from_secs(20), "the first apply's call", || {
+        !emu.requests().is_empty() || emu.pin_calls() > 0
+    });
     let started = Instant::now();
     let run = p.run(&["apply", "--auto-approve"]);
     assert!(started.elapsed() < Duration::from_secs(2), "fails at once");
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("locked by `pinsync apply`"), "{run:?}");
-    assert!(run.stderr.contains(&format!("pid {}", first.id())), "{run:?}");
+    assert!(
+        run.stderr.contains(&format!("pid {}", first.id())),
+        "{run:?}"
+    );
     assert!(first.wait().unwrap().success());
 }
 
@@ -195,10 +266,19 @@ fn second_apply_on_a_locked_state_fails_at_once_naming_the_holder() {
 fn interrupted_apply_keeps_confirmed_pins_and_the_next_apply_does_the_rest() {
     let emu = Emulator::start_with(&["--delay-ms", "150"]);
     let cids = many_cids(40);
-    let manifest: String = cids.iter().enumerate().map(|(i, c)| pin(c, &format!("p{i}"), &[])).collect();
+    let manifest: String = cids
+        .iter()
+        .enumerate()
+        .map(|(i, c)| pin(c, &format!("p{i}"), &[]))
+        .collect();
     let p = Project::new(&emu, &manifest);
-    let mut child = p.command(&["apply", "--auto-approve", "--concurrency", "2"]).spawn().unwrap();
-    wait_until(Duration::from_secs(30), "a few pins", || emu.pins().len() >= 6);
+    let mut child = p
+        .command(&["apply", "--auto-approve", "--concurrency", "2"])
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "a few pins", || {
+        emu.pins().len() >= 6
+    });
     signal(&child, libc::SIGINT);
     let status = child.wait().unwrap();
     assert!(!status.success(), "an interrupted apply exits non-zero");
@@ -206,12 +286,19 @@ fn interrupted_apply_keeps_confirmed_pins_and_the_next_apply_does_the_rest() {
     let held = emu.pins().len();
     assert!(held < 40, "interrupted before the end");
     let recorded = p.state()["pins"].as_array().unwrap().len();
-    assert_eq!(recorded, held, "every confirmed pin, including those in flight at the interrupt, is recorded");
+    assert_eq!(
+        recorded, held,
+        "every confirmed pin, including those in flight at the interrupt, is recorded"
+    );
 
     let calls_before = emu.pin_calls();
     let run = p.run(&["apply", "--auto-approve", "--concurrency", "8"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(emu.pin_calls() - calls_before, (40 - held) as u64, "only what was left is pinned");
+    assert_eq!(
+        emu.pin_calls() - calls_before,
+        (40 - held) as u64,
+        "only what was left is pinned"
+    );
     assert!(!run.stdout.contains("already pinned"), "{run:?}");
     assert_eq!(p.state()["pins"].as_array().unwrap().len(), 40);
 }
@@ -220,7 +307,10 @@ fn interrupted_apply_keeps_confirmed_pins_and_the_next_apply_does_the_rest() {
 fn no_secret_reaches_output_state_or_plan_files() {
     let emu = Emulator::start();
     emu.faults(json!({"fail_next": [{"status": 500}, {"status": 401}]}));
-    let p = Project::new(&emu, &(pin(CID_A, "a", &["aioz", "arkive/cl0-global"]) + &pin(CID_B, "b", &[])));
+    let p = Project::new(
+        &emu,
+        &(pin(CID_A, "a", &["aioz", "arkive/cl0-global"]) + &pin(CID_B, "b", &[])),
+    );
     let mut outputs = Vec::new();
     for args in [
         &["validate"][..],
@@ -247,5 +337,9 @@ fn no_secret_reaches_output_state_or_plan_files() {
         assert_no_secret(&path.display().to_string(), &text);
     }
     // The keys were real: the provider received them.
-    assert!(emu.requests().iter().any(|r| r["headers"]["pinning_secret_key"] == AIOZ_SECRET));
+    assert!(
+        emu.requests()
+            .iter()
+            .any(|r| r["headers"]["pinning_secret_key"] == AIOZ_SECRET)
+    );
 }

@@ -18,12 +18,31 @@ fn plan_lists_each_change_and_a_summary_without_network_or_credentials() {
         .env_remove("PINARKIVE_API_KEY");
     let run = cmd.run();
     assert_eq!(run.code, 0, "{run:?}");
-    let lines: Vec<&str> = run.stdout.lines().filter(|l| l.trim_start().starts_with('+')).collect();
+    let lines: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with('+'))
+        .collect();
     assert_eq!(lines.len(), 3, "{run:?}");
-    assert!(lines.iter().any(|l| l.contains("arkive/cl0-global") && l.contains(CID_A) && l.contains("homepage")));
-    assert!(lines.iter().any(|l| l.contains("aioz") && l.contains(CID_B) && l.contains("docs")));
-    assert!(run.stdout.contains("Plan: 3 to pin, 0 to update, 0 no longer managed, 0 unchanged."), "{run:?}");
-    assert!(!run.stdout.contains('\u{1b}'), "no colour without a terminal");
+    assert!(
+        lines.iter().any(|l| l.contains("arkive/cl0-global")
+            && l.contains(CID_A)
+            && l.contains("homepage"))
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("aioz") && l.contains(CID_B) && l.contains("docs"))
+    );
+    assert!(
+        run.stdout
+            .contains("Plan: 3 to pin, 0 to update, 0 no longer managed, 0 unchanged."),
+        "{run:?}"
+    );
+    assert!(
+        !run.stdout.contains('\u{1b}'),
+        "no colour without a terminal"
+    );
     assert!(emu.requests().is_empty(), "plan made a network call");
     assert!(!p.state_path().exists(), "plan wrote a state file");
 }
@@ -35,7 +54,10 @@ fn detailed_exitcode_is_2_with_changes_and_0_without() {
     let run = p.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(run.code, 2, "{run:?}");
     let run = p.run(&["plan"]);
-    assert_eq!(run.code, 0, "without the flag changes are not an error: {run:?}");
+    assert_eq!(
+        run.code, 0,
+        "without the flag changes are not an error: {run:?}"
+    );
     let run = p.run(&["apply", "--auto-approve"]);
     assert_eq!(run.code, 0, "{run:?}");
     let run = p.run(&["plan", "--detailed-exitcode"]);
@@ -61,7 +83,10 @@ fn json_plan_is_machine_readable_and_carries_no_secret() {
     assert_eq!(eu["cid"], CID_A);
     assert_eq!(eu["name"], "home");
     assert!(eu["canonical_cid"].as_str().unwrap().starts_with("bafy"));
-    assert_eq!(plan["providers"]["aioz"]["api_key"]["var"], "AIOZ_PINNING_API_KEY");
+    assert_eq!(
+        plan["providers"]["aioz"]["api_key"]["var"],
+        "AIOZ_PINNING_API_KEY"
+    );
     assert_no_secret("plan --json", &run.stdout);
 }
 
@@ -73,18 +98,31 @@ fn orphans_and_renames_are_shown_and_recorded_without_calls() {
     let calls = emu.pin_calls();
     p.write_manifest(&emu, &pin(CID_B, "b-renamed", &[]));
     let run = p.run(&["plan"]);
-    assert!(run.stdout.lines().any(|l| l.trim_start().starts_with('-') && l.contains(CID_A)), "{run:?}");
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with('-') && l.contains(CID_A)),
+        "{run:?}"
+    );
     assert!(
         run.stdout
             .lines()
             .any(|l| l.trim_start().starts_with('~') && l.contains(r#"name "b" -> "b-renamed""#)),
         "{run:?}"
     );
-    assert!(run.stdout.contains("0 to pin, 1 to update, 1 no longer managed, 0 unchanged"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("0 to pin, 1 to update, 1 no longer managed, 0 unchanged"),
+        "{run:?}"
+    );
 
     let run = p.run(&["apply", "--auto-approve"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(emu.pin_calls(), calls, "renames and orphans make no provider call");
+    assert_eq!(
+        emu.pin_calls(),
+        calls,
+        "renames and orphans make no provider call"
+    );
     assert_eq!(emu.pins().len(), 2, "the orphan stays pinned");
     let state = p.state();
     let pins = state["pins"].as_array().unwrap();
@@ -92,7 +130,10 @@ fn orphans_and_renames_are_shown_and_recorded_without_calls() {
     assert_eq!(a["status"], "orphaned");
     let b = pins.iter().find(|x| x["cid_as_pinned"] == CID_B).unwrap();
     assert_eq!(b["name"], "b-renamed");
-    assert!(b["pin_id"].is_string(), "a rename keeps the provider's pin id");
+    assert!(
+        b["pin_id"].is_string(),
+        "a rename keeps the provider's pin id"
+    );
     assert_eq!(p.run(&["plan", "--detailed-exitcode"]).code, 0);
 }
 
@@ -102,7 +143,11 @@ fn unreadable_state_is_an_error_naming_the_file_and_is_left_untouched() {
     let p = Project::new(&emu, &pin(CID_A, "a", &[]));
     let garbage = b"{\"format_version\": 1, \"pins\": [tru";
     std::fs::write(p.state_path(), garbage).unwrap();
-    for args in [&["plan"][..], &["apply", "--auto-approve"], &["state", "list"]] {
+    for args in [
+        &["plan"][..],
+        &["apply", "--auto-approve"],
+        &["state", "list"],
+    ] {
         let run = p.run(args);
         assert_eq!(run.code, 1, "{args:?}: {run:?}");
         assert!(run.stderr.contains("pins.state.json"), "{run:?}");

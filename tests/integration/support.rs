@@ -28,7 +28,11 @@ pub fn pinsync_bin() -> PathBuf {
 
 fn emulator_bin() -> PathBuf {
     static BUILD: Once = Once::new();
-    let bin = pinsync_bin().parent().unwrap().join("examples").join("emulator");
+    let bin = pinsync_bin()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("emulator");
     BUILD.call_once(|| {
         // `cargo test` builds examples; `cargo test --test integration` does not.
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -208,7 +212,11 @@ pub struct Run {
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -218,7 +226,11 @@ pub trait RunExt {
 
 impl RunExt for Command {
     fn run(&mut self) -> Run {
-        let Output { status, stdout, stderr } = self.output().expect("run pinsync");
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = self.output().expect("run pinsync");
         Run {
             code: status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -249,7 +261,10 @@ pub fn pin(cid: &str, name: &str, to: &[&str]) -> String {
     if to.is_empty() {
         format!("  - cid: {cid}\n    name: {name}\n")
     } else {
-        format!("  - cid: {cid}\n    name: {name}\n    to: [{}]\n", to.join(", "))
+        format!(
+            "  - cid: {cid}\n    name: {name}\n    to: [{}]\n",
+            to.join(", ")
+        )
     }
 }
 
@@ -278,4 +293,76 @@ pub fn assert_no_secret(what: &str, text: &str) {
 
 pub fn project_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A `pinsync watch` child whose stdout lines are collected as they come.
+pub struct Background {
+    pub child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Background {
+    pub fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pinsync");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Self { child, lines }
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    pub fn output(&self) -> String {
+        self.lines().join("\n")
+    }
+
+    /// Waits for a line containing `needle`.
+    pub fn wait_for_line(&self, needle: &str) {
+        wait_until(Duration::from_secs(30), needle, || {
+            self.lines().iter().any(|l| l.contains(needle))
+        });
+    }
+
+    /// Stops with a signal and returns the exit code.
+    pub fn stop(mut self, sig: i32) -> (i32, String) {
+        signal(&self.child, sig);
+        let end = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                Instant::now() < end,
+                "did not exit after signal {sig}:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        };
+        // Let the reader threads drain.
+        std::thread::sleep(Duration::from_millis(100));
+        (status.code().unwrap_or(-1), self.output())
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,397 @@
+//! Watch mode: pinsync as a long-running reconciler next to a git checkout.
+//!
+//! Applies at start, then on every change to the manifest (debounced) and
+//! every `interval`, one apply at a time, holding the state lock for the
+//! life of the process. A manifest that does not validate is reported and
+//! the last good one stays in force.
+
+mod event_log;
+mod status_file;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use notify::{EventKind, RecursiveMode, Watcher as _};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::{self, ApplyOptions, Outcome as PinOutcome, Progress};
+use crate::manifest::{self, Diagnostics, Manifest};
+use crate::plan::{self, Change};
+use crate::provider::{self, HttpSettings, ProviderError};
+use crate::state::{State, StateFile};
+
+pub use event_log::{EventLog, Level, LogFormat};
+pub use status_file::{Outcome, Status};
+
+/// How watch runs.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// Reconcile this often even without a change.
+    pub interval: Duration,
+    /// Quiet time after the last file event before a burst counts as one change.
+    pub debounce: Duration,
+    pub apply: ApplyOptions,
+    pub http: HttpSettings,
+    pub status_file: Option<PathBuf>,
+}
+
+/// Why a reconcile ran.
+#[derive(Debug, Clone, Copy)]
+enum Trigger {
+    Start,
+    Change,
+    Interval,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Change => "change",
+            Self::Interval => "interval",
+        }
+    }
+}
+
+/// The reconciler's memory between runs.
+struct Reconciler<'a> {
+    manifest_path: &'a Path,
+    state_file: &'a StateFile,
+    state: Option<State>,
+    last_good: Option<Manifest>,
+    last_success_at: Option<String>,
+    options: &'a WatchOptions,
+    log: EventLog,
+}
+
+/// Runs until `stop` is cancelled, then returns with the state saved.
+/// The caller holds the state lock.
+pub async fn watch(
+    manifest_path: &Path,
+    state_file: &StateFile,
+    state: State,
+    options: &WatchOptions,
+    log: EventLog,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let (tx, mut changes) = mpsc::unbounded_channel::<()>();
+    let _watcher = watch_manifest(manifest_path, tx)?;
+    log.event(
+        Level::Info,
+        "start",
+        "watching the manifest",
+        json!({
+            "manifest": manifest_path.display().to_string(),
+            "state": state_file.path().display().to_string(),
+            "interval": humantime::format_duration(options.interval).to_string(),
+        }),
+    );
+    let mut r = Reconciler {
+        manifest_path,
+        state_file,
+        state: Some(state),
+        last_good: None,
+        last_success_at: None,
+        options,
+        log,
+    };
+    r.reconcile(Trigger::Start, stop).await?;
+    let mut ticker = tokio::time::interval_at(
+        tokio::time::Instant::now() + options.interval,
+        options.interval,
+    );
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let trigger = tokio::select! {
+            () = stop.cancelled() => break,
+            Some(()) = changes.recv() => {
+                // Debounce: wait for a quiet spell, so one save (or one
+                // `git pull` touching the file several times) is one apply.
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        more = tokio::time::timeout(options.debounce, changes.recv()) => {
+                            if !matches!(more, Ok(Some(()))) { break; }
+                        }
+                    }
+                }
+                Trigger::Change
+            }
+            _ = ticker.tick() => Trigger::Interval,
+        };
+        if stop.is_cancelled() {
+            break;
+        }
+        r.reconcile(trigger, stop).await?;
+    }
+    log.event(
+        Level::Info,
+        "stop",
+        "stopped; the state is saved",
+        json!({}),
+    );
+    Ok(())
+}
+
+/// Watches the manifest's directory (editors and `git pull` replace files
+/// by rename, which a watch on the file itself loses) and sends a tick for
+/// each change to the manifest's name.
+fn watch_manifest(
+    path: &Path,
+    tx: mpsc::UnboundedSender<()>,
+) -> anyhow::Result<notify::RecommendedWatcher> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file path", path.display()))?
+        .to_owned();
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        // Reads (ours included) are not changes.
+        if matches!(event.kind, EventKind::Access(_)) {
+            return;
+        }
+        if event
+            .paths
+            .iter()
+            .any(|p| p.file_name() == Some(name.as_os_str()))
+        {
+            let _ = tx.send(());
+        }
+    })
+    .context("start the file watcher")?;
+    watcher
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .with_context(|| format!("watch {}", dir.display()))?;
+    Ok(watcher)
+}
+
+impl Reconciler<'_> {
+    async fn reconcile(
+        &mut self,
+        trigger: Trigger,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        if !matches!(trigger, Trigger::Start) {
+            self.log
+                .event(Level::Info, trigger.as_str(), "reconciling", json!({}));
+        }
+        let (result, error) = match manifest::load(self.manifest_path) {
+            Ok(m) => {
+                self.last_good = Some(m);
+                (None, None)
+            }
+            Err(e) => {
+                match e.downcast_ref::<Diagnostics>() {
+                    Some(diags) => {
+                        for d in &diags.0 {
+                            self.log.event(
+                                Level::Error,
+                                "invalid_manifest",
+                                &d.to_string(),
+                                json!({"file": d.file.display().to_string(), "line": d.position.line, "column": d.position.column}),
+                            );
+                        }
+                    }
+                    None => self.log.event(
+                        Level::Error,
+                        "invalid_manifest",
+                        &format!("{e:#}"),
+                        json!({}),
+                    ),
+                }
+                let kept = if self.last_good.is_some() {
+                    "keeping the last good manifest in force"
+                } else {
+                    "no good manifest yet; waiting for the next save"
+                };
+                self.log
+                    .event(Level::Warn, "invalid_manifest", kept, json!({}));
+                (Some(Outcome::InvalidManifest), Some(format!("{e:#}")))
+            }
+        };
+        let Some(manifest) = self.last_good.clone() else {
+            self.write_status(
+                result.unwrap_or(Outcome::Error),
+                &apply::Report::default(),
+                0,
+                error,
+            );
+            return Ok(());
+        };
+        let state = self.state.take().expect("state is put back after each run");
+        let plan = plan::plan(&manifest, &state);
+        let s = plan.summary;
+        self.log.event(
+            Level::Info,
+            "plan",
+            if s.has_changes() {
+                "changes to make"
+            } else {
+                "in sync"
+            },
+            json!({"pin": s.pin, "update": s.update, "orphan": s.orphan, "unchanged": s.unchanged}),
+        );
+        if !s.has_changes() {
+            self.state = Some(state);
+            let outcome = result.unwrap_or(Outcome::Ok);
+            let report = apply::Report {
+                unchanged: s.unchanged,
+                ..Default::default()
+            };
+            self.write_status(outcome, &report, 0, error);
+            return Ok(());
+        }
+        let providers = match provider::connect(
+            &plan.providers,
+            &apply::providers_used(&plan),
+            |var| std::env::var(var).ok(),
+            self.options.http,
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                self.log.event(
+                    Level::Error,
+                    "apply",
+                    &format!("cannot apply: {e:#}"),
+                    json!({}),
+                );
+                self.state = Some(state);
+                self.write_status(
+                    Outcome::Error,
+                    &apply::Report::default(),
+                    s.pin,
+                    Some(format!("{e:#}")),
+                );
+                return Ok(());
+            }
+        };
+        let progress = LogProgress { log: self.log };
+        let (report, state) = apply::apply(
+            &plan,
+            &providers,
+            self.state_file,
+            state,
+            self.options.apply,
+            stop,
+            &progress,
+        )
+        .await
+        .with_context(|| format!("write state {}", self.state_file.path().display()))?;
+        self.state = Some(state);
+        let level = if report.succeeded() {
+            Level::Info
+        } else {
+            Level::Warn
+        };
+        self.log.event(
+            level,
+            "apply",
+            if report.interrupted {
+                "interrupted"
+            } else if report.succeeded() {
+                "complete"
+            } else {
+                "finished with failures; they are retried at the next reconcile"
+            },
+            json!({
+                "pinned": report.pinned,
+                "already_pinned": report.already_pinned,
+                "updated": report.updated,
+                "orphaned": report.orphaned,
+                "failed": report.failed.len(),
+                "unchanged": report.unchanged,
+                "not_started": report.not_started,
+            }),
+        );
+        let outcome = match result {
+            Some(o) => o,
+            None if report.succeeded() => Outcome::Ok,
+            None => Outcome::Failed,
+        };
+        let pending = report.failed.len() + report.not_started;
+        let error = error.or_else(|| {
+            report
+                .failed
+                .first()
+                .map(|f| format!("{} {}: {}", f.change.target, f.change.cid, f.error))
+        });
+        self.write_status(outcome, &report, pending, error);
+        Ok(())
+    }
+
+    fn write_status(
+        &mut self,
+        outcome: Outcome,
+        report: &apply::Report,
+        pending: usize,
+        error: Option<String>,
+    ) {
+        let now = crate::state::now_rfc3339();
+        if outcome == Outcome::Ok {
+            self.last_success_at = Some(now.clone());
+        }
+        let Some(path) = &self.options.status_file else {
+            return;
+        };
+        let status = Status {
+            pid: std::process::id(),
+            manifest: self.manifest_path.to_path_buf(),
+            last_run_at: now,
+            last_result: outcome,
+            last_success_at: self.last_success_at.clone(),
+            pinned: report.pinned,
+            failed: report.failed.len(),
+            unchanged: report.unchanged,
+            pending,
+            error,
+        };
+        if let Err(e) = status_file::write(path, &status) {
+            self.log
+                .event(Level::Error, "status_file", &format!("{e:#}"), json!({}));
+        }
+    }
+}
+
+/// Apply progress as log lines: each retry and each failure.
+struct LogProgress {
+    log: EventLog,
+}
+
+impl Progress for LogProgress {
+    fn start(&self, calls: usize) {
+        self.log
+            .event(Level::Info, "apply", "pinning", json!({"calls": calls}));
+    }
+
+    fn retrying(&self, change: &Change, error: &ProviderError, attempt: u32, delay: Duration) {
+        self.log.event(
+            Level::Warn,
+            "retry",
+            &error.to_string(),
+            json!({
+                "target": change.target.to_string(),
+                "cid": change.cid,
+                "attempt": attempt,
+                "delay_ms": u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            }),
+        );
+    }
+
+    fn finished(&self, change: &Change, outcome: &PinOutcome) {
+        if let PinOutcome::Failed { error, attempts } = outcome {
+            self.log.event(
+                Level::Error,
+                "pin_failed",
+                &error.to_string(),
+                json!({"target": change.target.to_string(), "cid": change.cid, "attempts": attempts}),
+            );
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! The health file a monitor reads: the last apply's time, result and counts,
+//! always replaced atomically so a reader never sees half of it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+/// How the last reconcile ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Everything in the plan landed (or there was nothing to do).
+    Ok,
+    /// Some pins failed; they are retried on the next reconcile.
+    Failed,
+    /// The manifest on disk does not validate; the last good one is in force.
+    InvalidManifest,
+    /// Apply could not run (missing credentials, ...).
+    Error,
+}
+
+/// What the status file says.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub pid: u32,
+    pub manifest: PathBuf,
+    /// When the last reconcile finished.
+    pub last_run_at: String,
+    pub last_result: Outcome,
+    /// When a reconcile last ended `ok`: a monitor alerts when this is old.
+    pub last_success_at: Option<String>,
+    pub pinned: usize,
+    pub failed: usize,
+    pub unchanged: usize,
+    /// Pins the last good manifest asks for that are not pinned yet.
+    pub pending: usize,
+    /// Why the last run was not `ok`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Replaces the status file at `path` with `status`.
+pub fn write(path: &Path, status: &Status) -> anyhow::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(status)?;
+    bytes.push(b'\n');
+    crate::state::replace_file(path, &bytes, None).context("write status file")
+}
