@@ -41,7 +41,55 @@ impl Default for ApplyOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Pinned(PinReceipt),
-    Failed { error: ProviderError, attempts: u32 },
+    /// `attempts` is 0 when the pin was not tried because its provider
+    /// looked down; `error` is then the provider's last error.
+    Failed {
+        error: ProviderError,
+        attempts: u32,
+    },
+}
+
+/// Why a pin failed, with how hard it was tried, for people and logs.
+pub fn failure_reason(error: &ProviderError, attempts: u32, provider: &str) -> String {
+    match attempts {
+        0 => format!("not attempted: provider `{provider}` looks down (last error: {error})"),
+        1 => error.to_string(),
+        n => format!("{error} (after {n} attempts)"),
+    }
+}
+
+/// Pins of one provider that failed in a row, after all their retries, before
+/// the provider is taken to be down for the rest of this apply.
+const BREAKER_THRESHOLD: u32 = 3;
+
+/// A circuit breaker for one provider within one apply: after
+/// [`BREAKER_THRESHOLD`] pins in a row fail for reasons worth retrying
+/// (outage, rate limit, timeouts), its remaining pins are not attempted, so
+/// an outage costs minutes once, not once per pin. They are planned again
+/// by the next apply (or watch's next reconcile).
+#[derive(Default)]
+struct Breaker {
+    state: std::cell::RefCell<(u32, Option<ProviderError>)>,
+}
+
+impl Breaker {
+    fn open_error(&self) -> Option<ProviderError> {
+        let state = self.state.borrow();
+        (state.0 >= BREAKER_THRESHOLD)
+            .then(|| state.1.clone())
+            .flatten()
+    }
+
+    fn observe(&self, outcome: &Outcome) {
+        let mut state = self.state.borrow_mut();
+        match outcome {
+            Outcome::Pinned(_) => *state = (0, None),
+            Outcome::Failed { error, .. } if error.is_retryable() => {
+                *state = (state.0 + 1, Some(error.clone()));
+            }
+            Outcome::Failed { .. } => {}
+        }
+    }
 }
 
 /// Hears about an apply as it runs (progress bar, plain lines, logs).
@@ -152,21 +200,38 @@ pub async fn apply(
         .filter(|c| c.action == Action::Pin)
         .collect();
     progress.start(pins.len());
-    let policy = options.retry;
-    let mut calls = futures::stream::iter(pins.iter().copied())
-        .take_while(|_| std::future::ready(!stop.is_cancelled()))
-        .map(|change| {
-            let provider = providers
-                .get(&change.target.provider)
-                .expect("apply is given every provider its plan pins to");
-            async move {
-                (
-                    change,
-                    pin_with_retries(provider.as_ref(), change, policy, stop, progress).await,
-                )
-            }
-        })
-        .buffer_unordered(options.concurrency.max(1));
+    // Each provider gets its own pool of `concurrency` calls, so one that is
+    // slow or down cannot hold the slots the others need.
+    let mut by_provider: BTreeMap<&str, Vec<&Change>> = BTreeMap::new();
+    for change in &pins {
+        by_provider
+            .entry(change.target.provider.as_str())
+            .or_default()
+            .push(change);
+    }
+    let pools = by_provider.into_iter().map(|(name, changes)| {
+        let provider = providers
+            .get(name)
+            .expect("apply is given every provider its plan pins to")
+            .as_ref();
+        let breaker = std::rc::Rc::new(Breaker::default());
+        futures::stream::iter(changes)
+            .take_while(|_| std::future::ready(!stop.is_cancelled()))
+            .map(move |change| {
+                let breaker = breaker.clone();
+                async move {
+                    if let Some(error) = breaker.open_error() {
+                        return (change, Outcome::Failed { error, attempts: 0 });
+                    }
+                    let outcome =
+                        pin_with_retries(provider, change, options.retry, stop, progress).await;
+                    breaker.observe(&outcome);
+                    (change, outcome)
+                }
+            })
+            .buffer_unordered(options.concurrency.max(1))
+    });
+    let mut calls = futures::stream::select_all(pools.map(Box::pin));
     let mut ended = 0;
     while let Some((change, outcome)) = calls.next().await {
         ended += 1;

@@ -86,6 +86,26 @@ enum StateCommand {
     /// List every recorded pin: target, CID, name, pin id and status.
     #[command(after_help = "Examples:\n  pinsync state list\n  pinsync state list --json")]
     List(StateListArgs),
+    /// Replace the state with its backup (or another copy) after it was
+    /// damaged. The current file and journal are moved aside, not deleted.
+    #[command(
+        after_help = "Examples:\n  pinsync state restore                       # from pins.state.json.backup\n  pinsync state restore --from old.state.json"
+    )]
+    Restore(StateRestoreArgs),
+}
+
+#[derive(Debug, Args)]
+struct StateRestoreArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    #[command(flatten)]
+    state: StateArg,
+    /// The copy to restore [default: the state file's .backup]
+    #[arg(long, value_name = "FILE")]
+    from: Option<PathBuf>,
+    /// Wait this long for another pinsync holding the state lock.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    lock_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -266,6 +286,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => apply_command(&args),
         Command::Watch(args) => watch_command(&args),
         Command::State(StateCommand::List(args)) => state_list(&args),
+        Command::State(StateCommand::Restore(args)) => state_restore(&args),
     }
 }
 
@@ -518,5 +539,38 @@ fn state_list(args: &StateListArgs) -> anyhow::Result<ExitCode> {
     } else {
         print(&render::state_list(&state))?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn state_restore(args: &StateRestoreArgs) -> anyhow::Result<ExitCode> {
+    let state_file = args.state.file(&args.manifest.file);
+    let _lock = StateLock::acquire(
+        state_file.path(),
+        args.lock_timeout,
+        "pinsync state restore",
+    )?;
+    let from = args
+        .from
+        .clone()
+        .unwrap_or_else(|| state_file.backup_path());
+    let restored = state_file.restore(&from).with_context(|| {
+        format!(
+            "restore {} from {}",
+            state_file.path().display(),
+            from.display()
+        )
+    })?;
+    let mut text = format!(
+        "Restored {} from {}: {} pins, serial {}.\n",
+        state_file.path().display(),
+        from.display(),
+        restored.pins,
+        restored.serial
+    );
+    for aside in &restored.moved_aside {
+        text.push_str(&format!("Kept the replaced file as {}.\n", aside.display()));
+    }
+    text.push_str("Run `pinsync plan` to see what differs from the manifest; pins made since the backup show as `+` and apply records them again (the provider answers \"already pinned\").\n");
+    print(&text)?;
     Ok(ExitCode::SUCCESS)
 }

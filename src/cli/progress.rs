@@ -82,14 +82,9 @@ impl Progress for ApplyProgress {
         let p = self.palette();
         match (self, outcome) {
             (Self::Bar(bar), Outcome::Pinned(_)) => bar.inc(1),
-            (Self::Bar(bar), Outcome::Failed { error, .. }) => {
+            (Self::Bar(bar), Outcome::Failed { error, attempts }) => {
                 bar.inc(1);
-                bar.println(format!(
-                    "{} {} {}: {error}",
-                    p.red("failed"),
-                    change.target,
-                    change.cid
-                ));
+                bar.println(failed_line(p, change, error, *attempts));
             }
             (Self::Lines(_), Outcome::Pinned(r)) => {
                 let note = if r.already_pinned {
@@ -104,14 +99,19 @@ impl Progress for ApplyProgress {
                     change.cid
                 ));
             }
-            (Self::Lines(_), Outcome::Failed { error, .. }) => {
-                self.line(format!(
-                    "{} {} {}: {error}",
-                    p.red("failed"),
-                    change.target,
-                    change.cid
-                ));
+            (Self::Lines(_), Outcome::Failed { error, attempts }) => {
+                self.line(failed_line(p, change, error, *attempts));
             }
         }
     }
+}
+
+fn failed_line(p: Palette, change: &Change, error: &ProviderError, attempts: u32) -> String {
+    let reason = crate::apply::failure_reason(error, attempts, &change.target.provider);
+    format!(
+        "{} {} {}: {reason}",
+        p.red("failed"),
+        change.target,
+        change.cid
+    )
 }

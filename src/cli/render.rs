@@ -147,18 +147,13 @@ fn quoted(name: Option<&str>) -> String {
 pub fn report(r: &Report, p: Palette) -> String {
     let mut out = String::new();
     for f in &r.failed {
-        let tries = if f.attempts > 1 {
-            format!(" (after {} attempts)", f.attempts)
-        } else {
-            String::new()
-        };
         let _ = writeln!(
             out,
-            "{} {} {}: {}{tries}",
+            "{} {} {}: {}",
             p.red("failed:"),
             f.change.target,
             f.change.cid,
-            f.error
+            crate::apply::failure_reason(&f.error, f.attempts, &f.change.target.provider)
         );
     }
     let already = if r.already_pinned > 0 {

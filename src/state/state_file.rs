@@ -19,8 +19,9 @@ use super::{STATE_FORMAT_VERSION, State, StoredPin};
 #[derive(Debug, thiserror::Error)]
 pub enum StateFileError {
     #[error(
-        "state file {path} cannot be read: {reason}; it was left untouched \
-         (the previous version, if any, is {path}.backup)"
+        "state file {path} cannot be read: {reason}; it was left untouched. \
+         To go back to the previous version, run `pinsync state restore` \
+         (it restores {path}.backup and keeps this file aside)"
     )]
     Corrupt { path: PathBuf, reason: String },
     #[error(
@@ -134,6 +135,47 @@ impl StateFile {
         replace_file(&self.path, &bytes, Some(&self.backup_path()))?;
         Journal::remove(&self.journal_path())?;
         Ok(())
+    }
+}
+
+/// What [`StateFile::restore`] did.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// Pins in the restored state.
+    pub pins: usize,
+    pub serial: u64,
+    /// Where the replaced state file and journal were moved, if they existed.
+    pub moved_aside: Vec<PathBuf>,
+}
+
+impl StateFile {
+    /// Replaces the state with a copy that parses (by default the `.backup`).
+    /// The current file and journal are moved aside, never deleted, so a
+    /// restore loses nothing. The caller holds the lock.
+    pub fn restore(&self, from: &Path) -> Result<Restored, StateFileError> {
+        let bytes = fs::read(from).map_err(StateFileError::io("read", from))?;
+        let mut state = decode(from, &bytes)?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut moved_aside = Vec::new();
+        for path in [self.path.clone(), self.journal_path()] {
+            if path.exists() {
+                let mut aside = path.as_os_str().to_owned();
+                aside.push(format!(".replaced-{stamp}"));
+                let aside = PathBuf::from(aside);
+                fs::rename(&path, &aside).map_err(StateFileError::io("move aside", &path))?;
+                moved_aside.push(aside);
+            }
+        }
+        // A new serial above both, so plans made against either are refused.
+        state.serial += 1;
+        self.save(&state)?;
+        Ok(Restored {
+            pins: state.pins.len(),
+            serial: state.serial,
+            moved_aside,
+        })
     }
 }
 

@@ -389,7 +389,7 @@ impl Progress for LogProgress {
             self.log.event(
                 Level::Error,
                 "pin_failed",
-                &error.to_string(),
+                &apply::failure_reason(error, *attempts, &change.target.provider),
                 json!({"target": change.target.to_string(), "cid": change.cid, "attempts": attempts}),
             );
         }

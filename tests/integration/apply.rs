@@ -343,3 +343,102 @@ fn no_secret_reaches_output_state_or_plan_files() {
             .any(|r| r["headers"]["pinning_secret_key"] == AIOZ_SECRET)
     );
 }
+
+#[test]
+fn a_provider_that_is_down_does_not_stop_the_others() {
+    let emu = Emulator::start();
+    emu.faults(json!({"error_rate": 1.0, "error_status": 503, "only": "pinarkive"}));
+    let cids = many_cids(12);
+    let manifest: String = cids
+        .iter()
+        .enumerate()
+        .map(|(i, c)| pin(c, &format!("p{i}"), &["aioz", "arkive/cl0-global"]))
+        .collect();
+    let p = Project::new(&emu, &manifest);
+    let run = p.run(&[
+        "apply",
+        "--auto-approve",
+        "--concurrency",
+        "2",
+        "--retry-attempts",
+        "2",
+    ]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("12 pinned"),
+        "every aioz pin landed: {run:?}"
+    );
+    assert!(run.stdout.contains("12 failed"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("not attempted: provider `arkive` looks down"),
+        "{run:?}"
+    );
+    let arkive_calls = emu
+        .requests()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().starts_with("/api/v3/"))
+        .count();
+    // Three pins failing in a row open the breaker; only calls already in
+    // flight (two per provider) finish after that.
+    assert!(
+        arkive_calls <= 5 * 2,
+        "the breaker stopped calls to a provider that is down: {arkive_calls}"
+    );
+    let state = p.state();
+    assert!(
+        state["pins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["provider"] == "aioz")
+    );
+}
+
+#[test]
+fn state_restore_brings_back_the_backup_and_keeps_the_damaged_file() {
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &pin(CID_A, "a", &[]));
+    assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
+    p.write_manifest(&emu, &(pin(CID_A, "a", &[]) + &pin(CID_B, "b", &[])));
+    assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
+    let backup: Value =
+        serde_json::from_slice(&std::fs::read(p.path("pins.state.json.backup")).unwrap()).unwrap();
+    assert_eq!(
+        backup["pins"].as_array().unwrap().len(),
+        1,
+        "the backup is the previous version"
+    );
+
+    let garbage = b"{\"format_version\": 1, \"lin";
+    std::fs::write(p.state_path(), garbage).unwrap();
+    let run = p.run(&["plan"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("pinsync state restore"),
+        "the error says how to recover: {run:?}"
+    );
+
+    let run = p.run(&["state", "restore"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("1 pins"), "{run:?}");
+    let aside: Vec<_> = std::fs::read_dir(p.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|x| x.to_string_lossy().contains("pins.state.json.replaced-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read(&aside[0]).unwrap(),
+        garbage,
+        "the damaged file is kept as it was"
+    );
+
+    // The pin made after the backup is planned again; the provider already has it.
+    let run = p.run(&["plan"]);
+    assert!(run.stdout.contains("1 to pin"), "{run:?}");
+    let run = p.run(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("(1 already pinned)"), "{run:?}");
+    assert_eq!(p.state()["pins"].as_array().unwrap().len(), 2);
+}
