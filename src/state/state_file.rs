@@ -255,3 +255,148 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StateFileError> {
         .and_then(|d| d.sync_all())
         .map_err(StateFileError::io("fsync directory", dir))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs::OpenOptions;
+    use std::io::Write as _;
+
+    use super::*;
+    use crate::manifest::{Labels, PinKey, Target};
+    use crate::state::{PinRecord, PinStatus};
+
+    fn pin(n: u32) -> StoredPin {
+        StoredPin {
+            key: PinKey {
+                target: Target {
+                    provider: "arkive".into(),
+                    cluster: Some("cl1-eu".into()),
+                },
+                cid: format!("bafy{n}"),
+            },
+            record: PinRecord {
+                cid_as_pinned: format!("Qm{n}"),
+                labels: Labels {
+                    name: Some(format!("p{n}")),
+                    meta: [("team".to_string(), "web".to_string())].into(),
+                },
+                pin_id: Some(format!("id-{n}")),
+                pinned_at: "2026-01-01T00:00:00Z".into(),
+                status: PinStatus::Managed,
+            },
+        }
+    }
+
+    fn state_with(pins: &[u32]) -> State {
+        let mut s = State::new();
+        s.ensure_lineage();
+        s.serial = 3;
+        for &n in pins {
+            s.record(pin(n));
+        }
+        s
+    }
+
+    #[test]
+    fn save_then_load_round_trips_in_the_flat_documented_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.json"));
+        let state = state_with(&[1, 2]);
+        file.save(&state).unwrap();
+        assert_eq!(file.load().unwrap(), state);
+        let json: serde_json::Value =
+            serde_json::from_slice(&fs::read(file.path()).unwrap()).unwrap();
+        assert_eq!(
+            json["pins"][0],
+            serde_json::json!({"provider": "arkive", "cluster": "cl1-eu", "cid": "bafy1", "cid_as_pinned": "Qm1",
+                "name": "p1", "meta": {"team": "web"}, "pin_id": "id-1",
+                "pinned_at": "2026-01-01T00:00:00Z", "status": "managed"})
+        );
+        assert_eq!(json["format_version"], 1);
+        assert_eq!(json["serial"], 3);
+    }
+
+    #[test]
+    fn save_keeps_the_previous_version_as_backup_and_drops_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.json"));
+        let first = state_with(&[1]);
+        file.save(&first).unwrap();
+        let mut journal = Journal::create(&file.journal_path(), &first).unwrap();
+        journal.append(4, &[pin(2)]).unwrap();
+        let second = file.load().unwrap();
+        file.save(&second).unwrap();
+        assert!(!file.has_journal());
+        let backup = StateFile::new(file.backup_path()).load().unwrap();
+        assert_eq!(backup, first);
+        assert_eq!(file.load().unwrap().pins.len(), 2);
+    }
+
+    #[test]
+    fn journal_replays_batches_skips_folded_ones_and_ignores_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.json"));
+        let base = state_with(&[1]);
+        file.save(&base).unwrap();
+        let mut journal = Journal::create(&file.journal_path(), &base).unwrap();
+        journal.append(3, &[pin(9)]).unwrap(); // already folded into serial 3
+        journal.append(4, &[pin(2), pin(3)]).unwrap();
+        journal.append(5, &[pin(4)]).unwrap();
+        drop(journal);
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(file.journal_path())
+            .unwrap();
+        f.write_all(br#"{"serial":6,"pins":[{"provider":"#).unwrap();
+        let loaded = file.load().unwrap();
+        assert_eq!(loaded.serial, 5);
+        let cids: Vec<&str> = loaded.pins.keys().map(|k| k.cid.as_str()).collect();
+        assert_eq!(cids, ["bafy1", "bafy2", "bafy3", "bafy4"]);
+    }
+
+    #[test]
+    fn garbage_inside_the_journal_is_an_error_not_a_silent_skip() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.json"));
+        let base = state_with(&[]);
+        file.save(&base).unwrap();
+        let mut journal = Journal::create(&file.journal_path(), &base).unwrap();
+        journal.append(4, &[pin(1)]).unwrap();
+        drop(journal);
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(file.journal_path())
+            .unwrap();
+        f.write_all(b"not json\n").unwrap();
+        let mut journal = OpenOptions::new()
+            .append(true)
+            .open(file.journal_path())
+            .unwrap();
+        journal.write_all(br#"{"serial":5,"pins":[]}"#).unwrap();
+        journal.write_all(b"\n").unwrap();
+        let err = file.load().unwrap_err().to_string();
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn unreadable_states_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        let file = StateFile::new(&path);
+        let good = serde_json::to_string(&serde_json::json!({
+            "format_version": 1, "lineage": "l", "serial": 1, "pins": [pin(1), pin(1)]
+        }))
+        .unwrap();
+        for (bytes, why) in [
+            (&b""[..], "empty"),
+            (b"{\"format_version\": 1, \"lin", "EOF"),
+            (b"{\"format_version\": 99}", "format version 99"),
+            (good.as_bytes(), "listed twice"),
+        ] {
+            fs::write(&path, bytes).unwrap();
+            let err = file.load().unwrap_err().to_string();
+            assert!(err.contains(why), "{why}: {err}");
+            assert!(err.contains("s.json"), "{err}");
+        }
+    }
+}
