@@ -4,4 +4,5 @@ mod support;
 
 mod apply;
 mod plan;
+mod terminal;
 mod watch;
