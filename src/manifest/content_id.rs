@@ -25,8 +25,15 @@ impl ContentId {
                 "invalid CID {text:?}: unexpected character {bad:?}"
             ));
         }
-        let cid =
-            Cid::try_from(text).map_err(|e| format!("invalid CID {text:?}: {}", explain(&e)))?;
+        // `Cid::try_from` takes whatever follows "/ipfs/", so a gateway URL
+        // would pass and then be sent to providers as the CID.
+        if text.contains('/') {
+            return Err(format!(
+                "invalid CID {text:?}: write the CID alone, not a path or URL"
+            ));
+        }
+        let cid = Cid::try_from(text)
+            .map_err(|e| format!("invalid CID {text:?}: {}", explain(text, &e)))?;
         let canonical = if cid.version() == cid::Version::V0 {
             cid.into_v1()
                 .map_err(|e| format!("invalid CID {text:?}: {e}"))?
@@ -58,12 +65,38 @@ impl fmt::Display for ContentId {
     }
 }
 
-fn explain(e: &cid::Error) -> String {
+fn explain(text: &str, e: &cid::Error) -> String {
     use cid::Error as E;
+    use cid::multibase::{Base, Error as BaseError};
     match e {
         E::UnknownCodec => "unknown codec".into(),
         E::InputTooShort => "too short".into(),
-        E::ParsingError => "bad multibase prefix or multihash".into(),
+        // The cid crate folds text and hash errors into one; tell them apart.
+        E::ParsingError if text.starts_with("Qm") && text.chars().count() != 46 => {
+            format!(
+                "a CIDv0 (Qm…) is 46 characters, this one is {}",
+                text.chars().count()
+            )
+        }
+        E::ParsingError => {
+            let decoded = if text.starts_with("Qm") {
+                Base::Base58Btc.decode(text).map(drop)
+            } else {
+                cid::multibase::decode(text).map(drop)
+            };
+            match decoded {
+                Err(BaseError::UnknownBase(c)) => format!("unknown multibase prefix {c:?}"),
+                Err(BaseError::InvalidBaseString) => {
+                    match Base::from_code(text.chars().next().unwrap_or('?')) {
+                        Ok(base) => format!(
+                            "characters that are not valid {base:?} after the multibase prefix"
+                        ),
+                        Err(_) => "characters that are not valid base58btc".into(),
+                    }
+                }
+                Ok(()) => "the multihash is truncated or malformed".into(),
+            }
+        }
         E::InvalidCidVersion => "unsupported CID version".into(),
         E::InvalidCidV0Codec => "a CIDv0 must use the dag-pb codec".into(),
         E::InvalidCidV0Multihash => "a CIDv0 must be a sha2-256 multihash of 32 bytes".into(),

@@ -31,12 +31,21 @@ impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}:{}:{}: {}",
+            "{}:{}:{}: ",
             self.file.display(),
             self.position.line,
-            self.position.column,
-            self.message
-        )
+            self.position.column
+        )?;
+        // Messages quote names from the manifest: escape control characters
+        // so that one cannot send terminal escape sequences or break lines.
+        for c in self.message.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_debug())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -63,3 +63,5 @@ pub fn load(path: &Path) -> anyhow::Result<Manifest> {
     let bytes = std::fs::read(path).with_context(|| format!("read manifest {}", path.display()))?;
     Ok(parse(path, &bytes)?)
 }
+#[cfg(test)]
+mod parse_tests;

@@ -47,9 +47,23 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest, Diagnostics> {
             + 1;
         Diagnostics::single(path, Position { line, column }, "not valid UTF-8")
     })?;
-    let options = LoaderOptions::default().error_on_duplicate_keys(true);
-    let root =
-        marked_yaml::parse_yaml_with_options(0, text, options).map_err(|e| load_error(path, e))?;
+    // Editors on Windows may start the file with a byte order mark; it is not a key.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let raw = raw_problems(text);
+    if !raw.is_empty() {
+        let problems = raw.into_iter().map(|(position, message)| Diagnostic {
+            file: path.to_path_buf(),
+            position,
+            message,
+        });
+        return Err(Diagnostics(problems.collect()));
+    }
+    // Quoted scalars stay strings: `name: "null"` is a name, not nothing.
+    let options = LoaderOptions::default()
+        .error_on_duplicate_keys(true)
+        .prevent_coercion(true);
+    let root = marked_yaml::parse_yaml_with_options(0, text, options)
+        .map_err(|e| load_error(path, text, e))?;
     let mut walker = Walker {
         file: path,
         problems: Vec::new(),
@@ -63,19 +77,50 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest, Diagnostics> {
     }
 }
 
-fn load_error(path: &Path, e: LoadError) -> Diagnostics {
+fn load_error(path: &Path, text: &str, e: LoadError) -> Diagnostics {
     let at = |m: &marked_yaml::Marker| Position {
         line: m.line(),
         column: m.column(),
     };
+    // The loader marks the node after an anchor or tag, which for a block
+    // mapping is the first `:` below it; point at the `&`/`!` itself.
+    let last_before = |m: &marked_yaml::Marker, c: char| {
+        let mut found = at(m);
+        for (l, line) in text.lines().enumerate().take(m.line()) {
+            let mut prev = ' ';
+            for (col, x) in line.chars().enumerate() {
+                // `!!str` starts at its first `!`.
+                if x == c && prev != c && (l + 1 < m.line() || col + 1 < m.column()) {
+                    found = Position {
+                        line: l + 1,
+                        column: col + 1,
+                    };
+                }
+                prev = x;
+            }
+        }
+        found
+    };
+    const NO_ANCHORS: &str = "YAML anchors and aliases are not supported; write the value out";
     let (position, message) = match &e {
+        LoadError::ScanError(m, scan) if scan.info().contains("unknown anchor") => {
+            (at(m), NO_ANCHORS.into())
+        }
+        // The scanner marks the character after the tab.
+        LoadError::ScanError(m, scan) if scan.info().contains("tabs disallowed") => {
+            let line = text.lines().nth(m.line().saturating_sub(1)).unwrap_or("");
+            let tab = line.chars().take(m.column()).position(|c| c == '\t');
+            let column = tab.map_or(m.column(), |i| i + 1);
+            let line = m.line();
+            (
+                Position { line, column },
+                format!("YAML syntax error: {}", scan.info()),
+            )
+        }
         LoadError::ScanError(m, scan) => (at(m), format!("YAML syntax error: {}", scan.info())),
         LoadError::TopLevelMustBeMapping(m) => (at(m), "the manifest must be a mapping".into()),
-        LoadError::UnexpectedAnchor(m) => (
-            at(m),
-            "YAML anchors and aliases are not supported; write the value out".into(),
-        ),
-        LoadError::UnexpectedTag(m) => (at(m), "YAML tags are not supported".into()),
+        LoadError::UnexpectedAnchor(m) => (last_before(m, '&'), NO_ANCHORS.into()),
+        LoadError::UnexpectedTag(m) => (last_before(m, '!'), "YAML tags are not supported".into()),
         LoadError::MappingKeyMustBeScalar(m) => {
             (at(m), "mapping keys must be plain strings".into())
         }
@@ -90,6 +135,133 @@ fn load_error(path: &Path, e: LoadError) -> Diagnostics {
         other => (Position { line: 1, column: 1 }, other.to_string()),
     };
     Diagnostics::single(path, position, message)
+}
+
+/// Deepest nesting accepted; a manifest needs 4 levels.
+const MAX_DEPTH: usize = 64;
+
+/// Checks the raw text for what the YAML loader would get wrong:
+///
+/// - it stops reading at a NUL, so what follows would go unchecked: control
+///   characters (other than tab and line breaks) are refused anywhere;
+/// - it reads only the first document: text after a `---` or `...` that ends
+///   it is refused rather than ignored;
+/// - it recurses once per nested block collection and overflows the stack
+///   at a few thousand levels, so nesting beyond [`MAX_DEPTH`] is refused.
+///   The depth is estimated cheaply per line: open indentation levels, plus
+///   compact entries (`- - x`), plus open `[`/`{` outside quotes and
+///   comments. It can miss at most half the levels (`- key:` opens two but
+///   counts one), and the loader caps flow nesting at 255 on its own, so what
+///   passes stays far from the stack limit; manifests never come close.
+fn raw_problems(text: &str) -> Vec<(Position, String)> {
+    let mut problems = Vec::new();
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0_usize;
+    let mut quote: Option<char> = None;
+    let mut content = false;
+    let mut ended: Option<usize> = None;
+    for (l, line) in text.lines().enumerate() {
+        let at = |column: usize| Position {
+            line: l + 1,
+            column: column + 1,
+        };
+        for (col, c) in line.chars().enumerate() {
+            if c.is_control() && c != '\t' && c != '\r' {
+                problems.push((at(col), format!("control character {c:?} in the file")));
+            }
+        }
+        let body = line.trim_start_matches(' ');
+        let indent = line.len() - body.len();
+        let is_marker = |m: &str| {
+            line.strip_prefix(m)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r']))
+        };
+        if is_marker("...") || (is_marker("---") && content) {
+            ended = ended.or(Some(l + 1));
+            continue;
+        }
+        if body.is_empty() || body.starts_with(['#', '\r']) || is_marker("---") {
+            continue;
+        }
+        if body.starts_with('%') && !content {
+            continue; // a directive, like %YAML 1.2
+        }
+        if let Some(end) = ended {
+            problems.push((
+                at(indent),
+                format!("only one YAML document is read, and this follows its end at line {end}"),
+            ));
+            break;
+        }
+        content = true;
+        while indents.last().is_some_and(|&i| i >= indent) {
+            indents.pop();
+        }
+        indents.push(indent);
+        // Where on this line the nesting first goes too deep.
+        let mut over = (indents.len() > MAX_DEPTH).then_some(indent);
+        // Compact nested entries on one line: `- - x`, `? x`, `: x`.
+        let mut col = indent;
+        let mut rest = body;
+        while let Some(after) = rest.strip_prefix(['-', '?', ':'])
+            && (after.is_empty() || after.starts_with([' ', '\t']))
+        {
+            let next = after.trim_start_matches([' ', '\t']);
+            col += rest.len() - next.len();
+            rest = next;
+            indents.push(col);
+            if over.is_none() && indents.len() + flow > MAX_DEPTH {
+                over = Some(col);
+            }
+        }
+        // Flow collections and quoted scalars; in block context they start
+        // only where a node does: at the start or after `: `.
+        let mut node_start = true;
+        let mut prev = ' ';
+        let mut chars = rest.chars().enumerate().peekable();
+        while let Some((i, c)) = chars.next() {
+            match quote {
+                Some('"') if c == '\\' => {
+                    chars.next();
+                }
+                Some('\'') if c == '\'' && chars.peek().is_some_and(|&(_, n)| n == '\'') => {
+                    chars.next();
+                }
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None => match c {
+                    '#' if prev == ' ' || prev == '\t' => break,
+                    '"' | '\''
+                        if node_start
+                            || (flow > 0 && matches!(prev, ' ' | '\t' | '[' | '{' | ',' | ':')) =>
+                    {
+                        quote = Some(c);
+                    }
+                    '[' | '{' if node_start || flow > 0 => {
+                        flow += 1;
+                        if over.is_none() && indents.len() + flow > MAX_DEPTH {
+                            over = Some(col + i);
+                        }
+                    }
+                    ']' | '}' if flow > 0 => flow -= 1,
+                    _ => {}
+                },
+            }
+            node_start = flow == 0
+                && quote.is_none()
+                && (c == ' ' || c == '\t')
+                && (node_start || prev == ':');
+            prev = c;
+        }
+        if let Some(col) = over {
+            problems.push((
+                at(col),
+                format!("nested more than {MAX_DEPTH} levels deep; a manifest needs 4"),
+            ));
+            break;
+        }
+    }
+    problems
 }
 
 /// Walks the YAML tree, building the model and recording problems.
@@ -122,6 +294,13 @@ impl Walker<'_> {
         let Some(top) = self.mapping(root, "the manifest") else {
             return manifest;
         };
+        if top.is_empty() {
+            self.problem(
+                Position { line: 1, column: 1 },
+                "the manifest is empty; it needs `version`, `providers` and `pins`",
+            );
+            return manifest;
+        }
         self.known_keys(
             top,
             &["version", "providers", "defaults", "pins"],
@@ -141,10 +320,18 @@ impl Walker<'_> {
             );
         }
 
+        // Every declared provider, with its type when that is readable: a
+        // provider with a problem of its own is still declared for targets.
+        let mut declared: BTreeMap<String, Option<ProviderKind>> = BTreeMap::new();
         if let Some(providers) = self.required(top, "providers", "the manifest")
             && let Some(map) = self.mapping(providers, "`providers`")
         {
             for (name, node) in map.iter() {
+                let kind = node
+                    .as_mapping()
+                    .and_then(|m| m.get_scalar("type"))
+                    .and_then(|t| ProviderKind::from_name(t.as_str()));
+                declared.insert(name.as_str().to_owned(), kind);
                 if let Some(config) = self.provider(name, node) {
                     manifest.providers.insert(name.as_str().to_owned(), config);
                 }
@@ -153,12 +340,12 @@ impl Walker<'_> {
 
         let defaults = top
             .get_node("defaults")
-            .and_then(|d| self.defaults(d, &manifest.providers));
+            .and_then(|d| self.defaults(d, &declared));
 
         if let Some(pins) = self.required(top, "pins", "the manifest")
             && let Some(seq) = self.sequence(pins, "`pins`")
         {
-            self.pins(seq, defaults.as_deref(), &mut manifest);
+            self.pins(seq, defaults.as_deref(), &declared, &mut manifest);
         }
         manifest
     }
@@ -215,7 +402,7 @@ impl Walker<'_> {
         let secret_key = match (kind, secret_key) {
             (Some(ProviderKind::Aioz), None) => {
                 self.problem(
-                    Position::of(map.span()),
+                    start(node),
                     format!("{context}: missing field `secret_key` (AIOZ needs an API key and a secret key)"),
                 );
                 None
@@ -230,58 +417,58 @@ impl Walker<'_> {
             }
             _ => None,
         };
-        let auth = match map.get_node("auth") {
-            None => AuthStyle::default(),
-            Some(n) => {
-                let s = self.scalar(n, "`auth`")?;
-                match (kind, s.as_str()) {
-                    (Some(ProviderKind::Pinarkive), "header") => AuthStyle::Header,
-                    (Some(ProviderKind::Pinarkive), "bearer") => AuthStyle::Bearer,
-                    (Some(ProviderKind::Pinarkive), other) => {
-                        self.problem(
-                            Position::of(s.span()),
-                            format!(
-                                "unknown auth {other:?}; expected `header` (X-API-Key) or `bearer`"
-                            ),
-                        );
-                        AuthStyle::default()
-                    }
-                    (Some(k), _) => {
-                        self.problem(
-                            Position::of(s.span()),
-                            format!("{context}: `auth` is not used by provider type {k}"),
-                        );
-                        AuthStyle::default()
-                    }
-                    (None, _) => AuthStyle::default(),
-                }
-            }
-        };
-        let allow_insecure = match map.get_node("allow_insecure_http") {
-            None => false,
-            Some(n) => {
-                let s = self.scalar(n, "`allow_insecure_http`")?;
-                s.as_bool().unwrap_or_else(|| {
+        // A bad field must not end the walk of this provider: later fields may
+        // hold problems too.
+        let auth = match map.get_node("auth").map(|n| self.scalar(n, "`auth`")) {
+            None | Some(None) => AuthStyle::default(),
+            Some(Some(s)) => match (kind, s.as_str()) {
+                (Some(ProviderKind::Pinarkive), "header") => AuthStyle::Header,
+                (Some(ProviderKind::Pinarkive), "bearer") => AuthStyle::Bearer,
+                (Some(ProviderKind::Pinarkive), other) => {
                     self.problem(
                         Position::of(s.span()),
-                        "`allow_insecure_http` must be true or false",
+                        format!(
+                            "unknown auth {other:?}; expected `header` (X-API-Key) or `bearer`"
+                        ),
                     );
-                    false
-                })
-            }
-        };
-        let base_url = match map.get_node("base_url") {
-            None => kind.map(|k| k.default_base_url().to_owned()),
-            Some(n) => {
-                let s = self.scalar(n, "`base_url`")?;
-                match check_base_url(s.as_str(), allow_insecure) {
-                    Ok(url) => Some(url),
-                    Err(message) => {
-                        self.problem(Position::of(s.span()), message);
-                        None
-                    }
+                    AuthStyle::default()
                 }
-            }
+                (Some(k), _) => {
+                    self.problem(
+                        Position::of(s.span()),
+                        format!("{context}: `auth` is not used by provider type {k}"),
+                    );
+                    AuthStyle::default()
+                }
+                (None, _) => AuthStyle::default(),
+            },
+        };
+        let allow_insecure = match map
+            .get_node("allow_insecure_http")
+            .map(|n| self.scalar(n, "`allow_insecure_http`"))
+        {
+            None | Some(None) => false,
+            Some(Some(s)) => s.as_bool().unwrap_or_else(|| {
+                self.problem(
+                    Position::of(s.span()),
+                    "`allow_insecure_http` must be true or false",
+                );
+                false
+            }),
+        };
+        let base_url = match map
+            .get_node("base_url")
+            .map(|n| self.scalar(n, "`base_url`"))
+        {
+            None => kind.map(|k| k.default_base_url().to_owned()),
+            Some(None) => None,
+            Some(Some(s)) => match check_base_url(s.as_str(), allow_insecure) {
+                Ok(url) => Some(url),
+                Err(message) => {
+                    self.problem(Position::of(s.span()), message);
+                    None
+                }
+            },
         };
         Some(ProviderConfig {
             kind: kind?,
@@ -302,7 +489,7 @@ impl Walker<'_> {
     fn defaults(
         &mut self,
         node: &Node,
-        providers: &BTreeMap<String, ProviderConfig>,
+        providers: &BTreeMap<String, Option<ProviderKind>>,
     ) -> Option<Vec<TargetAt>> {
         let map = self.mapping(node, "`defaults`")?;
         self.known_keys(map, &["to"], "`defaults`");
@@ -313,7 +500,7 @@ impl Walker<'_> {
     fn targets(
         &mut self,
         node: &Node,
-        providers: &BTreeMap<String, ProviderConfig>,
+        providers: &BTreeMap<String, Option<ProviderKind>>,
     ) -> Vec<TargetAt> {
         let Some(seq) = self.sequence(node, "`to`") else {
             return Vec::new();
@@ -355,15 +542,17 @@ impl Walker<'_> {
                     );
                     continue;
                 }
-                Some(config) => {
+                // Declared, but its type is unknown: its own problem is reported.
+                Some(None) => {}
+                Some(Some(kind)) => {
                     if let Some(cluster) = &target.cluster {
-                        if !config.kind.has_clusters() {
+                        if !kind.has_clusters() {
                             self.problem(
                                 position,
                                 format!(
                                     "provider `{}` (type {}) has no clusters; write \"{}\" instead of {:?}",
                                     target.provider,
-                                    config.kind,
+                                    kind,
                                     target.provider,
                                     s.as_str()
                                 ),
@@ -397,6 +586,7 @@ impl Walker<'_> {
         &mut self,
         seq: &MarkedSequenceNode,
         defaults: Option<&[TargetAt]>,
+        providers: &BTreeMap<String, Option<ProviderKind>>,
         manifest: &mut Manifest,
     ) {
         // Where each (target, canonical CID) was first seen, to report duplicates.
@@ -424,14 +614,14 @@ impl Walker<'_> {
             let explicit;
             let targets = match map.get_node("to") {
                 Some(to) => {
-                    explicit = self.targets(to, &manifest.providers);
+                    explicit = self.targets(to, providers);
                     &explicit[..]
                 }
                 None => match defaults {
                     Some(d) => d,
                     None => {
                         self.problem(
-                            Position::of(map.span()),
+                            start(item),
                             "this pin names no targets: give it `to:` or set `defaults.to`",
                         );
                         continue;
@@ -537,7 +727,7 @@ impl Walker<'_> {
         let node = map.get_node(key);
         if node.is_none() {
             self.problem(
-                Position::of(map.span()),
+                start_of_mapping(map),
                 format!("missing field `{key}` in {context}"),
             );
         }
@@ -548,7 +738,7 @@ impl Walker<'_> {
         let map = node.as_mapping();
         if map.is_none() {
             self.problem(
-                Position::of(node.span()),
+                start(node),
                 format!("{what} must be a mapping, found {}", kind(node)),
             );
         }
@@ -559,7 +749,7 @@ impl Walker<'_> {
         let seq = node.as_sequence();
         if seq.is_none() {
             self.problem(
-                Position::of(node.span()),
+                start(node),
                 format!("{what} must be a list, found {}", kind(node)),
             );
         }
@@ -571,13 +761,29 @@ impl Walker<'_> {
             Some(s) if !is_null(s) => Some(s),
             _ => {
                 self.problem(
-                    Position::of(node.span()),
+                    start(node),
                     format!("{what} must be a string, found {}", kind(node)),
                 );
                 None
             }
         }
     }
+}
+
+/// Where a node starts. The loader marks a block mapping at the `:` after
+/// its first key, so a mapping starts at its first key (or its `{`).
+fn start(node: &Node) -> Position {
+    match node {
+        Node::Mapping(map) => start_of_mapping(map),
+        _ => Position::of(node.span()),
+    }
+}
+
+fn start_of_mapping(map: &MarkedMappingNode) -> Position {
+    let own = Position::of(map.span());
+    map.keys()
+        .next()
+        .map_or(own, |key| own.min(Position::of(key.span())))
 }
 
 fn is_null(s: &MarkedScalarNode) -> bool {

@@ -5,4 +5,5 @@ mod support;
 mod apply;
 mod plan;
 mod terminal;
+mod validate;
 mod watch;
