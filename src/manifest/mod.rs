@@ -63,5 +63,8 @@ pub fn load(path: &Path) -> anyhow::Result<Manifest> {
     let bytes = std::fs::read(path).with_context(|| format!("read manifest {}", path.display()))?;
     Ok(parse(path, &bytes)?)
 }
+
+#[cfg(test)]
+mod mutation_tests;
 #[cfg(test)]
 mod parse_tests;
