@@ -315,9 +315,8 @@ fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn plan_command(args: &PlanArgs) -> anyhow::Result<ExitCode> {
-    let m = manifest::load(&args.manifest.file)?;
-    let state_file = args.state.file(&m.path);
-    let state = state_file.load()?;
+    let state_file = args.state.file(&args.manifest.file);
+    let (m, state) = load_manifest_and_state(&args.manifest.file, &state_file)?;
     let plan = plan::plan(&m, &state);
     if let Some(out) = &args.out {
         save_plan(&plan, out)?;
@@ -340,6 +339,20 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// Reads the manifest and the state side by side: on large manifests each
+/// takes a noticeable time, and they do not depend on each other.
+fn load_manifest_and_state(
+    manifest_path: &Path,
+    state_file: &StateFile,
+) -> anyhow::Result<(manifest::Manifest, State)> {
+    std::thread::scope(|scope| {
+        let state = scope.spawn(|| state_file.load());
+        let manifest = manifest::load(manifest_path);
+        let state = state.join().expect("loading the state does not panic");
+        Ok((manifest?, state?))
     })
 }
 
@@ -373,22 +386,18 @@ fn load_plan(path: &Path) -> anyhow::Result<Plan> {
 
 fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let state_file = args.state.file(&args.manifest.file);
-    // Read the manifest before taking the lock: a broken manifest should
-    // not block anyone.
-    let manifest = match &args.plan {
-        Some(_) => None,
-        None => Some(manifest::load(&args.manifest.file)?),
-    };
     let _lock = StateLock::acquire(state_file.path(), args.calls.lock_timeout, "pinsync apply")?;
-    let state = state_file.load()?;
-    let plan = match (&args.plan, &manifest) {
-        (Some(path), _) => {
+    let (plan, state) = match &args.plan {
+        Some(path) => {
+            let state = state_file.load()?;
             let plan = load_plan(path)?;
             check_plan_is_current(&plan, &state, path)?;
-            plan
+            (plan, state)
         }
-        (None, Some(m)) => plan::plan(m, &state),
-        (None, None) => unreachable!("the manifest is read when no plan is given"),
+        None => {
+            let (m, state) = load_manifest_and_state(&args.manifest.file, &state_file)?;
+            (plan::plan(&m, &state), state)
+        }
     };
     let palette = stdout_palette();
     print(&render::plan(&plan, palette))?;

@@ -70,7 +70,8 @@ fn mutated_manifests_never_panic_and_errors_have_positions() {
     let mut valid = 0;
     for round in 0..20_000 {
         let input = mutate(&mut rng, &seeds[round % seeds.len()]);
-        let lines = input.split(|&b| b == b'\n').count();
+        // YAML breaks lines at \n, \r\n and a lone \r.
+        let lines = input.split(|&b| b == b'\n' || b == b'\r').count();
         let outcome = std::panic::catch_unwind(|| parse(file, &input));
         let Ok(result) = outcome else {
             panic!(

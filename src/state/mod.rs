@@ -122,9 +122,15 @@ struct FlatPin {
     status: PinStatus,
 }
 
-impl Serialize for StoredPin {
+/// A borrowed pin, serialised in the stored shape without cloning it.
+pub(crate) struct PinRef<'a> {
+    pub key: &'a PinKey,
+    pub record: &'a PinRecord,
+}
+
+impl Serialize for PinRef<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let (k, r) = (&self.key, &self.record);
+        let (k, r) = (self.key, self.record);
         FlatPinRef {
             provider: &k.target.provider,
             cluster: k.target.cluster.as_deref(),
@@ -135,6 +141,16 @@ impl Serialize for StoredPin {
             pin_id: r.pin_id.as_deref(),
             pinned_at: &r.pinned_at,
             status: r.status,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl Serialize for StoredPin {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        PinRef {
+            key: &self.key,
+            record: &self.record,
         }
         .serialize(serializer)
     }

@@ -10,10 +10,10 @@ use std::fs::{self, File};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::journal::Journal;
-use super::{STATE_FORMAT_VERSION, State, StoredPin};
+use super::{PinRef, STATE_FORMAT_VERSION, State, StoredPin};
 
 /// Why a state file could not be used. It is never overwritten in any case.
 #[derive(Debug, thiserror::Error)]
@@ -50,8 +50,8 @@ impl StateFileError {
     }
 }
 
-/// The on-disk shape of the state.
-#[derive(Serialize, Deserialize)]
+/// The on-disk shape of the state (written by [`encode`]).
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Document {
     format_version: u64,
@@ -117,22 +117,7 @@ impl StateFile {
     /// Replaces the state file atomically with `state`, keeps the previous
     /// file as `.backup`, then drops the journal it supersedes.
     pub fn save(&self, state: &State) -> Result<(), StateFileError> {
-        let doc = Document {
-            format_version: u64::from(STATE_FORMAT_VERSION),
-            lineage: state.lineage.clone(),
-            serial: state.serial,
-            pins: state
-                .pins
-                .iter()
-                .map(|(key, record)| StoredPin {
-                    key: key.clone(),
-                    record: record.clone(),
-                })
-                .collect(),
-        };
-        let mut bytes = serde_json::to_vec_pretty(&doc).expect("state serialises");
-        bytes.push(b'\n');
-        replace_file(&self.path, &bytes, Some(&self.backup_path()))?;
+        replace_file(&self.path, &encode(state), Some(&self.backup_path()))?;
         Journal::remove(&self.journal_path())?;
         Ok(())
     }
@@ -179,6 +164,29 @@ impl StateFile {
     }
 }
 
+/// The state as JSON with one pin per line: compact enough for 100,000 pins,
+/// and a change to one pin is a one-line diff.
+fn encode(state: &State) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut out = Vec::with_capacity(256 + state.pins.len() * 320);
+    let lineage = serde_json::to_string(&state.lineage).expect("a string serialises");
+    let _ = write!(
+        out,
+        "{{\n  \"format_version\": {STATE_FORMAT_VERSION},\n  \"lineage\": {lineage},\n  \"serial\": {},\n  \"pins\": [",
+        state.serial
+    );
+    for (i, (key, record)) in state.pins.iter().enumerate() {
+        out.extend_from_slice(if i == 0 { b"\n    " } else { b",\n    " });
+        serde_json::to_writer(&mut out, &PinRef { key, record }).expect("a pin serialises");
+    }
+    out.extend_from_slice(if state.pins.is_empty() {
+        b"]\n}\n"
+    } else {
+        b"\n  ]\n}\n"
+    });
+    out
+}
+
 fn decode(path: &Path, bytes: &[u8]) -> Result<State, StateFileError> {
     let corrupt = |reason: String| StateFileError::Corrupt {
         path: path.to_path_buf(),
@@ -187,20 +195,28 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<State, StateFileError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(corrupt("the file is empty".into()));
     }
-    // Read the version first so a future format gets a clear message rather
-    // than a list of unknown fields.
-    #[derive(Deserialize)]
-    struct Versioned {
-        format_version: u64,
-    }
-    let v: Versioned = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
-    if v.format_version != u64::from(STATE_FORMAT_VERSION) {
+    let doc: Document = serde_json::from_slice(bytes).map_err(|e| {
+        // A future format fails here: say so rather than list its fields.
+        #[derive(Deserialize)]
+        struct Versioned {
+            format_version: u64,
+        }
+        match serde_json::from_slice::<Versioned>(bytes) {
+            Ok(v) if v.format_version != u64::from(STATE_FORMAT_VERSION) => {
+                StateFileError::UnsupportedVersion {
+                    path: path.to_path_buf(),
+                    found: v.format_version,
+                }
+            }
+            _ => corrupt(e.to_string()),
+        }
+    })?;
+    if doc.format_version != u64::from(STATE_FORMAT_VERSION) {
         return Err(StateFileError::UnsupportedVersion {
             path: path.to_path_buf(),
-            found: v.format_version,
+            found: doc.format_version,
         });
     }
-    let doc: Document = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
     let mut state = State {
         lineage: doc.lineage,
         serial: doc.serial,
