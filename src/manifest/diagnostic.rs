@@ -10,15 +10,6 @@ pub struct Position {
     pub column: usize,
 }
 
-impl Position {
-    pub(crate) fn of(span: &marked_yaml::Span) -> Self {
-        span.start().map_or_else(Self::default, |m| Self {
-            line: m.line(),
-            column: m.column(),
-        })
-    }
-}
-
 /// One problem in a manifest, printed as `file:line:col: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {

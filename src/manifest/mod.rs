@@ -9,6 +9,7 @@ mod diagnostic;
 mod parse;
 mod provider_config;
 mod target;
+mod yaml_tree;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

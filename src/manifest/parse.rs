@@ -1,15 +1,14 @@
 //! YAML text -> validated [`Manifest`], collecting every problem on the way.
 //!
-//! The YAML is loaded into a tree that keeps positions (`marked_yaml`, which
+//! The YAML is loaded into a tree that keeps positions ([`yaml_tree`], which
 //! also refuses anchors, aliases and tags, so alias bombs cannot happen), then
 //! walked by hand rather than through serde: serde stops at the first error,
 //! and `validate` must report all of them, each with its line and column.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode, MarkedSequenceNode};
-use marked_yaml::{LoadError, LoaderOptions, Node};
+use super::yaml_tree::{self, LoadError, Mapping, Node, Scalar, Sequence};
 
 use super::{
     AuthStyle, ContentId, DesiredPin, Diagnostic, Diagnostics, Labels, MANIFEST_VERSION, Manifest,
@@ -58,12 +57,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest, Diagnostics> {
         });
         return Err(Diagnostics(problems.collect()));
     }
-    // Quoted scalars stay strings: `name: "null"` is a name, not nothing.
-    let options = LoaderOptions::default()
-        .error_on_duplicate_keys(true)
-        .prevent_coercion(true);
-    let root = marked_yaml::parse_yaml_with_options(0, text, options)
-        .map_err(|e| load_error(path, text, e))?;
+    let root = yaml_tree::load(text).map_err(|e| load_error(path, text, e))?;
     let mut walker = Walker {
         file: path,
         problems: Vec::new(),
@@ -78,19 +72,15 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest, Diagnostics> {
 }
 
 fn load_error(path: &Path, text: &str, e: LoadError) -> Diagnostics {
-    let at = |m: &marked_yaml::Marker| Position {
-        line: m.line(),
-        column: m.column(),
-    };
-    // The loader marks the node after an anchor or tag, which for a block
+    // The parser marks the node after an anchor or tag, which for a block
     // mapping is the first `:` below it; point at the `&`/`!` itself.
-    let last_before = |m: &marked_yaml::Marker, c: char| {
-        let mut found = at(m);
-        for (l, line) in text.lines().enumerate().take(m.line()) {
+    let last_before = |at: Position, c: char| {
+        let mut found = at;
+        for (l, line) in text.lines().enumerate().take(at.line) {
             let mut prev = ' ';
             for (col, x) in line.chars().enumerate() {
                 // `!!str` starts at its first `!`.
-                if x == c && prev != c && (l + 1 < m.line() || col + 1 < m.column()) {
+                if x == c && prev != c && (l + 1 < at.line || col + 1 < at.column) {
                     found = Position {
                         line: l + 1,
                         column: col + 1,
@@ -102,37 +92,36 @@ fn load_error(path: &Path, text: &str, e: LoadError) -> Diagnostics {
         found
     };
     const NO_ANCHORS: &str = "YAML anchors and aliases are not supported; write the value out";
-    let (position, message) = match &e {
-        LoadError::ScanError(m, scan) if scan.info().contains("unknown anchor") => {
-            (at(m), NO_ANCHORS.into())
+    let (position, message) = match e {
+        LoadError::Syntax { at, message } if message.contains("unknown anchor") => {
+            (at, NO_ANCHORS.into())
         }
         // The scanner marks the character after the tab.
-        LoadError::ScanError(m, scan) if scan.info().contains("tabs disallowed") => {
-            let line = text.lines().nth(m.line().saturating_sub(1)).unwrap_or("");
-            let tab = line.chars().take(m.column()).position(|c| c == '\t');
-            let column = tab.map_or(m.column(), |i| i + 1);
-            let line = m.line();
+        LoadError::Syntax { at, message } if message.contains("tabs disallowed") => {
+            let line = text.lines().nth(at.line.saturating_sub(1)).unwrap_or("");
+            let tab = line.chars().take(at.column).position(|c| c == '\t');
+            let column = tab.map_or(at.column, |i| i + 1);
             (
-                Position { line, column },
-                format!("YAML syntax error: {}", scan.info()),
+                Position {
+                    line: at.line,
+                    column,
+                },
+                format!("YAML syntax error: {message}"),
             )
         }
-        LoadError::ScanError(m, scan) => (at(m), format!("YAML syntax error: {}", scan.info())),
-        LoadError::TopLevelMustBeMapping(m) => (at(m), "the manifest must be a mapping".into()),
-        LoadError::UnexpectedAnchor(m) => (last_before(m, '&'), NO_ANCHORS.into()),
-        LoadError::UnexpectedTag(m) => (last_before(m, '!'), "YAML tags are not supported".into()),
-        LoadError::MappingKeyMustBeScalar(m) => {
-            (at(m), "mapping keys must be plain strings".into())
-        }
-        LoadError::DuplicateKey(inner) => (
-            Position::of(inner.key.span()),
-            format!(
-                "duplicate key {:?} (first at line {})",
-                inner.key.as_str(),
-                Position::of(inner.prev_key.span()).line
-            ),
+        LoadError::Syntax { at, message } => (at, format!("YAML syntax error: {message}")),
+        LoadError::TopLevelNotMapping(at) => (at, "the manifest must be a mapping".into()),
+        LoadError::Anchor(at) => (last_before(at, '&'), NO_ANCHORS.into()),
+        LoadError::Tag(at) => (last_before(at, '!'), "YAML tags are not supported".into()),
+        LoadError::KeyNotScalar(at) => (at, "mapping keys must be plain strings".into()),
+        LoadError::DuplicateKey {
+            key,
+            at,
+            first_line,
+        } => (
+            at,
+            format!("duplicate key {key:?} (first at line {first_line})"),
         ),
-        other => (Position { line: 1, column: 1 }, other.to_string()),
     };
     Diagnostics::single(path, position, message)
 }
@@ -312,7 +301,7 @@ impl Walker<'_> {
             && s.as_str().parse::<u64>() != Ok(MANIFEST_VERSION)
         {
             self.problem(
-                Position::of(s.span()),
+                s.at,
                 format!(
                     "unsupported manifest version {:?}; this pinsync reads version {MANIFEST_VERSION}",
                     s.as_str()
@@ -329,7 +318,7 @@ impl Walker<'_> {
             for (name, node) in map.iter() {
                 let kind = node
                     .as_mapping()
-                    .and_then(|m| m.get_scalar("type"))
+                    .and_then(|m| m.get("type").and_then(Node::as_scalar))
                     .and_then(|t| ProviderKind::from_name(t.as_str()));
                 declared.insert(name.as_str().to_owned(), kind);
                 if let Some(config) = self.provider(name, node) {
@@ -339,7 +328,7 @@ impl Walker<'_> {
         }
 
         let defaults = top
-            .get_node("defaults")
+            .get("defaults")
             .and_then(|d| self.defaults(d, &declared));
 
         if let Some(pins) = self.required(top, "pins", "the manifest")
@@ -350,8 +339,8 @@ impl Walker<'_> {
         manifest
     }
 
-    fn provider(&mut self, name: &MarkedScalarNode, node: &Node) -> Option<ProviderConfig> {
-        let at_name = Position::of(name.span());
+    fn provider(&mut self, name: &Scalar, node: &Node) -> Option<ProviderConfig> {
+        let at_name = name.at;
         let valid_name = !name.is_empty()
             && name
                 .chars()
@@ -385,7 +374,7 @@ impl Walker<'_> {
             let kind = ProviderKind::from_name(s.as_str());
             if kind.is_none() {
                 self.problem(
-                    Position::of(s.span()),
+                    s.at,
                     format!(
                         "unknown provider type {:?}; expected one of: {}",
                         s.as_str(),
@@ -398,11 +387,11 @@ impl Walker<'_> {
         let api_key = self
             .required(map, "api_key", &context)
             .and_then(|n| self.secret(n));
-        let secret_key = map.get_node("secret_key");
+        let secret_key = map.get("secret_key");
         let secret_key = match (kind, secret_key) {
             (Some(ProviderKind::Aioz), None) => {
                 self.problem(
-                    start(node),
+                    node.at(),
                     format!("{context}: missing field `secret_key` (AIOZ needs an API key and a secret key)"),
                 );
                 None
@@ -410,7 +399,7 @@ impl Walker<'_> {
             (Some(ProviderKind::Aioz), Some(n)) => self.secret(n),
             (Some(k), Some(n)) => {
                 self.problem(
-                    Position::of(n.span()),
+                    n.at(),
                     format!("{context}: `secret_key` is not used by provider type {k}"),
                 );
                 None
@@ -419,14 +408,14 @@ impl Walker<'_> {
         };
         // A bad field must not end the walk of this provider: later fields may
         // hold problems too.
-        let auth = match map.get_node("auth").map(|n| self.scalar(n, "`auth`")) {
+        let auth = match map.get("auth").map(|n| self.scalar(n, "`auth`")) {
             None | Some(None) => AuthStyle::default(),
             Some(Some(s)) => match (kind, s.as_str()) {
                 (Some(ProviderKind::Pinarkive), "header") => AuthStyle::Header,
                 (Some(ProviderKind::Pinarkive), "bearer") => AuthStyle::Bearer,
                 (Some(ProviderKind::Pinarkive), other) => {
                     self.problem(
-                        Position::of(s.span()),
+                        s.at,
                         format!(
                             "unknown auth {other:?}; expected `header` (X-API-Key) or `bearer`"
                         ),
@@ -435,7 +424,7 @@ impl Walker<'_> {
                 }
                 (Some(k), _) => {
                     self.problem(
-                        Position::of(s.span()),
+                        s.at,
                         format!("{context}: `auth` is not used by provider type {k}"),
                     );
                     AuthStyle::default()
@@ -444,28 +433,22 @@ impl Walker<'_> {
             },
         };
         let allow_insecure = match map
-            .get_node("allow_insecure_http")
+            .get("allow_insecure_http")
             .map(|n| self.scalar(n, "`allow_insecure_http`"))
         {
             None | Some(None) => false,
             Some(Some(s)) => s.as_bool().unwrap_or_else(|| {
-                self.problem(
-                    Position::of(s.span()),
-                    "`allow_insecure_http` must be true or false",
-                );
+                self.problem(s.at, "`allow_insecure_http` must be true or false");
                 false
             }),
         };
-        let base_url = match map
-            .get_node("base_url")
-            .map(|n| self.scalar(n, "`base_url`"))
-        {
+        let base_url = match map.get("base_url").map(|n| self.scalar(n, "`base_url`")) {
             None => kind.map(|k| k.default_base_url().to_owned()),
             Some(None) => None,
             Some(Some(s)) => match check_base_url(s.as_str(), allow_insecure) {
                 Ok(url) => Some(url),
                 Err(message) => {
-                    self.problem(Position::of(s.span()), message);
+                    self.problem(s.at, message);
                     None
                 }
             },
@@ -482,7 +465,7 @@ impl Walker<'_> {
     fn secret(&mut self, node: &Node) -> Option<SecretRef> {
         let s = self.scalar(node, "a credential")?;
         SecretRef::parse(s.as_str())
-            .map_err(|message| self.problem(Position::of(s.span()), message))
+            .map_err(|message| self.problem(s.at, message))
             .ok()
     }
 
@@ -493,7 +476,7 @@ impl Walker<'_> {
     ) -> Option<Vec<TargetAt>> {
         let map = self.mapping(node, "`defaults`")?;
         self.known_keys(map, &["to"], "`defaults`");
-        let to = map.get_node("to")?;
+        let to = map.get("to")?;
         Some(self.targets(to, providers))
     }
 
@@ -506,17 +489,14 @@ impl Walker<'_> {
             return Vec::new();
         };
         if seq.is_empty() {
-            self.problem(
-                Position::of(seq.span()),
-                "`to` is empty; name at least one target",
-            );
+            self.problem(seq.at, "`to` is empty; name at least one target");
         }
         let mut targets: Vec<TargetAt> = Vec::new();
         for item in seq.iter() {
             let Some(s) = self.scalar(item, "a target") else {
                 continue;
             };
-            let position = Position::of(s.span());
+            let position = s.at;
             let target = match Target::parse(s.as_str()) {
                 Ok(t) => t,
                 Err(message) => {
@@ -584,13 +564,14 @@ impl Walker<'_> {
 
     fn pins(
         &mut self,
-        seq: &MarkedSequenceNode,
+        seq: &Sequence,
         defaults: Option<&[TargetAt]>,
         providers: &BTreeMap<String, Option<ProviderKind>>,
         manifest: &mut Manifest,
     ) {
-        // Where each (target, canonical CID) was first seen, to report duplicates.
-        let mut seen: HashMap<PinKey, (Position, String)> = HashMap::with_capacity(seq.len());
+        // Every (target, CID) with where its CID was written; sorted below, so
+        // duplicates meet as neighbours and the map is built in one pass.
+        let mut found: Vec<(PinKey, DesiredPin, Position)> = Vec::with_capacity(seq.len() * 2);
         for item in seq.iter() {
             let Some(map) = self.mapping(item, "a pin") else {
                 continue;
@@ -599,20 +580,17 @@ impl Walker<'_> {
             let cid = self.required(map, "cid", "a pin").and_then(|n| {
                 let s = self.scalar(n, "`cid`")?;
                 ContentId::parse(s.as_str())
-                    .map_err(|message| self.problem(Position::of(s.span()), message))
+                    .map_err(|message| self.problem(s.at, message))
                     .ok()
-                    .map(|cid| (cid, Position::of(s.span())))
+                    .map(|cid| (cid, s.at))
             });
-            let name = map.get_node("name").and_then(|n| {
+            let name = map.get("name").and_then(|n| {
                 let s = self.scalar(n, "`name`")?;
                 self.text(s, "name", MAX_NAME_CHARS)
             });
-            let meta = map
-                .get_node("meta")
-                .map(|n| self.meta(n))
-                .unwrap_or_default();
+            let meta = map.get("meta").map(|n| self.meta(n)).unwrap_or_default();
             let explicit;
-            let targets = match map.get_node("to") {
+            let targets = match map.get("to") {
                 Some(to) => {
                     explicit = self.targets(to, providers);
                     &explicit[..]
@@ -621,7 +599,7 @@ impl Walker<'_> {
                     Some(d) => d,
                     None => {
                         self.problem(
-                            start(item),
+                            item.at(),
                             "this pin names no targets: give it `to:` or set `defaults.to`",
                         );
                         continue;
@@ -637,33 +615,39 @@ impl Walker<'_> {
                     target: t.target.clone(),
                     cid: cid.canonical().to_owned(),
                 };
-                if let Some((first_at, first_written)) = seen.get(&key) {
-                    let same = if first_written == cid.written() {
-                        String::new()
-                    } else {
-                        format!(" (written there as {first_written}, the same content)")
-                    };
-                    let line = first_at.line;
-                    self.problem(
-                        cid_at,
-                        format!(
-                            "CID {} is already pinned to {} at line {line}{same}",
-                            cid.written(),
-                            t.target
-                        ),
-                    );
-                    continue;
-                }
-                seen.insert(key.clone(), (cid_at, cid.written().to_owned()));
-                manifest.pins.insert(
-                    key,
-                    DesiredPin {
-                        cid: cid.written().to_owned(),
-                        labels: labels.clone(),
-                    },
-                );
+                let pin = DesiredPin {
+                    cid: cid.written().to_owned(),
+                    labels: labels.clone(),
+                };
+                found.push((key, pin, cid_at));
             }
         }
+        // Stable: among equal keys the first in the file stays first.
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut unique: Vec<(PinKey, DesiredPin)> = Vec::with_capacity(found.len());
+        let mut first_at = Position::default();
+        for (key, pin, at) in found {
+            match unique.last() {
+                Some((last_key, first)) if *last_key == key => {
+                    let same = if first.cid == pin.cid {
+                        String::new()
+                    } else {
+                        format!(" (written there as {}, the same content)", first.cid)
+                    };
+                    let message = format!(
+                        "CID {} is already pinned to {} at line {}{same}",
+                        pin.cid, key.target, first_at.line
+                    );
+                    self.problem(at, message);
+                }
+                _ => {
+                    first_at = at;
+                    unique.push((key, pin));
+                }
+            }
+        }
+        // Sorted input: the map is built in bulk, not by 200,000 inserts.
+        manifest.pins = unique.into_iter().collect();
     }
 
     fn meta(&mut self, node: &Node) -> BTreeMap<String, String> {
@@ -686,8 +670,8 @@ impl Walker<'_> {
     }
 
     /// A label sent to a provider: bounded, no control characters.
-    fn text(&mut self, s: &MarkedScalarNode, what: &str, max: usize) -> Option<String> {
-        let position = Position::of(s.span());
+    fn text(&mut self, s: &Scalar, what: &str, max: usize) -> Option<String> {
+        let position = s.at;
         if s.chars().any(char::is_control) {
             self.problem(position, format!("{what} contains a control character"));
             return None;
@@ -703,11 +687,11 @@ impl Walker<'_> {
         Some(s.as_str().to_owned())
     }
 
-    fn known_keys(&mut self, map: &MarkedMappingNode, allowed: &[&str], context: &str) {
+    fn known_keys(&mut self, map: &Mapping, allowed: &[&str], context: &str) {
         for key in map.keys() {
             if !allowed.contains(&key.as_str()) {
                 self.problem(
-                    Position::of(key.span()),
+                    key.at,
                     format!(
                         "unknown field `{}` in {context}; expected one of: {}",
                         key.as_str(),
@@ -718,50 +702,42 @@ impl Walker<'_> {
         }
     }
 
-    fn required<'n>(
-        &mut self,
-        map: &'n MarkedMappingNode,
-        key: &str,
-        context: &str,
-    ) -> Option<&'n Node> {
-        let node = map.get_node(key);
+    fn required<'n>(&mut self, map: &'n Mapping, key: &str, context: &str) -> Option<&'n Node> {
+        let node = map.get(key);
         if node.is_none() {
-            self.problem(
-                start_of_mapping(map),
-                format!("missing field `{key}` in {context}"),
-            );
+            self.problem(map.start(), format!("missing field `{key}` in {context}"));
         }
         node
     }
 
-    fn mapping<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n MarkedMappingNode> {
+    fn mapping<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n Mapping> {
         let map = node.as_mapping();
         if map.is_none() {
             self.problem(
-                start(node),
+                node.at(),
                 format!("{what} must be a mapping, found {}", kind(node)),
             );
         }
         map
     }
 
-    fn sequence<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n MarkedSequenceNode> {
+    fn sequence<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n Sequence> {
         let seq = node.as_sequence();
         if seq.is_none() {
             self.problem(
-                start(node),
+                node.at(),
                 format!("{what} must be a list, found {}", kind(node)),
             );
         }
         seq
     }
 
-    fn scalar<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n MarkedScalarNode> {
+    fn scalar<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n Scalar> {
         match node.as_scalar() {
-            Some(s) if !is_null(s) => Some(s),
+            Some(s) if !s.is_null() => Some(s),
             _ => {
                 self.problem(
-                    start(node),
+                    node.at(),
                     format!("{what} must be a string, found {}", kind(node)),
                 );
                 None
@@ -770,31 +746,11 @@ impl Walker<'_> {
     }
 }
 
-/// Where a node starts. The loader marks a block mapping at the `:` after
-/// its first key, so a mapping starts at its first key (or its `{`).
-fn start(node: &Node) -> Position {
-    match node {
-        Node::Mapping(map) => start_of_mapping(map),
-        _ => Position::of(node.span()),
-    }
-}
-
-fn start_of_mapping(map: &MarkedMappingNode) -> Position {
-    let own = Position::of(map.span());
-    map.keys()
-        .next()
-        .map_or(own, |key| own.min(Position::of(key.span())))
-}
-
-fn is_null(s: &MarkedScalarNode) -> bool {
-    s.may_coerce() && matches!(s.as_str(), "" | "~" | "null")
-}
-
 fn kind(node: &Node) -> &'static str {
     match node {
         Node::Mapping(_) => "a mapping",
         Node::Sequence(_) => "a list",
-        Node::Scalar(s) if is_null(s) => "nothing",
+        Node::Scalar(s) if s.is_null() => "nothing",
         Node::Scalar(_) => "a scalar",
     }
 }

@@ -30,6 +30,8 @@ pub enum LockError {
         holder: String,
         waited: String,
     },
+    #[error("lock timeout {} is too long", humantime::format_duration(*.0))]
+    WaitTooLong(Duration),
     #[error("lock {path}: {source}")]
     Io {
         path: PathBuf,
@@ -63,7 +65,9 @@ impl StateLock {
             .truncate(false)
             .open(&path)
             .map_err(io_err)?;
-        let deadline = Instant::now() + wait;
+        let deadline = Instant::now()
+            .checked_add(wait)
+            .ok_or(LockError::WaitTooLong(wait))?;
         loop {
             match file.try_lock() {
                 Ok(()) => break,

@@ -93,7 +93,9 @@ struct FlatPinRef<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     cluster: Option<&'a str>,
     cid: &'a str,
-    cid_as_pinned: &'a str,
+    /// Left out when it is the canonical `cid` itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cid_as_pinned: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -111,7 +113,8 @@ struct FlatPin {
     #[serde(default)]
     cluster: Option<String>,
     cid: String,
-    cid_as_pinned: String,
+    #[serde(default)]
+    cid_as_pinned: Option<String>,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -135,7 +138,7 @@ impl Serialize for PinRef<'_> {
             provider: &k.target.provider,
             cluster: k.target.cluster.as_deref(),
             cid: &k.cid,
-            cid_as_pinned: &r.cid_as_pinned,
+            cid_as_pinned: (r.cid_as_pinned != k.cid).then_some(r.cid_as_pinned.as_str()),
             name: r.labels.name.as_deref(),
             meta: &r.labels.meta,
             pin_id: r.pin_id.as_deref(),
@@ -159,6 +162,7 @@ impl Serialize for StoredPin {
 impl<'de> Deserialize<'de> for StoredPin {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let f = FlatPin::deserialize(deserializer)?;
+        let cid_as_pinned = f.cid_as_pinned.unwrap_or_else(|| f.cid.clone());
         Ok(Self {
             key: PinKey {
                 target: crate::manifest::Target {
@@ -168,7 +172,7 @@ impl<'de> Deserialize<'de> for StoredPin {
                 cid: f.cid,
             },
             record: PinRecord {
-                cid_as_pinned: f.cid_as_pinned,
+                cid_as_pinned,
                 labels: Labels {
                     name: f.name,
                     meta: f.meta,

@@ -6,6 +6,7 @@
 //! Between full writes, confirmed pins go to an append-only journal
 //! (see [`Journal`]) that loading replays.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -13,7 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::journal::Journal;
-use super::{PinRef, STATE_FORMAT_VERSION, State, StoredPin};
+use super::{PinRecord, PinRef, STATE_FORMAT_VERSION, State, StoredPin};
+use crate::manifest::PinKey;
 
 /// Why a state file could not be used. It is never overwritten in any case.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +59,37 @@ struct Document {
     format_version: u64,
     lineage: String,
     serial: u64,
-    pins: Vec<StoredPin>,
+    #[serde(deserialize_with = "pins_into_map")]
+    pins: BTreeMap<PinKey, PinRecord>,
+}
+
+/// Reads the pin list straight into the map, refusing a pin listed twice,
+/// without an intermediate list of 100,000 pins.
+fn pins_into_map<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<PinKey, PinRecord>, D::Error> {
+    struct Pins;
+    impl<'de> serde::de::Visitor<'de> for Pins {
+        type Value = BTreeMap<PinKey, PinRecord>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of pins")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut pins = BTreeMap::new();
+            while let Some(StoredPin { key, record }) = seq.next_element()? {
+                if let Some(key) = pins.insert(key.clone(), record).and(Some(key)) {
+                    return Err(serde::de::Error::custom(format!(
+                        "pin {key} is listed twice"
+                    )));
+                }
+            }
+            Ok(pins)
+        }
+    }
+    d.deserialize_seq(Pins)
 }
 
 /// A state file and its companions (`.backup`, `.journal`, `.lock`).
@@ -217,17 +249,11 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<State, StateFileError> {
             found: doc.format_version,
         });
     }
-    let mut state = State {
+    Ok(State {
         lineage: doc.lineage,
         serial: doc.serial,
-        pins: Default::default(),
-    };
-    for pin in doc.pins {
-        if state.pins.insert(pin.key.clone(), pin.record).is_some() {
-            return Err(corrupt(format!("pin {} is listed twice", pin.key)));
-        }
-    }
-    Ok(state)
+        pins: doc.pins,
+    })
 }
 
 /// Replaces `path` with `contents` so that a crash leaves the old or the new

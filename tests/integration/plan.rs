@@ -128,7 +128,7 @@ fn orphans_and_renames_are_shown_and_recorded_without_calls() {
     let pins = state["pins"].as_array().unwrap();
     let a = pins.iter().find(|x| x["cid_as_pinned"] == CID_A).unwrap();
     assert_eq!(a["status"], "orphaned");
-    let b = pins.iter().find(|x| x["cid_as_pinned"] == CID_B).unwrap();
+    let b = pins.iter().find(|x| x["cid"] == CID_B).unwrap();
     assert_eq!(b["name"], "b-renamed");
     assert!(
         b["pin_id"].is_string(),
