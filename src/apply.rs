@@ -69,19 +69,19 @@ const BREAKER_THRESHOLD: u32 = 3;
 /// by the next apply (or watch's next reconcile).
 #[derive(Default)]
 struct Breaker {
-    state: std::cell::RefCell<(u32, Option<ProviderError>)>,
+    state: std::sync::Mutex<(u32, Option<ProviderError>)>,
 }
 
 impl Breaker {
     fn open_error(&self) -> Option<ProviderError> {
-        let state = self.state.borrow();
+        let state = self.state.lock().expect("breaker lock is never poisoned");
         (state.0 >= BREAKER_THRESHOLD)
             .then(|| state.1.clone())
             .flatten()
     }
 
     fn observe(&self, outcome: &Outcome) {
-        let mut state = self.state.borrow_mut();
+        let mut state = self.state.lock().expect("breaker lock is never poisoned");
         match outcome {
             Outcome::Pinned(_) => *state = (0, None),
             Outcome::Failed { error, .. } if error.is_retryable() => {
@@ -151,7 +151,7 @@ pub async fn apply(
     mut state: State,
     options: ApplyOptions,
     stop: &CancellationToken,
-    progress: &dyn Progress,
+    progress: &Arc<dyn Progress>,
 ) -> Result<(Report, State), StateFileError> {
     let mut report = Report {
         unchanged: plan.summary.unchanged,
@@ -213,21 +213,36 @@ pub async fn apply(
         let provider = providers
             .get(name)
             .expect("apply is given every provider its plan pins to")
-            .as_ref();
-        let breaker = std::rc::Rc::new(Breaker::default());
+            .clone();
+        let breaker = Arc::new(Breaker::default());
         futures::stream::iter(changes)
             .take_while(|_| std::future::ready(!stop.is_cancelled()))
             .map(move |change| {
-                let breaker = breaker.clone();
-                async move {
+                let (breaker, provider, progress, stop) = (
+                    breaker.clone(),
+                    provider.clone(),
+                    progress.clone(),
+                    stop.clone(),
+                );
+                let owned = change.clone();
+                // A task per call: the runtime's workers drive the calls in
+                // parallel, rather than this one task polling them all.
+                let call = tokio::spawn(async move {
                     if let Some(error) = breaker.open_error() {
-                        return (change, Outcome::Failed { error, attempts: 0 });
+                        return Outcome::Failed { error, attempts: 0 };
                     }
-                    let outcome =
-                        pin_with_retries(provider, change, options.retry, stop, progress).await;
+                    let outcome = pin_with_retries(
+                        provider.as_ref(),
+                        &owned,
+                        options.retry,
+                        &stop,
+                        progress.as_ref(),
+                    )
+                    .await;
                     breaker.observe(&outcome);
-                    (change, outcome)
-                }
+                    outcome
+                });
+                async move { (change, call.await.expect("a pin call does not panic")) }
             })
             .buffer_unordered(options.concurrency.max(1))
     });

@@ -7,6 +7,7 @@ pub mod render;
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -420,13 +421,17 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("start async runtime")?;
-    let progress = ApplyProgress::choose(std::io::stderr().is_terminal(), palette);
+    let progress = Arc::new(ApplyProgress::choose(
+        std::io::stderr().is_terminal(),
+        palette,
+    ));
+    let dyn_progress: Arc<dyn apply::Progress> = progress.clone();
     let (report, _state) = runtime.block_on(async {
         let stop = CancellationToken::new();
         spawn_stop_on_signals(stop.clone(), |_| {
             eprintln!("\nInterrupted: no new calls will start; waiting for calls in flight, then saving the state.");
         })?;
-        anyhow::Ok(apply::apply(&plan, &providers, &state_file, state, options, &stop, &progress).await?)
+        anyhow::Ok(apply::apply(&plan, &providers, &state_file, state, options, &stop, &dyn_progress).await?)
     })?;
     progress.finish();
     print(&format!("\n{}", render::report(&report, palette)))?;

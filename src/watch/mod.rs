@@ -9,6 +9,7 @@ mod event_log;
 mod status_file;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -272,7 +273,7 @@ impl Reconciler<'_> {
                 return Ok(());
             }
         };
-        let progress = LogProgress { log: self.log };
+        let progress: Arc<dyn Progress> = Arc::new(LogProgress { log: self.log });
         let (report, state) = apply::apply(
             &plan,
             &providers,
