@@ -55,10 +55,10 @@ impl RetryPolicy {
         let delay = match retry_after {
             // The provider's wait is a floor; a little jitter on top spreads
             // the callers it told to come back at the same instant.
-            Some(after) => after + Duration::from_millis(rng.u64(0..=250)),
+            Some(after) => after.saturating_add(Duration::from_millis(rng.u64(0..=250))),
             None => jittered,
         };
-        (elapsed + delay <= self.max_elapsed).then_some(delay)
+        (elapsed.saturating_add(delay) <= self.max_elapsed).then_some(delay)
     }
 }
 
@@ -142,6 +142,12 @@ mod tests {
                 )
                 .is_none(),
             "a Retry-After past the time budget ends the retries"
+        );
+        assert!(
+            policy()
+                .next_delay(1, Duration::ZERO, Some(Duration::MAX), &mut rng)
+                .is_none(),
+            "an absurd Retry-After ends the retries without overflowing"
         );
     }
 }

@@ -15,8 +15,9 @@ use super::{
     PinKey, Position, ProviderConfig, ProviderKind, SecretRef, Target,
 };
 
-/// Manifests larger than this are refused before parsing (about 200,000 pins).
-pub const MAX_MANIFEST_BYTES: usize = 64 * 1024 * 1024;
+/// Manifests larger than this are refused before parsing (room for about
+/// 250,000 pins on two targets each).
+pub const MAX_MANIFEST_BYTES: usize = 32 * 1024 * 1024;
 /// Longest pin name accepted.
 const MAX_NAME_CHARS: usize = 255;
 /// Longest meta key or value accepted.

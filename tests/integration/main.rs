@@ -4,6 +4,7 @@ mod support;
 
 mod apply;
 mod plan;
+mod reliability;
 mod terminal;
 mod validate;
 mod watch;

@@ -366,3 +366,33 @@ impl Drop for Background {
         let _ = self.child.wait();
     }
 }
+
+/// Starts `cmd` with its output discarded, for runs a test kills.
+pub fn spawn_quiet(mut cmd: Command) -> Child {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn pinsync")
+}
+
+/// Every file directly in `dir`, by name, with its bytes: for "left
+/// byte-for-byte untouched" checks.
+pub fn snapshot_dir(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect()
+}
+
+/// This machine's host name, read where pinsync reads it for its lock.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}

@@ -147,14 +147,16 @@ fn every_corpus_manifest_is_refused_with_each_problem_at_its_place() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
-/// Manifests nested 10,000 levels deep, each with where the 65th level
-/// opens. Without a depth check the YAML loader overflowed the stack (and
-/// the process aborted) from about 2,700 block levels.
+/// Manifests nested 10,000 levels deep (7,000 for the indented mapping,
+/// which grows as depth² and must stay under the 32 MiB size limit), each
+/// with where the 65th level opens. Without a depth check the YAML loader
+/// overflowed the stack (and the process aborted) from about 2,700 levels.
 fn deep_manifests() -> Vec<(&'static str, String, &'static str)> {
     const DEPTH: usize = 10_000;
+    const INDENTED_DEPTH: usize = 7_000;
     let head = "version: 1\nproviders: {}\npins:";
     let mut block_mapping = head.to_string();
-    for i in 0..DEPTH {
+    for i in 0..INDENTED_DEPTH {
         block_mapping.push('\n');
         block_mapping.push_str(&" ".repeat(i + 1));
         block_mapping.push_str("k:");
@@ -256,4 +258,24 @@ fn literal_credentials_are_refused_without_being_echoed() {
         assert!(text.contains(key), "the case holds {key}");
         assert!(!out.stderr.contains(key), "{key} echoed:\n{}", out.stderr);
     }
+}
+
+#[test]
+fn a_50_mb_manifest_is_refused_at_once_without_reading_it_as_yaml() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let file = scratch.path().join("huge.yaml");
+    // Valid-looking YAML, so only the size limit can stop it.
+    let pin = "  - cid: bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi\n    name: x\n";
+    let mut text = String::from("version: 1\nproviders: {}\npins:\n");
+    while text.len() < 50 * 1024 * 1024 {
+        text.push_str(pin);
+    }
+    fs::write(&file, &text).unwrap();
+    let started = Instant::now();
+    let wrong = check_refused(&file, &["1:1: the limit is 32 MiB".to_string()]);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "refused without parsing"
+    );
 }
