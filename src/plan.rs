@@ -99,7 +99,7 @@ pub struct Plan {
 pub fn plan(manifest: &Manifest, state: &State) -> Plan {
     let mut changes = Vec::new();
     let mut summary = Summary::default();
-    let mut desired = manifest.pins.iter().peekable();
+    let mut desired = manifest.pins.iter().map(|(k, v)| (k, v)).peekable();
     let mut recorded = state.pins.iter().peekable();
     // Both maps are sorted by key: walk them together, O(n + m).
     loop {
@@ -261,7 +261,7 @@ mod tests {
     fn rewriting_a_cid_in_its_other_form_is_not_a_change() {
         let m = manifest(&format!("  - cid: {HOME_V0}\n"));
         let state = applied(&m);
-        let v1 = m.pins.keys().next().unwrap().cid.clone();
+        let v1 = m.pins[0].0.cid.clone();
         let rewritten = manifest(&format!("  - cid: {v1}\n"));
         assert!(plan(&rewritten, &state).changes.is_empty());
     }

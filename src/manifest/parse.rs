@@ -279,7 +279,7 @@ impl Walker<'_> {
         let mut manifest = Manifest {
             path: self.file.to_path_buf(),
             providers: BTreeMap::new(),
-            pins: BTreeMap::new(),
+            pins: Vec::new(),
         };
         let Some(top) = self.mapping(root, "the manifest") else {
             return manifest;
@@ -625,30 +625,30 @@ impl Walker<'_> {
         }
         // Stable: among equal keys the first in the file stays first.
         found.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut unique: Vec<(PinKey, DesiredPin)> = Vec::with_capacity(found.len());
-        let mut first_at = Position::default();
-        for (key, pin, at) in found {
-            match unique.last() {
-                Some((last_key, first)) if *last_key == key => {
-                    let same = if first.cid == pin.cid {
-                        String::new()
-                    } else {
-                        format!(" (written there as {}, the same content)", first.cid)
-                    };
-                    let message = format!(
-                        "CID {} is already pinned to {} at line {}{same}",
-                        pin.cid, key.target, first_at.line
-                    );
-                    self.problem(at, message);
-                }
-                _ => {
-                    first_at = at;
-                    unique.push((key, pin));
-                }
+        // Report and drop the later copies of a key, compacting in place.
+        let mut kept = 0;
+        for i in 0..found.len() {
+            if kept > 0 && found[kept - 1].0 == found[i].0 {
+                let (first, this) = (&found[kept - 1], &found[i]);
+                let same = if first.1.cid == this.1.cid {
+                    String::new()
+                } else {
+                    format!(" (written there as {}, the same content)", first.1.cid)
+                };
+                let message = format!(
+                    "CID {} is already pinned to {} at line {}{same}",
+                    this.1.cid, this.0.target, first.2.line
+                );
+                let at = this.2;
+                self.problem(at, message);
+            } else {
+                found.swap(kept, i);
+                kept += 1;
             }
         }
-        // Sorted input: the map is built in bulk, not by 200,000 inserts.
-        manifest.pins = unique.into_iter().collect();
+        found.truncate(kept);
+        // Reuses the allocation: no second copy of 200,000 pins.
+        manifest.pins = found.into_iter().map(|(key, pin, _)| (key, pin)).collect();
     }
 
     fn meta(&mut self, node: &Node) -> BTreeMap<String, String> {

@@ -778,7 +778,7 @@ fn manifest_with_name(name: &str) -> String {
 fn names_are_limited_to_255_characters() {
     let fits = "n".repeat(255);
     let m = ok(&manifest_with_name(&fits));
-    let pin = m.pins.values().next().expect("one pin");
+    let pin = m.pins.first().map(|(_, p)| p).expect("one pin");
     assert_eq!(pin.labels.name.as_deref(), Some(fits.as_str()));
 
     for n in [256, 10_000] {
@@ -1071,7 +1071,7 @@ fn a_good_manifest_gives_the_model() {
         // The same content as the first pin, on another target: not a duplicate.
         (key("lan", None, &v0_as_v1), pin(&v0_as_v1, None, &[])),
     ]);
-    assert_eq!(m.pins, expected_pins);
+    assert_eq!(m.pins, expected_pins.into_iter().collect::<Vec<_>>());
 }
 
 #[test]
@@ -1147,7 +1147,7 @@ fn quoted_scalars_are_strings_not_null_or_booleans() {
         "    meta: {empty: \"\", tilde: \"~\"}",
     ]);
     let m = ok(&text);
-    let pin = m.pins.values().next().expect("one pin");
+    let pin = m.pins.first().map(|(_, p)| p).expect("one pin");
     assert_eq!(pin.labels.name.as_deref(), Some("null"));
     assert_eq!(pin.labels.meta["empty"], "");
     assert_eq!(pin.labels.meta["tilde"], "~");
