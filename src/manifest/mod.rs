@@ -65,7 +65,9 @@ pub struct DesiredPin {
 /// downcast to print them all.
 pub fn load(path: &Path) -> anyhow::Result<Manifest> {
     let bytes = std::fs::read(path).with_context(|| format!("read manifest {}", path.display()))?;
-    Ok(parse(path, &bytes)?)
+    let tree = parse::tree(path, &bytes)?;
+    drop(bytes); // the tree owns its text; at 100,000 pins this is 13 MB
+    Ok(parse::walk(path, tree)?)
 }
 
 #[cfg(test)]

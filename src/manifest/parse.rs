@@ -25,6 +25,12 @@ const MAX_META_CHARS: usize = 1024;
 
 /// Parses and validates manifest bytes read from `path`.
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest, Diagnostics> {
+    walk(path, tree(path, bytes)?)
+}
+
+/// Reads manifest bytes into a positioned tree, refusing what the tree
+/// cannot hold (size, encoding, depth, syntax).
+pub(super) fn tree(path: &Path, bytes: &[u8]) -> Result<Node, Diagnostics> {
     let at_start = Position { line: 1, column: 1 };
     if bytes.len() > MAX_MANIFEST_BYTES {
         return Err(Diagnostics::single(
@@ -58,12 +64,16 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest, Diagnostics> {
         });
         return Err(Diagnostics(problems.collect()));
     }
-    let root = yaml_tree::load(text).map_err(|e| load_error(path, text, e))?;
+    yaml_tree::load(text).map_err(|e| load_error(path, text, e))
+}
+
+/// Validates a tree into a manifest, reporting every problem.
+pub(super) fn walk(path: &Path, root: Node) -> Result<Manifest, Diagnostics> {
     let mut walker = Walker {
         file: path,
         problems: Vec::new(),
     };
-    let manifest = walker.manifest(&root);
+    let manifest = walker.manifest(root);
     if walker.problems.is_empty() {
         Ok(manifest)
     } else {
@@ -275,15 +285,20 @@ impl Walker<'_> {
         });
     }
 
-    fn manifest(&mut self, root: &Node) -> Manifest {
+    /// Takes the tree by value so each pin's nodes are freed as soon as the
+    /// pin is read: at 100,000 pins the tree and the model need not both
+    /// be whole in memory at once.
+    fn manifest(&mut self, root: Node) -> Manifest {
         let mut manifest = Manifest {
             path: self.file.to_path_buf(),
             providers: BTreeMap::new(),
             pins: Vec::new(),
         };
-        let Some(top) = self.mapping(root, "the manifest") else {
+        let Node::Mapping(mut top) = root else {
+            self.mapping(&root, "the manifest");
             return manifest;
         };
+        let top = &mut top;
         if top.is_empty() {
             self.problem(
                 Position { line: 1, column: 1 },
@@ -332,10 +347,17 @@ impl Walker<'_> {
             .get("defaults")
             .and_then(|d| self.defaults(d, &declared));
 
-        if let Some(pins) = self.required(top, "pins", "the manifest")
-            && let Some(seq) = self.sequence(pins, "`pins`")
-        {
-            self.pins(seq, defaults.as_deref(), &declared, &mut manifest);
+        if self.required(top, "pins", "the manifest").is_some() {
+            let at = top.entries.iter().position(|(k, _)| k.text == "pins");
+            let (_, pins) = top.entries.swap_remove(at.expect("just found"));
+            match pins {
+                Node::Sequence(seq) => {
+                    self.pins(seq, defaults.as_deref(), &declared, &mut manifest)
+                }
+                other => {
+                    self.sequence(&other, "`pins`");
+                }
+            }
         }
         manifest
     }
@@ -565,7 +587,7 @@ impl Walker<'_> {
 
     fn pins(
         &mut self,
-        seq: &Sequence,
+        seq: Sequence,
         defaults: Option<&[TargetAt]>,
         providers: &BTreeMap<String, Option<ProviderKind>>,
         manifest: &mut Manifest,
@@ -573,8 +595,8 @@ impl Walker<'_> {
         // Every (target, CID) with where its CID was written; sorted below, so
         // duplicates meet as neighbours and the map is built in one pass.
         let mut found: Vec<(PinKey, DesiredPin, Position)> = Vec::with_capacity(seq.len() * 2);
-        for item in seq.iter() {
-            let Some(map) = self.mapping(item, "a pin") else {
+        for item in seq.items {
+            let Some(map) = self.mapping(&item, "a pin") else {
                 continue;
             };
             self.known_keys(map, &["cid", "name", "to", "meta"], "a pin");

@@ -132,8 +132,10 @@ impl StateFile {
     /// Loads the state, replaying any journal left by an interrupted apply.
     /// A missing file is an empty state.
     pub fn load(&self) -> Result<State, StateFileError> {
-        let mut state = match fs::read(&self.path) {
-            Ok(bytes) => decode(&self.path, &bytes)?,
+        // Streamed rather than read whole: at 100,000 pins the file is 40 MB
+        // that need not sit in memory beside the state it becomes.
+        let mut state = match File::open(&self.path) {
+            Ok(file) => decode(&self.path, io::BufReader::with_capacity(1 << 16, file))?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => State::new(),
             Err(e) => return Err(StateFileError::io("read state file", &self.path)(e)),
         };
@@ -171,7 +173,7 @@ impl StateFile {
     /// restore loses nothing. The caller holds the lock.
     pub fn restore(&self, from: &Path) -> Result<Restored, StateFileError> {
         let bytes = fs::read(from).map_err(StateFileError::io("read", from))?;
-        let mut state = decode(from, &bytes)?;
+        let mut state = decode(from, &bytes[..])?;
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -219,30 +221,8 @@ fn encode(state: &State) -> Vec<u8> {
     out
 }
 
-fn decode(path: &Path, bytes: &[u8]) -> Result<State, StateFileError> {
-    let corrupt = |reason: String| StateFileError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    };
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(corrupt("the file is empty".into()));
-    }
-    let doc: Document = serde_json::from_slice(bytes).map_err(|e| {
-        // A future format fails here: say so rather than list its fields.
-        #[derive(Deserialize)]
-        struct Versioned {
-            format_version: u64,
-        }
-        match serde_json::from_slice::<Versioned>(bytes) {
-            Ok(v) if v.format_version != u64::from(STATE_FORMAT_VERSION) => {
-                StateFileError::UnsupportedVersion {
-                    path: path.to_path_buf(),
-                    found: v.format_version,
-                }
-            }
-            _ => corrupt(e.to_string()),
-        }
-    })?;
+fn decode(path: &Path, reader: impl io::Read) -> Result<State, StateFileError> {
+    let doc: Document = serde_json::from_reader(reader).map_err(|e| unreadable(path, &e))?;
     if doc.format_version != u64::from(STATE_FORMAT_VERSION) {
         return Err(StateFileError::UnsupportedVersion {
             path: path.to_path_buf(),
@@ -254,6 +234,32 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<State, StateFileError> {
         serial: doc.serial,
         pins: doc.pins,
     })
+}
+
+/// Why a state file did not decode, read again to say it well: an empty
+/// file, or a future format (rather than a list of its unknown fields).
+fn unreadable(path: &Path, error: &serde_json::Error) -> StateFileError {
+    let corrupt = |reason: String| StateFileError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = fs::read(path).unwrap_or_default();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return corrupt("the file is empty".into());
+    }
+    #[derive(Deserialize)]
+    struct Versioned {
+        format_version: u64,
+    }
+    match serde_json::from_slice::<Versioned>(&bytes) {
+        Ok(v) if v.format_version != u64::from(STATE_FORMAT_VERSION) => {
+            StateFileError::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found: v.format_version,
+            }
+        }
+        _ => corrupt(error.to_string()),
+    }
 }
 
 /// Replaces `path` with `contents` so that a crash leaves the old or the new
