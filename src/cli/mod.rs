@@ -312,7 +312,15 @@ fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
         m.pins.len(),
         if m.pins.len() == 1 { "" } else { "s" }
     ))?;
+    exit_without_freeing(m);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Skips the destructors of values the process is about to drop on exit:
+/// freeing 100,000 pins one by one costs a tenth of a plan, and the OS
+/// reclaims the memory at once.
+fn exit_without_freeing<T>(value: T) {
+    std::mem::forget(value);
 }
 
 fn plan_command(args: &PlanArgs) -> anyhow::Result<ExitCode> {
@@ -336,7 +344,9 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<ExitCode> {
             ))?;
         }
     }
-    Ok(if args.detailed_exitcode && plan.summary.has_changes() {
+    let changes = plan.summary.has_changes();
+    exit_without_freeing((m, state, plan));
+    Ok(if args.detailed_exitcode && changes {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
