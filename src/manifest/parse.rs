@@ -645,8 +645,10 @@ impl Walker<'_> {
                 found.push((key, pin, cid_at));
             }
         }
-        // Stable: among equal keys the first in the file stays first.
-        found.sort_by(|a, b| a.0.cmp(&b.0));
+        // Among equal keys the first in the file comes first (the position
+        // breaks ties, so an in-place unstable sort is deterministic and
+        // moves less memory than a stable one).
+        found.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
         // Report and drop the later copies of a key, compacting in place.
         let mut kept = 0;
         for i in 0..found.len() {

@@ -265,12 +265,7 @@ fn second_apply_on_a_locked_state_fails_at_once_naming_the_holder() {
 #[test]
 fn interrupted_apply_keeps_confirmed_pins_and_the_next_apply_does_the_rest() {
     let emu = Emulator::start_with(&["--delay-ms", "150"]);
-    let cids = many_cids(40);
-    let manifest: String = cids
-        .iter()
-        .enumerate()
-        .map(|(i, c)| pin(c, &format!("p{i}"), &[]))
-        .collect();
+    let manifest = many_pins(40, &[]);
     let p = Project::new(&emu, &manifest);
     let mut child = p
         .command(&["apply", "--auto-approve", "--concurrency", "2"])
@@ -348,12 +343,7 @@ fn no_secret_reaches_output_state_or_plan_files() {
 fn a_provider_that_is_down_does_not_stop_the_others() {
     let emu = Emulator::start();
     emu.faults(json!({"error_rate": 1.0, "error_status": 503, "only": "pinarkive"}));
-    let cids = many_cids(12);
-    let manifest: String = cids
-        .iter()
-        .enumerate()
-        .map(|(i, c)| pin(c, &format!("p{i}"), &["aioz", "arkive/cl0-global"]))
-        .collect();
+    let manifest = many_pins(12, &["aioz", "arkive/cl0-global"]);
     let p = Project::new(&emu, &manifest);
     let run = p.run(&[
         "apply",

@@ -268,6 +268,15 @@ pub fn pin(cid: &str, name: &str, to: &[&str]) -> String {
     }
 }
 
+/// Pin lines for `n` distinct CIDs named `p0`, `p1`, ..., each on `to`.
+pub fn many_pins(n: usize, to: &[&str]) -> String {
+    many_cids(n)
+        .iter()
+        .enumerate()
+        .map(|(i, c)| pin(c, &format!("p{i}"), to))
+        .collect()
+}
+
 /// `n` distinct valid CIDv1s (raw codec, identity-free sha2-256 digests).
 pub fn many_cids(n: usize) -> Vec<String> {
     (0..n)

@@ -125,12 +125,7 @@ fn an_outage_is_recovered_by_the_periodic_reconcile_without_edits() {
 #[test]
 fn sigterm_mid_apply_exits_0_with_every_confirmed_pin_recorded() {
     let emu = Emulator::start_with(&["--delay-ms", "300"]);
-    let cids = many_cids(30);
-    let manifest: String = cids
-        .iter()
-        .enumerate()
-        .map(|(i, c)| pin(c, &format!("p{i}"), &[]))
-        .collect();
+    let manifest = many_pins(30, &[]);
     let p = Project::new(&emu, &manifest);
     let w = watch(&p, &["--interval", "1h", "--concurrency", "2"]);
     wait_until(Duration::from_secs(30), "some pins", || {
