@@ -1,8 +1,9 @@
 //! Apply progress for people: a bar on a terminal, plain lines elsewhere
 //! (CI logs keep every line; a bar there is noise).
 
-use std::io::Write as _;
-use std::time::Duration;
+use std::io::{BufWriter, Stdout, Write as _};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -16,7 +17,31 @@ pub enum ApplyProgress {
     /// A bar on stderr; retries and failures printed above it.
     Bar(ProgressBar),
     /// One line per event on stdout.
-    Lines(Palette),
+    Lines(Palette, Mutex<LineSink>),
+}
+
+/// Plain lines, written in bursts: at thousands of pins a second, a write
+/// per line costs more than the pin. Flushed at least every 200 ms, so a
+/// CI log still follows along, and at the end.
+pub struct LineSink {
+    out: BufWriter<Stdout>,
+    flushed: Instant,
+}
+
+impl LineSink {
+    const EVERY: Duration = Duration::from_millis(200);
+
+    fn write(&mut self, text: &str) {
+        let _ = writeln!(self.out, "{text}");
+        if self.flushed.elapsed() >= Self::EVERY {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let _ = self.out.flush();
+        self.flushed = Instant::now();
+    }
 }
 
 impl ApplyProgress {
@@ -31,30 +56,32 @@ impl ApplyProgress {
             bar.enable_steady_tick(Duration::from_millis(200));
             Self::Bar(bar)
         } else {
-            Self::Lines(stdout)
+            let sink = LineSink {
+                out: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+                flushed: Instant::now(),
+            };
+            Self::Lines(stdout, Mutex::new(sink))
         }
     }
 
     fn line(&self, text: String) {
         match self {
             Self::Bar(bar) => bar.println(text),
-            Self::Lines(_) => {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{text}");
-            }
+            Self::Lines(_, sink) => sink.lock().expect("progress lock").write(&text),
         }
     }
 
     pub fn finish(&self) {
-        if let Self::Bar(bar) = self {
-            bar.finish_and_clear();
+        match self {
+            Self::Bar(bar) => bar.finish_and_clear(),
+            Self::Lines(_, sink) => sink.lock().expect("progress lock").flush(),
         }
     }
 
     fn palette(&self) -> Palette {
         match self {
             Self::Bar(_) => Palette::for_stream(true),
-            Self::Lines(p) => *p,
+            Self::Lines(p, _) => *p,
         }
     }
 }
@@ -63,8 +90,8 @@ impl Progress for ApplyProgress {
     fn start(&self, calls: usize) {
         match self {
             Self::Bar(bar) => bar.set_length(calls as u64),
-            Self::Lines(_) if calls > 0 => self.line(format!("Pinning {calls} CID(s)...")),
-            Self::Lines(_) => {}
+            Self::Lines(..) if calls > 0 => self.line(format!("Pinning {calls} CID(s)...")),
+            Self::Lines(..) => {}
         }
     }
 
@@ -86,7 +113,7 @@ impl Progress for ApplyProgress {
                 bar.inc(1);
                 bar.println(failed_line(p, change, error, *attempts));
             }
-            (Self::Lines(_), Outcome::Pinned(r)) => {
+            (Self::Lines(..), Outcome::Pinned(r)) => {
                 let note = if r.already_pinned {
                     " (already pinned)"
                 } else {
@@ -99,7 +126,7 @@ impl Progress for ApplyProgress {
                     change.cid
                 ));
             }
-            (Self::Lines(_), Outcome::Failed { error, attempts }) => {
+            (Self::Lines(..), Outcome::Failed { error, attempts }) => {
                 self.line(failed_line(p, change, error, *attempts));
             }
         }
