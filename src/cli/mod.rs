@@ -436,7 +436,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         palette,
     ));
     let dyn_progress: Arc<dyn apply::Progress> = progress.clone();
-    let (report, _state) = runtime.block_on(async {
+    let (report, state) = runtime.block_on(async {
         let stop = CancellationToken::new();
         spawn_stop_on_signals(stop.clone(), |_| {
             eprintln!("\nInterrupted: no new calls will start; waiting for calls in flight, then saving the state.");
@@ -445,6 +445,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     })?;
     progress.finish();
     print(&format!("\n{}", render::report(&report, palette)))?;
+    exit_without_freeing((plan, state));
     Ok(if report.succeeded() {
         ExitCode::SUCCESS
     } else {
