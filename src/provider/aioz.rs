@@ -10,7 +10,8 @@ use super::{PinReceipt, PinRequest, Provider, ProviderError, Secret};
 #[derive(Debug)]
 pub struct Aioz {
     client: reqwest::Client,
-    pin_url: String,
+    /// Parsed once, not per call.
+    pin_url: reqwest::Url,
     api_key: Secret,
     secret_key: Secret,
 }
@@ -41,18 +42,19 @@ struct PinData {
 }
 
 impl Aioz {
+    /// Fails on a base URL that does not parse (a hand-edited saved plan).
     pub fn new(
         client: reqwest::Client,
         base_url: &str,
         api_key: Secret,
         secret_key: Secret,
-    ) -> Self {
-        Self {
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
             client,
-            pin_url: format!("{base_url}/api/pinning/pinByHash"),
+            pin_url: reqwest::Url::parse(&format!("{base_url}/api/pinning/pinByHash"))?,
             api_key,
             secret_key,
-        }
+        })
     }
 
     async fn pin_once(&self, request: PinRequest<'_>) -> Result<PinReceipt, ProviderError> {
@@ -65,7 +67,7 @@ impl Aioz {
         };
         let answer = http::send(
             self.client
-                .post(&self.pin_url)
+                .post(self.pin_url.clone())
                 .header("pinning_api_key", self.api_key.expose())
                 .header("pinning_secret_key", self.secret_key.expose())
                 .json(&body),

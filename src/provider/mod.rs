@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use futures::future::BoxFuture;
 
 use crate::manifest::{Labels, ProviderConfig, ProviderKind};
@@ -100,7 +101,7 @@ pub fn connect(
         return Err(MissingCredentials(missing).into());
     }
     let client = http::client(settings)?;
-    Ok(resolved
+    resolved
         .into_iter()
         .map(|(name, (config, api_key, secret_key))| {
             let api_key = api_key.expect("checked above");
@@ -110,15 +111,16 @@ pub fn connect(
                     &config.base_url,
                     api_key,
                     secret_key.expect("aioz configs have a secret key"),
-                )),
+                )?),
                 ProviderKind::Pinarkive => Arc::new(Pinarkive::new(
                     client.clone(),
                     &config.base_url,
                     api_key,
                     config.auth,
-                )),
+                )?),
             };
-            (name, provider)
+            Ok((name, provider))
         })
-        .collect())
+        .collect::<anyhow::Result<_>>()
+        .context("provider base_url")
 }

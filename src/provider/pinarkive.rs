@@ -12,7 +12,9 @@ use crate::manifest::AuthStyle;
 #[derive(Debug)]
 pub struct Pinarkive {
     client: reqwest::Client,
-    base_url: String,
+    /// `{base_url}/api/v3/files/pin/`, parsed once: parsing a URL per call
+    /// showed in profiles at thousands of pins a second.
+    pin_base: reqwest::Url,
     api_key: Secret,
     auth: AuthStyle,
 }
@@ -27,19 +29,28 @@ struct PinBody<'a> {
 }
 
 impl Pinarkive {
-    pub fn new(client: reqwest::Client, base_url: &str, api_key: Secret, auth: AuthStyle) -> Self {
-        Self {
+    /// Fails on a base URL that does not parse (a hand-edited saved plan).
+    pub fn new(
+        client: reqwest::Client,
+        base_url: &str,
+        api_key: Secret,
+        auth: AuthStyle,
+    ) -> anyhow::Result<Self> {
+        let pin_base = reqwest::Url::parse(&format!("{base_url}/api/v3/files/pin/"))?;
+        Ok(Self {
             client,
-            base_url: base_url.to_owned(),
+            pin_base,
             api_key,
             auth,
-        }
+        })
     }
 
     async fn pin_once(&self, request: PinRequest<'_>) -> Result<PinReceipt, ProviderError> {
-        // A CID is base-encoded (alphanumerics, '-' and '_' at most), so it
-        // needs no escaping in a path segment.
-        let url = format!("{}/api/v3/files/pin/{}", self.base_url, request.cid);
+        let mut url = self.pin_base.clone();
+        url.path_segments_mut()
+            .expect("an http(s) URL has path segments")
+            .pop_if_empty()
+            .push(request.cid);
         let body = PinBody {
             custom_name: request.labels.name.as_deref(),
             cl: request.cluster,
