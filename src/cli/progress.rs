@@ -15,7 +15,7 @@ use crate::provider::ProviderError;
 /// Where apply progress goes.
 pub enum ApplyProgress {
     /// A bar on stderr; retries and failures printed above it.
-    Bar(ProgressBar),
+    Bar(ProgressBar, Palette),
     /// One line per event on stdout.
     Lines(Palette, Mutex<LineSink>),
 }
@@ -54,7 +54,7 @@ impl ApplyProgress {
                     .expect("template is valid"),
             );
             bar.enable_steady_tick(Duration::from_millis(200));
-            Self::Bar(bar)
+            Self::Bar(bar, Palette::for_stream(true))
         } else {
             let sink = LineSink {
                 out: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
@@ -66,21 +66,21 @@ impl ApplyProgress {
 
     fn line(&self, text: String) {
         match self {
-            Self::Bar(bar) => bar.println(text),
+            Self::Bar(bar, _) => bar.println(text),
             Self::Lines(_, sink) => sink.lock().expect("progress lock").write(&text),
         }
     }
 
     pub fn finish(&self) {
         match self {
-            Self::Bar(bar) => bar.finish_and_clear(),
+            Self::Bar(bar, _) => bar.finish_and_clear(),
             Self::Lines(_, sink) => sink.lock().expect("progress lock").flush(),
         }
     }
 
     fn palette(&self) -> Palette {
         match self {
-            Self::Bar(_) => Palette::for_stream(true),
+            Self::Bar(_, p) => *p,
             Self::Lines(p, _) => *p,
         }
     }
@@ -89,7 +89,7 @@ impl ApplyProgress {
 impl Progress for ApplyProgress {
     fn start(&self, calls: usize) {
         match self {
-            Self::Bar(bar) => bar.set_length(calls as u64),
+            Self::Bar(bar, _) => bar.set_length(calls as u64),
             Self::Lines(..) if calls > 0 => self.line(format!("Pinning {calls} CID(s)...")),
             Self::Lines(..) => {}
         }
@@ -108,8 +108,8 @@ impl Progress for ApplyProgress {
     fn finished(&self, change: &Change, outcome: &Outcome) {
         let p = self.palette();
         match (self, outcome) {
-            (Self::Bar(bar), Outcome::Pinned(_)) => bar.inc(1),
-            (Self::Bar(bar), Outcome::Failed { error, attempts }) => {
+            (Self::Bar(bar, _), Outcome::Pinned(_)) => bar.inc(1),
+            (Self::Bar(bar, _), Outcome::Failed { error, attempts }) => {
                 bar.inc(1);
                 bar.println(failed_line(p, change, error, *attempts));
             }

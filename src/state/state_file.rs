@@ -80,10 +80,16 @@ fn pins_into_map<'de, D: serde::Deserializer<'de>>(
         ) -> Result<Self::Value, A::Error> {
             let mut pins = BTreeMap::new();
             while let Some(StoredPin { key, record }) = seq.next_element()? {
-                if let Some(key) = pins.insert(key.clone(), record).and(Some(key)) {
-                    return Err(serde::de::Error::custom(format!(
-                        "pin {key} is listed twice"
-                    )));
+                match pins.entry(key) {
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        slot.insert(record);
+                    }
+                    std::collections::btree_map::Entry::Occupied(slot) => {
+                        let key = slot.key();
+                        return Err(serde::de::Error::custom(format!(
+                            "pin {key} is listed twice"
+                        )));
+                    }
                 }
             }
             Ok(pins)
