@@ -209,40 +209,38 @@ pub async fn apply(
             .or_default()
             .push(change);
     }
-    let pools = by_provider.into_iter().map(|(name, changes)| {
-        let provider = providers
-            .get(name)
-            .expect("apply is given every provider its plan pins to")
-            .clone();
-        let breaker = Arc::new(Breaker::default());
+    let pools: Vec<(&dyn Provider, Breaker, Vec<&Change>)> = by_provider
+        .into_iter()
+        .map(|(name, changes)| {
+            let provider = providers
+                .get(name)
+                .expect("apply is given every provider its plan pins to");
+            (provider.as_ref(), Breaker::default(), changes)
+        })
+        .collect();
+    // The calls are futures polled by this task, not spawned tasks: the
+    // runtime is one thread (see the CLI), where a task per call only adds
+    // a wake-up per answer.
+    let pools = pools.iter().map(|(provider, breaker, changes)| {
         futures::stream::iter(changes)
             .take_while(|_| std::future::ready(!stop.is_cancelled()))
-            .map(move |change| {
-                let (breaker, provider, progress, stop) = (
-                    breaker.clone(),
-                    provider.clone(),
-                    progress.clone(),
-                    stop.clone(),
-                );
-                let owned = change.clone();
-                // A task per call: the runtime's workers drive the calls in
-                // parallel, rather than this one task polling them all.
-                let call = tokio::spawn(async move {
-                    if let Some(error) = breaker.open_error() {
-                        return Outcome::Failed { error, attempts: 0 };
+            .map(move |&change| async move {
+                let outcome = match breaker.open_error() {
+                    Some(error) => Outcome::Failed { error, attempts: 0 },
+                    None => {
+                        let outcome = pin_with_retries(
+                            *provider,
+                            change,
+                            options.retry,
+                            stop,
+                            progress.as_ref(),
+                        )
+                        .await;
+                        breaker.observe(&outcome);
+                        outcome
                     }
-                    let outcome = pin_with_retries(
-                        provider.as_ref(),
-                        &owned,
-                        options.retry,
-                        &stop,
-                        progress.as_ref(),
-                    )
-                    .await;
-                    breaker.observe(&outcome);
-                    outcome
-                });
-                async move { (change, call.await.expect("a pin call does not panic")) }
+                };
+                (change, outcome)
             })
             .buffer_unordered(options.concurrency.max(1))
     });
