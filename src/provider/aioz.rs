@@ -1,10 +1,15 @@
 //! AIOZ W3IPFS: `POST /api/pinning/pinByHash`, exactly as its page documents.
 
 use futures::future::BoxFuture;
+use reqwest::header::HeaderName;
 use serde::{Deserialize, Serialize};
 
 use super::http::{self, Answer};
 use super::{PinReceipt, PinRequest, Provider, ProviderError, Secret};
+
+/// The documented credential headers (underscores, lower case).
+const API_KEY_HEADER: HeaderName = HeaderName::from_static("pinning_api_key");
+const SECRET_KEY_HEADER: HeaderName = HeaderName::from_static("pinning_secret_key");
 
 /// The AIOZ W3IPFS pinning API.
 #[derive(Debug)]
@@ -68,8 +73,8 @@ impl Aioz {
         let answer = http::send(
             self.client
                 .post(self.pin_url.clone())
-                .header("pinning_api_key", self.api_key.expose())
-                .header("pinning_secret_key", self.secret_key.expose())
+                .header(API_KEY_HEADER, self.api_key.header_value())
+                .header(SECRET_KEY_HEADER, self.secret_key.header_value())
                 .json(&body),
         )
         .await?;

@@ -27,7 +27,8 @@ pub(crate) fn client(settings: HttpSettings) -> anyhow::Result<reqwest::Client> 
 /// A provider's answer, read in full.
 pub(crate) struct Answer {
     pub status: StatusCode,
-    pub headers: HeaderMap,
+    /// `Retry-After` of a failed answer, the one header read.
+    pub retry_after: Option<Duration>,
     pub body: Vec<u8>,
 }
 
@@ -35,7 +36,11 @@ pub(crate) struct Answer {
 pub(crate) async fn send(request: RequestBuilder) -> Result<Answer, ProviderError> {
     let mut response = request.send().await.map_err(transport)?;
     let status = response.status();
-    let headers = response.headers().clone();
+    let retry_after = if status.is_success() {
+        None
+    } else {
+        retry_after(response.headers(), SystemTime::now())
+    };
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(transport)? {
         if body.len() + chunk.len() > MAX_ANSWER_BYTES {
@@ -47,7 +52,7 @@ pub(crate) async fn send(request: RequestBuilder) -> Result<Answer, ProviderErro
     }
     Ok(Answer {
         status,
-        headers,
+        retry_after,
         body,
     })
 }
@@ -78,7 +83,7 @@ pub(crate) fn failure(answer: &Answer, message: String) -> ProviderError {
     let status = answer.status.as_u16();
     match answer.status {
         StatusCode::TOO_MANY_REQUESTS => ProviderError::RateLimited {
-            retry_after: retry_after(&answer.headers, SystemTime::now()),
+            retry_after: answer.retry_after,
             message,
         },
         StatusCode::REQUEST_TIMEOUT => ProviderError::Unavailable { status, message },

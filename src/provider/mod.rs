@@ -65,10 +65,34 @@ impl Default for HttpSettings {
     }
 }
 
-/// Environment variables that `apply` needs and that are not set.
+/// Environment variables that `apply` needs and that are not set, or hold
+/// what an HTTP header cannot carry: `(variable, provider)` pairs.
 #[derive(Debug, thiserror::Error)]
-#[error("missing credentials: {}", .0.iter().map(|(var, provider)| format!("{var} (provider `{provider}`)")).collect::<Vec<_>>().join(", "))]
-pub struct MissingCredentials(pub Vec<(String, String)>);
+#[error("{}", describe_credentials(.missing, .unusable))]
+pub struct MissingCredentials {
+    pub missing: Vec<(String, String)>,
+    pub unusable: Vec<(String, String)>,
+}
+
+fn describe_credentials(missing: &[(String, String)], unusable: &[(String, String)]) -> String {
+    let list = |vars: &[(String, String)]| {
+        vars.iter()
+            .map(|(var, provider)| format!("{var} (provider `{provider}`)"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!("missing credentials: {}", list(missing)));
+    }
+    if !unusable.is_empty() {
+        parts.push(format!(
+            "credentials holding a control or non-ASCII character, which an HTTP header cannot carry: {}",
+            list(unusable)
+        ));
+    }
+    parts.join("; ")
+}
 
 /// Builds the providers named in `used`, reading their credentials through
 /// `lookup` (the environment, in the CLI). Every missing variable is
@@ -79,26 +103,32 @@ pub fn connect(
     lookup: impl Fn(&str) -> Option<String>,
     settings: HttpSettings,
 ) -> anyhow::Result<BTreeMap<String, Arc<dyn Provider>>> {
-    let mut missing = Vec::new();
+    let mut problems = MissingCredentials {
+        missing: Vec::new(),
+        unusable: Vec::new(),
+    };
     let mut resolved = BTreeMap::new();
     for name in used {
         let config = configs.get(name).ok_or_else(|| {
             anyhow::anyhow!("the plan uses provider `{name}`, which it does not declare")
         })?;
-        let mut get =
-            |r: &crate::manifest::SecretRef| match lookup(&r.var).filter(|v| !v.is_empty()) {
-                Some(v) => Some(Secret::new(v)),
-                None => {
-                    missing.push((r.var.clone(), name.clone()));
-                    None
-                }
+        let mut get = |r: &crate::manifest::SecretRef| {
+            let Some(value) = lookup(&r.var).filter(|v| !v.is_empty()) else {
+                problems.missing.push((r.var.clone(), name.clone()));
+                return None;
             };
+            let secret = Secret::new(&value);
+            if secret.is_none() {
+                problems.unusable.push((r.var.clone(), name.clone()));
+            }
+            secret
+        };
         let api_key = get(&config.api_key);
         let secret_key = config.secret_key.as_ref().and_then(&mut get);
         resolved.insert(name.clone(), (config, api_key, secret_key));
     }
-    if !missing.is_empty() {
-        return Err(MissingCredentials(missing).into());
+    if !problems.missing.is_empty() || !problems.unusable.is_empty() {
+        return Err(problems.into());
     }
     let client = http::client(settings)?;
     resolved

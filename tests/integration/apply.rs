@@ -142,6 +142,32 @@ fn missing_credentials_are_all_named_before_any_call() {
 }
 
 #[test]
+fn a_credential_no_header_can_carry_is_named_not_echoed_before_any_call() {
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &pin(CID_A, "a", &["aioz", "arkive/cl0-global"]));
+    let mut cmd = p.command(&["apply", "--auto-approve"]);
+    // A pasted key with a newline would otherwise fail every call, or
+    // smuggle a header into every request.
+    cmd.env("PINARKIVE_API_KEY", "pk-secret-half\nX-Injected: yes")
+        .env_remove("AIOZ_PINNING_SECRET_KEY");
+    let run = cmd.run();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("missing credentials: AIOZ_PINNING_SECRET_KEY"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr
+            .contains("an HTTP header cannot carry: PINARKIVE_API_KEY (provider `arkive`)"),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("pk-secret-half"), "{run:?}");
+    assert!(!run.stdout.contains("pk-secret-half"), "{run:?}");
+    assert!(emu.requests().is_empty());
+}
+
+#[test]
 fn already_pinned_counts_as_success() {
     let emu = Emulator::start();
     let p = Project::new(&emu, &pin(CID_A, "a", &["aioz", "arkive/cl0-global"]));
