@@ -7,6 +7,7 @@
 mod content_id;
 mod diagnostic;
 mod parse;
+mod pin_order;
 mod provider_config;
 mod target;
 mod yaml_tree;

@@ -645,10 +645,8 @@ impl Walker<'_> {
                 found.push((key, pin, cid_at));
             }
         }
-        // Among equal keys the first in the file comes first (the position
-        // breaks ties, so an in-place unstable sort is deterministic and
-        // moves less memory than a stable one).
-        found.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
+        // Among equal keys the first in the file comes first.
+        super::pin_order::sort_by_key_then_position(&mut found);
         // Report and drop the later copies of a key, compacting in place.
         let mut kept = 0;
         for i in 0..found.len() {
