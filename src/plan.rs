@@ -97,7 +97,7 @@ pub struct Plan {
 
 /// Diffs the manifest against the state.
 pub fn plan(manifest: &Manifest, state: &State) -> Plan {
-    let mut changes = Vec::new();
+    let mut changes = Vec::with_capacity(manifest.pins.len());
     let mut summary = Summary::default();
     let mut desired = manifest.pins.iter().map(|(k, v)| (k, v)).peekable();
     let mut recorded = state.pins.iter().peekable();
