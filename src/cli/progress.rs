@@ -26,6 +26,8 @@ pub enum ApplyProgress {
 pub struct LineSink {
     out: BufWriter<Stdout>,
     flushed: Instant,
+    /// `pinned`, painted once rather than once a line.
+    pinned: String,
 }
 
 impl LineSink {
@@ -33,6 +35,26 @@ impl LineSink {
 
     fn write(&mut self, text: &str) {
         let _ = writeln!(self.out, "{text}");
+        self.flush_now_and_then();
+    }
+
+    /// The line of a confirmed pin, the one written per call: formatted
+    /// straight into the buffer.
+    fn pinned(&mut self, change: &Change, already_pinned: bool) {
+        let note = if already_pinned {
+            " (already pinned)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            self.out,
+            "{} {} {}{note}",
+            self.pinned, change.target, change.cid
+        );
+        self.flush_now_and_then();
+    }
+
+    fn flush_now_and_then(&mut self) {
         if self.flushed.elapsed() >= Self::EVERY {
             self.flush();
         }
@@ -59,6 +81,7 @@ impl ApplyProgress {
             let sink = LineSink {
                 out: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
                 flushed: Instant::now(),
+                pinned: stdout.green("pinned"),
             };
             Self::Lines(stdout, Mutex::new(sink))
         }
@@ -113,19 +136,10 @@ impl Progress for ApplyProgress {
                 bar.inc(1);
                 bar.println(failed_line(p, change, error, *attempts));
             }
-            (Self::Lines(..), Outcome::Pinned(r)) => {
-                let note = if r.already_pinned {
-                    " (already pinned)"
-                } else {
-                    ""
-                };
-                self.line(format!(
-                    "{} {} {}{note}",
-                    p.green("pinned"),
-                    change.target,
-                    change.cid
-                ));
-            }
+            (Self::Lines(_, sink), Outcome::Pinned(r)) => sink
+                .lock()
+                .expect("progress lock")
+                .pinned(change, r.already_pinned),
             (Self::Lines(..), Outcome::Failed { error, attempts }) => {
                 self.line(failed_line(p, change, error, *attempts));
             }
