@@ -131,8 +131,6 @@ pub struct Report {
     /// Pins not attempted because the apply was interrupted.
     pub not_started: usize,
     pub interrupted: bool,
-    /// Bytes appended to the journal (the state file's rewrite excluded).
-    pub journal_bytes: u64,
 }
 
 impl Report {
@@ -275,8 +273,7 @@ pub async fn apply(
     report.not_started = pins.len() - ended;
     report.interrupted = stop.is_cancelled();
     drop(tx);
-    let (state, journal_bytes) = recorder.join().expect("recorder thread does not panic")?;
-    report.journal_bytes = journal_bytes;
+    let state = recorder.join().expect("recorder thread does not panic")?;
     file.save(&state)?;
     Ok((report, state))
 }
@@ -287,7 +284,7 @@ fn record(
     rx: mpsc::Receiver<StoredPin>,
     mut state: State,
     mut journal: Journal,
-) -> Result<(State, u64), StateFileError> {
+) -> Result<State, StateFileError> {
     let mut batch = Vec::new();
     while let Ok(first) = rx.recv() {
         batch.extend(
@@ -301,7 +298,7 @@ fn record(
             state.record(pin);
         }
     }
-    Ok((state, journal.bytes_written()))
+    Ok(state)
 }
 
 /// A state-only change (empty `pinned_at`) keeps what the provider told us

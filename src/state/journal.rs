@@ -34,7 +34,6 @@ struct Batch {
 pub struct Journal {
     path: PathBuf,
     file: File,
-    bytes_written: u64,
 }
 
 impl Journal {
@@ -58,7 +57,6 @@ impl Journal {
         Ok(Self {
             path: path.to_path_buf(),
             file,
-            bytes_written: line.len() as u64,
         })
     }
 
@@ -76,13 +74,7 @@ impl Journal {
             .write_all(&line)
             .and_then(|()| self.file.sync_data())
             .map_err(StateFileError::io("append to journal", &self.path))?;
-        self.bytes_written += line.len() as u64;
         Ok(())
-    }
-
-    /// Bytes this journal has written, for reports and benchmarks.
-    pub fn bytes_written(&self) -> u64 {
-        self.bytes_written
     }
 
     /// Folds a journal into `state`. A torn last line (a crash mid-append)
