@@ -68,7 +68,7 @@ pub fn plan(plan: &Plan, p: Palette) -> String {
     let width = plan
         .changes
         .iter()
-        .map(|c| display_len(&c.target))
+        .map(|c| c.target.display_width())
         .max()
         .unwrap_or(0);
     // About a hundred bytes a line: one allocation for 100,000 lines
@@ -80,9 +80,8 @@ pub fn plan(plan: &Plan, p: Palette) -> String {
         update: p.yellow("~"),
         orphan: p.red("-"),
     };
-    let mut target = String::new();
     for change in &plan.changes {
-        write_change_line(&mut out, &mut target, change, width, &signs);
+        write_change_line(&mut out, change, width, &signs);
         out.push('\n');
     }
     let s = &plan.summary;
@@ -111,28 +110,14 @@ struct Signs {
     orphan: String,
 }
 
-/// `provider` or `provider/cluster`, measured without formatting it.
-fn display_len(target: &crate::manifest::Target) -> usize {
-    target.provider.len() + target.cluster.as_ref().map_or(0, |c| c.len() + 1)
-}
-
-/// One change as a line of the plan, appended to `out` without its newline;
-/// `target` is a scratch buffer reused from line to line.
-fn write_change_line(
-    out: &mut String,
-    target: &mut String,
-    c: &Change,
-    width: usize,
-    signs: &Signs,
-) {
-    target.clear();
-    let _ = write!(target, "{}", c.target);
+/// One change as a line of the plan, appended to `out` without its newline.
+fn write_change_line(out: &mut String, c: &Change, width: usize, signs: &Signs) {
     let sign = match c.action {
         Action::Pin => &signs.pin,
         Action::Update => &signs.update,
         Action::Orphan => &signs.orphan,
     };
-    let _ = write!(out, "  {sign} {target:<width$}  {}", c.cid);
+    let _ = write!(out, "  {sign} {:<width$}  {}", c.target, c.cid);
     if let Some(name) = c
         .labels
         .name

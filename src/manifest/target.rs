@@ -1,6 +1,6 @@
 //! Where a pin goes, and the identity of one managed pin.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use serde::{Deserialize, Serialize};
 
@@ -39,12 +39,39 @@ impl Target {
     }
 }
 
+impl Target {
+    /// The width of `provider` or `provider/cluster` in characters, as
+    /// `{:<width$}` counts them, without formatting it.
+    pub fn display_width(&self) -> usize {
+        self.provider.chars().count() + self.cluster.as_ref().map_or(0, |c| c.chars().count() + 1)
+    }
+}
+
+/// Honours width, fill and alignment (`{target:<20}`), as `str` does, so
+/// columns of targets need no string per target.
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.cluster {
-            Some(c) => write!(f, "{}/{}", self.provider, c),
-            None => f.write_str(&self.provider),
+        let pad = f
+            .width()
+            .map_or(0, |w| w.saturating_sub(self.display_width()));
+        let (before, after) = match f.align() {
+            Some(fmt::Alignment::Right) => (pad, 0),
+            Some(fmt::Alignment::Center) => (pad / 2, pad - pad / 2),
+            Some(fmt::Alignment::Left) | None => (0, pad),
+        };
+        let fill = f.fill();
+        for _ in 0..before {
+            f.write_char(fill)?;
         }
+        f.write_str(&self.provider)?;
+        if let Some(c) = &self.cluster {
+            f.write_char('/')?;
+            f.write_str(c)?;
+        }
+        for _ in 0..after {
+            f.write_char(fill)?;
+        }
+        Ok(())
     }
 }
 
@@ -76,6 +103,20 @@ mod tests {
         assert_eq!(t.provider, "arkive");
         assert_eq!(t.cluster.as_deref(), Some("cl0-global"));
         assert_eq!(t.to_string(), "arkive/cl0-global");
+    }
+
+    #[test]
+    fn pads_as_a_string_does() {
+        for text in ["aioz", "arkive/cl0-global", "née/zone-é"] {
+            let t = Target::parse(text).unwrap();
+            assert_eq!(t.display_width(), text.chars().count(), "{text}");
+            for width in [0, 4, 12, 25] {
+                assert_eq!(format!("{t:<width$}|"), format!("{text:<width$}|"));
+                assert_eq!(format!("{t:width$}|"), format!("{text:width$}|"));
+                assert_eq!(format!("{t:>width$}|"), format!("{text:>width$}|"));
+                assert_eq!(format!("{t:*^width$}|"), format!("{text:*^width$}|"));
+            }
+        }
     }
 
     #[test]
