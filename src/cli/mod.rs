@@ -179,7 +179,8 @@ struct ApplyArgs {
 /// How provider calls are made; shared by `apply` and `watch`.
 #[derive(Debug, Args)]
 struct CallArgs {
-    /// Provider calls in flight at most.
+    /// Calls in flight at most on each provider (each has its own pool, so a
+    /// slow one does not hold up the others).
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     concurrency: u16,
     /// Wait this long for another pinsync holding the state lock (e.g. 30s).
@@ -246,13 +247,16 @@ struct StateListArgs {
     json: bool,
 }
 
-/// Runs the command line and maps the outcome to an exit code:
-/// 0 ok, 1 error, 2 changes (with `--detailed-exitcode`).
+/// Runs the command line and maps the outcome to an exit code, as Terraform
+/// does: 0 ok, 1 error (usage errors too), 2 changes (with
+/// `--detailed-exitcode`).
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     match run(cli) {
         Ok(code) => code,
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             let mut err = std::io::stderr().lock();
             match e.downcast_ref::<Diagnostics>() {
@@ -274,10 +278,17 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain()
-        .filter_map(|c| c.downcast_ref::<std::io::Error>())
-        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+/// clap's own exit code for a usage error is 2, which CI reads as "changes
+/// present" under `--detailed-exitcode`: a mistyped flag would pass a
+/// `plan --detailed-exitcode || [ $? -eq 2 ]` check. Help and version are
+/// not errors.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let _ = e.print();
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -295,11 +306,26 @@ fn stdout_palette() -> Palette {
     Palette::for_stream(std::io::stdout().is_terminal())
 }
 
+/// Set once standard output is found closed (`pinsync plan | head -1`).
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes to standard output. A reader that went away is not an error of
+/// the command: the rest of its output is dropped and it ends with the exit
+/// code it would have had, so `plan --detailed-exitcode | head -1` still
+/// says 2 when there are changes.
 fn print(text: &str) -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()?;
-    Ok(())
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        other => Ok(other.context("write to standard output")?),
+    }
 }
 
 fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {

@@ -3,6 +3,7 @@
 mod support;
 
 mod apply;
+mod exit_codes;
 mod plan;
 mod reliability;
 mod terminal;

@@ -279,3 +279,39 @@ fn a_50_mb_manifest_is_refused_at_once_without_reading_it_as_yaml() {
         "refused without parsing"
     );
 }
+
+/// The size is checked before reading: a sparse 50 GB file is refused from
+/// its metadata, and a file with no size (`/dev/zero`) is read only up to
+/// the limit. Reading either whole would take minutes and 50 GB of memory.
+#[test]
+fn an_endless_or_enormous_manifest_is_refused_without_reading_it() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let sparse = scratch.path().join("sparse.yaml");
+    File::create(&sparse)
+        .and_then(|f| f.set_len(50 * 1024 * 1024 * 1024))
+        .unwrap();
+    for file in [sparse.as_path(), Path::new("/dev/zero")] {
+        let started = Instant::now();
+        let out = validate(scratch.path(), &["-f".as_ref(), file.as_os_str()]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}: {}",
+            file.display(),
+            out.stderr
+        );
+        assert!(
+            out.stderr
+                .contains(&format!("{}:1:1: manifest is", file.display()))
+                && out.stderr.contains("the limit is 32 MiB"),
+            "{}: {}",
+            file.display(),
+            out.stderr
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}: refused without reading it all",
+            file.display()
+        );
+    }
+}
