@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod cli;
+mod durable_file;
 pub mod manifest;
 pub mod plan;
 pub mod provider;

@@ -396,7 +396,7 @@ fn load_manifest_and_state(
 fn save_plan(plan: &Plan, path: &Path) -> anyhow::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(plan)?;
     bytes.push(b'\n');
-    crate::state::replace_file(path, &bytes, None).context("save plan")
+    crate::durable_file::replace(path, &bytes, None).context("save plan")
 }
 
 fn load_plan(path: &Path) -> anyhow::Result<Plan> {

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::state_file::{StateFileError, parent_dir, sync_dir};
+use super::state_file::StateFileError;
 use super::{State, StoredPin};
+use crate::durable_file::{parent_dir, sync_dir};
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,7 +139,7 @@ impl Journal {
     /// Deletes a journal whose contents the state file now holds.
     pub(crate) fn remove(path: &Path) -> Result<(), StateFileError> {
         match fs::remove_file(path) {
-            Ok(()) => sync_dir(parent_dir(path)),
+            Ok(()) => Ok(sync_dir(parent_dir(path))?),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(StateFileError::io("remove journal", path)(e)),
         }

@@ -16,7 +16,6 @@ use crate::manifest::{Labels, PinKey};
 
 pub use journal::Journal;
 pub use lock::{LockError, StateLock};
-pub(crate) use state_file::replace_file;
 pub use state_file::{Restored, StateFile, StateFileError};
 
 /// Version of the state file format this build reads and writes.

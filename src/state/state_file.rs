@@ -8,13 +8,14 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use super::journal::Journal;
 use super::{PinRecord, PinRef, STATE_FORMAT_VERSION, State, StoredPin};
+use crate::durable_file::{self, WriteError};
 use crate::manifest::PinKey;
 
 /// Why a state file could not be used. It is never overwritten in any case.
@@ -30,13 +31,9 @@ pub enum StateFileError {
         "state file {path} has format version {found}; this pinsync reads version {STATE_FORMAT_VERSION}"
     )]
     UnsupportedVersion { path: PathBuf, found: u64 },
-    #[error("{action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    /// Reading or writing one of the state's files failed.
+    #[error(transparent)]
+    Io(#[from] WriteError),
 }
 
 impl StateFileError {
@@ -44,11 +41,7 @@ impl StateFileError {
         action: &'static str,
         path: &'p Path,
     ) -> impl FnOnce(io::Error) -> Self + 'p {
-        move |source| Self::Io {
-            action,
-            path: path.to_path_buf(),
-            source,
-        }
+        move |source| Self::Io(WriteError::at(action, path)(source))
     }
 }
 
@@ -157,7 +150,7 @@ impl StateFile {
     /// Replaces the state file atomically with `state`, keeps the previous
     /// file as `.backup`, then drops the journal it supersedes.
     pub fn save(&self, state: &State) -> Result<(), StateFileError> {
-        replace_file(&self.path, &encode(state), Some(&self.backup_path()))?;
+        durable_file::replace(&self.path, &encode(state), Some(&self.backup_path()))?;
         Journal::remove(&self.journal_path())?;
         Ok(())
     }
@@ -180,6 +173,14 @@ impl StateFile {
     pub fn restore(&self, from: &Path) -> Result<Restored, StateFileError> {
         let bytes = fs::read(from).map_err(StateFileError::io("read", from))?;
         let mut state = decode(from, &bytes[..])?;
+        // Above every serial the replaced files reached, so a plan saved
+        // against any of them is refused; they may be damaged, so read them
+        // leniently.
+        state.serial = [self.path.clone(), self.journal_path()]
+            .iter()
+            .map(|p| highest_serial_in(p))
+            .fold(state.serial, u64::max)
+            .saturating_add(1);
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -193,8 +194,6 @@ impl StateFile {
                 moved_aside.push(aside);
             }
         }
-        // A new serial above both, so plans made against either are refused.
-        state.serial += 1;
         self.save(&state)?;
         Ok(Restored {
             pins: state.pins.len(),
@@ -202,6 +201,35 @@ impl StateFile {
             moved_aside,
         })
     }
+}
+
+/// The highest `"serial": N` in a state file or journal, found without
+/// parsing it (it may be the damaged file being replaced); 0 if none. Inside
+/// a JSON string the quotes would be escaped, so only keys match.
+fn highest_serial_in(path: &Path) -> u64 {
+    const KEY: &[u8] = b"\"serial\"";
+    let bytes = fs::read(path).unwrap_or_default();
+    let mut highest = 0;
+    let mut rest = &bytes[..];
+    while let Some(at) = rest.windows(KEY.len()).position(|w| w == KEY) {
+        rest = &rest[at + KEY.len()..];
+        let after_colon = rest
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .filter(|&i| rest[i] == b':')
+            .map(|i| &rest[i + 1..]);
+        if let Some(value) = after_colon {
+            let value = value.trim_ascii_start();
+            let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
+            if let Some(n) = std::str::from_utf8(&value[..digits])
+                .ok()
+                .and_then(|d| d.parse::<u64>().ok())
+            {
+                highest = highest.max(n);
+            }
+        }
+    }
+    highest
 }
 
 /// The state as JSON with one pin per line: compact enough for 100,000 pins,
@@ -266,48 +294,6 @@ fn unreadable(path: &Path, error: &serde_json::Error) -> StateFileError {
         }
         _ => corrupt(error.to_string()),
     }
-}
-
-/// Replaces `path` with `contents` so that a crash leaves the old or the new
-/// file, never a mix: a temporary file in the same directory, fsynced, then
-/// renamed over `path`, then the directory fsynced. With `backup`, the old
-/// file is first linked (or copied) there.
-pub(crate) fn replace_file(
-    path: &Path,
-    contents: &[u8],
-    backup: Option<&Path>,
-) -> Result<(), StateFileError> {
-    let dir = parent_dir(path);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".pinsync-")
-        .tempfile_in(dir)
-        .map_err(StateFileError::io("create a temporary file in", dir))?;
-    tmp.write_all(contents)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(StateFileError::io("write temporary file for", path))?;
-    if let Some(backup) = backup.filter(|_| path.exists()) {
-        let _ = fs::remove_file(backup);
-        fs::hard_link(path, backup)
-            .or_else(|_| fs::copy(path, backup).map(drop))
-            .map_err(StateFileError::io("keep backup", backup))?;
-    }
-    tmp.persist(path)
-        .map_err(|e| StateFileError::io("replace", path)(e.error))?;
-    sync_dir(dir)
-}
-
-pub(crate) fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// Makes a rename or create in `dir` durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), StateFileError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(StateFileError::io("fsync directory", dir))
 }
 
 #[cfg(test)]
@@ -430,6 +416,37 @@ mod tests {
         journal.write_all(b"\n").unwrap();
         let err = file.load().unwrap_err().to_string();
         assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn restore_gives_a_serial_above_the_replaced_state_and_its_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.json"));
+        let mut backup = state_with(&[1]);
+        backup.serial = 1;
+        file.save(&backup).unwrap();
+        let mut current = backup.clone();
+        current.serial = 2;
+        current.record(pin(2));
+        file.save(&current).unwrap();
+        let restored = file.restore(&file.backup_path()).unwrap();
+        assert_eq!(restored.serial, 3, "above both 1 and 2");
+        assert_eq!(file.load().unwrap().serial, 3);
+
+        // A damaged current file and a journal still count.
+        fs::write(
+            file.path(),
+            br#"{"format_version": 1, "lineage": "x", "serial": 40, "pins": [{"prov"#,
+        )
+        .unwrap();
+        fs::write(
+            file.journal_path(),
+            b"{\"journal_for_lineage\":\"x\"}\n{\"serial\": 41,\"pins\":[]}\n{\"serial\":4",
+        )
+        .unwrap();
+        let restored = file.restore(&file.backup_path()).unwrap();
+        assert_eq!(restored.serial, 42);
+        assert_eq!(highest_serial_in(Path::new("/nonexistent")), 0);
     }
 
     #[test]

@@ -458,3 +458,40 @@ fn state_restore_brings_back_the_backup_and_keeps_the_damaged_file() {
     assert!(run.stdout.contains("(1 already pinned)"), "{run:?}");
     assert_eq!(p.state()["pins"].as_array().unwrap().len(), 2);
 }
+
+/// Backup at serial 1, current at serial 2: the restored state must not
+/// take serial 2, or a plan saved against the replaced state would apply to
+/// the restored one.
+#[test]
+fn a_plan_saved_before_a_restore_is_refused_after_it() {
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &(pin(CID_A, "a", &[]) + &pin(CID_B, "b", &[])));
+    let state_at = |serial: u64, pins: &str| {
+        format!(
+            "{{\"format_version\": 1, \"lineage\": \"restore-test\", \"serial\": {serial}, \"pins\": [{pins}]}}"
+        )
+    };
+    let pin_b = format!(
+        "{{\"provider\": \"aioz\", \"cid\": \"{CID_B}\", \"name\": \"b\", \"pinned_at\": \"2026-01-01T00:00:00Z\", \"status\": \"managed\"}}"
+    );
+    std::fs::write(p.path("pins.state.json.backup"), state_at(1, "")).unwrap();
+    std::fs::write(p.state_path(), state_at(2, &pin_b)).unwrap();
+    let run = p.run(&["plan", "--out", "before.plan"]);
+    assert_eq!(run.code, 0, "{run:?}");
+
+    let run = p.run(&["state", "restore"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        p.state()["serial"],
+        3,
+        "above the backup's 1 and the current 2"
+    );
+
+    let run = p.run(&["apply", "before.plan"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("the state has changed since"),
+        "{run:?}"
+    );
+    assert!(emu.requests().is_empty(), "no call for a refused plan");
+}
