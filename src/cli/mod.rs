@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::apply::{self, ApplyOptions};
 use crate::manifest::{self, Diagnostics};
-use crate::plan::{self, PLAN_FORMAT_VERSION, Plan};
+use crate::plan::{self, saved_plan};
 use crate::provider::{self, HttpSettings};
 use crate::retry::RetryPolicy;
 use crate::state::{State, StateFile, StateLock, StoredPin};
@@ -354,7 +354,7 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let (m, state) = load_manifest_and_state(&args.manifest.file, &state_file)?;
     let plan = plan::plan(&m, &state);
     if let Some(out) = &args.out {
-        save_plan(&plan, out)?;
+        saved_plan::save(&plan, out)?;
     }
     if args.json {
         let mut text = serde_json::to_string_pretty(&plan)?;
@@ -393,42 +393,14 @@ fn load_manifest_and_state(
     })
 }
 
-fn save_plan(plan: &Plan, path: &Path) -> anyhow::Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(plan)?;
-    bytes.push(b'\n');
-    crate::durable_file::replace(path, &bytes, None).context("save plan")
-}
-
-fn load_plan(path: &Path) -> anyhow::Result<Plan> {
-    let bytes = std::fs::read(path).with_context(|| format!("read plan {}", path.display()))?;
-    #[derive(serde::Deserialize)]
-    struct Versioned {
-        format_version: u32,
-    }
-    let v: Versioned = serde_json::from_slice(&bytes).with_context(|| {
-        format!(
-            "{} is not a plan saved by `pinsync plan --out`",
-            path.display()
-        )
-    })?;
-    if v.format_version != PLAN_FORMAT_VERSION {
-        bail!(
-            "plan {} has format version {}; this pinsync reads version {PLAN_FORMAT_VERSION}",
-            path.display(),
-            v.format_version
-        );
-    }
-    serde_json::from_slice(&bytes).with_context(|| format!("read plan {}", path.display()))
-}
-
 fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let state_file = args.state.file(&args.manifest.file);
     let _lock = StateLock::acquire(state_file.path(), args.calls.lock_timeout, "pinsync apply")?;
     let (plan, state) = match &args.plan {
         Some(path) => {
             let state = state_file.load()?;
-            let plan = load_plan(path)?;
-            check_plan_is_current(&plan, &state, path)?;
+            let plan = saved_plan::load(path)?;
+            saved_plan::check_current(&plan, &state, path)?;
             (plan, state)
         }
         None => {
@@ -541,21 +513,6 @@ fn spawn_stop_on_signals(
         on_signal(name);
         stop.cancel();
     });
-    Ok(())
-}
-
-fn check_plan_is_current(plan: &Plan, state: &State, path: &Path) -> anyhow::Result<()> {
-    if plan.state.lineage != state.lineage || plan.state.serial != state.serial {
-        bail!(
-            "the state has changed since {} was made (plan made at state serial {} of lineage {}, \
-             the state is now at serial {} of lineage {}); run `pinsync plan --out` again",
-            path.display(),
-            plan.state.serial,
-            plan.state.lineage,
-            state.serial,
-            state.lineage
-        );
-    }
     Ok(())
 }
 

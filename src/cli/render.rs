@@ -100,6 +100,27 @@ pub fn plan(plan: &Plan, p: Palette) -> String {
             "Pins no longer in the manifest stay pinned on the provider; the state keeps them as orphaned."
         );
     }
+    // Where the keys will be sent, for the reviewer: a saved plan (or a
+    // manifest edit) that points a provider elsewhere shows here.
+    for name in crate::apply::providers_used(plan) {
+        if let Some(config) = plan
+            .providers
+            .get(&name)
+            .filter(|c| !c.is_default_endpoint())
+        {
+            let _ = writeln!(
+                out,
+                "Provider `{name}` is reached at {}, not the built-in {}{}.",
+                config.base_url,
+                config.kind.default_base_url(),
+                if config.allow_insecure_http {
+                    " (plain http allowed: keys travel unencrypted)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
     out
 }
 

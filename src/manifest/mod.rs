@@ -21,6 +21,7 @@ pub use content_id::ContentId;
 pub use diagnostic::{Diagnostic, Diagnostics, Position};
 pub use parse::parse;
 pub use provider_config::{AuthStyle, ProviderConfig, ProviderKind, SecretRef};
+pub(crate) use target::is_valid_name;
 pub use target::{PinKey, Target};
 
 /// The only manifest format version this build understands.
@@ -49,6 +50,44 @@ pub struct Labels {
     /// String metadata, sent where the provider takes it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub meta: BTreeMap<String, String>,
+}
+
+/// Longest pin name accepted.
+pub(crate) const MAX_NAME_CHARS: usize = 255;
+/// Longest meta key or value accepted.
+pub(crate) const MAX_META_CHARS: usize = 1024;
+
+/// A label sent to a provider (and printed in plans): bounded, no control
+/// characters.
+pub(crate) fn check_label(text: &str, what: &str, max: usize) -> Result<(), String> {
+    if text.chars().any(char::is_control) {
+        return Err(format!("{what} contains a control character"));
+    }
+    let chars = text.chars().count();
+    if chars > max {
+        return Err(format!(
+            "{what} is {chars} characters long; the limit is {max}"
+        ));
+    }
+    Ok(())
+}
+
+impl Labels {
+    /// What the manifest would have refused in these labels (for labels
+    /// read from elsewhere: a saved plan).
+    pub(crate) fn problems(&self) -> Vec<String> {
+        let name = self
+            .name
+            .iter()
+            .map(|n| check_label(n, "name", MAX_NAME_CHARS));
+        let meta = self.meta.iter().flat_map(|(k, v)| {
+            [
+                check_label(k, "meta key", MAX_META_CHARS),
+                check_label(v, "meta value", MAX_META_CHARS),
+            ]
+        });
+        name.chain(meta).filter_map(Result::err).collect()
+    }
 }
 
 /// One pin the manifest wants on one target.

@@ -8,7 +8,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::provider_config::check_base_url;
+use super::target::is_valid_name;
 use super::yaml_tree::{self, LoadError, Mapping, Node, Scalar, Sequence};
+use super::{MAX_META_CHARS, MAX_NAME_CHARS, check_label};
 
 use super::{
     AuthStyle, ContentId, DesiredPin, Diagnostic, Diagnostics, Labels, MANIFEST_VERSION, Manifest,
@@ -18,10 +21,6 @@ use super::{
 /// Manifests larger than this are refused before parsing (room for about
 /// 250,000 pins on two targets each).
 pub const MAX_MANIFEST_BYTES: usize = 32 * 1024 * 1024;
-/// Longest pin name accepted.
-const MAX_NAME_CHARS: usize = 255;
-/// Longest meta key or value accepted.
-const MAX_META_CHARS: usize = 1024;
 
 /// Parses and validates manifest bytes read from `path`.
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest, Diagnostics> {
@@ -364,11 +363,7 @@ impl Walker<'_> {
 
     fn provider(&mut self, name: &Scalar, node: &Node) -> Option<ProviderConfig> {
         let at_name = name.at;
-        let valid_name = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !valid_name {
+        if !is_valid_name(name.as_str()) {
             self.problem(
                 at_name,
                 format!(
@@ -482,6 +477,7 @@ impl Walker<'_> {
             api_key: api_key?,
             secret_key,
             auth,
+            allow_insecure_http: allow_insecure,
         })
     }
 
@@ -562,10 +558,7 @@ impl Walker<'_> {
                             );
                             continue;
                         }
-                        let valid = cluster
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-                        if !valid {
+                        if !is_valid_name(cluster) {
                             self.problem(position, format!("invalid cluster name {cluster:?}"));
                             continue;
                         }
@@ -694,20 +687,13 @@ impl Walker<'_> {
 
     /// A label sent to a provider: bounded, no control characters.
     fn text(&mut self, s: &Scalar, what: &str, max: usize) -> Option<String> {
-        let position = s.at;
-        if s.chars().any(char::is_control) {
-            self.problem(position, format!("{what} contains a control character"));
-            return None;
+        match check_label(s.as_str(), what, max) {
+            Ok(()) => Some(s.as_str().to_owned()),
+            Err(message) => {
+                self.problem(s.at, message);
+                None
+            }
         }
-        let chars = s.chars().count();
-        if chars > max {
-            self.problem(
-                position,
-                format!("{what} is {chars} characters long; the limit is {max}"),
-            );
-            return None;
-        }
-        Some(s.as_str().to_owned())
     }
 
     fn known_keys(&mut self, map: &Mapping, allowed: &[&str], context: &str) {
@@ -776,37 +762,4 @@ fn kind(node: &Node) -> &'static str {
         Node::Scalar(s) if s.is_null() => "nothing",
         Node::Scalar(_) => "a scalar",
     }
-}
-
-/// Checks an endpoint: HTTPS, or plain HTTP to loopback, or to anywhere
-/// with an explicit opt-in; returns it without a trailing slash.
-fn check_base_url(text: &str, allow_insecure: bool) -> Result<String, String> {
-    let url = reqwest::Url::parse(text).map_err(|e| format!("invalid base_url {text:?}: {e}"))?;
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "base_url {text:?} must not have a query or fragment"
-        ));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("base_url must not carry credentials; use api_key".into());
-    }
-    match url.scheme() {
-        "https" => {}
-        "http" => {
-            let loopback = match url.host() {
-                Some(url::Host::Domain(d)) => d == "localhost",
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                None => false,
-            };
-            if !loopback && !allow_insecure {
-                return Err(format!(
-                    "base_url {text:?} uses plain http to a host that is not loopback; \
-                     use https, or set `allow_insecure_http: true` to send keys unencrypted"
-                ));
-            }
-        }
-        other => return Err(format!("base_url must be https:// (found {other}://)")),
-    }
-    Ok(text.trim_end_matches('/').to_owned())
 }

@@ -1000,6 +1000,7 @@ fn a_good_manifest_gives_the_model() {
                 api_key: secret("AIOZ_KEY"),
                 secret_key: Some(secret("AIOZ_SECRET")),
                 auth: AuthStyle::Header,
+                allow_insecure_http: false,
             },
         ),
         (
@@ -1010,6 +1011,7 @@ fn a_good_manifest_gives_the_model() {
                 api_key: secret("ARKIVE_KEY"),
                 secret_key: None,
                 auth: AuthStyle::Bearer,
+                allow_insecure_http: false,
             },
         ),
         (
@@ -1020,6 +1022,7 @@ fn a_good_manifest_gives_the_model() {
                 api_key: secret("LOCAL_KEY"),
                 secret_key: None,
                 auth: AuthStyle::Header,
+                allow_insecure_http: false,
             },
         ),
         (
@@ -1030,6 +1033,7 @@ fn a_good_manifest_gives_the_model() {
                 api_key: secret("LAN_KEY"),
                 secret_key: Some(secret("LAN_SECRET")),
                 auth: AuthStyle::Header,
+                allow_insecure_http: true,
             },
         ),
     ]);

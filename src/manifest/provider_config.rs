@@ -64,9 +64,38 @@ pub enum AuthStyle {
 }
 
 /// A credential given as `${VAR}`: the name of an environment variable.
+/// Deserialising (a saved plan) checks the name as the manifest does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawSecretRef")]
 pub struct SecretRef {
     pub var: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecretRef {
+    var: String,
+}
+
+impl TryFrom<RawSecretRef> for SecretRef {
+    type Error = String;
+    fn try_from(raw: RawSecretRef) -> Result<Self, String> {
+        check_var_name(&raw.var)?;
+        Ok(Self { var: raw.var })
+    }
+}
+
+fn check_var_name(var: &str) -> Result<(), String> {
+    let valid = !var.is_empty()
+        && !var.starts_with(|c: char| c.is_ascii_digit())
+        && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "${{{var}}} is not a valid environment variable name (letters, digits and _)"
+        ))
+    }
 }
 
 impl SecretRef {
@@ -80,14 +109,7 @@ impl SecretRef {
                  do not write keys into the manifest"
                     .to_string()
             })?;
-        let valid = !var.is_empty()
-            && !var.starts_with(|c: char| c.is_ascii_digit())
-            && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
-            return Err(format!(
-                "${{{var}}} is not a valid environment variable name (letters, digits and _)"
-            ));
-        }
+        check_var_name(var)?;
         Ok(Self {
             var: var.to_owned(),
         })
@@ -114,13 +136,81 @@ pub struct ProviderConfig {
     /// Pinarkive only.
     #[serde(default)]
     pub auth: AuthStyle,
+    /// Plain `http://` to a host that is not loopback was asked for.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_http: bool,
 }
 
 impl ProviderConfig {
+    /// What is wrong with a config that did not come from a validated
+    /// manifest (a saved plan): the same rules the manifest's walk applies,
+    /// field by field, so nothing reaches `connect` that it would refuse.
+    pub(crate) fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(e) = check_base_url(&self.base_url, self.allow_insecure_http) {
+            problems.push(e);
+        }
+        match (self.kind, &self.secret_key) {
+            (ProviderKind::Aioz, None) => problems
+                .push("missing field `secret_key` (AIOZ needs an API key and a secret key)".into()),
+            (ProviderKind::Pinarkive, Some(_)) => problems.push(format!(
+                "`secret_key` is not used by provider type {}",
+                self.kind
+            )),
+            _ => {}
+        }
+        if self.kind != ProviderKind::Pinarkive && self.auth != AuthStyle::default() {
+            problems.push(format!("`auth` is not used by provider type {}", self.kind));
+        }
+        problems
+    }
+
+    /// Whether the endpoint is the service's own public one.
+    pub fn is_default_endpoint(&self) -> bool {
+        self.base_url == self.kind.default_base_url()
+    }
+
     /// Every environment variable this provider needs at apply time.
     pub fn secret_refs(&self) -> impl Iterator<Item = &SecretRef> {
         std::iter::once(&self.api_key).chain(self.secret_key.as_ref())
     }
+}
+
+/// Checks an endpoint: HTTPS, or plain HTTP to loopback, or to anywhere
+/// with an explicit opt-in; returns it without a trailing slash.
+pub(crate) fn check_base_url(text: &str, allow_insecure: bool) -> Result<String, String> {
+    // The URL parser drops tabs and newlines; the text is printed as written.
+    if text.chars().any(char::is_control) {
+        return Err(format!("base_url {text:?} contains a control character"));
+    }
+    let url = reqwest::Url::parse(text).map_err(|e| format!("invalid base_url {text:?}: {e}"))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "base_url {text:?} must not have a query or fragment"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("base_url must not carry credentials; use api_key".into());
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Domain(d)) => d == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if !loopback && !allow_insecure {
+                return Err(format!(
+                    "base_url {text:?} uses plain http to a host that is not loopback; \
+                     use https, or set `allow_insecure_http: true` to send keys unencrypted"
+                ));
+            }
+        }
+        other => return Err(format!("base_url must be https:// (found {other}://)")),
+    }
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]

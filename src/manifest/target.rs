@@ -39,6 +39,15 @@ impl Target {
     }
 }
 
+/// Whether `name` may name a provider or a cluster: letters, digits, '-'
+/// and '_', at least one.
+pub(crate) fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 impl Target {
     /// The width of `provider` or `provider/cluster` in characters, as
     /// `{:<width$}` counts them, without formatting it.

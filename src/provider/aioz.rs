@@ -56,7 +56,7 @@ impl Aioz {
     ) -> anyhow::Result<Self> {
         Ok(Self {
             client,
-            pin_url: reqwest::Url::parse(&format!("{base_url}/api/pinning/pinByHash"))?,
+            pin_url: http::endpoint(base_url, "/api/pinning/pinByHash")?,
             api_key,
             secret_key,
         })

@@ -24,6 +24,17 @@ pub(crate) fn client(settings: HttpSettings) -> anyhow::Result<reqwest::Client> 
         .context("build HTTP client")
 }
 
+/// `base_url` joined with `path`, for a provider to keep: an http(s) URL
+/// that can take path segments (a saved plan may hold anything).
+pub(crate) fn endpoint(base_url: &str, path: &str) -> anyhow::Result<reqwest::Url> {
+    let url = reqwest::Url::parse(&format!("{base_url}{path}"))
+        .map_err(|e| anyhow::anyhow!("invalid base_url {base_url:?}: {e}"))?;
+    if !matches!(url.scheme(), "https" | "http") || url.cannot_be_a_base() {
+        anyhow::bail!("base_url {base_url:?} is not an http(s) URL");
+    }
+    Ok(url)
+}
+
 /// A provider's answer, read in full.
 pub(crate) struct Answer {
     pub status: StatusCode,

@@ -107,7 +107,7 @@ pub fn connect(
         missing: Vec::new(),
         unusable: Vec::new(),
     };
-    let mut resolved = BTreeMap::new();
+    let mut resolved = Vec::new();
     for name in used {
         let config = configs.get(name).ok_or_else(|| {
             anyhow::anyhow!("the plan uses provider `{name}`, which it does not declare")
@@ -124,33 +124,36 @@ pub fn connect(
             secret
         };
         let api_key = get(&config.api_key);
-        let secret_key = config.secret_key.as_ref().and_then(&mut get);
-        resolved.insert(name.clone(), (config, api_key, secret_key));
+        let secret_key = config.secret_key.as_ref().map(&mut get);
+        resolved.push((name, config, api_key, secret_key));
     }
     if !problems.missing.is_empty() || !problems.unusable.is_empty() {
         return Err(problems.into());
     }
     let client = http::client(settings)?;
-    resolved
-        .into_iter()
-        .map(|(name, (config, api_key, secret_key))| {
-            let api_key = api_key.expect("checked above");
-            let provider: Arc<dyn Provider> = match config.kind {
-                ProviderKind::Aioz => Arc::new(Aioz::new(
-                    client.clone(),
-                    &config.base_url,
-                    api_key,
-                    secret_key.expect("aioz configs have a secret key"),
-                )?),
-                ProviderKind::Pinarkive => Arc::new(Pinarkive::new(
-                    client.clone(),
-                    &config.base_url,
-                    api_key,
-                    config.auth,
-                )?),
-            };
-            Ok((name, provider))
-        })
-        .collect::<anyhow::Result<_>>()
-        .context("provider base_url")
+    let mut providers = BTreeMap::new();
+    for (name, config, api_key, secret_key) in resolved {
+        let context = || format!("provider `{name}`");
+        // Every value was resolved above; a config without a key it needs
+        // did not come through validation, and is refused, not unwrapped.
+        let api_key = api_key.with_context(context)?;
+        let provider: Arc<dyn Provider> = match config.kind {
+            ProviderKind::Aioz => {
+                let secret_key = secret_key
+                    .flatten()
+                    .ok_or_else(|| anyhow::anyhow!("AIOZ needs a secret_key"))
+                    .with_context(context)?;
+                Arc::new(
+                    Aioz::new(client.clone(), &config.base_url, api_key, secret_key)
+                        .with_context(context)?,
+                )
+            }
+            ProviderKind::Pinarkive => Arc::new(
+                Pinarkive::new(client.clone(), &config.base_url, api_key, config.auth)
+                    .with_context(context)?,
+            ),
+        };
+        providers.insert(name.clone(), provider);
+    }
+    Ok(providers)
 }

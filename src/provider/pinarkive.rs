@@ -37,10 +37,15 @@ impl Pinarkive {
         api_key: Secret,
         auth: AuthStyle,
     ) -> anyhow::Result<Self> {
-        let pin_base = reqwest::Url::parse(&format!("{base_url}/api/v3/files/pin/"))?;
+        let pin_base = http::endpoint(base_url, "/api/v3/files/pin/")?;
         let auth = match auth {
             AuthStyle::Header => (HeaderName::from_static("x-api-key"), api_key),
-            AuthStyle::Bearer => (AUTHORIZATION, api_key.prefixed("Bearer ")),
+            AuthStyle::Bearer => (
+                AUTHORIZATION,
+                api_key
+                    .prefixed("Bearer ")
+                    .ok_or_else(|| anyhow::anyhow!("the key cannot follow `Bearer `"))?,
+            ),
         };
         Ok(Self {
             client,
@@ -51,10 +56,10 @@ impl Pinarkive {
 
     async fn pin_once(&self, request: PinRequest<'_>) -> Result<PinReceipt, ProviderError> {
         let mut url = self.pin_base.clone();
-        url.path_segments_mut()
-            .expect("an http(s) URL has path segments")
-            .pop_if_empty()
-            .push(request.cid);
+        // `endpoint` made sure this URL takes path segments.
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().push(request.cid);
+        }
         let body = PinBody {
             custom_name: request.labels.name.as_deref(),
             cl: request.cluster,

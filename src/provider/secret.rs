@@ -21,13 +21,11 @@ impl Secret {
         value.is_ascii().then(|| Self::header(value)).flatten()
     }
 
-    /// The same secret after `prefix` (as in `Bearer <key>`).
-    pub fn prefixed(&self, prefix: &str) -> Self {
-        let key = self
-            .0
-            .to_str()
-            .expect("a header-safe secret is visible ASCII");
-        Self::header(&format!("{prefix}{key}")).expect("a header-safe prefix keeps it header-safe")
+    /// The same secret after `prefix` (as in `Bearer <key>`); `None` if the
+    /// prefix is not header-safe.
+    pub fn prefixed(&self, prefix: &str) -> Option<Self> {
+        let key = self.0.to_str().ok()?;
+        Self::header(&format!("{prefix}{key}"))
     }
 
     fn header(text: &str) -> Option<Self> {
@@ -58,7 +56,7 @@ mod tests {
         let s = Secret::new("sk-very-secret").unwrap();
         assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
         assert!(!format!("{:#?}", Some(&s)).contains("sk-very"));
-        let header = s.prefixed("Bearer ").header_value();
+        let header = s.prefixed("Bearer ").unwrap().header_value();
         assert_eq!(header.as_bytes(), b"Bearer sk-very-secret");
         assert!(header.is_sensitive());
         assert_eq!(format!("{header:?}"), "Sensitive");

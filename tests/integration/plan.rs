@@ -156,3 +156,101 @@ fn unreadable_state_is_an_error_naming_the_file_and_is_left_untouched() {
     }
     assert!(emu.requests().is_empty());
 }
+
+/// A saved plan is input: edited to send the keys elsewhere, or to hold
+/// what the manifest would refuse, it is refused naming the file, exit 1,
+/// no call made, no panic.
+#[test]
+fn an_edited_saved_plan_is_refused_before_any_call() {
+    let emu = Emulator::start();
+    let p = Project::new(
+        &emu,
+        &(pin(CID_A, "a", &[]) + &pin(CID_B, "b", &["arkive/cl1-eu"])),
+    );
+    let run = p.run(&["plan", "--out", "good.plan"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let good: Value = serde_json::from_slice(&std::fs::read(p.path("good.plan")).unwrap()).unwrap();
+    // 0.0.0.0 is not loopback to the endpoint rules, but a connection to it
+    // reaches this machine, so a plan that got through would show up in the
+    // emulator's request log rather than leave the machine.
+    let port = emu.url.rsplit(':').next().unwrap();
+    let elsewhere = format!("http://0.0.0.0:{port}");
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let edits: Vec<(&str, Edit)> = vec![
+        (
+            "plain http to a host that is not loopback",
+            Box::new(move |v: &mut Value| {
+                v["providers"]["aioz"]["base_url"] = elsewhere.clone().into();
+                v["providers"]["arkive"]["base_url"] = elsewhere.clone().into();
+            }),
+        ),
+        (
+            "missing field `secret_key`",
+            Box::new(|v: &mut Value| {
+                v["providers"]["aioz"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("secret_key");
+            }),
+        ),
+        (
+            "must be https:// (found data://)",
+            Box::new(|v: &mut Value| {
+                v["providers"]["arkive"]["base_url"] = "data:x".into();
+            }),
+        ),
+        (
+            "not a valid environment variable name",
+            Box::new(|v: &mut Value| {
+                v["providers"]["aioz"]["api_key"] = serde_json::json!({"var": "literal-key"});
+            }),
+        ),
+        (
+            "has no clusters",
+            Box::new(|v: &mut Value| {
+                v["changes"][0]["cluster"] = "cl1-eu".into();
+            }),
+        ),
+    ];
+    for (expected, edit) in &edits {
+        let mut plan = good.clone();
+        edit(&mut plan);
+        std::fs::write(p.path("edited.plan"), serde_json::to_vec(&plan).unwrap()).unwrap();
+        let mut cmd = p.command(&["apply", "edited.plan"]);
+        cmd.env("RUST_BACKTRACE", "1");
+        let run = cmd.run();
+        assert_eq!(run.code, 1, "{expected}: {run:?}");
+        assert!(
+            run.stderr.contains("plan edited.plan was refused") && run.stderr.contains(expected),
+            "{expected}: {run:?}"
+        );
+        assert!(!run.stderr.contains("panicked"), "{expected}: {run:?}");
+    }
+    assert!(emu.requests().is_empty(), "no call: {:?}", emu.requests());
+    assert!(!p.state_path().exists());
+    // The plan as saved still applies.
+    let run = p.run(&["apply", "good.plan"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(emu.pin_calls(), 2);
+}
+
+/// The reviewer sees where the keys will go when it is not the service's
+/// own endpoint.
+#[test]
+fn the_plan_shows_each_endpoint_that_is_not_the_default() {
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &pin(CID_A, "a", &["aioz", "arkive"]));
+    let run = p.run(&["plan"]);
+    for line in [
+        format!(
+            "Provider `aioz` is reached at {}, not the built-in https://api-ipfs.attoaioz.cyou.",
+            emu.url
+        ),
+        format!(
+            "Provider `arkive` is reached at {}, not the built-in https://api.pinarkive.com.",
+            emu.url
+        ),
+    ] {
+        assert!(run.stdout.contains(&line), "{line}\n{run:?}");
+    }
+}

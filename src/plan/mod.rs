@@ -3,6 +3,8 @@
 //! [`plan`] is a pure function of (manifest, state); it does no I/O, so it is
 //! tested directly and a plan can be printed, saved and applied later.
 
+pub mod saved_plan;
+
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 

@@ -1,0 +1,344 @@
+//! Plans saved by `plan --out` and applied by `apply PLAN`.
+//!
+//! A saved plan is input like any other: it may have been edited, truncated
+//! or written by something else. It names the endpoints the keys are sent
+//! to, so it is checked by the rules a manifest is checked by before
+//! anything connects, and it is refused whole with every problem named.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+
+use super::{Action, PLAN_FORMAT_VERSION, Plan, Summary};
+use crate::durable_file;
+use crate::manifest::{ContentId, is_valid_name};
+use crate::state::State;
+
+/// Saved plans larger than this are refused before they are read: a plan of
+/// 250,000 changes is about 100 MiB.
+const MAX_PLAN_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Writes `plan` to `path` atomically.
+pub fn save(plan: &Plan, path: &Path) -> anyhow::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(plan)?;
+    bytes.push(b'\n');
+    durable_file::replace(path, &bytes, None).context("save plan")?;
+    Ok(())
+}
+
+/// Reads and checks a saved plan.
+pub fn load(path: &Path) -> anyhow::Result<Plan> {
+    let shown = path.display();
+    let bytes = read_bounded(path).with_context(|| format!("read plan {shown}"))?;
+    decode(&bytes).with_context(|| format!("plan {shown} was refused; nothing was changed"))
+}
+
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PLAN_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_PLAN_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_PLAN_BYTES / (1024 * 1024)
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Refuses a plan made against another state than `state`.
+pub fn check_current(plan: &Plan, state: &State, path: &Path) -> anyhow::Result<()> {
+    if plan.state.lineage != state.lineage || plan.state.serial != state.serial {
+        bail!(
+            "the state has changed since {} was made (plan made at state serial {} of lineage {}, \
+             the state is now at serial {} of lineage {}); run `pinsync plan --out` again",
+            path.display(),
+            plan.state.serial,
+            plan.state.lineage,
+            state.serial,
+            state.lineage
+        );
+    }
+    Ok(())
+}
+
+/// Parses and checks plan bytes; the error lists every problem found.
+pub fn decode(bytes: &[u8]) -> anyhow::Result<Plan> {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        format_version: u32,
+    }
+    let version: Versioned =
+        serde_json::from_slice(bytes).context("it is not a plan saved by `pinsync plan --out`")?;
+    if version.format_version != PLAN_FORMAT_VERSION {
+        bail!(
+            "it has format version {}; this pinsync reads version {PLAN_FORMAT_VERSION}: run `pinsync plan --out` again",
+            version.format_version
+        );
+    }
+    let plan: Plan =
+        serde_json::from_slice(bytes).context("it does not have the shape of a plan")?;
+    let problems = problems(&plan);
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
+    }
+    Ok(plan)
+}
+
+/// Everything the manifest's validation would refuse in this plan, and
+/// what only a plan can get wrong (a change naming an undeclared provider,
+/// a summary that does not count its changes).
+fn problems(plan: &Plan) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (name, config) in &plan.providers {
+        if !is_valid_name(name) {
+            problems.push(format!(
+                "provider name {name:?} may hold only letters, digits, '-' and '_'"
+            ));
+        }
+        for p in config.problems() {
+            problems.push(format!("provider {name:?}: {p}"));
+        }
+    }
+    let mut keys = BTreeSet::new();
+    let mut counted = Summary {
+        unchanged: plan.summary.unchanged,
+        ..Summary::default()
+    };
+    for (i, change) in plan.changes.iter().enumerate() {
+        let at = format!("change {}", i + 1);
+        let target = &change.target;
+        match plan.providers.get(&target.provider) {
+            None => problems.push(format!(
+                "{at}: provider {:?} is not declared in the plan",
+                target.provider
+            )),
+            Some(config) => match &target.cluster {
+                Some(cluster) if !config.kind.has_clusters() => problems.push(format!(
+                    "{at}: provider {:?} (type {}) has no clusters, but the change names {cluster:?}",
+                    target.provider, config.kind
+                )),
+                Some(cluster) if !is_valid_name(cluster) => {
+                    problems.push(format!("{at}: invalid cluster name {cluster:?}"));
+                }
+                _ => {}
+            },
+        }
+        match ContentId::parse(&change.cid) {
+            Err(e) => problems.push(format!("{at}: {e}")),
+            Ok(cid) if cid.canonical() != change.canonical_cid => problems.push(format!(
+                "{at}: canonical_cid {:?} is not the canonical form of {:?}",
+                change.canonical_cid, change.cid
+            )),
+            Ok(_) => {}
+        }
+        let previous = change.previous.iter().map(|p| &p.labels);
+        for labels in std::iter::once(&change.labels).chain(previous) {
+            problems.extend(labels.problems().into_iter().map(|p| format!("{at}: {p}")));
+        }
+        if !keys.insert(change.key()) {
+            problems.push(format!(
+                "{at}: {} {:?} is changed twice",
+                target, change.cid
+            ));
+        }
+        match change.action {
+            Action::Pin => counted.pin += 1,
+            Action::Update => counted.update += 1,
+            Action::Orphan => counted.orphan += 1,
+        }
+    }
+    if counted != plan.summary {
+        problems.push(format!(
+            "its summary ({} to pin, {} to update, {} no longer managed) does not count its changes ({}, {}, {})",
+            plan.summary.pin,
+            plan.summary.update,
+            plan.summary.orphan,
+            counted.pin,
+            counted.update,
+            counted.orphan
+        ));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::state::State;
+
+    /// A good plan as saved JSON: one pin on each provider, one rename.
+    fn saved() -> Value {
+        let text = "version: 1\nproviders:\n  aioz:\n    type: aioz\n    api_key: ${K}\n    secret_key: ${S}\n  arkive:\n    type: pinarkive\n    api_key: ${P}\n    base_url: http://127.0.0.1:8917\npins:\n  - cid: QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG\n    name: home\n    to: [aioz, arkive/cl0-global]\n    meta: {team: web}\n";
+        let m = crate::manifest::parse(Path::new("pins.yaml"), text.as_bytes()).unwrap();
+        serde_json::to_value(crate::plan::plan(&m, &State::new())).unwrap()
+    }
+
+    fn refused(plan: &Value) -> String {
+        match decode(&serde_json::to_vec(plan).unwrap()) {
+            Ok(_) => panic!("accepted: {plan:#}"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    #[test]
+    fn a_saved_plan_decodes_to_the_plan_that_was_saved() {
+        let plan = saved();
+        let back = decode(&serde_json::to_vec(&plan).unwrap()).unwrap();
+        assert_eq!(serde_json::to_value(back).unwrap(), plan);
+    }
+
+    #[test]
+    fn edits_the_manifest_would_refuse_are_refused() {
+        type Edit = fn(&mut Value);
+        let cases: &[(&str, Edit)] = &[
+            ("plain http to a host that is not loopback", |p| {
+                p["providers"]["arkive"]["base_url"] = json!("http://keys.example.com");
+            }),
+            ("must be https:// (found data://)", |p| {
+                p["providers"]["arkive"]["base_url"] = json!("data:x");
+            }),
+            ("must be https:// (found file://)", |p| {
+                p["providers"]["aioz"]["base_url"] = json!("file:///etc");
+            }),
+            ("contains a control character", |p| {
+                p["providers"]["aioz"]["base_url"] = json!("https://a.example\n.com");
+            }),
+            ("missing field `secret_key`", |p| {
+                p["providers"]["aioz"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("secret_key");
+            }),
+            ("`secret_key` is not used by provider type pinarkive", |p| {
+                p["providers"]["arkive"]["secret_key"] = json!({"var": "S"});
+            }),
+            ("not a valid environment variable name", |p| {
+                p["providers"]["aioz"]["api_key"] = json!({"var": "sk-live-0123"});
+            }),
+            ("does not have the shape of a plan", |p| {
+                p["providers"]["aioz"]["type"] = json!("ftp");
+            }),
+            ("`auth` is not used by provider type aioz", |p| {
+                p["providers"]["aioz"]["auth"] = json!("bearer");
+            }),
+            ("provider \"nowhere\" is not declared", |p| {
+                p["changes"][0]["provider"] = json!("nowhere");
+            }),
+            ("has no clusters", |p| {
+                p["changes"][0]["cluster"] = json!("cl0-global");
+            }),
+            ("invalid cluster name", |p| {
+                p["changes"][1]["cluster"] = json!("../x");
+            }),
+            ("write the CID alone", |p| {
+                p["changes"][0]["cid"] =
+                    json!("/ipfs/QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG");
+            }),
+            ("is not the canonical form", |p| {
+                p["changes"][0]["canonical_cid"] =
+                    json!("bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi");
+            }),
+            ("name contains a control character", |p| {
+                p["changes"][0]["name"] = json!("home\u{1b}[2J");
+            }),
+            ("meta value is 1025 characters long", |p| {
+                p["changes"][0]["meta"]["team"] = json!("x".repeat(1025));
+            }),
+            ("is changed twice", |p| {
+                let first = p["changes"][0].clone();
+                p["changes"].as_array_mut().unwrap().push(first);
+                p["summary"]["pin"] = json!(3);
+            }),
+            ("does not count its changes", |p| {
+                p["summary"]["pin"] = json!(0);
+            }),
+            ("format version 7", |p| p["format_version"] = json!(7)),
+            ("not a plan saved by", |p| *p = json!([1, 2])),
+        ];
+        for (expected, edit) in cases {
+            let mut plan = saved();
+            edit(&mut plan);
+            let err = refused(&plan);
+            assert!(err.contains(expected), "{expected:?} not in: {err}");
+            assert!(!err.contains("sk-live-0123") || expected.contains("variable"));
+        }
+    }
+
+    #[test]
+    fn every_problem_is_named_at_once() {
+        let mut plan = saved();
+        plan["providers"]["arkive"]["base_url"] = json!("http://keys.example.com");
+        plan["changes"][0]["cid"] = json!("nonsense");
+        let err = refused(&plan);
+        assert!(
+            err.contains("plain http") && err.contains("change 1"),
+            "{err}"
+        );
+    }
+
+    /// Mutated plans must be refused or accepted, never panic, and an
+    /// accepted one must connect and render without panicking.
+    #[test]
+    fn mutated_plans_never_panic() {
+        let good = serde_json::to_vec_pretty(&saved()).unwrap();
+        let interesting: &[&[u8]] = &[
+            b"\"",
+            b"{",
+            b"}",
+            b"[",
+            b"]",
+            b":",
+            b",",
+            b"null",
+            b"\"data:x\"",
+            b"\"http://x\"",
+            b"\"https://\"",
+            b"0",
+            b"-1",
+            b"18446744073709551616",
+            b"\\u0000",
+            b"\xff",
+        ];
+        let mut rng = fastrand::Rng::with_seed(10);
+        let mut accepted = 0;
+        for _ in 0..5_000 {
+            let mut bytes = good.clone();
+            for _ in 0..rng.usize(1..=3) {
+                let at = rng.usize(0..=bytes.len());
+                match rng.u8(0..3) {
+                    0 => {
+                        let end = (at + rng.usize(1..12)).min(bytes.len());
+                        bytes.drain(at..end);
+                    }
+                    1 => {
+                        let piece = interesting[rng.usize(0..interesting.len())];
+                        bytes.splice(at..at, piece.iter().copied());
+                    }
+                    _ if !bytes.is_empty() => {
+                        let i = rng.usize(0..bytes.len());
+                        bytes[i] = rng.u8(..);
+                    }
+                    _ => {}
+                }
+            }
+            if let Ok(plan) = decode(&bytes) {
+                accepted += 1;
+                let _ = crate::cli::render::plan(&plan, crate::cli::render::Palette::plain());
+                let _ = crate::provider::connect(
+                    &plan.providers,
+                    &crate::apply::providers_used(&plan),
+                    |_| Some("key".into()),
+                    crate::provider::HttpSettings::default(),
+                );
+            }
+        }
+        assert!(accepted > 0, "some mutations (in names, say) stay valid");
+    }
+}
