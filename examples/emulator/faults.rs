@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -98,6 +98,10 @@ pub struct FailNext {
     pub wrong_shape: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
+    /// Answer `status` (default 400) with an error whose message lists the
+    /// request's headers, credentials included, as some proxies do.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub echo_headers: bool,
 }
 
 impl FaultConfig {
@@ -128,10 +132,11 @@ impl FaultConfig {
                 || entry.drop
                 || entry.malformed
                 || entry.wrong_shape
-                || entry.body.is_some();
+                || entry.body.is_some()
+                || entry.echo_headers;
             if !acts {
                 return Err(format!(
-                    "fail_next[{i}] needs one of status, drop, malformed, wrong_shape, body"
+                    "fail_next[{i}] needs one of status, drop, malformed, wrong_shape, body, echo_headers"
                 ));
             }
         }
@@ -151,6 +156,10 @@ impl FaultConfig {
                 Fault::Malformed
             } else if entry.wrong_shape {
                 Fault::WrongShape
+            } else if entry.echo_headers {
+                Fault::EchoHeaders {
+                    status: entry.status.unwrap_or(400),
+                }
             } else {
                 Fault::Status {
                     status: entry.status.unwrap_or(200),
@@ -227,6 +236,9 @@ pub enum Fault {
     Drop,
     Malformed,
     WrongShape,
+    EchoHeaders {
+        status: u16,
+    },
     Status {
         status: u16,
         retry_after: Option<u64>,
@@ -241,6 +253,7 @@ impl Decision {
             Fault::Drop => "drop",
             Fault::Malformed => "malformed",
             Fault::WrongShape => "wrong_shape",
+            Fault::EchoHeaders { .. } => "echo_headers",
             Fault::Status { status: 429, .. } if !self.scripted => "rate_limit",
             Fault::Status { .. } if !self.scripted => "error",
             Fault::Status { .. } => "status",
@@ -255,8 +268,24 @@ impl Decision {
 
 impl Fault {
     /// The answer this fault gives, in the provider's usual error shape.
-    pub fn respond(self, provider: Option<Provider>) -> Response {
+    /// `headers` are the request's, for `EchoHeaders`.
+    pub fn respond(self, provider: Option<Provider>, headers: &HeaderMap) -> Response {
         match self {
+            Fault::EchoHeaders { status } => {
+                let mut lines: Vec<String> = headers
+                    .iter()
+                    .map(|(name, value)| {
+                        format!("{name}: {}", String::from_utf8_lossy(value.as_bytes()))
+                    })
+                    .collect();
+                lines.sort();
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                let body = serde_json::json!({
+                    "error": status.canonical_reason().unwrap_or("error"),
+                    "message": format!("proxy: request headers were: {}", lines.join(", ")),
+                });
+                (status, axum::Json(body)).into_response()
+            }
             Fault::Drop => dropped_connection(),
             Fault::Malformed => {
                 // Cut off mid-object, as a truncated answer would be.

@@ -115,8 +115,8 @@ pub async fn gate(State(state): State<Shared>, request: Request, next: Next) -> 
     }
     let label = decision.label();
     let (response, answered) = match decision.fault {
-        Some(Fault::Drop) => (Fault::Drop.respond(provider), false),
-        Some(fault) => (fault.respond(provider), true),
+        Some(Fault::Drop) => (Fault::Drop.respond(provider, request.headers()), false),
+        Some(fault) => (fault.respond(provider, request.headers()), true),
         None => (next.run(request).await, true),
     };
     let status = answered.then(|| response.status().as_u16());

@@ -76,6 +76,7 @@ impl Aioz {
                 .header(API_KEY_HEADER, self.api_key.header_value())
                 .header(SECRET_KEY_HEADER, self.secret_key.header_value())
                 .json(&body),
+            &[&self.api_key, &self.secret_key],
         )
         .await?;
         read_answer(&answer)

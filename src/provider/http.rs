@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 
-use super::{HttpSettings, ProviderError};
+use super::{HttpSettings, ProviderError, Secret};
 
 /// Answers larger than this are cut off: a pin answer is a few hundred bytes.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
@@ -43,8 +43,13 @@ pub(crate) struct Answer {
     pub body: Vec<u8>,
 }
 
-/// Sends a request and reads the answer, mapping transport failures.
-pub(crate) async fn send(request: RequestBuilder) -> Result<Answer, ProviderError> {
+/// Sends a request and reads the answer, mapping transport failures. The
+/// `secrets` sent with it are redacted from the answer's body before
+/// anything reads it, so no message, id or parse error can carry one.
+pub(crate) async fn send(
+    request: RequestBuilder,
+    secrets: &[&Secret],
+) -> Result<Answer, ProviderError> {
     let mut response = request.send().await.map_err(transport)?;
     let status = response.status();
     let retry_after = if status.is_success() {
@@ -60,6 +65,9 @@ pub(crate) async fn send(request: RequestBuilder) -> Result<Answer, ProviderErro
             )));
         }
         body.extend_from_slice(&chunk);
+    }
+    for secret in secrets {
+        secret.redact(&mut body);
     }
     Ok(Answer {
         status,

@@ -18,6 +18,8 @@ pub struct Pinarkive {
     pin_base: reqwest::Url,
     /// `X-API-Key: <key>` or `Authorization: Bearer <key>`, built once.
     auth: (HeaderName, Secret),
+    /// The key itself, to redact from answers.
+    api_key: Secret,
 }
 
 #[derive(Serialize)]
@@ -39,7 +41,7 @@ impl Pinarkive {
     ) -> anyhow::Result<Self> {
         let pin_base = http::endpoint(base_url, "/api/v3/files/pin/")?;
         let auth = match auth {
-            AuthStyle::Header => (HeaderName::from_static("x-api-key"), api_key),
+            AuthStyle::Header => (HeaderName::from_static("x-api-key"), api_key.clone()),
             AuthStyle::Bearer => (
                 AUTHORIZATION,
                 api_key
@@ -51,6 +53,7 @@ impl Pinarkive {
             client,
             pin_base,
             auth,
+            api_key,
         })
     }
 
@@ -70,7 +73,7 @@ impl Pinarkive {
             .post(url)
             .header(name, key.header_value())
             .json(&body);
-        read_answer(&http::send(builder).await?)
+        read_answer(&http::send(builder, &[&self.api_key]).await?)
     }
 }
 
