@@ -1,20 +1,23 @@
 //! Runs a plan against the providers, recording each confirmed pin as it
 //! lands so an interrupted apply loses no completed work.
 //!
-//! Calls run concurrently (bounded). Confirmed pins go to a recorder thread
-//! that appends them to the journal in batches (group commit: one fsync for
-//! whatever arrived meanwhile); the state file is rewritten once at the end.
+//! Calls run concurrently (bounded per provider). Confirmed pins go to a
+//! recorder thread that appends them to the journal in batches (group
+//! commit: one fsync for whatever arrived meanwhile); the state file is
+//! rewritten once at the end. A write that fails stops the calls: nothing is
+//! pinned that could not be recorded.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use anyhow::Context as _;
 use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::plan::{Action, Change, Plan};
-use crate::provider::{PinReceipt, PinRequest, Provider, ProviderError};
+use crate::provider::{self, HttpSettings, PinReceipt, PinRequest, Provider, ProviderError};
 use crate::retry::RetryPolicy;
 use crate::state::{
     Journal, PinRecord, PinStatus, State, StateFile, StateFileError, StoredPin, now_rfc3339,
@@ -23,7 +26,7 @@ use crate::state::{
 /// How to run an apply.
 #[derive(Debug, Clone, Copy)]
 pub struct ApplyOptions {
-    /// Provider calls in flight at most.
+    /// Provider calls in flight at most, on each provider.
     pub concurrency: usize,
     pub retry: RetryPolicy,
 }
@@ -37,58 +40,125 @@ impl Default for ApplyOptions {
     }
 }
 
+/// The providers of an apply, by the manifest's name for them.
+pub type Providers = BTreeMap<String, Arc<dyn Provider>>;
+
+/// Connects the providers `plan` pins to, with their credentials from the
+/// environment; every missing or unusable one is named before any call.
+pub fn connect(plan: &Plan, http: HttpSettings) -> anyhow::Result<Providers> {
+    provider::connect(
+        &plan.providers,
+        &providers_used(plan),
+        |var| std::env::var(var).ok(),
+        http,
+    )
+    .context("apply needs the provider credentials from the environment; nothing was changed")
+}
+
 /// How one pin call ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Pinned(PinReceipt),
-    /// `attempts` is 0 when the pin was not tried because its provider
-    /// looked down; `error` is then the provider's last error.
+    /// Tried `attempts` times, and failed with `error` the last time.
     Failed {
         error: ProviderError,
         attempts: u32,
     },
+    /// Not tried: its provider had already failed in a way that every
+    /// other call would.
+    NotAttempted(Halt),
+    /// Stopped before it was tried, or while it waited to be tried again:
+    /// the apply was interrupted, or a write failed.
+    Interrupted,
+}
+
+/// Why the rest of a provider's pins are not attempted in this apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Halt {
+    /// [`BREAKER_THRESHOLD`] pins in a row failed for reasons worth
+    /// retrying: it looks down.
+    Down(ProviderError),
+    /// It refused the credentials (401/403): every call would.
+    Unauthorized(ProviderError),
+}
+
+impl Halt {
+    /// The provider's last error.
+    pub fn error(&self) -> &ProviderError {
+        match self {
+            Self::Down(e) | Self::Unauthorized(e) => e,
+        }
+    }
 }
 
 /// Why a pin failed, with how hard it was tried, for people and logs.
-pub fn failure_reason(error: &ProviderError, attempts: u32, provider: &str) -> String {
+pub fn failure_reason(error: &ProviderError, attempts: u32) -> String {
     match attempts {
-        0 => format!("not attempted: provider `{provider}` looks down (last error: {error})"),
-        1 => error.to_string(),
+        0 | 1 => error.to_string(),
         n => format!("{error} (after {n} attempts)"),
     }
 }
 
 /// Pins of one provider that failed in a row, after all their retries, before
 /// the provider is taken to be down for the rest of this apply.
-const BREAKER_THRESHOLD: u32 = 3;
+pub const BREAKER_THRESHOLD: u32 = 3;
 
 /// A circuit breaker for one provider within one apply: after
 /// [`BREAKER_THRESHOLD`] pins in a row fail for reasons worth retrying
-/// (outage, rate limit, timeouts), its remaining pins are not attempted, so
-/// an outage costs minutes once, not once per pin. They are planned again
-/// by the next apply (or watch's next reconcile).
-#[derive(Default)]
+/// (outage, rate limit, timeouts), or after the first refusal of the
+/// credentials, its remaining pins are not attempted, so an outage costs
+/// minutes once, not once per pin, and a revoked key one call. They are
+/// planned again by the next apply (or watch's next reconcile).
+#[derive(Debug, Default)]
 struct Breaker {
-    state: std::sync::Mutex<(u32, Option<ProviderError>)>,
+    state: std::sync::Mutex<BreakerState>,
+}
+
+#[derive(Debug, Default)]
+struct BreakerState {
+    failed_in_a_row: u32,
+    halt: Option<Halt>,
 }
 
 impl Breaker {
-    fn open_error(&self) -> Option<ProviderError> {
-        let state = self.state.lock().expect("breaker lock is never poisoned");
-        (state.0 >= BREAKER_THRESHOLD)
-            .then(|| state.1.clone())
-            .flatten()
+    fn halt(&self) -> Option<Halt> {
+        self.lock().halt.clone()
     }
 
-    fn observe(&self, outcome: &Outcome) {
-        let mut state = self.state.lock().expect("breaker lock is never poisoned");
+    /// Takes in one call's outcome; returns the halt it caused, if it is new.
+    fn observe(&self, outcome: &Outcome) -> Option<Halt> {
+        let mut state = self.lock();
+        let was_halted = state.halt.is_some();
         match outcome {
-            Outcome::Pinned(_) => *state = (0, None),
-            Outcome::Failed { error, .. } if error.is_retryable() => {
-                *state = (state.0 + 1, Some(error.clone()));
+            // A success closes a breaker that an outage opened; a refused
+            // key stays refused for the rest of the apply.
+            Outcome::Pinned(_) => {
+                state.failed_in_a_row = 0;
+                if matches!(state.halt, Some(Halt::Down(_))) {
+                    state.halt = None;
+                }
             }
-            Outcome::Failed { .. } => {}
+            Outcome::Failed { error, .. }
+                if matches!(error, ProviderError::Unauthorized { .. }) =>
+            {
+                state.halt = Some(Halt::Unauthorized(error.clone()));
+            }
+            Outcome::Failed { error, .. } if error.is_retryable() => {
+                state.failed_in_a_row += 1;
+                if state.failed_in_a_row >= BREAKER_THRESHOLD && state.halt.is_none() {
+                    state.halt = Some(Halt::Down(error.clone()));
+                }
+            }
+            Outcome::Failed { .. } | Outcome::NotAttempted(_) | Outcome::Interrupted => {}
         }
+        state.halt.clone().filter(|_| !was_halted)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BreakerState> {
+        // The lock is held for a few assignments that cannot panic.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -98,8 +168,10 @@ pub trait Progress: Send + Sync {
     fn start(&self, _calls: usize) {}
     /// A call failed and will be tried again after `delay`.
     fn retrying(&self, _change: &Change, _error: &ProviderError, _attempt: u32, _delay: Duration) {}
-    /// A pin call ended.
+    /// A pin call ended (or was not made).
     fn finished(&self, _change: &Change, _outcome: &Outcome) {}
+    /// `provider`'s remaining pins will not be attempted, for `why`.
+    fn halted(&self, _provider: &str, _why: &Halt) {}
 }
 
 /// Progress that hears nothing.
@@ -112,6 +184,34 @@ pub struct Failure {
     pub change: Change,
     pub error: ProviderError,
     pub attempts: u32,
+}
+
+/// A provider whose remaining pins were not attempted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotAttempted {
+    pub why: Halt,
+    /// How many of its pins were not attempted.
+    pub pins: usize,
+    /// The environment variables its credentials come from: what to check
+    /// when it refused them.
+    pub credentials: Vec<String>,
+}
+
+impl NotAttempted {
+    /// One line for people and logs, after "not attempted: ".
+    pub fn describe(&self, provider: &str) -> String {
+        let n = self.pins;
+        let pins = if n == 1 { "pin" } else { "pins" };
+        match &self.why {
+            Halt::Down(error) => {
+                format!("{n} {pins} on `{provider}`: it looks down (last error: {error})")
+            }
+            Halt::Unauthorized(error) => format!(
+                "{n} {pins} on `{provider}`: it refused the credentials ({error}); check {}",
+                self.credentials.join(" and ")
+            ),
+        }
+    }
 }
 
 /// What an apply did.
@@ -127,16 +227,52 @@ pub struct Report {
     pub orphaned: usize,
     /// Unchanged pins the plan left alone.
     pub unchanged: usize,
+    /// Pins tried and failed.
     pub failed: Vec<Failure>,
-    /// Pins not attempted because the apply was interrupted.
+    /// By provider: pins not attempted because it was down or refused the
+    /// credentials.
+    pub not_attempted: BTreeMap<String, NotAttempted>,
+    /// Pins not done because the apply was interrupted.
     pub not_started: usize,
     pub interrupted: bool,
 }
 
 impl Report {
     pub fn succeeded(&self) -> bool {
-        self.failed.is_empty() && !self.interrupted
+        self.failed.is_empty() && self.not_attempted.is_empty() && !self.interrupted
     }
+
+    /// Pins the plan asked for that are not pinned after this apply.
+    pub fn pending(&self) -> usize {
+        self.failed.len()
+            + self.not_attempted.values().map(|n| n.pins).sum::<usize>()
+            + self.not_started
+    }
+}
+
+/// Why an apply could not finish its work.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Before any call: the state could not be prepared.
+    #[error(transparent)]
+    State(#[from] StateFileError),
+    #[error("the plan pins to provider `{0}`, which was not connected; nothing was changed")]
+    MissingProvider(String),
+    /// A confirmed pin could not be recorded: the calls stopped there.
+    #[error(
+        "{error}; the apply stopped there and made no further call. Every pin recorded \
+         before it is kept, and the next apply replays it; {unrecorded} pin(s) confirmed \
+         after it could not be recorded, and are planned again (the provider will \
+         answer \"already pinned\")"
+    )]
+    RecordFailed {
+        error: StateFileError,
+        unrecorded: usize,
+    },
+    /// Every call ended and was journaled, but the state file could not be
+    /// rewritten.
+    #[error("{0}; every confirmed pin is kept in the journal, which the next run replays")]
+    SaveFailed(StateFileError),
 }
 
 /// Applies `plan` to `state` (loaded from `file`, whose lock the caller
@@ -144,13 +280,13 @@ impl Report {
 /// must hold every provider the plan's pin changes name.
 pub async fn apply(
     plan: &Plan,
-    providers: &BTreeMap<String, Arc<dyn Provider>>,
+    providers: &Providers,
     file: &StateFile,
     mut state: State,
     options: ApplyOptions,
     stop: &CancellationToken,
     progress: &Arc<dyn Progress>,
-) -> Result<(Report, State), StateFileError> {
+) -> Result<(Report, State), ApplyError> {
     let mut report = Report {
         unchanged: plan.summary.unchanged,
         ..Report::default()
@@ -158,14 +294,47 @@ pub async fn apply(
     if !plan.summary.has_changes() {
         return Ok((report, state));
     }
+    let pins: Vec<&Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Pin)
+        .collect();
+    // Each provider gets its own pool of `concurrency` calls, so one that is
+    // slow or down cannot hold the slots the others need.
+    let mut by_provider: BTreeMap<&str, Vec<&Change>> = BTreeMap::new();
+    for change in &pins {
+        by_provider
+            .entry(change.target.provider.as_str())
+            .or_default()
+            .push(change);
+    }
+    let mut pools: Vec<(&str, &dyn Provider, Breaker, Vec<&Change>)> = Vec::new();
+    for (name, changes) in by_provider {
+        let provider = providers
+            .get(name)
+            .ok_or_else(|| ApplyError::MissingProvider(name.to_owned()))?;
+        pools.push((name, provider.as_ref(), Breaker::default(), changes));
+    }
+
     // An earlier journal must be folded in before a new one starts.
     if file.has_journal() {
         file.save(&state)?;
     }
     state.ensure_lineage();
     let journal = Journal::create(&file.journal_path(), &state)?;
+    // Cancelled by the caller's stop, or by the recorder when a write fails.
+    let halt = stop.child_token();
     let (tx, rx) = mpsc::channel::<StoredPin>();
-    let recorder = std::thread::spawn(move || record(rx, state, journal));
+    let recorder = {
+        let halt = halt.clone();
+        std::thread::spawn(move || record(rx, state, journal, &halt))
+    };
+    let mut unsent = 0;
+    let mut send = |pin: StoredPin| {
+        if tx.send(pin).is_err() {
+            unsent += 1; // the recorder stopped on a failed write
+        }
+    };
 
     // State-only changes first: they need no provider and cannot fail.
     for change in &plan.changes {
@@ -180,7 +349,7 @@ pub async fn apply(
                 PinStatus::Orphaned
             }
         };
-        let _ = tx.send(StoredPin {
+        send(StoredPin {
             key: change.key(),
             record: PinRecord {
                 cid_as_pinned: change.cid.clone(),
@@ -192,66 +361,39 @@ pub async fn apply(
         });
     }
 
-    let pins: Vec<&Change> = plan
-        .changes
-        .iter()
-        .filter(|c| c.action == Action::Pin)
-        .collect();
     progress.start(pins.len());
-    // Each provider gets its own pool of `concurrency` calls, so one that is
-    // slow or down cannot hold the slots the others need.
-    let mut by_provider: BTreeMap<&str, Vec<&Change>> = BTreeMap::new();
-    for change in &pins {
-        by_provider
-            .entry(change.target.provider.as_str())
-            .or_default()
-            .push(change);
-    }
-    let pools: Vec<(&dyn Provider, Breaker, Vec<&Change>)> = by_provider
-        .into_iter()
-        .map(|(name, changes)| {
-            let provider = providers
-                .get(name)
-                .expect("apply is given every provider its plan pins to");
-            (provider.as_ref(), Breaker::default(), changes)
-        })
-        .collect();
     // The calls are futures polled by this task, not spawned tasks: the
     // runtime is one thread (see the CLI), where a task per call only adds
     // a wake-up per answer.
-    let pools = pools.iter().map(|(provider, breaker, changes)| {
+    let halt = &halt;
+    let streams = pools.iter().map(|(name, provider, breaker, changes)| {
         futures::stream::iter(changes)
-            .take_while(|_| std::future::ready(!stop.is_cancelled()))
+            .take_while(move |_| std::future::ready(!halt.is_cancelled()))
             .map(move |&change| async move {
-                let outcome = match breaker.open_error() {
-                    Some(error) => Outcome::Failed { error, attempts: 0 },
-                    None => {
-                        let outcome = pin_with_retries(
-                            *provider,
-                            change,
-                            options.retry,
-                            stop,
-                            progress.as_ref(),
-                        )
+                if let Some(why) = breaker.halt() {
+                    return (change, Outcome::NotAttempted(why), None);
+                }
+                let outcome =
+                    pin_with_retries(*provider, change, options.retry, halt, progress.as_ref())
                         .await;
-                        breaker.observe(&outcome);
-                        outcome
-                    }
-                };
-                (change, outcome)
+                let tripped = breaker.observe(&outcome).map(|why| (*name, why));
+                (change, outcome, tripped)
             })
             .buffer_unordered(options.concurrency.max(1))
     });
-    let mut calls = futures::stream::select_all(pools.map(Box::pin));
+    let mut calls = futures::stream::select_all(streams.map(Box::pin));
     let mut ended = 0;
-    while let Some((change, outcome)) = calls.next().await {
-        ended += 1;
+    while let Some((change, outcome, tripped)) = calls.next().await {
+        if let Some((name, why)) = tripped {
+            progress.halted(name, &why);
+        }
         progress.finished(change, &outcome);
         match outcome {
             Outcome::Pinned(receipt) => {
+                ended += 1;
                 report.pinned += 1;
                 report.already_pinned += usize::from(receipt.already_pinned);
-                let _ = tx.send(StoredPin {
+                send(StoredPin {
                     key: change.key(),
                     record: PinRecord {
                         cid_as_pinned: change.cid.clone(),
@@ -262,29 +404,70 @@ pub async fn apply(
                     },
                 });
             }
-            Outcome::Failed { error, attempts } => report.failed.push(Failure {
-                change: change.clone(),
-                error,
-                attempts,
-            }),
+            Outcome::Failed { error, attempts } => {
+                ended += 1;
+                report.failed.push(Failure {
+                    change: change.clone(),
+                    error,
+                    attempts,
+                });
+            }
+            Outcome::NotAttempted(why) => {
+                ended += 1;
+                let provider = &change.target.provider;
+                let credentials = || {
+                    plan.providers.get(provider).map_or_else(Vec::new, |c| {
+                        c.secret_refs().map(|r| r.var.clone()).collect()
+                    })
+                };
+                report
+                    .not_attempted
+                    .entry(provider.clone())
+                    .or_insert_with(|| NotAttempted {
+                        why,
+                        pins: 0,
+                        credentials: credentials(),
+                    })
+                    .pins += 1;
+            }
+            Outcome::Interrupted => {}
         }
     }
     drop(calls);
     report.not_started = pins.len() - ended;
     report.interrupted = stop.is_cancelled();
     drop(tx);
-    let state = recorder.join().expect("recorder thread does not panic")?;
-    file.save(&state)?;
+    let recorded = recorder.join().unwrap_or_else(|_| {
+        Err((
+            StateFileError::io("record to journal", &file.journal_path())(std::io::Error::other(
+                "the recorder thread panicked",
+            )),
+            0,
+        ))
+    });
+    let state = match recorded {
+        Ok(state) => state,
+        Err((error, lost)) => {
+            return Err(ApplyError::RecordFailed {
+                error,
+                unrecorded: lost + unsent,
+            });
+        }
+    };
+    file.save(&state).map_err(ApplyError::SaveFailed)?;
     Ok((report, state))
 }
 
 /// The recorder: batches confirmed pins into journal appends until the
-/// sender is dropped, then hands the state back.
+/// sender is dropped, then hands the state back. On a failed write it
+/// cancels `halt`, so no further call is made, and returns the error with
+/// the number of pins it could not record.
 fn record(
     rx: mpsc::Receiver<StoredPin>,
     mut state: State,
     mut journal: Journal,
-) -> Result<State, StateFileError> {
+    halt: &CancellationToken,
+) -> Result<State, (StateFileError, usize)> {
     let mut batch = Vec::new();
     while let Ok(first) = rx.recv() {
         batch.extend(
@@ -292,8 +475,11 @@ fn record(
                 .chain(rx.try_iter())
                 .map(|pin| keep_provider_facts(&state, pin)),
         );
+        if let Err(e) = journal.append(state.serial + 1, &batch) {
+            halt.cancel();
+            return Err((e, batch.len() + rx.try_iter().count()));
+        }
         state.serial += 1;
-        journal.append(state.serial, &batch)?;
         for pin in batch.drain(..) {
             state.record(pin);
         }
@@ -321,7 +507,7 @@ async fn pin_with_retries(
     provider: &dyn Provider,
     change: &Change,
     policy: RetryPolicy,
-    stop: &CancellationToken,
+    halt: &CancellationToken,
     progress: &dyn Progress,
 ) -> Outcome {
     let request = PinRequest {
@@ -329,7 +515,8 @@ async fn pin_with_retries(
         cluster: change.target.cluster.as_deref(),
         labels: &change.labels,
     };
-    let started = Instant::now();
+    // tokio's clock, so that tests with paused time see the elapsed time.
+    let started = tokio::time::Instant::now();
     let mut rng = fastrand::Rng::new();
     let mut attempt = 1;
     loop {
@@ -351,7 +538,7 @@ async fn pin_with_retries(
         progress.retrying(change, &error, attempt, delay);
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
-            () = stop.cancelled() => return Outcome::Failed { error, attempts: attempt },
+            () = halt.cancelled() => return Outcome::Interrupted,
         }
         attempt += 1;
     }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::apply::{self, ApplyOptions};
 use crate::manifest::{self, Diagnostics};
 use crate::plan::{self, saved_plan};
-use crate::provider::{self, HttpSettings};
+use crate::provider::HttpSettings;
 use crate::retry::RetryPolicy;
 use crate::state::{State, StateFile, StateLock, StoredPin};
 use crate::watch::{EventLog, LogFormat, WatchOptions};
@@ -413,13 +413,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     if !plan.summary.has_changes() {
         return Ok(ExitCode::SUCCESS);
     }
-    let providers = provider::connect(
-        &plan.providers,
-        &apply::providers_used(&plan),
-        |var| std::env::var(var).ok(),
-        args.calls.http(),
-    )
-    .context("apply needs the provider credentials from the environment; nothing was changed")?;
+    let providers = apply::connect(&plan, args.calls.http())?;
     if args.plan.is_none() && !args.auto_approve && !confirm()? {
         print("Apply cancelled.\n")?;
         return Ok(ExitCode::FAILURE);
@@ -497,7 +491,9 @@ fn calls_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Cancels `stop` on SIGINT or SIGTERM, after telling `on_signal` which:
-/// calls in flight finish, no new call starts, and the state is saved.
+/// calls in flight finish, no new call starts, and the state is saved. A
+/// second signal exits at once (exit 1): the journal holds every pin
+/// recorded so far, and the next run replays it.
 fn spawn_stop_on_signals(
     stop: CancellationToken,
     on_signal: impl FnOnce(&str) + Send + 'static,
@@ -512,6 +508,14 @@ fn spawn_stop_on_signals(
         };
         on_signal(name);
         stop.cancel();
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!(
+            "\nInterrupted again: exiting now. Pins recorded so far are kept; run the command again to finish."
+        );
+        std::process::exit(1);
     });
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::render::Palette;
-use crate::apply::{Outcome, Progress};
+use crate::apply::{Halt, Outcome, Progress};
 use crate::plan::Change;
 use crate::provider::ProviderError;
 
@@ -33,9 +33,12 @@ pub struct LineSink {
 impl LineSink {
     const EVERY: Duration = Duration::from_millis(200);
 
+    /// A line other than a pin's (a retry, a failure): rare, and what a
+    /// person watching the log waits for, so it goes out at once with
+    /// whatever is buffered before it.
     fn write(&mut self, text: &str) {
         let _ = writeln!(self.out, "{text}");
-        self.flush_now_and_then();
+        self.flush();
     }
 
     /// The line of a confirmed pin, the one written per call: formatted
@@ -131,7 +134,7 @@ impl Progress for ApplyProgress {
     fn finished(&self, change: &Change, outcome: &Outcome) {
         let p = self.palette();
         match (self, outcome) {
-            (Self::Bar(bar, _), Outcome::Pinned(_)) => bar.inc(1),
+            (Self::Bar(bar, _), Outcome::Pinned(_) | Outcome::NotAttempted(_)) => bar.inc(1),
             (Self::Bar(bar, _), Outcome::Failed { error, attempts }) => {
                 bar.inc(1);
                 bar.println(failed_line(p, change, error, *attempts));
@@ -143,12 +146,26 @@ impl Progress for ApplyProgress {
             (Self::Lines(..), Outcome::Failed { error, attempts }) => {
                 self.line(failed_line(p, change, error, *attempts));
             }
+            // Said once per provider (`halted`), and in the closing summary.
+            (_, Outcome::NotAttempted(_) | Outcome::Interrupted) => {}
         }
+    }
+
+    fn halted(&self, provider: &str, why: &Halt) {
+        let what = match why {
+            Halt::Down(_) => "looks down",
+            Halt::Unauthorized(_) => "refused the credentials",
+        };
+        self.line(format!(
+            "{} provider `{provider}` {what} ({}); its remaining pins are not attempted",
+            self.palette().red("stopped:"),
+            why.error()
+        ));
     }
 }
 
 fn failed_line(p: Palette, change: &Change, error: &ProviderError, attempts: u32) -> String {
-    let reason = crate::apply::failure_reason(error, attempts, &change.target.provider);
+    let reason = crate::apply::failure_reason(error, attempts);
     format!(
         "{} {} {}: {reason}",
         p.red("failed"),

@@ -179,7 +179,8 @@ fn quoted(name: Option<&str>) -> String {
     name.map_or_else(|| "(none)".into(), |n| format!("{n:?}"))
 }
 
-/// The closing summary of an apply, with each failure and its reason.
+/// The closing summary of an apply, with each failure and its reason, and
+/// one line for each provider whose remaining pins were not attempted.
 pub fn report(r: &Report, p: Palette) -> String {
     let mut out = String::new();
     for f in &r.failed {
@@ -189,8 +190,11 @@ pub fn report(r: &Report, p: Palette) -> String {
             p.red("failed:"),
             f.change.target,
             f.change.cid,
-            crate::apply::failure_reason(&f.error, f.attempts, &f.change.target.provider)
+            crate::apply::failure_reason(&f.error, f.attempts)
         );
+    }
+    for (provider, n) in &r.not_attempted {
+        let _ = writeln!(out, "{} {}", p.red("not attempted:"), n.describe(provider));
     }
     let already = if r.already_pinned > 0 {
         format!(" ({} already pinned)", r.already_pinned)
@@ -213,6 +217,10 @@ pub fn report(r: &Report, p: Palette) -> String {
         r.failed.len(),
         r.unchanged
     );
+    let skipped: usize = r.not_attempted.values().map(|n| n.pins).sum();
+    if skipped > 0 {
+        let _ = write!(out, ", {skipped} not attempted");
+    }
     if r.not_started > 0 {
         let _ = write!(out, ", {} not started", r.not_started);
     }

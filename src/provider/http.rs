@@ -105,6 +105,9 @@ pub(crate) fn failure(answer: &Answer, message: String) -> ProviderError {
             retry_after: answer.retry_after,
             message,
         },
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            ProviderError::Unauthorized { status, message }
+        }
         StatusCode::REQUEST_TIMEOUT => ProviderError::Unavailable { status, message },
         s if s.is_server_error() => ProviderError::Unavailable { status, message },
         _ => ProviderError::Rejected { status, message },

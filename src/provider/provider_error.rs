@@ -21,6 +21,10 @@ pub enum ProviderError {
     /// fields). The pin may or may not exist; another try will tell.
     #[error("unexpected answer: {0}")]
     BadResponse(String),
+    /// 401 or 403: the provider refused the credentials (a wrong or revoked
+    /// key, a missing scope). Every other call to it would fail the same way.
+    #[error("HTTP {status}{}", message_suffix(.message))]
+    Unauthorized { status: u16, message: String },
     /// Any other 4xx: the provider refused this pin; retrying will not help.
     #[error("HTTP {status}{}", message_suffix(.message))]
     Rejected { status: u16, message: String },
@@ -29,7 +33,7 @@ pub enum ProviderError {
 impl ProviderError {
     /// Whether another attempt might succeed.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, Self::Rejected { .. })
+        !matches!(self, Self::Rejected { .. } | Self::Unauthorized { .. })
     }
 
     /// How long the provider asked us to wait, if it did.

@@ -18,10 +18,10 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{self, ApplyOptions, Outcome as PinOutcome, Progress};
+use crate::apply::{self, ApplyOptions, Halt, Outcome as PinOutcome, Progress};
 use crate::manifest::{self, Diagnostics, Manifest};
 use crate::plan::{self, Change};
-use crate::provider::{self, HttpSettings, ProviderError};
+use crate::provider::{HttpSettings, ProviderError};
 use crate::state::{State, StateFile};
 
 pub use event_log::{EventLog, Level, LogFormat};
@@ -249,12 +249,7 @@ impl Reconciler<'_> {
             self.write_status(outcome, &report, 0, error);
             return Ok(());
         }
-        let providers = match provider::connect(
-            &plan.providers,
-            &apply::providers_used(&plan),
-            |var| std::env::var(var).ok(),
-            self.options.http,
-        ) {
+        let providers = match apply::connect(&plan, self.options.http) {
             Ok(p) => p,
             Err(e) => {
                 self.log.event(
@@ -283,8 +278,7 @@ impl Reconciler<'_> {
             stop,
             &progress,
         )
-        .await
-        .with_context(|| format!("write state {}", self.state_file.path().display()))?;
+        .await?;
         self.state = Some(state);
         let level = if report.succeeded() {
             Level::Info
@@ -307,6 +301,7 @@ impl Reconciler<'_> {
                 "updated": report.updated,
                 "orphaned": report.orphaned,
                 "failed": report.failed.len(),
+                "not_attempted": report.not_attempted.values().map(|n| n.pins).sum::<usize>(),
                 "unchanged": report.unchanged,
                 "not_started": report.not_started,
             }),
@@ -316,13 +311,21 @@ impl Reconciler<'_> {
             None if report.succeeded() => Outcome::Ok,
             None => Outcome::Failed,
         };
-        let pending = report.failed.len() + report.not_started;
-        let error = error.or_else(|| {
-            report
-                .failed
-                .first()
-                .map(|f| format!("{} {}: {}", f.change.target, f.change.cid, f.error))
-        });
+        let pending = report.pending();
+        let error = error
+            .or_else(|| {
+                report
+                    .not_attempted
+                    .iter()
+                    .next()
+                    .map(|(provider, n)| format!("not attempted: {}", n.describe(provider)))
+            })
+            .or_else(|| {
+                report
+                    .failed
+                    .first()
+                    .map(|f| format!("{} {}: {}", f.change.target, f.change.cid, f.error))
+            });
         self.write_status(outcome, &report, pending, error);
         Ok(())
     }
@@ -390,9 +393,25 @@ impl Progress for LogProgress {
             self.log.event(
                 Level::Error,
                 "pin_failed",
-                &apply::failure_reason(error, *attempts, &change.target.provider),
+                &apply::failure_reason(error, *attempts),
                 json!({"target": change.target.to_string(), "cid": change.cid, "attempts": attempts}),
             );
         }
+    }
+
+    fn halted(&self, provider: &str, why: &Halt) {
+        let (reason, what) = match why {
+            Halt::Down(_) => ("down", "looks down"),
+            Halt::Unauthorized(_) => ("unauthorized", "refused the credentials"),
+        };
+        self.log.event(
+            Level::Error,
+            "provider_halted",
+            &format!(
+                "provider `{provider}` {what} ({}); its remaining pins are not attempted until the next reconcile",
+                why.error()
+            ),
+            json!({"provider": provider, "reason": reason}),
+        );
     }
 }

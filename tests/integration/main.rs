@@ -4,6 +4,7 @@ mod support;
 
 mod apply;
 mod exit_codes;
+mod failures;
 mod plan;
 mod reliability;
 mod terminal;

@@ -1,0 +1,188 @@
+//! Failures that must not be silent: a write that fails stops the calls, a
+//! refused key costs one call and not one per pin, and an interrupt says
+//! what it left undone.
+
+use std::os::unix::process::CommandExt as _;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn listed(p: &Project) -> Vec<Value> {
+    let run = p.run(&["state", "list", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    doc["pins"].as_array().unwrap().clone()
+}
+
+fn calls_to(emu: &Emulator, prefix: &str) -> usize {
+    emu.requests()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap_or("").starts_with(prefix))
+        .count()
+}
+
+/// The journal hits a file-size limit (RLIMIT_FSIZE, with SIGXFSZ ignored,
+/// so the write fails with EFBIG as it would on a full disk): apply makes
+/// no further call, names the file, exits 1, and what it had recorded is
+/// there for the next run.
+#[test]
+fn a_journal_that_cannot_be_written_stops_the_calls() {
+    const PINS: usize = 50;
+    let emu = Emulator::start_with(&["--delay-ms", "30"]);
+    let p = Project::new(&emu, &many_pins(PINS, &["aioz"]));
+    let mut cmd = p.command(&["apply", "--auto-approve", "--concurrency", "1"]);
+    // SAFETY: setrlimit and signal are async-signal-safe; nothing else runs
+    // between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 2000,
+                rlim_max: 2000,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let run = cmd.run();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("pins.state.json.journal")
+            && run.stderr.contains("File too large")
+            && run
+                .stderr
+                .contains("the apply stopped there and made no further call"),
+        "{run:?}"
+    );
+    let calls = emu.pin_calls() as usize;
+    let recorded = listed(&p).len();
+    assert!(recorded >= 1, "the first batches fit: {run:?}");
+    assert!(
+        calls <= recorded + 2,
+        "{calls} calls for {recorded} recorded: only the failed batch and a call in flight may be unrecorded"
+    );
+    assert!(calls < PINS, "stopped long before the end");
+
+    // Without the limit, the next apply does the rest; the unrecorded
+    // ones come back as "already pinned".
+    let run = p.run(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(listed(&p).len(), PINS);
+    assert_eq!(emu.pins().len(), PINS);
+    assert_eq!(emu.pin_calls() as usize, calls + PINS - recorded);
+}
+
+/// Wrong keys on both providers: each provider gets the calls already in
+/// flight (two), not one per pin, and the report says which variables to
+/// check, once per provider.
+#[test]
+fn a_refused_key_costs_one_call_per_slot_not_one_per_pin() {
+    const PINS: usize = 50;
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &many_pins(PINS, &["aioz", "arkive/cl0-global"]));
+    let mut cmd = p.command(&["apply", "--auto-approve", "--concurrency", "2"]);
+    cmd.env("AIOZ_PINNING_API_KEY", "wrong-aioz-key-SECRET")
+        .env("PINARKIVE_API_KEY", "wrong-arkive-key-SECRET");
+    let run = cmd.run();
+    assert_eq!(run.code, 1, "{run:?}");
+    let aioz = calls_to(&emu, "/api/pinning/");
+    let arkive = calls_to(&emu, "/api/v3/");
+    assert!(
+        (1..=2).contains(&aioz) && (1..=2).contains(&arkive),
+        "{aioz} and {arkive} calls: {run:?}"
+    );
+    for (provider, vars, calls) in [
+        (
+            "aioz",
+            "AIOZ_PINNING_API_KEY and AIOZ_PINNING_SECRET_KEY",
+            aioz,
+        ),
+        ("arkive", "PINARKIVE_API_KEY", arkive),
+    ] {
+        let line = format!(
+            "not attempted: {} pins on `{provider}`: it refused the credentials (HTTP 401",
+            PINS - calls
+        );
+        let found: Vec<&str> = run
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with(&line))
+            .collect();
+        assert_eq!(found.len(), 1, "{line}\n{run:?}");
+        assert!(
+            found[0].ends_with(&format!("; check {vars}")),
+            "{}",
+            found[0]
+        );
+        assert!(
+            run.stdout.contains(&format!(
+                "stopped: provider `{provider}` refused the credentials"
+            )),
+            "{run:?}"
+        );
+    }
+    assert!(
+        run.stdout
+            .contains(&format!("{} not attempted.", 2 * PINS - aioz - arkive)),
+        "{run:?}"
+    );
+    for key in ["wrong-aioz-key-SECRET", "wrong-arkive-key-SECRET"] {
+        assert!(!format!("{run:?}").contains(key));
+    }
+    assert!(listed(&p).is_empty());
+}
+
+/// Ctrl-C while a pin waits out a 30 s Retry-After: it is reported as not
+/// started (it was interrupted, the provider did not fail it), at once, and
+/// the exit code is 1.
+#[test]
+fn ctrl_c_during_a_backoff_interrupts_the_pin_rather_than_failing_it() {
+    let emu = Emulator::start();
+    emu.faults(json!({"fail_next": [{"status": 429, "retry_after": 30}]}));
+    let p = Project::new(&emu, &pin(CID_A, "a", &[]));
+    let apply = Background::spawn(p.command(&["apply", "--auto-approve"]));
+    apply.wait_for_line("retrying aioz");
+    let started = Instant::now();
+    let (code, out) = apply.stop(libc::SIGINT);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "did not wait out the backoff"
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("Apply interrupted: 0 pinned"), "{out}");
+    assert!(
+        out.contains("0 failed") && out.contains("1 not started"),
+        "{out}"
+    );
+    assert!(!out.lines().any(|l| l.starts_with("failed")), "{out}");
+    assert_eq!(emu.pin_calls(), 1);
+    assert!(listed(&p).is_empty());
+}
+
+/// A second Ctrl-C does not wait for the calls in flight (here 20 s each):
+/// it exits at once, 1, and the state still loads.
+#[test]
+fn a_second_ctrl_c_exits_at_once() {
+    let emu = Emulator::start_with(&["--delay-ms", "20000"]);
+    let p = Project::new(&emu, &(pin(CID_A, "a", &[]) + &pin(CID_B, "b", &[])));
+    let apply = Background::spawn(p.command(&["apply", "--auto-approve"]));
+    wait_until(Duration::from_secs(30), "the calls in flight", || {
+        emu.requests().len() == 2
+    });
+    signal(&apply.child, libc::SIGINT);
+    apply.wait_for_line("Interrupted: no new calls will start");
+    let started = Instant::now();
+    let (code, out) = apply.stop(libc::SIGINT);
+    assert!(started.elapsed() < Duration::from_secs(10), "{out}");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("Interrupted again: exiting now"), "{out}");
+    assert!(listed(&p).is_empty());
+    assert!(
+        emu.pins().is_empty(),
+        "the calls were still in the emulator's delay"
+    );
+}
