@@ -552,3 +552,6 @@ pub fn providers_used(plan: &Plan) -> BTreeSet<String> {
         .map(|c| c.target.provider.clone())
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,468 @@
+//! The apply use case against a scripted provider, on tokio's paused clock:
+//! retry counts and waits are exact, and no test sleeps for real.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Mutex;
+
+use futures::future::BoxFuture;
+use tokio::time::Instant;
+
+use super::*;
+use crate::manifest::PinKey;
+use crate::state::Journal;
+
+/// A provider that answers from a script (then `otherwise`), after
+/// `latency`, and notes when each call came.
+struct Scripted {
+    script: Mutex<VecDeque<Result<(), ProviderError>>>,
+    otherwise: Result<(), ProviderError>,
+    latency: Duration,
+    calls: Mutex<Vec<(Instant, String)>>,
+}
+
+impl Scripted {
+    fn new(script: Vec<Result<(), ProviderError>>, otherwise: Result<(), ProviderError>) -> Self {
+        Self {
+            script: Mutex::new(script.into()),
+            otherwise,
+            latency: Duration::ZERO,
+            calls: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn always(answer: Result<(), ProviderError>) -> Self {
+        Self::new(Vec::new(), answer)
+    }
+
+    fn slow(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    fn call_times(&self) -> Vec<Instant> {
+        self.calls.lock().unwrap().iter().map(|(t, _)| *t).collect()
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.lock().unwrap().len()
+    }
+}
+
+impl Provider for Scripted {
+    fn pin<'a>(
+        &'a self,
+        request: PinRequest<'a>,
+    ) -> BoxFuture<'a, Result<PinReceipt, ProviderError>> {
+        Box::pin(async move {
+            self.calls
+                .lock()
+                .unwrap()
+                .push((Instant::now(), request.cid.to_owned()));
+            if !self.latency.is_zero() {
+                tokio::time::sleep(self.latency).await;
+            }
+            let answer = self
+                .script
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or_else(|| self.otherwise.clone());
+            answer.map(|()| PinReceipt {
+                pin_id: Some(format!("id-{}", request.cid)),
+                already_pinned: false,
+            })
+        })
+    }
+}
+
+fn unavailable() -> ProviderError {
+    ProviderError::Unavailable {
+        status: 503,
+        message: "down".into(),
+    }
+}
+
+fn rate_limited(after: u64) -> ProviderError {
+    ProviderError::RateLimited {
+        retry_after: Some(Duration::from_secs(after)),
+        message: "slow down".into(),
+    }
+}
+
+fn rejected(status: u16) -> ProviderError {
+    ProviderError::Rejected {
+        status,
+        message: "no".into(),
+    }
+}
+
+fn unauthorized() -> ProviderError {
+    ProviderError::Unauthorized {
+        status: 401,
+        message: "invalid api key".into(),
+    }
+}
+
+/// `n` distinct valid CIDv1s.
+fn cids(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let mut digest = [0u8; 32];
+            digest[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            let mh = cid::multihash::Multihash::<64>::wrap(0x12, &digest).unwrap();
+            cid::Cid::new_v1(0x55, mh).to_string()
+        })
+        .collect()
+}
+
+/// A plan pinning `n` CIDs on one AIOZ provider `aioz`, from an empty state.
+fn plan_of(n: usize) -> Plan {
+    let mut text = String::from(
+        "version: 1\nproviders:\n  aioz:\n    type: aioz\n    api_key: ${AIOZ_KEY}\n    secret_key: ${AIOZ_SECRET}\ndefaults:\n  to: [aioz]\npins:\n",
+    );
+    for cid in cids(n) {
+        text.push_str(&format!("  - cid: {cid}\n"));
+    }
+    let m = crate::manifest::parse(Path::new("pins.yaml"), text.as_bytes()).unwrap();
+    crate::plan::plan(&m, &State::new())
+}
+
+fn options(concurrency: usize, max_attempts: u32) -> ApplyOptions {
+    ApplyOptions {
+        concurrency,
+        retry: RetryPolicy {
+            max_attempts,
+            max_elapsed: Duration::from_secs(600),
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(30),
+        },
+    }
+}
+
+struct Run {
+    report: Report,
+    state: State,
+    _dir: tempfile::TempDir,
+}
+
+async fn run(
+    plan: &Plan,
+    provider: &Arc<Scripted>,
+    options: ApplyOptions,
+    stop: &CancellationToken,
+) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let file = StateFile::new(dir.path().join("s.json"));
+    let providers: Providers = [("aioz".to_string(), provider.clone() as Arc<dyn Provider>)].into();
+    let progress: Arc<dyn Progress> = Arc::new(Silent);
+    let (report, state) = apply(
+        plan,
+        &providers,
+        &file,
+        State::new(),
+        options,
+        stop,
+        &progress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        file.load().unwrap(),
+        state,
+        "what apply returns is what it saved"
+    );
+    Run {
+        report,
+        state,
+        _dir: dir,
+    }
+}
+
+fn gaps(times: &[Instant]) -> Vec<Duration> {
+    times.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_stop_at_the_attempt_limit_and_back_off_within_the_jitter_bounds() {
+    let provider = Arc::new(Scripted::always(Err(unavailable())));
+    let r = run(
+        &plan_of(1),
+        &provider,
+        options(1, 5),
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(provider.calls(), 5, "the first call and four retries");
+    let [failure] = &r.report.failed[..] else {
+        panic!("{:?}", r.report)
+    };
+    assert_eq!(failure.attempts, 5);
+    assert_eq!(failure.error, unavailable());
+    // Equal jitter: each wait is between half and all of 250 ms doubled.
+    for (i, gap) in gaps(&provider.call_times()).into_iter().enumerate() {
+        let full = Duration::from_millis(250 << i);
+        assert!(
+            gap >= full / 2 && gap <= full,
+            "wait {i}: {gap:?} not in [{:?}, {full:?}]",
+            full / 2
+        );
+    }
+    assert!(r.state.pins.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_waited_exactly_not_the_shorter_backoff() {
+    let provider = Arc::new(Scripted::new(vec![Err(rate_limited(7))], Ok(())));
+    let r = run(
+        &plan_of(1),
+        &provider,
+        options(1, 5),
+        &CancellationToken::new(),
+    )
+    .await;
+    let [gap] = gaps(&provider.call_times())[..] else {
+        panic!("two calls expected")
+    };
+    // The backoff alone would be at most 250 ms; the jitter on top of
+    // Retry-After is at most 250 ms.
+    assert!(
+        gap >= Duration::from_secs(7) && gap <= Duration::from_millis(7250),
+        "{gap:?}"
+    );
+    assert_eq!(r.report.pinned, 1);
+    assert!(r.report.succeeded());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_past_the_time_budget_ends_the_retries() {
+    let provider = Arc::new(Scripted::always(Err(rate_limited(3600))));
+    let mut opts = options(1, 5);
+    opts.retry.max_elapsed = Duration::from_secs(60);
+    let started = Instant::now();
+    let r = run(&plan_of(1), &provider, opts, &CancellationToken::new()).await;
+    assert_eq!(provider.calls(), 1);
+    assert_eq!(r.report.failed[0].attempts, 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "did not wait an hour"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_breaker_opens_after_three_pins_fail_in_a_row() {
+    let provider = Arc::new(Scripted::always(Err(unavailable())));
+    let r = run(
+        &plan_of(10),
+        &provider,
+        options(1, 2),
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(provider.calls(), 3 * 2, "three pins, two attempts each");
+    assert_eq!(r.report.failed.len(), 3);
+    let skipped = &r.report.not_attempted["aioz"];
+    assert_eq!(skipped.pins, 7);
+    assert_eq!(skipped.why, Halt::Down(unavailable()));
+    assert_eq!(r.report.pending(), 10);
+    assert!(!r.report.succeeded());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_success_resets_the_breaker() {
+    // Two failures, a success, two failures, ...: never three in a row.
+    let script = (0..10)
+        .map(|i| {
+            if i % 3 == 2 {
+                Ok(())
+            } else {
+                Err(unavailable())
+            }
+        })
+        .collect();
+    let provider = Arc::new(Scripted::new(script, Err(unavailable())));
+    let r = run(
+        &plan_of(9),
+        &provider,
+        options(1, 1),
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(provider.calls(), 9, "every pin was tried");
+    assert_eq!(r.report.pinned, 3);
+    assert_eq!(r.report.failed.len(), 6);
+    assert!(r.report.not_attempted.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn errors_that_are_not_retried_fail_their_pin_at_once_and_do_not_open_the_breaker() {
+    let provider = Arc::new(Scripted::always(Err(rejected(400))));
+    let r = run(
+        &plan_of(6),
+        &provider,
+        options(1, 5),
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(provider.calls(), 6, "one call each, every pin tried");
+    assert!(r.report.failed.iter().all(|f| f.attempts == 1));
+    assert!(r.report.not_attempted.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_key_stops_the_provider_after_one_call() {
+    let provider = Arc::new(Scripted::always(Err(unauthorized())));
+    let r = run(
+        &plan_of(50),
+        &provider,
+        options(1, 5),
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(provider.calls(), 1, "not retried, and no other pin tried");
+    assert_eq!(r.report.failed.len(), 1);
+    let skipped = &r.report.not_attempted["aioz"];
+    assert_eq!(skipped.pins, 49);
+    assert_eq!(skipped.why, Halt::Unauthorized(unauthorized()));
+    assert_eq!(skipped.credentials, ["AIOZ_KEY", "AIOZ_SECRET"]);
+    assert!(
+        skipped.describe("aioz").ends_with(
+            "refused the credentials (HTTP 401: invalid api key); check AIOZ_KEY and AIOZ_SECRET"
+        ),
+        "{}",
+        skipped.describe("aioz")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_key_stays_refused_after_a_success_in_flight() {
+    // Four calls in flight: the first is refused, the others succeed.
+    let script = vec![Err(unauthorized()), Ok(()), Ok(()), Ok(())];
+    let provider = Arc::new(Scripted::new(script, Ok(())).slow(Duration::from_millis(10)));
+    let r = run(
+        &plan_of(20),
+        &provider,
+        options(4, 1),
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(provider.calls(), 4);
+    assert_eq!(r.report.pinned, 3);
+    assert_eq!(r.report.not_attempted["aioz"].pins, 16);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_before_the_first_call_makes_none() {
+    let provider = Arc::new(Scripted::always(Ok(())));
+    let stop = CancellationToken::new();
+    stop.cancel();
+    let r = run(&plan_of(5), &provider, options(2, 5), &stop).await;
+    assert_eq!(provider.calls(), 0);
+    assert_eq!(r.report.not_started, 5);
+    assert!(r.report.interrupted);
+    assert!(r.state.pins.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_during_calls_lets_the_calls_in_flight_land_and_starts_no_more() {
+    let provider = Arc::new(Scripted::always(Ok(())).slow(Duration::from_secs(1)));
+    let stop = CancellationToken::new();
+    let later = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        later.cancel();
+    });
+    let r = run(&plan_of(10), &provider, options(2, 5), &stop).await;
+    // Calls start at 0 s, 1 s and 2 s, two at a time: six, the last two
+    // in flight at the stop, and they land.
+    assert_eq!(provider.calls(), 6);
+    assert_eq!(r.report.pinned, 6);
+    assert_eq!(r.report.not_started, 4);
+    assert!(r.report.interrupted);
+    assert_eq!(r.state.pins.len(), 6, "every confirmed pin is recorded");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_during_a_backoff_interrupts_the_pin_instead_of_failing_it() {
+    let provider = Arc::new(Scripted::always(Err(rate_limited(30))));
+    let stop = CancellationToken::new();
+    let later = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        later.cancel();
+    });
+    let started = Instant::now();
+    let r = run(&plan_of(1), &provider, options(1, 5), &stop).await;
+    assert!(started.elapsed() < Duration::from_secs(6));
+    assert_eq!(provider.calls(), 1);
+    assert!(r.report.failed.is_empty(), "{:?}", r.report.failed);
+    assert_eq!(r.report.not_started, 1);
+    assert!(r.report.interrupted);
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_confirmation_is_recorded_with_the_providers_id() {
+    let provider = Arc::new(Scripted::always(Ok(())).slow(Duration::from_millis(10)));
+    let plan = plan_of(200);
+    let r = run(&plan, &provider, options(16, 1), &CancellationToken::new()).await;
+    assert_eq!(r.report.pinned, 200);
+    assert_eq!(r.state.pins.len(), 200);
+    for change in &plan.changes {
+        let record = &r.state.pins[&change.key()];
+        assert_eq!(
+            record.pin_id.as_deref(),
+            Some(format!("id-{}", change.cid).as_str())
+        );
+        assert_eq!(record.status, PinStatus::Managed);
+    }
+}
+
+/// The recorder journals pins in the order it receives them, in batches,
+/// each line bringing the serial up by one.
+#[test]
+fn the_recorder_journals_confirmations_in_the_order_they_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = StateFile::new(dir.path().join("s.json"));
+    let plan = plan_of(30);
+    let mut state = State::new();
+    state.ensure_lineage();
+    let journal = Journal::create(&file.journal_path(), &state).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let order: Vec<PinKey> = plan.changes.iter().rev().map(Change::key).collect();
+    let sender = {
+        let plan = plan.clone();
+        std::thread::spawn(move || {
+            for change in plan.changes.iter().rev() {
+                let pin = StoredPin {
+                    key: change.key(),
+                    record: PinRecord {
+                        cid_as_pinned: change.cid.clone(),
+                        labels: change.labels.clone(),
+                        pin_id: None,
+                        pinned_at: "2026-12-01T00:00:00Z".into(),
+                        status: PinStatus::Managed,
+                    },
+                };
+                tx.send(pin).unwrap();
+                std::thread::yield_now();
+            }
+        })
+    };
+    let state = record(rx, state, journal, &CancellationToken::new()).unwrap();
+    sender.join().unwrap();
+    assert_eq!(state.pins.len(), 30);
+    let text = std::fs::read_to_string(file.journal_path()).unwrap();
+    let mut journaled = Vec::new();
+    let mut serials = Vec::new();
+    for line in text.lines().skip(1) {
+        let batch: serde_json::Value = serde_json::from_str(line).unwrap();
+        serials.push(batch["serial"].as_u64().unwrap());
+        for pin in batch["pins"].as_array().unwrap() {
+            journaled.push(pin["cid"].as_str().unwrap().to_owned());
+        }
+    }
+    let expected: Vec<String> = order.iter().map(|k| k.cid.clone()).collect();
+    assert_eq!(journaled, expected, "in the order sent");
+    assert_eq!(serials, (1..=serials.len() as u64).collect::<Vec<_>>());
+    assert_eq!(state.serial, serials.len() as u64);
+}
