@@ -288,8 +288,12 @@ fn a_sigkill_loses_no_pin_whose_answer_had_arrived() {
     });
     // At most 16 calls are ever in flight (8, or 8 per provider), so
     // pinsync had the answers to at least 32 when the 48th call went out.
-    // Give its journal a generous moment, then kill it mid-run.
-    std::thread::sleep(Duration::from_millis(250));
+    // Once the journal holds them, kill it mid-run: every pin it journaled
+    // must survive the kill.
+    let journal = p.path("pins.state.json.journal");
+    wait_until(Duration::from_secs(30), "32 journaled pins", || {
+        journaled_pins(&journal) >= 32
+    });
     signal(&child, libc::SIGKILL);
     child.wait().unwrap();
     let held = held(&emu);
@@ -303,6 +307,15 @@ fn a_sigkill_loses_no_pin_whose_answer_had_arrived() {
     for key in listed.keys() {
         assert!(held.contains_key(key), "{key:?} listed but not held");
     }
+}
+
+/// Pins in the complete lines of a journal (a line being written is not).
+fn journaled_pins(journal: &std::path::Path) -> usize {
+    let text = std::fs::read_to_string(journal).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|batch| Some(batch.get("pins")?.as_array()?.len()))
+        .sum()
 }
 
 // 2. One writer ---------------------------------------------------------------

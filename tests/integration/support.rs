@@ -308,6 +308,7 @@ pub fn project_root() -> &'static Path {
 pub struct Background {
     pub child: Child,
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Background {
@@ -318,19 +319,26 @@ impl Background {
             .spawn()
             .expect("spawn pinsync");
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        for stream in [
+        let readers = [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
-        ] {
+        ]
+        .into_iter()
+        .map(|stream| {
             let lines = lines.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines() {
                     let Ok(line) = line else { break };
                     lines.lock().unwrap().push(line);
                 }
-            });
+            })
+        })
+        .collect();
+        Self {
+            child,
+            lines,
+            readers,
         }
-        Self { child, lines }
     }
 
     pub fn lines(&self) -> Vec<String> {
@@ -363,8 +371,10 @@ impl Background {
             );
             std::thread::sleep(Duration::from_millis(25));
         };
-        // Let the reader threads drain.
-        std::thread::sleep(Duration::from_millis(100));
+        // The pipes close with the process: the readers end once drained.
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
         (status.code().unwrap_or(-1), self.output())
     }
 }

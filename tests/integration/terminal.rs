@@ -2,12 +2,14 @@
 //! colour (never with NO_COLOR) and the `yes` confirmation.
 
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::*;
 
-/// Runs `pinsync ARGS` on a pseudo-terminal, typing `input` after a moment.
+/// Runs `pinsync ARGS` on a pseudo-terminal, typing `input` once it asks.
 fn on_terminal(p: &Project, args: &str, input: &str, no_color: bool) -> Run {
+    use std::io::{Read as _, Write as _};
     let inner = format!("{} {args}", pinsync_bin().display());
     let cmd = p.command(&[]);
     let mut script = Command::new("script");
@@ -28,18 +30,33 @@ fn on_terminal(p: &Project, args: &str, input: &str, no_color: bool) -> Run {
     }
     let mut child = script.spawn().expect("script(1) from util-linux");
     let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_owned();
-    let writer = std::thread::spawn(move || {
-        use std::io::Write as _;
-        std::thread::sleep(Duration::from_millis(500));
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let stdout = stdout.clone();
+        let mut pipe = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                stdout.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        })
+    };
+    if !input.is_empty() {
+        wait_until(Duration::from_secs(30), "the prompt", || {
+            String::from_utf8_lossy(&stdout.lock().unwrap()).contains("Enter a value:")
+        });
         let _ = stdin.write_all(input.as_bytes());
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
+    }
+    drop(stdin);
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let stdout = String::from_utf8_lossy(&stdout.lock().unwrap()).into_owned();
     Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr,
     }
 }
 
