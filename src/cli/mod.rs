@@ -187,13 +187,13 @@ struct CallArgs {
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
     lock_timeout: Duration,
     /// Bound on one provider request.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = request_timeout)]
     timeout: Duration,
     /// Calls made per pin at most, the first included.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     retry_attempts: u32,
     /// No retry of a pin starts after this much time from its first call.
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = retry_budget)]
     retry_max_time: Duration,
 }
 
@@ -223,7 +223,7 @@ struct WatchArgs {
     #[command(flatten)]
     state: StateArg,
     /// Reconcile this often even without a change (retries failed pins).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = watch_interval)]
     interval: Duration,
     /// Log lines as text or as one JSON object per line.
     #[arg(long, value_name = "FORMAT", default_value = "text")]
@@ -234,6 +234,34 @@ struct WatchArgs {
     status_file: Option<PathBuf>,
     #[command(flatten)]
     calls: CallArgs,
+}
+
+/// A duration flag within bounds: zero or centuries would make no sense,
+/// and overflow the clock they are added to.
+fn duration_between(text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d < min || d > max {
+        return Err(format!(
+            "must be between {} and {}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+fn request_timeout(text: &str) -> Result<Duration, String> {
+    duration_between(text, Duration::from_millis(1), DAY)
+}
+
+fn retry_budget(text: &str) -> Result<Duration, String> {
+    duration_between(text, Duration::ZERO, 7 * DAY)
+}
+
+fn watch_interval(text: &str) -> Result<Duration, String> {
+    duration_between(text, Duration::from_secs(1), 30 * DAY)
 }
 
 #[derive(Debug, Args)]

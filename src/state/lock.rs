@@ -109,14 +109,18 @@ impl StateLock {
 }
 
 fn describe_holder(file: &mut File) -> String {
+    // Another process wrote it: read a bounded amount, print it escaped.
     let mut text = String::new();
     let _ = file
         .seek(SeekFrom::Start(0))
-        .and_then(|_| file.read_to_string(&mut text));
+        .and_then(|_| file.take(4096).read_to_string(&mut text));
     match serde_json::from_str::<Holder>(&text) {
         Ok(h) => format!(
             "`{}` (pid {} on {}, since {})",
-            h.command, h.pid, h.host, h.since
+            h.command.escape_debug(),
+            h.pid,
+            h.host.escape_debug(),
+            h.since.escape_debug()
         ),
         Err(_) => "another process".into(),
     }

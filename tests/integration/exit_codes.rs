@@ -36,9 +36,16 @@ fn a_mistyped_flag_exits_1_on_every_command() {
         &["state"],
         &["apply", "--concurrency", "0"],
         &["watch", "--interval", "soon"],
+        // Durations that used to panic: a zero period, and an overflow of
+        // the clock they are added to.
+        &["watch", "--interval", "0s"],
+        &["watch", "--interval", "500000000000y"],
+        &["apply", "--auto-approve", "--timeout", "0s"],
+        &["apply", "--auto-approve", "--timeout", "500000000000y"],
     ] {
         let run = p.run(bad);
         assert_eq!(run.code, 1, "{bad:?}: {run:?}");
+        assert!(!run.stderr.contains("panicked"), "{bad:?}: {run:?}");
     }
     assert!(emu.requests().is_empty());
     assert!(!p.state_path().exists());
