@@ -186,3 +186,64 @@ fn a_second_ctrl_c_exits_at_once() {
         "the calls were still in the emulator's delay"
     );
 }
+
+/// Every call landed and was journaled, but the state file cannot be
+/// rewritten (it is larger than the file-size limit, the journal is not):
+/// exit 1 naming the file, the old state file untouched, and every pin
+/// still there through the journal.
+#[test]
+fn a_state_file_that_cannot_be_rewritten_keeps_every_pin_in_the_journal() {
+    let emu = Emulator::start();
+    let cids = many_cids(42);
+    let first: String = cids[..40]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| pin(c, &format!("p{i}"), &["aioz"]))
+        .collect();
+    let p = Project::new(&emu, &first);
+    assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
+    let before = std::fs::read(p.state_path()).unwrap();
+    assert!(before.len() > 6000, "the state outgrows the limit below");
+    let all: String = cids
+        .iter()
+        .enumerate()
+        .map(|(i, c)| pin(c, &format!("p{i}"), &["aioz"]))
+        .collect();
+    p.write_manifest(&emu, &all);
+    let mut cmd = p.command(&["apply", "--auto-approve"]);
+    // SAFETY: as in the journal test above.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 6000,
+                rlim_max: 6000,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let run = cmd.run();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("pins.state.json")
+            && run.stderr.contains("File too large")
+            && run
+                .stderr
+                .contains("every confirmed pin is kept in the journal"),
+        "{run:?}"
+    );
+    assert_eq!(
+        std::fs::read(p.state_path()).unwrap(),
+        before,
+        "the state file is untouched"
+    );
+    assert_eq!(listed(&p).len(), 42, "the journal holds the two new pins");
+    assert_eq!(emu.pin_calls(), 42);
+    let run = p.run(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("No changes"), "{run:?}");
+    assert_eq!(emu.pin_calls(), 42, "nothing pinned twice");
+}
