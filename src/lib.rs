@@ -6,7 +6,7 @@
 
 pub mod apply;
 pub mod cli;
-mod durable_file;
+mod file_io;
 pub mod manifest;
 pub mod plan;
 pub mod provider;

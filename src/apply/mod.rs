@@ -89,6 +89,18 @@ impl Halt {
             Self::Down(e) | Self::Unauthorized(e) => e,
         }
     }
+
+    /// What happened to the provider, and for refused credentials the
+    /// variables to check, for people and logs.
+    pub fn describe(&self, credentials: &[String]) -> String {
+        match self {
+            Self::Down(error) => format!("it looks down (last error: {error})"),
+            Self::Unauthorized(error) => format!(
+                "it refused the credentials ({error}); check {}",
+                credentials.join(" and ")
+            ),
+        }
+    }
 }
 
 /// Why a pin failed, with how hard it was tried, for people and logs.
@@ -112,6 +124,9 @@ pub const BREAKER_THRESHOLD: u32 = 3;
 #[derive(Debug, Default)]
 struct Breaker {
     state: std::sync::Mutex<BreakerState>,
+    /// Cancelled when the credentials are refused, to wake the pins that
+    /// wait out a backoff: they must not call again either.
+    refused: CancellationToken,
 }
 
 #[derive(Debug, Default)]
@@ -141,7 +156,10 @@ impl Breaker {
             Outcome::Failed { error, .. }
                 if matches!(error, ProviderError::Unauthorized { .. }) =>
             {
-                state.halt = Some(Halt::Unauthorized(error.clone()));
+                if !matches!(state.halt, Some(Halt::Unauthorized(_))) {
+                    state.halt = Some(Halt::Unauthorized(error.clone()));
+                    self.refused.cancel();
+                }
             }
             Outcome::Failed { error, .. } if error.is_retryable() => {
                 state.failed_in_a_row += 1;
@@ -170,8 +188,9 @@ pub trait Progress: Send + Sync {
     fn retrying(&self, _change: &Change, _error: &ProviderError, _attempt: u32, _delay: Duration) {}
     /// A pin call ended (or was not made).
     fn finished(&self, _change: &Change, _outcome: &Outcome) {}
-    /// `provider`'s remaining pins will not be attempted, for `why`.
-    fn halted(&self, _provider: &str, _why: &Halt) {}
+    /// `provider`'s remaining pins will not be attempted, for `why`;
+    /// `credentials` are the variables its keys come from.
+    fn halted(&self, _provider: &str, _why: &Halt, _credentials: &[String]) {}
 }
 
 /// Progress that hears nothing.
@@ -202,15 +221,10 @@ impl NotAttempted {
     pub fn describe(&self, provider: &str) -> String {
         let n = self.pins;
         let pins = if n == 1 { "pin" } else { "pins" };
-        match &self.why {
-            Halt::Down(error) => {
-                format!("{n} {pins} on `{provider}`: it looks down (last error: {error})")
-            }
-            Halt::Unauthorized(error) => format!(
-                "{n} {pins} on `{provider}`: it refused the credentials ({error}); check {}",
-                self.credentials.join(" and ")
-            ),
-        }
+        format!(
+            "{n} {pins} on `{provider}`: {}",
+            self.why.describe(&self.credentials)
+        )
     }
 }
 
@@ -260,19 +274,34 @@ pub enum ApplyError {
     MissingProvider(String),
     /// A confirmed pin could not be recorded: the calls stopped there.
     #[error(
-        "{error}; the apply stopped there and made no further call. Every pin recorded \
-         before it is kept, and the next apply replays it; {unrecorded} pin(s) confirmed \
-         after it could not be recorded, and are planned again (the provider will \
-         answer \"already pinned\")"
+        "{error}; the apply stopped there and made no further call. Every change recorded \
+         before it is kept, and the next apply replays it; {unrecorded} confirmed change(s) \
+         could not be recorded, and are planned again (a pin's provider will answer \
+         \"already pinned\")"
     )]
     RecordFailed {
         error: StateFileError,
         unrecorded: usize,
+        /// What the apply did up to there.
+        report: Box<Report>,
     },
     /// Every call ended and was journaled, but the state file could not be
     /// rewritten.
-    #[error("{0}; every confirmed pin is kept in the journal, which the next run replays")]
-    SaveFailed(StateFileError),
+    #[error("{error}; every confirmed pin is kept in the journal, which the next run replays")]
+    SaveFailed {
+        error: StateFileError,
+        report: Box<Report>,
+    },
+}
+
+impl ApplyError {
+    /// What the apply did before it failed, when it got as far as calls.
+    pub fn report(&self) -> Option<&Report> {
+        match self {
+            Self::RecordFailed { report, .. } | Self::SaveFailed { report, .. } => Some(report),
+            Self::State(_) | Self::MissingProvider(_) => None,
+        }
+    }
 }
 
 /// Applies `plan` to `state` (loaded from `file`, whose lock the caller
@@ -308,12 +337,21 @@ pub async fn apply(
             .or_default()
             .push(change);
     }
-    let mut pools: Vec<(&str, &dyn Provider, Breaker, Vec<&Change>)> = Vec::new();
+    let mut pools: Vec<Pool> = Vec::new();
     for (name, changes) in by_provider {
         let provider = providers
             .get(name)
             .ok_or_else(|| ApplyError::MissingProvider(name.to_owned()))?;
-        pools.push((name, provider.as_ref(), Breaker::default(), changes));
+        let credentials = plan.providers.get(name).map_or_else(Vec::new, |c| {
+            c.secret_refs().map(|r| r.var.clone()).collect()
+        });
+        pools.push(Pool {
+            name,
+            provider: provider.as_ref(),
+            breaker: Breaker::default(),
+            changes,
+            credentials,
+        });
     }
 
     // An earlier journal must be folded in before a new one starts.
@@ -329,11 +367,10 @@ pub async fn apply(
         let halt = halt.clone();
         std::thread::spawn(move || record(rx, state, journal, &halt))
     };
-    let mut unsent = 0;
-    let mut send = |pin: StoredPin| {
-        if tx.send(pin).is_err() {
-            unsent += 1; // the recorder stopped on a failed write
-        }
+    // The recorder keeps receiving after a failed write (to count what it
+    // could not record), so a send only fails if it panicked.
+    let send = |pin: StoredPin| {
+        let _ = tx.send(pin);
     };
 
     // State-only changes first: they need no provider and cannot fail.
@@ -366,17 +403,16 @@ pub async fn apply(
     // runtime is one thread (see the CLI), where a task per call only adds
     // a wake-up per answer.
     let halt = &halt;
-    let streams = pools.iter().map(|(name, provider, breaker, changes)| {
-        futures::stream::iter(changes)
+    let streams = pools.iter().map(|pool| {
+        futures::stream::iter(&pool.changes)
             .take_while(move |_| std::future::ready(!halt.is_cancelled()))
             .map(move |&change| async move {
-                if let Some(why) = breaker.halt() {
+                if let Some(why) = pool.breaker.halt() {
                     return (change, Outcome::NotAttempted(why), None);
                 }
                 let outcome =
-                    pin_with_retries(*provider, change, options.retry, halt, progress.as_ref())
-                        .await;
-                let tripped = breaker.observe(&outcome).map(|why| (*name, why));
+                    pin_with_retries(pool, change, options.retry, halt, progress.as_ref()).await;
+                let tripped = pool.breaker.observe(&outcome).map(|why| (pool, why));
                 (change, outcome, tripped)
             })
             .buffer_unordered(options.concurrency.max(1))
@@ -384,8 +420,8 @@ pub async fn apply(
     let mut calls = futures::stream::select_all(streams.map(Box::pin));
     let mut ended = 0;
     while let Some((change, outcome, tripped)) = calls.next().await {
-        if let Some((name, why)) = tripped {
-            progress.halted(name, &why);
+        if let Some((pool, why)) = tripped {
+            progress.halted(pool.name, &why, &pool.credentials);
         }
         progress.finished(change, &outcome);
         match outcome {
@@ -416,9 +452,10 @@ pub async fn apply(
                 ended += 1;
                 let provider = &change.target.provider;
                 let credentials = || {
-                    plan.providers.get(provider).map_or_else(Vec::new, |c| {
-                        c.secret_refs().map(|r| r.var.clone()).collect()
-                    })
+                    pools
+                        .iter()
+                        .find(|pool| pool.name == provider)
+                        .map_or_else(Vec::new, |pool| pool.credentials.clone())
                 };
                 report
                     .not_attempted
@@ -447,15 +484,31 @@ pub async fn apply(
     });
     let state = match recorded {
         Ok(state) => state,
-        Err((error, lost)) => {
+        Err((error, unrecorded)) => {
             return Err(ApplyError::RecordFailed {
                 error,
-                unrecorded: lost + unsent,
+                unrecorded,
+                report: Box::new(report),
             });
         }
     };
-    file.save(&state).map_err(ApplyError::SaveFailed)?;
+    if let Err(error) = file.save(&state) {
+        return Err(ApplyError::SaveFailed {
+            error,
+            report: Box::new(report),
+        });
+    }
     Ok((report, state))
+}
+
+/// One provider's share of an apply.
+struct Pool<'a> {
+    name: &'a str,
+    provider: &'a dyn Provider,
+    breaker: Breaker,
+    changes: Vec<&'a Change>,
+    /// The variables its credentials come from, to name when refused.
+    credentials: Vec<String>,
 }
 
 /// The recorder: batches confirmed pins into journal appends until the
@@ -477,7 +530,8 @@ fn record(
         );
         if let Err(e) = journal.append(state.serial + 1, &batch) {
             halt.cancel();
-            return Err((e, batch.len() + rx.try_iter().count()));
+            // Count everything still to come, until apply drops its sender.
+            return Err((e, batch.len() + rx.iter().count()));
         }
         state.serial += 1;
         for pin in batch.drain(..) {
@@ -504,7 +558,7 @@ fn keep_provider_facts(state: &State, pin: StoredPin) -> StoredPin {
 }
 
 async fn pin_with_retries(
-    provider: &dyn Provider,
+    pool: &Pool<'_>,
     change: &Change,
     policy: RetryPolicy,
     halt: &CancellationToken,
@@ -520,7 +574,7 @@ async fn pin_with_retries(
     let mut rng = fastrand::Rng::new();
     let mut attempt = 1;
     loop {
-        let error = match provider.pin(request).await {
+        let error = match pool.provider.pin(request).await {
             Ok(receipt) => return Outcome::Pinned(receipt),
             Err(e) => e,
         };
@@ -529,6 +583,9 @@ async fn pin_with_retries(
         } else {
             None
         };
+        // No retry once the provider is halted (by this pin's answer or
+        // another's), nor once the apply is stopping.
+        let delay = delay.filter(|_| pool.breaker.halt().is_none() && !halt.is_cancelled());
         let Some(delay) = delay else {
             return Outcome::Failed {
                 error,
@@ -539,6 +596,17 @@ async fn pin_with_retries(
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = halt.cancelled() => return Outcome::Interrupted,
+            // Another pin's call was refused the credentials: this one
+            // would be too.
+            () = pool.breaker.refused.cancelled() => {
+                return Outcome::Failed { error, attempts: attempt };
+            }
+        }
+        if pool.breaker.halt().is_some() {
+            return Outcome::Failed {
+                error,
+                attempts: attempt,
+            };
         }
         attempt += 1;
     }

@@ -352,6 +352,74 @@ async fn a_refused_key_stays_refused_after_a_success_in_flight() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_refused_key_wakes_the_pins_waiting_to_retry_and_they_do_not_call_again() {
+    // The first pin is told to come back in 5 s; the second is refused.
+    let script = vec![Err(rate_limited(5)), Err(unauthorized())];
+    let provider = Arc::new(Scripted::new(script, Ok(())));
+    let started = Instant::now();
+    let r = run(
+        &plan_of(10),
+        &provider,
+        options(2, 5),
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(provider.calls(), 2, "no retry after the refusal");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "woken, not waited out"
+    );
+    let mut errors: Vec<&ProviderError> = r.report.failed.iter().map(|f| &f.error).collect();
+    errors.sort_by_key(|e| e.to_string());
+    assert_eq!(errors, [&unauthorized(), &rate_limited(5)]);
+    assert_eq!(r.report.not_attempted["aioz"].pins, 8);
+}
+
+/// Hears which providers were halted, and with what credentials to check.
+#[derive(Default)]
+struct Halts(Mutex<Vec<(String, Halt, Vec<String>)>>);
+
+impl Progress for Halts {
+    fn halted(&self, provider: &str, why: &Halt, credentials: &[String]) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((provider.into(), why.clone(), credentials.to_vec()));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_variables_to_check_are_told_even_when_no_pin_is_left() {
+    let provider = Arc::new(Scripted::always(Err(unauthorized())));
+    let dir = tempfile::tempdir().unwrap();
+    let file = StateFile::new(dir.path().join("s.json"));
+    let providers: Providers = [("aioz".to_string(), provider.clone() as Arc<dyn Provider>)].into();
+    let halts = Arc::new(Halts::default());
+    let progress: Arc<dyn Progress> = halts.clone();
+    let (report, _) = apply(
+        &plan_of(1),
+        &providers,
+        &file,
+        State::new(),
+        options(1, 5),
+        &CancellationToken::new(),
+        &progress,
+    )
+    .await
+    .unwrap();
+    assert!(report.not_attempted.is_empty(), "the only pin was tried");
+    let halts = halts.0.lock().unwrap();
+    let [(name, why, credentials)] = &halts[..] else {
+        panic!("{halts:?}")
+    };
+    assert_eq!(name, "aioz");
+    assert_eq!(
+        why.describe(credentials),
+        "it refused the credentials (HTTP 401: invalid api key); check AIOZ_KEY and AIOZ_SECRET"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_stop_before_the_first_call_makes_none() {
     let provider = Arc::new(Scripted::always(Ok(())));
     let stop = CancellationToken::new();

@@ -453,14 +453,30 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         palette,
     ));
     let dyn_progress: Arc<dyn apply::Progress> = progress.clone();
-    let (report, state) = runtime.block_on(async {
+    let applied = runtime.block_on(async {
         let stop = CancellationToken::new();
         spawn_stop_on_signals(stop.clone(), |_| {
-            eprintln!("\nInterrupted: no new calls will start; waiting for calls in flight, then saving the state.");
+            let _ = writeln!(
+                std::io::stderr(),
+                "\nInterrupted: no new calls will start; waiting for calls in flight, then saving the state."
+            );
         })?;
-        anyhow::Ok(apply::apply(&plan, &providers, &state_file, state, options, &stop, &dyn_progress).await?)
+        anyhow::Ok(
+            apply::apply(&plan, &providers, &state_file, state, options, &stop, &dyn_progress)
+                .await,
+        )
     })?;
     progress.finish();
+    let (report, state) = match applied {
+        Ok(done) => done,
+        Err(e) => {
+            // What was done before the failed write, then the error.
+            if let Some(report) = e.report() {
+                print(&format!("\n{}", render::report(report, palette)))?;
+            }
+            return Err(e.into());
+        }
+    };
     print(&format!("\n{}", render::report(&report, palette)))?;
     exit_without_freeing((plan, state));
     Ok(if report.succeeded() {
@@ -534,13 +550,15 @@ fn spawn_stop_on_signals(
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         };
-        on_signal(name);
         stop.cancel();
+        on_signal(name);
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-        eprintln!(
+        // stderr may be a closed pipe: writing must not panic here.
+        let _ = writeln!(
+            std::io::stderr(),
             "\nInterrupted again: exiting now. Pins recorded so far are kept; run the command again to finish."
         );
         std::process::exit(1);

@@ -151,15 +151,11 @@ impl Progress for ApplyProgress {
         }
     }
 
-    fn halted(&self, provider: &str, why: &Halt) {
-        let what = match why {
-            Halt::Down(_) => "looks down",
-            Halt::Unauthorized(_) => "refused the credentials",
-        };
+    fn halted(&self, provider: &str, why: &Halt, credentials: &[String]) {
         self.line(format!(
-            "{} provider `{provider}` {what} ({}); its remaining pins are not attempted",
+            "{} provider `{provider}`: {}; its remaining pins are not attempted",
             self.palette().red("stopped:"),
-            why.error()
+            why.describe(credentials)
         ));
     }
 }

@@ -113,7 +113,7 @@ pub fn plan(plan: &Plan, p: Palette) -> String {
                 "Provider `{name}` is reached at {}, not the built-in {}{}.",
                 config.base_url,
                 config.kind.default_base_url(),
-                if config.allow_insecure_http {
+                if config.allow_insecure_http && config.base_url.starts_with("http:") {
                     " (plain http allowed: keys travel unencrypted)"
                 } else {
                     ""

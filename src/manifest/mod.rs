@@ -111,35 +111,24 @@ pub fn load(path: &Path) -> anyhow::Result<Manifest> {
 }
 
 /// Reads the file, refusing one over [`parse::MAX_MANIFEST_BYTES`] before
-/// reading it (from its size on disk) and, for what has no size (a pipe,
-/// `/dev/zero`), by reading one byte past the limit at most.
+/// reading it.
 fn read_bounded(path: &Path) -> anyhow::Result<Vec<u8>> {
-    use std::io::Read as _;
-    let context = || format!("read manifest {}", path.display());
-    let file = std::fs::File::open(path).with_context(context)?;
-    let too_large = |size: u64| {
-        Diagnostics::single(
+    use crate::file_io::{self, Bounded};
+    let limit = parse::MAX_MANIFEST_BYTES as u64;
+    match file_io::read_bounded(path, limit)
+        .with_context(|| format!("read manifest {}", path.display()))?
+    {
+        Bounded::Read(bytes) => Ok(bytes),
+        Bounded::TooLarge(size) => Err(Diagnostics::single(
             path,
             Position { line: 1, column: 1 },
             format!(
                 "manifest is {size} bytes or more; the limit is {} MiB",
-                parse::MAX_MANIFEST_BYTES / (1024 * 1024)
+                limit / (1024 * 1024)
             ),
         )
-    };
-    let limit = parse::MAX_MANIFEST_BYTES as u64;
-    let size = file.metadata().with_context(context)?.len();
-    if size > limit {
-        return Err(too_large(size).into());
+        .into()),
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .with_context(context)?;
-    if bytes.len() as u64 > limit {
-        return Err(too_large(limit + 1).into());
-    }
-    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -92,9 +92,12 @@ fn check_var_name(var: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "${{{var}}} is not a valid environment variable name (letters, digits and _)"
-        ))
+        // Not echoed: what sits between the braces may be a pasted key.
+        Err(
+            "the name inside ${...} is not a valid environment variable name \
+             (letters, digits and _, not starting with a digit)"
+                .into(),
+        )
     }
 }
 
@@ -227,7 +230,9 @@ mod tests {
 
     #[test]
     fn secret_ref_error_does_not_echo_a_literal_key() {
-        let err = SecretRef::parse("sk-live-123456").unwrap_err();
-        assert!(!err.contains("sk-live-123456"), "{err}");
+        for text in ["sk-live-123456", "${sk-live-123456}"] {
+            let err = SecretRef::parse(text).unwrap_err();
+            assert!(!err.contains("sk-live-123456"), "{err}");
+        }
     }
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state_file::StateFileError;
 use super::{State, StoredPin};
-use crate::durable_file::{parent_dir, sync_dir};
+use crate::file_io::{parent_dir, sync_dir};
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

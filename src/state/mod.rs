@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::manifest::{Labels, PinKey};
 
+pub use crate::file_io::FileError;
 pub use journal::Journal;
 pub use lock::{LockError, StateLock};
 pub use state_file::{Restored, StateFile, StateFileError};

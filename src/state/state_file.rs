@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::journal::Journal;
 use super::{PinRecord, PinRef, STATE_FORMAT_VERSION, State, StoredPin};
-use crate::durable_file::{self, WriteError};
+use crate::file_io::{self, FileError};
 use crate::manifest::PinKey;
 
 /// Why a state file could not be used. It is never overwritten in any case.
@@ -33,7 +33,7 @@ pub enum StateFileError {
     UnsupportedVersion { path: PathBuf, found: u64 },
     /// Reading or writing one of the state's files failed.
     #[error(transparent)]
-    Io(#[from] WriteError),
+    Io(#[from] FileError),
 }
 
 impl StateFileError {
@@ -41,7 +41,7 @@ impl StateFileError {
         action: &'static str,
         path: &'p Path,
     ) -> impl FnOnce(io::Error) -> Self + 'p {
-        move |source| Self::Io(WriteError::at(action, path)(source))
+        move |source| Self::Io(FileError::at(action, path)(source))
     }
 }
 
@@ -150,7 +150,7 @@ impl StateFile {
     /// Replaces the state file atomically with `state`, keeps the previous
     /// file as `.backup`, then drops the journal it supersedes.
     pub fn save(&self, state: &State) -> Result<(), StateFileError> {
-        durable_file::replace(&self.path, &encode(state), Some(&self.backup_path()))?;
+        file_io::replace(&self.path, &encode(state), Some(&self.backup_path()))?;
         Journal::remove(&self.journal_path())?;
         Ok(())
     }

@@ -269,7 +269,7 @@ impl Reconciler<'_> {
             }
         };
         let progress: Arc<dyn Progress> = Arc::new(LogProgress { log: self.log });
-        let (report, state) = apply::apply(
+        let applied = apply::apply(
             &plan,
             &providers,
             self.state_file,
@@ -278,7 +278,21 @@ impl Reconciler<'_> {
             stop,
             &progress,
         )
-        .await?;
+        .await;
+        let (report, state) = match applied {
+            Ok(done) => done,
+            Err(e) => {
+                // The state on disk is behind what was pinned: stop, and say
+                // so where monitors look, before the caller exits.
+                let message = format!("{e:#}");
+                self.log
+                    .event(Level::Error, "apply", &message, json!({"fatal": true}));
+                let report = e.report().cloned().unwrap_or_default();
+                let pending = report.pending();
+                self.write_status(Outcome::Error, &report, pending, Some(message));
+                return Err(e.into());
+            }
+        };
         self.state = Some(state);
         let level = if report.succeeded() {
             Level::Info
@@ -399,17 +413,17 @@ impl Progress for LogProgress {
         }
     }
 
-    fn halted(&self, provider: &str, why: &Halt) {
-        let (reason, what) = match why {
-            Halt::Down(_) => ("down", "looks down"),
-            Halt::Unauthorized(_) => ("unauthorized", "refused the credentials"),
+    fn halted(&self, provider: &str, why: &Halt, credentials: &[String]) {
+        let reason = match why {
+            Halt::Down(_) => "down",
+            Halt::Unauthorized(_) => "unauthorized",
         };
         self.log.event(
             Level::Error,
             "provider_halted",
             &format!(
-                "provider `{provider}` {what} ({}); its remaining pins are not attempted until the next reconcile",
-                why.error()
+                "provider `{provider}`: {}; its remaining pins are not attempted until the next reconcile",
+                why.describe(credentials)
             ),
             json!({"provider": provider, "reason": reason}),
         );

@@ -44,5 +44,5 @@ pub struct Status {
 pub fn write(path: &Path, status: &Status) -> anyhow::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(status)?;
     bytes.push(b'\n');
-    crate::durable_file::replace(path, &bytes, None).context("write status file")
+    crate::file_io::replace(path, &bytes, None).context("write status file")
 }

@@ -120,7 +120,7 @@ fn a_refused_key_costs_one_call_per_slot_not_one_per_pin() {
         );
         assert!(
             run.stdout.contains(&format!(
-                "stopped: provider `{provider}` refused the credentials"
+                "stopped: provider `{provider}`: it refused the credentials"
             )),
             "{run:?}"
         );

@@ -226,6 +226,13 @@ fn an_edited_saved_plan_is_refused_before_any_call() {
         );
         assert!(!run.stderr.contains("panicked"), "{expected}: {run:?}");
     }
+    // A plan with no end is read up to its limit, not to the end.
+    let run = p.run(&["apply", "/dev/zero"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("read plan /dev/zero") && run.stderr.contains("the limit is 256 MiB"),
+        "{run:?}"
+    );
     assert!(emu.requests().is_empty(), "no call: {:?}", emu.requests());
     assert!(!p.state_path().exists());
     // The plan as saved still applies.
