@@ -152,10 +152,24 @@ async fn run(
     options: ApplyOptions,
     stop: &CancellationToken,
 ) -> Run {
+    run_with(plan, provider, options, stop, Arc::new(Silent)).await
+}
+
+/// A plan of `n` pins, run to its end.
+async fn run_all(n: usize, provider: &Arc<Scripted>, options: ApplyOptions) -> Run {
+    run(&plan_of(n), provider, options, &CancellationToken::new()).await
+}
+
+async fn run_with(
+    plan: &Plan,
+    provider: &Arc<Scripted>,
+    options: ApplyOptions,
+    stop: &CancellationToken,
+    progress: Arc<dyn Progress>,
+) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let file = StateFile::new(dir.path().join("s.json"));
     let providers: Providers = [("aioz".to_string(), provider.clone() as Arc<dyn Provider>)].into();
-    let progress: Arc<dyn Progress> = Arc::new(Silent);
     let (report, state) = apply(
         plan,
         &providers,
@@ -186,13 +200,7 @@ fn gaps(times: &[Instant]) -> Vec<Duration> {
 #[tokio::test(start_paused = true)]
 async fn retries_stop_at_the_attempt_limit_and_back_off_within_the_jitter_bounds() {
     let provider = Arc::new(Scripted::always(Err(unavailable())));
-    let r = run(
-        &plan_of(1),
-        &provider,
-        options(1, 5),
-        &CancellationToken::new(),
-    )
-    .await;
+    let r = run_all(1, &provider, options(1, 5)).await;
     assert_eq!(provider.calls(), 5, "the first call and four retries");
     let [failure] = &r.report.failed[..] else {
         panic!("{:?}", r.report)
@@ -214,13 +222,7 @@ async fn retries_stop_at_the_attempt_limit_and_back_off_within_the_jitter_bounds
 #[tokio::test(start_paused = true)]
 async fn retry_after_is_waited_exactly_not_the_shorter_backoff() {
     let provider = Arc::new(Scripted::new(vec![Err(rate_limited(7))], Ok(())));
-    let r = run(
-        &plan_of(1),
-        &provider,
-        options(1, 5),
-        &CancellationToken::new(),
-    )
-    .await;
+    let r = run_all(1, &provider, options(1, 5)).await;
     let [gap] = gaps(&provider.call_times())[..] else {
         panic!("two calls expected")
     };
@@ -240,7 +242,7 @@ async fn a_retry_after_past_the_time_budget_ends_the_retries() {
     let mut opts = options(1, 5);
     opts.retry.max_elapsed = Duration::from_secs(60);
     let started = Instant::now();
-    let r = run(&plan_of(1), &provider, opts, &CancellationToken::new()).await;
+    let r = run_all(1, &provider, opts).await;
     assert_eq!(provider.calls(), 1);
     assert_eq!(r.report.failed[0].attempts, 1);
     assert!(
@@ -252,13 +254,7 @@ async fn a_retry_after_past_the_time_budget_ends_the_retries() {
 #[tokio::test(start_paused = true)]
 async fn the_breaker_opens_after_three_pins_fail_in_a_row() {
     let provider = Arc::new(Scripted::always(Err(unavailable())));
-    let r = run(
-        &plan_of(10),
-        &provider,
-        options(1, 2),
-        &CancellationToken::new(),
-    )
-    .await;
+    let r = run_all(10, &provider, options(1, 2)).await;
     assert_eq!(provider.calls(), 3 * 2, "three pins, two attempts each");
     assert_eq!(r.report.failed.len(), 3);
     let skipped = &r.report.not_attempted["aioz"];
@@ -281,13 +277,7 @@ async fn a_success_resets_the_breaker() {
         })
         .collect();
     let provider = Arc::new(Scripted::new(script, Err(unavailable())));
-    let r = run(
-        &plan_of(9),
-        &provider,
-        options(1, 1),
-        &CancellationToken::new(),
-    )
-    .await;
+    let r = run_all(9, &provider, options(1, 1)).await;
     assert_eq!(provider.calls(), 9, "every pin was tried");
     assert_eq!(r.report.pinned, 3);
     assert_eq!(r.report.failed.len(), 6);
@@ -297,13 +287,7 @@ async fn a_success_resets_the_breaker() {
 #[tokio::test(start_paused = true)]
 async fn errors_that_are_not_retried_fail_their_pin_at_once_and_do_not_open_the_breaker() {
     let provider = Arc::new(Scripted::always(Err(rejected(400))));
-    let r = run(
-        &plan_of(6),
-        &provider,
-        options(1, 5),
-        &CancellationToken::new(),
-    )
-    .await;
+    let r = run_all(6, &provider, options(1, 5)).await;
     assert_eq!(provider.calls(), 6, "one call each, every pin tried");
     assert!(r.report.failed.iter().all(|f| f.attempts == 1));
     assert!(r.report.not_attempted.is_empty());
@@ -312,13 +296,7 @@ async fn errors_that_are_not_retried_fail_their_pin_at_once_and_do_not_open_the_
 #[tokio::test(start_paused = true)]
 async fn a_refused_key_stops_the_provider_after_one_call() {
     let provider = Arc::new(Scripted::always(Err(unauthorized())));
-    let r = run(
-        &plan_of(50),
-        &provider,
-        options(1, 5),
-        &CancellationToken::new(),
-    )
-    .await;
+    let r = run_all(50, &provider, options(1, 5)).await;
     assert_eq!(provider.calls(), 1, "not retried, and no other pin tried");
     assert_eq!(r.report.failed.len(), 1);
     let skipped = &r.report.not_attempted["aioz"];
@@ -339,13 +317,7 @@ async fn a_refused_key_stays_refused_after_a_success_in_flight() {
     // Four calls in flight: the first is refused, the others succeed.
     let script = vec![Err(unauthorized()), Ok(()), Ok(()), Ok(())];
     let provider = Arc::new(Scripted::new(script, Ok(())).slow(Duration::from_millis(10)));
-    let r = run(
-        &plan_of(20),
-        &provider,
-        options(4, 1),
-        &CancellationToken::new(),
-    )
-    .await;
+    let r = run_all(20, &provider, options(4, 1)).await;
     assert_eq!(provider.calls(), 4);
     assert_eq!(r.report.pinned, 3);
     assert_eq!(r.report.not_attempted["aioz"].pins, 16);
@@ -357,13 +329,7 @@ async fn a_refused_key_wakes_the_pins_waiting_to_retry_and_they_do_not_call_agai
     let script = vec![Err(rate_limited(5)), Err(unauthorized())];
     let provider = Arc::new(Scripted::new(script, Ok(())));
     let started = Instant::now();
-    let r = run(
-        &plan_of(10),
-        &provider,
-        options(2, 5),
-        &CancellationToken::new(),
-    )
-    .await;
+    let r = run_all(10, &provider, options(2, 5)).await;
     assert_eq!(provider.calls(), 2, "no retry after the refusal");
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -391,22 +357,15 @@ impl Progress for Halts {
 #[tokio::test(start_paused = true)]
 async fn the_variables_to_check_are_told_even_when_no_pin_is_left() {
     let provider = Arc::new(Scripted::always(Err(unauthorized())));
-    let dir = tempfile::tempdir().unwrap();
-    let file = StateFile::new(dir.path().join("s.json"));
-    let providers: Providers = [("aioz".to_string(), provider.clone() as Arc<dyn Provider>)].into();
     let halts = Arc::new(Halts::default());
-    let progress: Arc<dyn Progress> = halts.clone();
-    let (report, _) = apply(
+    let Run { report, .. } = run_with(
         &plan_of(1),
-        &providers,
-        &file,
-        State::new(),
+        &provider,
         options(1, 5),
         &CancellationToken::new(),
-        &progress,
+        halts.clone(),
     )
-    .await
-    .unwrap();
+    .await;
     assert!(report.not_attempted.is_empty(), "the only pin was tried");
     let halts = halts.0.lock().unwrap();
     let [(name, why, credentials)] = &halts[..] else {

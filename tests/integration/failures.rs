@@ -16,6 +16,27 @@ fn listed(p: &Project) -> Vec<Value> {
     doc["pins"].as_array().unwrap().clone()
 }
 
+/// Files the command writes may not grow past `bytes`; SIGXFSZ is ignored,
+/// so a write past it fails with EFBIG, as on a full disk, rather than
+/// killing the process.
+fn limit_file_size(cmd: &mut std::process::Command, bytes: u64) {
+    // SAFETY: setrlimit and signal are async-signal-safe, and nothing else
+    // runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+}
+
 fn calls_to(emu: &Emulator, prefix: &str) -> usize {
     emu.requests()
         .iter()
@@ -33,21 +54,7 @@ fn a_journal_that_cannot_be_written_stops_the_calls() {
     let emu = Emulator::start_with(&["--delay-ms", "30"]);
     let p = Project::new(&emu, &many_pins(PINS, &["aioz"]));
     let mut cmd = p.command(&["apply", "--auto-approve", "--concurrency", "1"]);
-    // SAFETY: setrlimit and signal are async-signal-safe; nothing else runs
-    // between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 2000,
-                rlim_max: 2000,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
+    limit_file_size(&mut cmd, 2000);
     let run = cmd.run();
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
@@ -211,20 +218,7 @@ fn a_state_file_that_cannot_be_rewritten_keeps_every_pin_in_the_journal() {
         .collect();
     p.write_manifest(&emu, &all);
     let mut cmd = p.command(&["apply", "--auto-approve"]);
-    // SAFETY: as in the journal test above.
-    unsafe {
-        cmd.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 6000,
-                rlim_max: 6000,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
+    limit_file_size(&mut cmd, 6000);
     let run = cmd.run();
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
