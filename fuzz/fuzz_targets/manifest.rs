@@ -13,7 +13,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     match pinsync::manifest::parse(Path::new("fuzz.yaml"), data) {
         Ok(manifest) => {
-            let plan = pinsync::plan::plan(&manifest, &pinsync::state::State::new());
+            let plan = pinsync::plan::plan(&manifest, &pinsync::state::State::new(), Default::default());
             assert_eq!(plan.changes.len(), manifest.pins.len());
         }
         Err(diagnostics) => {

@@ -16,8 +16,11 @@ use anyhow::Context as _;
 use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
+use crate::manifest::PinKey;
 use crate::plan::{Action, Change, Plan};
-use crate::provider::{self, HttpSettings, PinReceipt, PinRequest, Provider, ProviderError};
+use crate::provider::{
+    self, HttpSettings, PinReceipt, PinRequest, Provider, ProviderError, UnpinReceipt, UnpinRequest,
+};
 use crate::retry::RetryPolicy;
 use crate::state::{
     Journal, PinRecord, PinStatus, State, StateFile, StateFileError, StoredPin, now_rfc3339,
@@ -55,10 +58,11 @@ pub fn connect(plan: &Plan, http: HttpSettings) -> anyhow::Result<Providers> {
     .context("apply needs the provider credentials from the environment; nothing was changed")
 }
 
-/// How one pin call ended.
+/// How one provider call (a pin or an unpin) ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Pinned(PinReceipt),
+    Unpinned(UnpinReceipt),
     /// Tried `attempts` times, and failed with `error` the last time.
     Failed {
         error: ProviderError,
@@ -147,7 +151,7 @@ impl Breaker {
         match outcome {
             // A success closes a breaker that an outage opened; a refused
             // key stays refused for the rest of the apply.
-            Outcome::Pinned(_) => {
+            Outcome::Pinned(_) | Outcome::Unpinned(_) => {
                 state.failed_in_a_row = 0;
                 if matches!(state.halt, Some(Halt::Down(_))) {
                     state.halt = None;
@@ -197,7 +201,7 @@ pub trait Progress: Send + Sync {
 pub struct Silent;
 impl Progress for Silent {}
 
-/// One failed pin and why.
+/// One failed call (a pin, or an unpin) and why.
 #[derive(Debug, Clone)]
 pub struct Failure {
     pub change: Change,
@@ -228,6 +232,13 @@ impl NotAttempted {
     }
 }
 
+/// An unpin that was not made, and why.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    pub change: Change,
+    pub reason: String,
+}
+
 /// What an apply did.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -235,6 +246,12 @@ pub struct Report {
     pub pinned: usize,
     /// Of those, the provider said were pinned already.
     pub already_pinned: usize,
+    /// Pins the provider removed (including `already_gone`).
+    pub unpinned: usize,
+    /// Of those, the provider no longer held.
+    pub already_gone: usize,
+    /// Unpins of moved CIDs whose new pin did not land: the old pin stays.
+    pub kept: Vec<Kept>,
     /// Name or meta changes recorded; pins back in the manifest.
     pub updated: usize,
     /// Pins marked orphaned.
@@ -253,12 +270,16 @@ pub struct Report {
 
 impl Report {
     pub fn succeeded(&self) -> bool {
-        self.failed.is_empty() && self.not_attempted.is_empty() && !self.interrupted
+        self.failed.is_empty()
+            && self.kept.is_empty()
+            && self.not_attempted.is_empty()
+            && !self.interrupted
     }
 
-    /// Pins the plan asked for that are not pinned after this apply.
+    /// Changes of the plan that are not done after this apply.
     pub fn pending(&self) -> usize {
         self.failed.len()
+            + self.kept.len()
             + self.not_attempted.values().map(|n| n.pins).sum::<usize>()
             + self.not_started
     }
@@ -306,7 +327,9 @@ impl ApplyError {
 
 /// Applies `plan` to `state` (loaded from `file`, whose lock the caller
 /// holds), records as it goes, and saves the state at the end. `providers`
-/// must hold every provider the plan's pin changes name.
+/// must hold every provider the plan's calls name. Pins go first; unpins
+/// start once every pin has ended, and a moved CID's unpin only once its
+/// new pins are confirmed.
 pub async fn apply(
     plan: &Plan,
     providers: &Providers,
@@ -323,15 +346,15 @@ pub async fn apply(
     if !plan.summary.has_changes() {
         return Ok((report, state));
     }
-    let pins: Vec<&Change> = plan
+    let calls: Vec<&Change> = plan
         .changes
         .iter()
-        .filter(|c| c.action == Action::Pin)
+        .filter(|c| matches!(c.action, Action::Pin | Action::Unpin))
         .collect();
     // Each provider gets its own pool of `concurrency` calls, so one that is
     // slow or down cannot hold the slots the others need.
     let mut by_provider: BTreeMap<&str, Vec<&Change>> = BTreeMap::new();
-    for change in &pins {
+    for change in &calls {
         by_provider
             .entry(change.target.provider.as_str())
             .or_default()
@@ -345,11 +368,13 @@ pub async fn apply(
         let credentials = plan.providers.get(name).map_or_else(Vec::new, |c| {
             c.secret_refs().map(|r| r.var.clone()).collect()
         });
+        let (pins, unpins) = changes.into_iter().partition(|c| c.action == Action::Pin);
         pools.push(Pool {
             name,
             provider: provider.as_ref(),
             breaker: Breaker::default(),
-            changes,
+            pins,
+            unpins,
             credentials,
         });
     }
@@ -362,31 +387,32 @@ pub async fn apply(
     let journal = Journal::create(&file.journal_path(), &state)?;
     // Cancelled by the caller's stop, or by the recorder when a write fails.
     let halt = stop.child_token();
-    let (tx, rx) = mpsc::channel::<StoredPin>();
+    let (tx, rx) = mpsc::channel::<Recorded>();
     let recorder = {
         let halt = halt.clone();
         std::thread::spawn(move || record(rx, state, journal, &halt))
     };
-    // The recorder keeps receiving after a failed write (to count what it
-    // could not record), so a send only fails if it panicked.
-    let send = |pin: StoredPin| {
-        let _ = tx.send(pin);
+    let mut run = Run {
+        report: &mut report,
+        tx: &tx,
+        confirmed: BTreeSet::new(),
+        ended: 0,
     };
 
     // State-only changes first: they need no provider and cannot fail.
     for change in &plan.changes {
         let status = match change.action {
-            Action::Pin => continue,
+            Action::Pin | Action::Unpin => continue,
             Action::Update => {
-                report.updated += 1;
+                run.report.updated += 1;
                 PinStatus::Managed
             }
             Action::Orphan => {
-                report.orphaned += 1;
+                run.report.orphaned += 1;
                 PinStatus::Orphaned
             }
         };
-        send(StoredPin {
+        run.record(Recorded::Pin(StoredPin {
             key: change.key(),
             record: PinRecord {
                 cid_as_pinned: change.cid.clone(),
@@ -395,83 +421,52 @@ pub async fn apply(
                 pinned_at: String::new(),
                 status,
             },
-        });
+        }));
     }
 
-    progress.start(pins.len());
-    // The calls are futures polled by this task, not spawned tasks: the
-    // runtime is one thread (see the CLI), where a task per call only adds
-    // a wake-up per answer.
-    let halt = &halt;
-    let streams = pools.iter().map(|pool| {
-        futures::stream::iter(&pool.changes)
-            .take_while(move |_| std::future::ready(!halt.is_cancelled()))
-            .map(move |&change| async move {
-                if let Some(why) = pool.breaker.halt() {
-                    return (change, Outcome::NotAttempted(why), None);
+    progress.start(calls.len());
+    let ctx = CallContext {
+        retry: options.retry,
+        concurrency: options.concurrency.max(1),
+        halt: &halt,
+        progress: progress.as_ref(),
+    };
+    run_phase(&pools, |pool| pool.pins.clone(), &ctx, &mut run).await;
+    // Make before break: a move's unpin needs its new pins confirmed.
+    let mut ready: BTreeMap<&str, Vec<&Change>> = BTreeMap::new();
+    for pool in &pools {
+        for &change in &pool.unpins {
+            let missing = change.moved_to.iter().find(|to| {
+                !run.confirmed.contains(&PinKey {
+                    target: (*to).clone(),
+                    cid: change.canonical_cid.clone(),
+                })
+            });
+            match missing {
+                Some(to) if !halt.is_cancelled() => {
+                    run.ended += 1;
+                    run.report.kept.push(Kept {
+                        change: change.clone(),
+                        reason: format!("its new pin on {to} did not land; the old pin stays"),
+                    });
                 }
-                let outcome =
-                    pin_with_retries(pool, change, options.retry, halt, progress.as_ref()).await;
-                let tripped = pool.breaker.observe(&outcome).map(|why| (pool, why));
-                (change, outcome, tripped)
-            })
-            .buffer_unordered(options.concurrency.max(1))
-    });
-    let mut calls = futures::stream::select_all(streams.map(Box::pin));
-    let mut ended = 0;
-    while let Some((change, outcome, tripped)) = calls.next().await {
-        if let Some((pool, why)) = tripped {
-            progress.halted(pool.name, &why, &pool.credentials);
-        }
-        progress.finished(change, &outcome);
-        match outcome {
-            Outcome::Pinned(receipt) => {
-                ended += 1;
-                report.pinned += 1;
-                report.already_pinned += usize::from(receipt.already_pinned);
-                send(StoredPin {
-                    key: change.key(),
-                    record: PinRecord {
-                        cid_as_pinned: change.cid.clone(),
-                        labels: change.labels.clone(),
-                        pin_id: receipt.pin_id,
-                        pinned_at: now_rfc3339(),
-                        status: PinStatus::Managed,
-                    },
-                });
+                // Interrupted: counted as not started below.
+                Some(_) => {}
+                None => ready.entry(pool.name).or_default().push(change),
             }
-            Outcome::Failed { error, attempts } => {
-                ended += 1;
-                report.failed.push(Failure {
-                    change: change.clone(),
-                    error,
-                    attempts,
-                });
-            }
-            Outcome::NotAttempted(why) => {
-                ended += 1;
-                let provider = &change.target.provider;
-                let credentials = || {
-                    pools
-                        .iter()
-                        .find(|pool| pool.name == provider)
-                        .map_or_else(Vec::new, |pool| pool.credentials.clone())
-                };
-                report
-                    .not_attempted
-                    .entry(provider.clone())
-                    .or_insert_with(|| NotAttempted {
-                        why,
-                        pins: 0,
-                        credentials: credentials(),
-                    })
-                    .pins += 1;
-            }
-            Outcome::Interrupted => {}
         }
     }
-    drop(calls);
-    report.not_started = pins.len() - ended;
+    run_phase(
+        &pools,
+        |pool| ready.get(pool.name).cloned().unwrap_or_default(),
+        &ctx,
+        &mut run,
+    )
+    .await;
+
+    let ended = run.ended;
+    drop(run);
+    report.not_started = calls.len() - ended;
     report.interrupted = stop.is_cancelled();
     drop(tx);
     let recorded = recorder.join().unwrap_or_else(|_| {
@@ -501,41 +496,171 @@ pub async fn apply(
     Ok((report, state))
 }
 
+/// What a phase of calls needs besides its pools.
+struct CallContext<'a> {
+    retry: RetryPolicy,
+    concurrency: usize,
+    /// Cancelled by a stop or a failed write: no new call, no retry.
+    halt: &'a CancellationToken,
+    progress: &'a dyn Progress,
+}
+
+/// What the calls' outcomes are gathered into.
+struct Run<'a> {
+    report: &'a mut Report,
+    tx: &'a mpsc::Sender<Recorded>,
+    /// Pins confirmed in this apply, for the moves' unpins.
+    confirmed: BTreeSet<PinKey>,
+    /// Calls that ended (or were settled without one).
+    ended: usize,
+}
+
+impl Run<'_> {
+    fn record(&self, entry: Recorded) {
+        // The recorder keeps receiving after a failed write (to count what
+        // it could not record), so a send only fails if it panicked.
+        let _ = self.tx.send(entry);
+    }
+
+    fn take(&mut self, change: &Change, outcome: Outcome, pools: &[Pool]) {
+        match outcome {
+            Outcome::Pinned(receipt) => {
+                self.ended += 1;
+                self.report.pinned += 1;
+                self.report.already_pinned += usize::from(receipt.already_pinned);
+                self.confirmed.insert(change.key());
+                self.record(Recorded::Pin(StoredPin {
+                    key: change.key(),
+                    record: PinRecord {
+                        cid_as_pinned: change.cid.clone(),
+                        labels: change.labels.clone(),
+                        pin_id: receipt.pin_id,
+                        pinned_at: now_rfc3339(),
+                        status: PinStatus::Managed,
+                    },
+                }));
+            }
+            Outcome::Unpinned(receipt) => {
+                self.ended += 1;
+                self.report.unpinned += 1;
+                self.report.already_gone += usize::from(receipt.already_gone);
+                self.record(Recorded::Unpin(change.key()));
+            }
+            Outcome::Failed { error, attempts } => {
+                self.ended += 1;
+                self.report.failed.push(Failure {
+                    change: change.clone(),
+                    error,
+                    attempts,
+                });
+            }
+            Outcome::NotAttempted(why) => {
+                self.ended += 1;
+                let provider = &change.target.provider;
+                let credentials = || {
+                    pools
+                        .iter()
+                        .find(|pool| pool.name == provider)
+                        .map_or_else(Vec::new, |pool| pool.credentials.clone())
+                };
+                self.report
+                    .not_attempted
+                    .entry(provider.clone())
+                    .or_insert_with(|| NotAttempted {
+                        why,
+                        pins: 0,
+                        credentials: credentials(),
+                    })
+                    .pins += 1;
+            }
+            Outcome::Interrupted => {}
+        }
+    }
+}
+
+/// Runs one phase: the changes `select` picks from each pool, each
+/// provider's at most `concurrency` at a time, all providers at once.
+async fn run_phase<'a>(
+    pools: &'a [Pool<'a>],
+    select: impl Fn(&Pool<'a>) -> Vec<&'a Change>,
+    ctx: &CallContext<'_>,
+    run: &mut Run<'_>,
+) {
+    // The calls are futures polled by this task, not spawned tasks: the
+    // runtime is one thread (see the CLI), where a task per call only adds
+    // a wake-up per answer.
+    let streams = pools.iter().map(|pool| {
+        futures::stream::iter(select(pool))
+            .take_while(move |_| std::future::ready(!ctx.halt.is_cancelled()))
+            .map(move |change| async move {
+                if let Some(why) = pool.breaker.halt() {
+                    return (change, Outcome::NotAttempted(why), None);
+                }
+                let outcome = call_with_retries(pool, change, ctx).await;
+                let tripped = pool.breaker.observe(&outcome).map(|why| (pool, why));
+                (change, outcome, tripped)
+            })
+            .buffer_unordered(ctx.concurrency)
+    });
+    let mut calls = futures::stream::select_all(streams.map(Box::pin));
+    while let Some((change, outcome, tripped)) = calls.next().await {
+        if let Some((pool, why)) = tripped {
+            ctx.progress.halted(pool.name, &why, &pool.credentials);
+        }
+        ctx.progress.finished(change, &outcome);
+        run.take(change, outcome, pools);
+    }
+}
+
 /// One provider's share of an apply.
 struct Pool<'a> {
     name: &'a str,
     provider: &'a dyn Provider,
     breaker: Breaker,
-    changes: Vec<&'a Change>,
+    pins: Vec<&'a Change>,
+    unpins: Vec<&'a Change>,
     /// The variables its credentials come from, to name when refused.
     credentials: Vec<String>,
 }
 
-/// The recorder: batches confirmed pins into journal appends until the
+/// What the recorder journals.
+enum Recorded {
+    /// A pin confirmed, or a state-only change to one.
+    Pin(StoredPin),
+    /// A pin the provider removed.
+    Unpin(PinKey),
+}
+
+/// The recorder: batches confirmed changes into journal appends until the
 /// sender is dropped, then hands the state back. On a failed write it
 /// cancels `halt`, so no further call is made, and returns the error with
-/// the number of pins it could not record.
+/// the number of changes it could not record.
 fn record(
-    rx: mpsc::Receiver<StoredPin>,
+    rx: mpsc::Receiver<Recorded>,
     mut state: State,
     mut journal: Journal,
     halt: &CancellationToken,
 ) -> Result<State, (StateFileError, usize)> {
-    let mut batch = Vec::new();
+    let mut pins = Vec::new();
+    let mut unpinned = Vec::new();
     while let Ok(first) = rx.recv() {
-        batch.extend(
-            std::iter::once(first)
-                .chain(rx.try_iter())
-                .map(|pin| keep_provider_facts(&state, pin)),
-        );
-        if let Err(e) = journal.append(state.serial + 1, &batch) {
+        for entry in std::iter::once(first).chain(rx.try_iter()) {
+            match entry {
+                Recorded::Pin(pin) => pins.push(keep_provider_facts(&state, pin)),
+                Recorded::Unpin(key) => unpinned.push(key),
+            }
+        }
+        if let Err(e) = journal.append(state.serial + 1, &pins, &unpinned) {
             halt.cancel();
             // Count everything still to come, until apply drops its sender.
-            return Err((e, batch.len() + rx.iter().count()));
+            return Err((e, pins.len() + unpinned.len() + rx.iter().count()));
         }
         state.serial += 1;
-        for pin in batch.drain(..) {
+        for pin in pins.drain(..) {
             state.record(pin);
+        }
+        for key in unpinned.drain(..) {
+            state.pins.remove(&key);
         }
     }
     Ok(state)
@@ -557,47 +682,54 @@ fn keep_provider_facts(state: &State, pin: StoredPin) -> StoredPin {
     }
 }
 
-async fn pin_with_retries(
-    pool: &Pool<'_>,
-    change: &Change,
-    policy: RetryPolicy,
-    halt: &CancellationToken,
-    progress: &dyn Progress,
-) -> Outcome {
-    let request = PinRequest {
-        cid: &change.cid,
-        cluster: change.target.cluster.as_deref(),
-        labels: &change.labels,
+/// One pin or unpin, retried as the policy allows.
+async fn call_with_retries(pool: &Pool<'_>, change: &Change, ctx: &CallContext<'_>) -> Outcome {
+    let call = || async {
+        if change.action == Action::Unpin {
+            let request = UnpinRequest {
+                cid: &change.cid,
+                cluster: change.target.cluster.as_deref(),
+                pin_id: change.pin_id.as_deref(),
+            };
+            pool.provider.unpin(request).await.map(Outcome::Unpinned)
+        } else {
+            let request = PinRequest {
+                cid: &change.cid,
+                cluster: change.target.cluster.as_deref(),
+                labels: &change.labels,
+            };
+            pool.provider.pin(request).await.map(Outcome::Pinned)
+        }
     };
     // tokio's clock, so that tests with paused time see the elapsed time.
     let started = tokio::time::Instant::now();
     let mut rng = fastrand::Rng::new();
     let mut attempt = 1;
     loop {
-        let error = match pool.provider.pin(request).await {
-            Ok(receipt) => return Outcome::Pinned(receipt),
+        let error = match call().await {
+            Ok(done) => return done,
             Err(e) => e,
         };
         let delay = if error.is_retryable() {
-            policy.next_delay(attempt, started.elapsed(), error.retry_after(), &mut rng)
+            ctx.retry
+                .next_delay(attempt, started.elapsed(), error.retry_after(), &mut rng)
         } else {
             None
         };
-        // No retry once the provider is halted (by this pin's answer or
+        // No retry once the provider is halted (by this call's answer or
         // another's), nor once the apply is stopping.
-        let delay = delay.filter(|_| pool.breaker.halt().is_none() && !halt.is_cancelled());
+        let delay = delay.filter(|_| pool.breaker.halt().is_none() && !ctx.halt.is_cancelled());
         let Some(delay) = delay else {
             return Outcome::Failed {
                 error,
                 attempts: attempt,
             };
         };
-        progress.retrying(change, &error, attempt, delay);
+        ctx.progress.retrying(change, &error, attempt, delay);
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
-            () = halt.cancelled() => return Outcome::Interrupted,
-            // Another pin's call was refused the credentials: this one
-            // would be too.
+            () = ctx.halt.cancelled() => return Outcome::Interrupted,
+            // Another call was refused the credentials: this one would be too.
             () = pool.breaker.refused.cancelled() => {
                 return Outcome::Failed { error, attempts: attempt };
             }
@@ -612,11 +744,12 @@ async fn pin_with_retries(
     }
 }
 
-/// The providers a plan needs credentials for: those it pins to.
+/// The providers a plan needs credentials for: those it pins to or unpins
+/// from.
 pub fn providers_used(plan: &Plan) -> BTreeSet<String> {
     plan.changes
         .iter()
-        .filter(|c| c.action == Action::Pin)
+        .filter(|c| matches!(c.action, Action::Pin | Action::Unpin))
         .map(|c| c.target.provider.clone())
         .collect()
 }

@@ -74,6 +74,27 @@ impl Provider for Scripted {
             })
         })
     }
+
+    fn unpin<'a>(
+        &'a self,
+        request: UnpinRequest<'a>,
+    ) -> BoxFuture<'a, Result<UnpinReceipt, ProviderError>> {
+        Box::pin(async move {
+            self.calls
+                .lock()
+                .unwrap()
+                .push((Instant::now(), format!("unpin {}", request.cid)));
+            let answer = self
+                .script
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or_else(|| self.otherwise.clone());
+            answer.map(|()| UnpinReceipt {
+                already_gone: false,
+            })
+        })
+    }
 }
 
 fn unavailable() -> ProviderError {
@@ -125,7 +146,7 @@ fn plan_of(n: usize) -> Plan {
         text.push_str(&format!("  - cid: {cid}\n"));
     }
     let m = crate::manifest::parse(Path::new("pins.yaml"), text.as_bytes()).unwrap();
-    crate::plan::plan(&m, &State::new())
+    crate::plan::plan(&m, &State::new(), Default::default())
 }
 
 fn options(concurrency: usize, max_attempts: u32) -> ApplyOptions {
@@ -470,7 +491,7 @@ fn the_recorder_journals_confirmations_in_the_order_they_arrive() {
                         status: PinStatus::Managed,
                     },
                 };
-                tx.send(pin).unwrap();
+                tx.send(Recorded::Pin(pin)).unwrap();
                 std::thread::yield_now();
             }
         })
@@ -492,4 +513,98 @@ fn the_recorder_journals_confirmations_in_the_order_they_arrive() {
     assert_eq!(journaled, expected, "in the order sent");
     assert_eq!(serials, (1..=serials.len() as u64).collect::<Vec<_>>());
     assert_eq!(state.serial, serials.len() as u64);
+}
+
+/// A CID moved from `arkive/cl1-eu` to `aioz`: its plan and two providers.
+fn move_plan() -> (Plan, State) {
+    const CID: &str = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
+    let text = |to: &str| {
+        format!(
+            "version: 1\nproviders:\n  aioz:\n    type: aioz\n    api_key: ${{K}}\n    secret_key: ${{S}}\n  arkive:\n    type: pinarkive\n    api_key: ${{P}}\npins:\n  - cid: {CID}\n    to: [{to}]\n"
+        )
+    };
+    let parse = |t: String| crate::manifest::parse(Path::new("pins.yaml"), t.as_bytes()).unwrap();
+    let before = parse(text("arkive/cl1-eu"));
+    let mut state = State::new();
+    for (key, pin) in &before.pins {
+        state.record(StoredPin {
+            key: key.clone(),
+            record: PinRecord {
+                cid_as_pinned: pin.cid.clone(),
+                labels: pin.labels.clone(),
+                pin_id: None,
+                pinned_at: "2026-12-01T00:00:00Z".into(),
+                status: PinStatus::Managed,
+            },
+        });
+    }
+    let plan = crate::plan::plan(
+        &parse(text("aioz")),
+        &state,
+        crate::plan::PlanOptions { prune: true },
+    );
+    assert_eq!(plan.summary.pin, 1);
+    assert_eq!(plan.summary.unpin, 1);
+    (plan, state)
+}
+
+async fn run_move(aioz: &Arc<Scripted>, arkive: &Arc<Scripted>) -> (Report, State) {
+    let (plan, state) = move_plan();
+    let dir = tempfile::tempdir().unwrap();
+    let file = StateFile::new(dir.path().join("s.json"));
+    let providers: Providers = [
+        ("aioz".to_string(), aioz.clone() as Arc<dyn Provider>),
+        ("arkive".to_string(), arkive.clone() as Arc<dyn Provider>),
+    ]
+    .into();
+    let progress: Arc<dyn Progress> = Arc::new(Silent);
+    apply(
+        &plan,
+        &providers,
+        &file,
+        state,
+        options(4, 1),
+        &CancellationToken::new(),
+        &progress,
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_move_unpins_the_old_pin_only_after_the_new_one_is_confirmed() {
+    let aioz = Arc::new(Scripted::always(Ok(())).slow(Duration::from_secs(3)));
+    let arkive = Arc::new(Scripted::always(Ok(())));
+    let started = Instant::now();
+    let (report, state) = run_move(&aioz, &arkive).await;
+    assert_eq!((report.pinned, report.unpinned), (1, 1));
+    let unpinned_at = arkive.call_times()[0];
+    assert!(
+        unpinned_at - started >= Duration::from_secs(3),
+        "the unpin waited for the 3 s pin: {:?}",
+        unpinned_at - started
+    );
+    let targets: Vec<String> = state.pins.keys().map(|k| k.target.to_string()).collect();
+    assert_eq!(targets, ["aioz"], "the old pin left the state");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_move_whose_new_pin_fails_keeps_the_old_pin() {
+    let aioz = Arc::new(Scripted::always(Err(rejected(400))));
+    let arkive = Arc::new(Scripted::always(Ok(())));
+    let (report, state) = run_move(&aioz, &arkive).await;
+    assert_eq!(arkive.calls(), 0, "no unpin");
+    assert_eq!(report.failed.len(), 1);
+    let [kept] = &report.kept[..] else {
+        panic!("{report:?}")
+    };
+    assert_eq!(kept.change.target.to_string(), "arkive/cl1-eu");
+    assert!(
+        kept.reason.contains("new pin on aioz did not land"),
+        "{}",
+        kept.reason
+    );
+    assert!(!report.succeeded());
+    let targets: Vec<String> = state.pins.keys().map(|k| k.target.to_string()).collect();
+    assert_eq!(targets, ["arkive/cl1-eu"], "the old pin is still recorded");
 }

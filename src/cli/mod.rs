@@ -143,16 +143,52 @@ struct ValidateArgs {
     manifest: ManifestArg,
 }
 
+/// Unpinning: whether to prune, and what may pass the guards.
+#[derive(Debug, Args)]
+struct UnpinArgs {
+    /// Unpin pins that are no longer in the manifest (also `prune: true` in
+    /// the manifest); without it they stay pinned and are marked orphaned.
+    #[arg(long)]
+    prune: bool,
+    /// Allow up to N unpins, past the safety guards (a target losing more
+    /// than its `unpin_guard`, an empty manifest).
+    #[arg(long, value_name = "N")]
+    max_unpins: Option<usize>,
+    /// Allow any number of unpins, past every safety guard.
+    #[arg(long)]
+    force_unpins: bool,
+}
+
+impl UnpinArgs {
+    fn plan_options(&self) -> plan::PlanOptions {
+        plan::PlanOptions { prune: self.prune }
+    }
+
+    fn allowance(&self) -> plan::UnpinAllowance {
+        plan::UnpinAllowance {
+            max_unpins: self.max_unpins,
+            force: self.force_unpins,
+        }
+    }
+}
+
+/// Exit code of a plan a safety guard refuses, as Terraform keeps 2 for
+/// "changes present".
+const GUARD_REFUSED: u8 = 3;
+
 #[derive(Debug, Args)]
 struct PlanArgs {
     #[command(flatten)]
     manifest: ManifestArg,
     #[command(flatten)]
     state: StateArg,
+    #[command(flatten)]
+    unpin: UnpinArgs,
     /// Print the plan as JSON (a stable format, versioned by `format_version`).
     #[arg(long)]
     json: bool,
-    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    /// Exit 0 when there are no changes, 2 when there are, 3 when a safety
+    /// guard would refuse them, 1 on error.
     #[arg(long)]
     detailed_exitcode: bool,
     /// Save the plan to this file, for `pinsync apply PLAN`.
@@ -169,6 +205,8 @@ struct ApplyArgs {
     /// Apply without asking for confirmation.
     #[arg(long)]
     auto_approve: bool,
+    #[command(flatten)]
+    unpin: UnpinArgs,
     #[command(flatten)]
     calls: CallArgs,
     /// A plan saved by `pinsync plan --out`.
@@ -380,16 +418,29 @@ fn exit_without_freeing<T>(value: T) {
 fn plan_command(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let state_file = args.state.file(&args.manifest.file);
     let (m, state) = load_manifest_and_state(&args.manifest.file, &state_file)?;
-    let plan = plan::plan(&m, &state);
+    let plan = plan::plan(&m, &state, args.unpin.plan_options());
+    let refused = plan::guards(&plan, &state, args.unpin.allowance());
     if let Some(out) = &args.out {
         saved_plan::save(&plan, out)?;
     }
     if args.json {
-        let mut text = serde_json::to_string_pretty(&plan)?;
+        #[derive(serde::Serialize)]
+        struct Document<'a> {
+            #[serde(flatten)]
+            plan: &'a plan::Plan,
+            /// The safety guards this plan trips, if any.
+            guards: &'a [String],
+        }
+        let mut text = serde_json::to_string_pretty(&Document {
+            plan: &plan,
+            guards: &refused,
+        })?;
         text.push('\n');
         print(&text)?;
     } else {
-        print(&render::plan(&plan, stdout_palette()))?;
+        let palette = stdout_palette();
+        print(&render::plan(&plan, palette))?;
+        print(&render::guards(&refused, palette))?;
         if let Some(out) = &args.out {
             print(&format!(
                 "\nSaved the plan to {}; apply it with: pinsync apply {}\n",
@@ -400,11 +451,13 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     }
     let changes = plan.summary.has_changes();
     exit_without_freeing((m, state, plan));
-    Ok(if args.detailed_exitcode && changes {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        match (args.detailed_exitcode, refused.is_empty(), changes) {
+            (true, false, _) => ExitCode::from(GUARD_REFUSED),
+            (true, true, true) => ExitCode::from(2),
+            _ => ExitCode::SUCCESS,
+        },
+    )
 }
 
 /// Reads the manifest and the state side by side: on large manifests each
@@ -433,13 +486,20 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         }
         None => {
             let (m, state) = load_manifest_and_state(&args.manifest.file, &state_file)?;
-            (plan::plan(&m, &state), state)
+            (plan::plan(&m, &state, args.unpin.plan_options()), state)
         }
     };
     let palette = stdout_palette();
     print(&render::plan(&plan, palette))?;
     if !plan.summary.has_changes() {
         return Ok(ExitCode::SUCCESS);
+    }
+    // Before credentials are read or anything is connected.
+    let refused = plan::guards(&plan, &state, args.unpin.allowance());
+    if !refused.is_empty() {
+        print(&render::guards(&refused, palette))?;
+        print("Nothing was changed.\n")?;
+        return Ok(ExitCode::from(GUARD_REFUSED));
     }
     let providers = apply::connect(&plan, args.calls.http())?;
     if args.plan.is_none() && !args.auto_approve && !confirm()? {

@@ -134,7 +134,10 @@ impl Progress for ApplyProgress {
     fn finished(&self, change: &Change, outcome: &Outcome) {
         let p = self.palette();
         match (self, outcome) {
-            (Self::Bar(bar, _), Outcome::Pinned(_) | Outcome::NotAttempted(_)) => bar.inc(1),
+            (
+                Self::Bar(bar, _),
+                Outcome::Pinned(_) | Outcome::Unpinned(_) | Outcome::NotAttempted(_),
+            ) => bar.inc(1),
             (Self::Bar(bar, _), Outcome::Failed { error, attempts }) => {
                 bar.inc(1);
                 bar.println(failed_line(p, change, error, *attempts));
@@ -143,6 +146,14 @@ impl Progress for ApplyProgress {
                 .lock()
                 .expect("progress lock")
                 .pinned(change, r.already_pinned),
+            (Self::Lines(..), Outcome::Unpinned(r)) => {
+                let gone = if r.already_gone {
+                    " (was gone already)"
+                } else {
+                    ""
+                };
+                self.line(format!("unpinned {} {}{gone}", change.target, change.cid));
+            }
             (Self::Lines(..), Outcome::Failed { error, attempts }) => {
                 self.line(failed_line(p, change, error, *attempts));
             }
@@ -160,11 +171,20 @@ impl Progress for ApplyProgress {
     }
 }
 
+/// `failed` for a pin, `failed to unpin` for an unpin.
+pub(super) fn failed_word(change: &Change) -> &'static str {
+    if change.action == crate::plan::Action::Unpin {
+        "failed to unpin"
+    } else {
+        "failed"
+    }
+}
+
 fn failed_line(p: Palette, change: &Change, error: &ProviderError, attempts: u32) -> String {
     let reason = crate::apply::failure_reason(error, attempts);
     format!(
         "{} {} {}: {reason}",
-        p.red("failed"),
+        p.red(failed_word(change)),
         change.target,
         change.cid
     )

@@ -85,9 +85,14 @@ pub fn plan(plan: &Plan, p: Palette) -> String {
         out.push('\n');
     }
     let s = &plan.summary;
+    let unpin = if s.unpin > 0 {
+        format!("{} to unpin, ", s.unpin)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "\n{} {} to pin, {} to update, {} no longer managed, {} unchanged.",
+        "\n{} {} to pin, {} to update, {unpin}{} no longer managed, {} unchanged.",
         p.bold("Plan:"),
         s.pin,
         s.update,
@@ -136,7 +141,7 @@ fn write_change_line(out: &mut String, c: &Change, width: usize, signs: &Signs) 
     let sign = match c.action {
         Action::Pin => &signs.pin,
         Action::Update => &signs.update,
-        Action::Orphan => &signs.orphan,
+        Action::Orphan | Action::Unpin => &signs.orphan,
     };
     let _ = write!(out, "  {sign} {:<width$}  {}", c.target, c.cid);
     if let Some(name) = c
@@ -149,7 +154,17 @@ fn write_change_line(out: &mut String, c: &Change, width: usize, signs: &Signs) 
     }
     match c.action {
         Action::Pin => {}
-        Action::Orphan => out.push_str("  (no longer in the manifest; not unpinned)"),
+        Action::Orphan => match &c.reason {
+            Some(reason) => {
+                let _ = write!(out, "  (no longer in the manifest; cannot unpin: {reason})");
+            }
+            None => out.push_str("  (no longer in the manifest; not unpinned)"),
+        },
+        Action::Unpin if c.moved_to.is_empty() => out.push_str("  (unpin)"),
+        Action::Unpin => {
+            let to: Vec<String> = c.moved_to.iter().map(ToString::to_string).collect();
+            let _ = write!(out, "  (unpin once pinned on {}: moved)", to.join(", "));
+        }
         Action::Update => {
             let mut what = Vec::new();
             if let Some(prev) = &c.previous {
@@ -179,6 +194,15 @@ fn quoted(name: Option<&str>) -> String {
     name.map_or_else(|| "(none)".into(), |n| format!("{n:?}"))
 }
 
+/// The safety guards a plan trips, one line each; empty when none.
+pub fn guards(refused: &[String], p: Palette) -> String {
+    let mut out = String::new();
+    for message in refused {
+        let _ = writeln!(out, "\n{} {message}", p.red("Refused by a safety guard:"));
+    }
+    out
+}
+
 /// The closing summary of an apply, with each failure and its reason, and
 /// one line for each provider whose remaining pins were not attempted.
 pub fn report(r: &Report, p: Palette) -> String {
@@ -187,10 +211,20 @@ pub fn report(r: &Report, p: Palette) -> String {
         let _ = writeln!(
             out,
             "{} {} {}: {}",
-            p.red("failed:"),
+            p.red(&format!("{}:", super::progress::failed_word(&f.change))),
             f.change.target,
             f.change.cid,
             crate::apply::failure_reason(&f.error, f.attempts)
+        );
+    }
+    for k in &r.kept {
+        let _ = writeln!(
+            out,
+            "{} {} {}: {}",
+            p.yellow("kept:"),
+            k.change.target,
+            k.change.cid,
+            k.reason
         );
     }
     for (provider, n) in &r.not_attempted {
@@ -208,9 +242,14 @@ pub fn report(r: &Report, p: Palette) -> String {
     } else {
         p.red("Apply finished with failures:")
     };
+    let unpinned = if r.unpinned > 0 {
+        format!("{} unpinned, ", r.unpinned)
+    } else {
+        String::new()
+    };
     let _ = write!(
         out,
-        "{head} {} pinned{already}, {} updated, {} no longer managed, {} failed, {} unchanged",
+        "{head} {} pinned{already}, {} updated, {unpinned}{} no longer managed, {} failed, {} unchanged",
         r.pinned,
         r.updated,
         r.orphaned,
@@ -291,6 +330,9 @@ mod tests {
                 meta: BTreeMap::new(),
             },
             previous: None,
+            pin_id: None,
+            moved_to: Vec::new(),
+            reason: None,
         }
     }
 
@@ -320,6 +362,7 @@ mod tests {
                 pin: 1,
                 update: 1,
                 orphan: 1,
+                unpin: 0,
                 unchanged: 4,
             },
         };

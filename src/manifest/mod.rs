@@ -20,7 +20,7 @@ use anyhow::Context as _;
 pub use content_id::ContentId;
 pub use diagnostic::{Diagnostic, Diagnostics, Position};
 pub use parse::parse;
-pub use provider_config::{AuthStyle, ProviderConfig, ProviderKind, SecretRef};
+pub use provider_config::{AuthStyle, ProviderConfig, ProviderKind, SecretRef, UnpinGuard};
 pub(crate) use target::is_valid_name;
 pub use target::{PinKey, Target};
 
@@ -34,6 +34,9 @@ pub struct Manifest {
     pub path: PathBuf,
     /// Providers by the name the manifest gives them.
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// `prune: true`: pins gone from the manifest are unpinned, not only
+    /// marked orphaned.
+    pub prune: bool,
     /// One entry per (provider, cluster, canonical CID), sorted by key.
     /// A sorted list rather than a map: built in place from the parsed pins
     /// and only ever walked in order (by `plan`), it costs a third of the

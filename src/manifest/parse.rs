@@ -11,7 +11,7 @@ use std::path::Path;
 use super::provider_config::check_base_url;
 use super::target::is_valid_name;
 use super::yaml_tree::{self, LoadError, Mapping, Node, Scalar, Sequence};
-use super::{MAX_META_CHARS, MAX_NAME_CHARS, check_label};
+use super::{MAX_META_CHARS, MAX_NAME_CHARS, UnpinGuard, check_label};
 
 use super::{
     AuthStyle, ContentId, DesiredPin, Diagnostic, Diagnostics, Labels, MANIFEST_VERSION, Manifest,
@@ -291,6 +291,7 @@ impl Walker<'_> {
         let mut manifest = Manifest {
             path: self.file.to_path_buf(),
             providers: BTreeMap::new(),
+            prune: false,
             pins: Vec::new(),
         };
         let Node::Mapping(mut top) = root else {
@@ -307,9 +308,17 @@ impl Walker<'_> {
         }
         self.known_keys(
             top,
-            &["version", "providers", "defaults", "pins"],
+            &["version", "providers", "defaults", "prune", "pins"],
             "the manifest",
         );
+        if let Some(node) = top.get("prune")
+            && let Some(s) = self.scalar(node, "`prune`")
+        {
+            match s.as_bool() {
+                Some(prune) => manifest.prune = prune,
+                None => self.problem(s.at, "`prune` must be true or false"),
+            }
+        }
 
         if let Some(v) = self.required(top, "version", "the manifest")
             && let Some(s) = self.scalar(v, "`version`")
@@ -383,6 +392,7 @@ impl Walker<'_> {
                 "base_url",
                 "auth",
                 "allow_insecure_http",
+                "unpin_guard",
             ],
             &context,
         );
@@ -471,6 +481,10 @@ impl Walker<'_> {
                 }
             },
         };
+        let unpin_guard = map
+            .get("unpin_guard")
+            .map(|n| self.unpin_guard(n, &context))
+            .unwrap_or_default();
         Some(ProviderConfig {
             kind: kind?,
             base_url: base_url?,
@@ -478,7 +492,35 @@ impl Walker<'_> {
             secret_key,
             auth,
             allow_insecure_http: allow_insecure,
+            unpin_guard,
         })
+    }
+
+    /// `unpin_guard: {count: N, percent: P}`: how many of a target's pins
+    /// one plan may unpin before apply asks for `--max-unpins`.
+    fn unpin_guard(&mut self, node: &Node, context: &str) -> UnpinGuard {
+        let mut guard = UnpinGuard::default();
+        let what = format!("`unpin_guard` of {context}");
+        let Some(map) = self.mapping(node, &what) else {
+            return guard;
+        };
+        self.known_keys(map, &["count", "percent"], &what);
+        for (key, value) in map.iter() {
+            let Some(s) = self.scalar(value, &what) else {
+                continue;
+            };
+            let n = s.as_str().parse::<u32>().ok();
+            match (key.as_str(), n) {
+                ("count", Some(n)) => guard.count = n,
+                ("percent", Some(n)) if n <= 100 => guard.percent = n,
+                ("count", None) => self.problem(s.at, "`count` must be a whole number"),
+                ("percent", _) => {
+                    self.problem(s.at, "`percent` must be a whole number from 0 to 100");
+                }
+                _ => {}
+            }
+        }
+        guard
     }
 
     fn secret(&mut self, node: &Node) -> Option<SecretRef> {

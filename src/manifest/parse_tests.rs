@@ -1001,6 +1001,7 @@ fn a_good_manifest_gives_the_model() {
                 secret_key: Some(secret("AIOZ_SECRET")),
                 auth: AuthStyle::Header,
                 allow_insecure_http: false,
+                unpin_guard: Default::default(),
             },
         ),
         (
@@ -1012,6 +1013,7 @@ fn a_good_manifest_gives_the_model() {
                 secret_key: None,
                 auth: AuthStyle::Bearer,
                 allow_insecure_http: false,
+                unpin_guard: Default::default(),
             },
         ),
         (
@@ -1023,6 +1025,7 @@ fn a_good_manifest_gives_the_model() {
                 secret_key: None,
                 auth: AuthStyle::Header,
                 allow_insecure_http: false,
+                unpin_guard: Default::default(),
             },
         ),
         (
@@ -1034,6 +1037,7 @@ fn a_good_manifest_gives_the_model() {
                 secret_key: Some(secret("LAN_SECRET")),
                 auth: AuthStyle::Header,
                 allow_insecure_http: true,
+                unpin_guard: Default::default(),
             },
         ),
     ]);

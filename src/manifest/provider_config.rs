@@ -142,6 +142,35 @@ pub struct ProviderConfig {
     /// Plain `http://` to a host that is not loopback was asked for.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_insecure_http: bool,
+    /// When a plan unpins too much of one of its targets.
+    #[serde(default, skip_serializing_if = "UnpinGuard::is_default")]
+    pub unpin_guard: UnpinGuard,
+}
+
+/// A plan that unpins more than `count` of a target's pins *and* more than
+/// `percent` of them is refused unless `--max-unpins` or `--force-unpins`
+/// allows it (octoDNS's delete threshold): a bad merge must not wipe an
+/// archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnpinGuard {
+    pub count: u32,
+    pub percent: u32,
+}
+
+impl Default for UnpinGuard {
+    fn default() -> Self {
+        Self {
+            count: 10,
+            percent: 25,
+        }
+    }
+}
+
+impl UnpinGuard {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl ProviderConfig {
@@ -161,6 +190,9 @@ impl ProviderConfig {
                 self.kind
             )),
             _ => {}
+        }
+        if self.unpin_guard.percent > 100 {
+            problems.push("`unpin_guard.percent` must be from 0 to 100".into());
         }
         if self.kind != ProviderKind::Pinarkive && self.auth != AuthStyle::default() {
             problems.push(format!("`auth` is not used by provider type {}", self.kind));

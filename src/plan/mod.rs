@@ -1,20 +1,22 @@
 //! The plan: what must change for the state to match the manifest.
 //!
-//! [`plan`] is a pure function of (manifest, state); it does no I/O, so it is
-//! tested directly and a plan can be printed, saved and applied later.
+//! [`plan`] is a pure function of (manifest, state, options); it does no
+//! I/O, so it is tested directly and a plan can be printed, saved and
+//! applied later. [`guards`] says whether a plan unpins too much.
 
 pub mod saved_plan;
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{Labels, Manifest, PinKey, ProviderConfig, Target};
+use crate::manifest::{Labels, Manifest, PinKey, ProviderConfig, ProviderKind, Target};
 use crate::state::{PinStatus, State};
 
 /// Version of the plan document (`--json`, `--out`).
-pub const PLAN_FORMAT_VERSION: u32 = 1;
+/// Version 2 added unpins and their order; a version 1 plan is refused.
+pub const PLAN_FORMAT_VERSION: u32 = 2;
 
 /// What a change does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -26,9 +28,12 @@ pub enum Action {
     /// manifest after being orphaned. Recorded in the state; no provider
     /// call, as the providers offer no call to relabel a pin.
     Update,
-    /// `-`: no longer in the manifest. Left pinned (pinsync does not unpin);
-    /// marked orphaned in the state.
+    /// `-`: no longer in the manifest, and not pruned (or it cannot be
+    /// unpinned: see `reason`). Left pinned; marked orphaned in the state.
     Orphan,
+    /// `-`: no longer in the manifest, pruned: unpinned on the provider and
+    /// dropped from the state. Unpins come after every pin of the plan.
+    Unpin,
 }
 
 /// What a pin looked like in the state before an update.
@@ -53,9 +58,34 @@ pub struct Change {
     pub labels: Labels,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<Previous>,
+    /// `unpin`: the provider's id for the pin, which AIOZ unpins by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_id: Option<String>,
+    /// `unpin` of a CID this plan pins elsewhere (a move): the unpin waits
+    /// for those pins, and is skipped if any of them fails.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moved_to: Vec<Target>,
+    /// `orphan` under pruning: why it cannot be unpinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Change {
+    /// A change with nothing but its action, pin and labels.
+    fn new(action: Action, key: &PinKey, cid: &str, labels: &Labels) -> Self {
+        Self {
+            action,
+            target: key.target.clone(),
+            cid: cid.to_owned(),
+            canonical_cid: key.cid.clone(),
+            labels: labels.clone(),
+            previous: None,
+            pin_id: None,
+            moved_to: Vec::new(),
+            reason: None,
+        }
+    }
+
     pub fn key(&self) -> PinKey {
         PinKey {
             target: self.target.clone(),
@@ -70,13 +100,23 @@ pub struct Summary {
     pub pin: usize,
     pub update: usize,
     pub orphan: usize,
+    #[serde(default)]
+    pub unpin: usize,
     pub unchanged: usize,
 }
 
 impl Summary {
     pub fn has_changes(&self) -> bool {
-        self.pin + self.update + self.orphan > 0
+        self.pin + self.update + self.orphan + self.unpin > 0
     }
+}
+
+/// How to plan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Unpin what the manifest no longer asks for (`--prune`, or
+    /// `prune: true` in the manifest).
+    pub prune: bool,
 }
 
 /// Which state a plan was made against.
@@ -98,8 +138,10 @@ pub struct Plan {
 }
 
 /// Diffs the manifest against the state.
-pub fn plan(manifest: &Manifest, state: &State) -> Plan {
+pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
+    let prune = options.prune || manifest.prune;
     let mut changes = Vec::with_capacity(manifest.pins.len());
+    let mut unpins = Vec::new();
     let mut summary = Summary::default();
     let mut desired = manifest.pins.iter().map(|(k, v)| (k, v)).peekable();
     let mut recorded = state.pins.iter().peekable();
@@ -115,27 +157,31 @@ pub fn plan(manifest: &Manifest, state: &State) -> Plan {
             Ordering::Less => {
                 let (key, pin) = desired.next().expect("peeked");
                 summary.pin += 1;
-                changes.push(Change {
-                    action: Action::Pin,
-                    target: key.target.clone(),
-                    cid: pin.cid.clone(),
-                    canonical_cid: key.cid.clone(),
-                    labels: pin.labels.clone(),
-                    previous: None,
-                });
+                changes.push(Change::new(Action::Pin, key, &pin.cid, &pin.labels));
             }
             Ordering::Greater => {
                 let (key, record) = recorded.next().expect("peeked");
-                if record.status == PinStatus::Managed {
-                    summary.orphan += 1;
-                    changes.push(Change {
-                        action: Action::Orphan,
-                        target: key.target.clone(),
-                        cid: record.cid_as_pinned.clone(),
-                        canonical_cid: key.cid.clone(),
-                        labels: record.labels.clone(),
-                        previous: None,
-                    });
+                let unpinnable = prune.then(|| unpinnable(manifest, key, record));
+                let change = |action, reason| Change {
+                    pin_id: record.pin_id.clone(),
+                    reason,
+                    ..Change::new(action, key, &record.cid_as_pinned, &record.labels)
+                };
+                match unpinnable {
+                    Some(Ok(())) => {
+                        summary.unpin += 1;
+                        unpins.push(change(Action::Unpin, None));
+                    }
+                    // Shown each time while pruning, so the reason is seen.
+                    Some(Err(reason)) => {
+                        summary.orphan += 1;
+                        changes.push(change(Action::Orphan, Some(reason)));
+                    }
+                    None if record.status == PinStatus::Managed => {
+                        summary.orphan += 1;
+                        changes.push(change(Action::Orphan, None));
+                    }
+                    None => {}
                 }
             }
             Ordering::Equal => {
@@ -147,18 +193,19 @@ pub fn plan(manifest: &Manifest, state: &State) -> Plan {
                 }
                 summary.update += 1;
                 changes.push(Change {
-                    action: Action::Update,
-                    target: key.target.clone(),
-                    cid: record.cid_as_pinned.clone(),
-                    canonical_cid: key.cid.clone(),
-                    labels: pin.labels.clone(),
                     previous: Some(Previous {
                         labels: record.labels.clone(),
                         status: record.status,
                     }),
+                    ..Change::new(Action::Update, key, &record.cid_as_pinned, &pin.labels)
                 });
             }
         }
+    }
+    if !unpins.is_empty() {
+        mark_moves(&changes, &mut unpins);
+        // Unpins come last: every pin of the plan lands before any of them.
+        changes.append(&mut unpins);
     }
     Plan {
         format_version: PLAN_FORMAT_VERSION,
@@ -170,6 +217,97 @@ pub fn plan(manifest: &Manifest, state: &State) -> Plan {
         changes,
         summary,
     }
+}
+
+/// Whether pinsync can unpin a recorded pin, or why not.
+fn unpinnable(
+    manifest: &Manifest,
+    key: &PinKey,
+    record: &crate::state::PinRecord,
+) -> Result<(), String> {
+    let Some(config) = manifest.providers.get(&key.target.provider) else {
+        return Err(format!(
+            "provider `{}` is no longer in the manifest; declare it again to unpin",
+            key.target.provider
+        ));
+    };
+    if config.kind == ProviderKind::Aioz && record.pin_id.is_none() {
+        return Err("AIOZ unpins by pin id, and none is recorded for this pin".into());
+    }
+    Ok(())
+}
+
+/// A CID unpinned from one target while this plan pins it on another is a
+/// move: its unpin waits for those pins (make before break).
+fn mark_moves(changes: &[Change], unpins: &mut [Change]) {
+    let unpinned: BTreeSet<&str> = unpins.iter().map(|c| c.canonical_cid.as_str()).collect();
+    let mut pinned_to: BTreeMap<&str, Vec<&Target>> = BTreeMap::new();
+    for c in changes.iter().filter(|c| c.action == Action::Pin) {
+        if unpinned.contains(c.canonical_cid.as_str()) {
+            pinned_to
+                .entry(&c.canonical_cid)
+                .or_default()
+                .push(&c.target);
+        }
+    }
+    for unpin in unpins {
+        if let Some(targets) = pinned_to.get(unpin.canonical_cid.as_str()) {
+            unpin.moved_to = targets.iter().map(|&t| t.clone()).collect();
+        }
+    }
+}
+
+/// What may pass a guard: `--max-unpins N` or `--force-unpins`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnpinAllowance {
+    pub max_unpins: Option<usize>,
+    pub force: bool,
+}
+
+/// The safety guards a plan's unpins trip, each as a message saying how to
+/// pass it; empty when the plan may be applied. `state` is the one the plan
+/// was made from (a target's pins are counted there).
+pub fn guards(plan: &Plan, state: &State, allowance: UnpinAllowance) -> Vec<String> {
+    let unpins = plan.summary.unpin;
+    if unpins == 0 || allowance.force || allowance.max_unpins.is_some_and(|max| unpins <= max) {
+        return Vec::new();
+    }
+    let pass = format!("pass it with --max-unpins {unpins} (or more), or --force-unpins");
+    let mut fired = Vec::new();
+    // Argo CD's allowEmpty: an empty manifest is far more often a mistake
+    // (a bad merge, a wrong path) than an intent.
+    if plan.summary.pin + plan.summary.update + plan.summary.unchanged == 0 {
+        fired.push(format!(
+            "the manifest asks for no pins, and this plan would unpin all {unpins} pinsync manages; {pass}"
+        ));
+        return fired;
+    }
+    let mut by_target: BTreeMap<&Target, usize> = BTreeMap::new();
+    for c in plan.changes.iter().filter(|c| c.action == Action::Unpin) {
+        *by_target.entry(&c.target).or_default() += 1;
+    }
+    for (target, n) in by_target {
+        let held = state
+            .pins
+            .keys()
+            .filter(|k| &k.target == target)
+            .count()
+            .max(n);
+        let guard = plan
+            .providers
+            .get(&target.provider)
+            .map(|c| c.unpin_guard)
+            .unwrap_or_default();
+        let over_count = n > guard.count as usize;
+        let over_share = n * 100 > held * guard.percent as usize;
+        if over_count && over_share {
+            fired.push(format!(
+                "this plan would unpin {n} of the {held} pins on {target}, more than {} and more than {}% of them; {pass}",
+                guard.count, guard.percent
+            ));
+        }
+    }
+    fired
 }
 
 #[cfg(test)]
@@ -222,7 +360,7 @@ mod tests {
         let m = manifest(&format!(
             "  - cid: {HOME_V0}\n    to: [aioz, arkive/cl0-global]\n  - cid: {DOCS}\n"
         ));
-        let p = plan(&m, &State::new());
+        let p = plan(&m, &State::new(), PlanOptions::default());
         let got: std::collections::BTreeSet<_> = actions(&p).into_iter().collect();
         let want: std::collections::BTreeSet<_> = [
             (Action::Pin, format!("aioz {DOCS}")),
@@ -243,6 +381,7 @@ mod tests {
                 pin: 3,
                 update: 0,
                 orphan: 0,
+                unpin: 0,
                 unchanged: 0
             }
         );
@@ -253,7 +392,7 @@ mod tests {
         let m = manifest(&format!(
             "  - cid: {HOME_V0}\n    name: home\n  - cid: {DOCS}\n    meta: {{team: web}}\n"
         ));
-        let p = plan(&m, &applied(&m));
+        let p = plan(&m, &applied(&m), PlanOptions::default());
         assert!(p.changes.is_empty());
         assert_eq!(p.summary.unchanged, 2);
         assert!(!p.summary.has_changes());
@@ -265,14 +404,18 @@ mod tests {
         let state = applied(&m);
         let v1 = m.pins[0].0.cid.clone();
         let rewritten = manifest(&format!("  - cid: {v1}\n"));
-        assert!(plan(&rewritten, &state).changes.is_empty());
+        assert!(
+            plan(&rewritten, &state, PlanOptions::default())
+                .changes
+                .is_empty()
+        );
     }
 
     #[test]
     fn renamed_pin_is_an_update_with_the_old_name() {
         let before = manifest(&format!("  - cid: {DOCS}\n    name: old\n"));
         let after = manifest(&format!("  - cid: {DOCS}\n    name: new\n"));
-        let p = plan(&after, &applied(&before));
+        let p = plan(&after, &applied(&before), PlanOptions::default());
         assert_eq!(p.changes.len(), 1);
         let c = &p.changes[0];
         assert_eq!(c.action, Action::Update);
@@ -288,7 +431,7 @@ mod tests {
         let before = manifest(&format!("  - cid: {DOCS}\n  - cid: {HOME_V0}\n"));
         let after = manifest(&format!("  - cid: {DOCS}\n"));
         let mut state = applied(&before);
-        let p = plan(&after, &state);
+        let p = plan(&after, &state, PlanOptions::default());
         assert_eq!(
             actions(&p),
             vec![(Action::Orphan, format!("aioz {HOME_V0}"))]
@@ -299,6 +442,7 @@ mod tests {
                 pin: 0,
                 update: 0,
                 orphan: 1,
+                unpin: 0,
                 unchanged: 1
             }
         );
@@ -307,11 +451,13 @@ mod tests {
             state.pins.get_mut(&c.key()).unwrap().status = PinStatus::Orphaned;
         }
         assert!(
-            plan(&after, &state).changes.is_empty(),
+            plan(&after, &state, PlanOptions::default())
+                .changes
+                .is_empty(),
             "an orphan is reported once"
         );
 
-        let back = plan(&before, &state);
+        let back = plan(&before, &state, PlanOptions::default());
         assert_eq!(
             actions(&back),
             vec![(Action::Update, format!("aioz {HOME_V0}"))]
@@ -327,7 +473,7 @@ mod tests {
         let m = manifest("  []\n");
         let mut s = State::new();
         s.serial = 7;
-        let p = plan(&m, &s);
+        let p = plan(&m, &s, PlanOptions::default());
         assert_eq!(
             p.state,
             StateRef {
@@ -336,5 +482,191 @@ mod tests {
             }
         );
         assert_eq!(p.providers.len(), 2);
+    }
+
+    const PRUNE: PlanOptions = PlanOptions { prune: true };
+
+    /// `n` pins on `to`, the state holding them all with pin ids.
+    fn many(n: usize, to: &str) -> (String, State) {
+        let mut pins = String::new();
+        for i in 0..n {
+            let mut digest = [0u8; 32];
+            digest[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            let mh = cid::multihash::Multihash::<64>::wrap(0x12, &digest).unwrap();
+            pins.push_str(&format!(
+                "  - cid: {}\n    to: [{to}]\n",
+                cid::Cid::new_v1(0x55, mh)
+            ));
+        }
+        let mut state = applied(&manifest(&pins));
+        for (i, record) in state.pins.values_mut().enumerate() {
+            record.pin_id = Some(format!("id-{i}"));
+        }
+        (pins, state)
+    }
+
+    #[test]
+    fn without_prune_a_removed_pin_is_orphaned_and_with_it_unpinned() {
+        let before = manifest(&format!(
+            "  - cid: {DOCS}\n  - cid: {HOME_V0}\n    to: [arkive]\n"
+        ));
+        let after = manifest(&format!("  - cid: {DOCS}\n"));
+        let mut state = applied(&before);
+        let kept = plan(&after, &state, PlanOptions::default());
+        assert_eq!(
+            actions(&kept),
+            vec![(Action::Orphan, format!("arkive {HOME_V0}"))]
+        );
+        let pruned = plan(&after, &state, PRUNE);
+        assert_eq!(
+            actions(&pruned),
+            vec![(Action::Unpin, format!("arkive {HOME_V0}"))]
+        );
+        assert_eq!(pruned.summary.unpin, 1);
+        assert_eq!(pruned.summary.orphan, 0);
+        // An orphan recorded by an earlier apply is pruned too.
+        for r in state.pins.values_mut() {
+            r.status = PinStatus::Orphaned;
+            r.pin_id = Some("id".into());
+        }
+        let pruned = plan(&manifest("  []\n"), &state, PRUNE);
+        assert_eq!(pruned.summary.unpin, 2);
+        // `prune: true` in the manifest is the same as the flag.
+        let mut after = after;
+        after.prune = true;
+        assert_eq!(
+            plan(&after, &state, PlanOptions::default()).summary.unpin,
+            1
+        );
+    }
+
+    #[test]
+    fn a_pin_that_cannot_be_unpinned_stays_orphaned_with_the_reason() {
+        let before = manifest(&format!("  - cid: {DOCS}\n"));
+        let state = applied(&before); // AIOZ, no pin id recorded
+        let p = plan(&manifest("  []\n"), &state, PRUNE);
+        assert_eq!(actions(&p), vec![(Action::Orphan, format!("aioz {DOCS}"))]);
+        assert!(
+            p.changes[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("AIOZ unpins by pin id")
+        );
+        // A provider gone from the manifest cannot be called at all.
+        let mut m = manifest("  []\n");
+        m.providers.remove("aioz");
+        let mut state = state;
+        state
+            .pins
+            .values_mut()
+            .for_each(|r| r.pin_id = Some("id".into()));
+        let p = plan(&m, &state, PRUNE);
+        assert!(
+            p.changes[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("no longer in the manifest")
+        );
+    }
+
+    #[test]
+    fn unpins_come_after_every_pin_and_a_move_names_its_new_targets() {
+        let before = manifest(&format!("  - cid: {DOCS}\n    to: [arkive/cl1-eu]\n"));
+        let after = manifest(&format!(
+            "  - cid: {DOCS}\n    to: [aioz, arkive/cl0-global]\n  - cid: {HOME_V0}\n    to: [arkive/cl2-de]\n"
+        ));
+        let p = plan(&after, &applied(&before), PRUNE);
+        let order: Vec<Action> = p.changes.iter().map(|c| c.action).collect();
+        assert_eq!(
+            order,
+            [Action::Pin, Action::Pin, Action::Pin, Action::Unpin]
+        );
+        let unpin = p.changes.last().unwrap();
+        assert_eq!(unpin.target.to_string(), "arkive/cl1-eu");
+        let moved: Vec<String> = unpin.moved_to.iter().map(ToString::to_string).collect();
+        assert_eq!(moved, ["aioz", "arkive/cl0-global"]);
+    }
+
+    #[test]
+    fn the_guard_fires_past_both_its_count_and_its_share() {
+        let (pins, state) = many(100, "aioz");
+        let keep = |n: usize| manifest(&pins.lines().collect::<Vec<_>>()[..2 * n].join("\n"));
+        let none = UnpinAllowance::default();
+        // 11 of 100: over the count, under 25%.
+        assert!(guards(&plan(&keep(89), &state, PRUNE), &state, none).is_empty());
+        // 26 of 100: over both.
+        let p = plan(&keep(74), &state, PRUNE);
+        let fired = guards(&p, &state, none);
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        assert!(
+            fired[0].contains("unpin 26 of the 100 pins on aioz"),
+            "{}",
+            fired[0]
+        );
+        assert!(fired[0].contains("--max-unpins 26"), "{}", fired[0]);
+        // Passed by an allowance that covers it, not by a smaller one.
+        let max = |n| UnpinAllowance {
+            max_unpins: Some(n),
+            force: false,
+        };
+        assert!(guards(&p, &state, max(26)).is_empty());
+        assert!(!guards(&p, &state, max(25)).is_empty());
+        assert!(
+            guards(
+                &p,
+                &state,
+                UnpinAllowance {
+                    max_unpins: None,
+                    force: true
+                }
+            )
+            .is_empty()
+        );
+        // 10 of 20 (50%) is under the count of 10.
+        let (pins, small) = many(20, "aioz");
+        let half = manifest(&pins.lines().collect::<Vec<_>>()[..20].join("\n"));
+        assert!(guards(&plan(&half, &small, PRUNE), &small, none).is_empty());
+    }
+
+    #[test]
+    fn the_guard_is_set_per_provider() {
+        let (pins, state) = many(20, "aioz");
+        let mut m = manifest(&pins.lines().collect::<Vec<_>>()[..30].join("\n"));
+        let p = plan(&m, &state, PRUNE);
+        assert_eq!(p.summary.unpin, 5);
+        assert!(guards(&p, &state, UnpinAllowance::default()).is_empty());
+        m.providers.get_mut("aioz").unwrap().unpin_guard = crate::manifest::UnpinGuard {
+            count: 2,
+            percent: 10,
+        };
+        let p = plan(&m, &state, PRUNE);
+        assert_eq!(guards(&p, &state, UnpinAllowance::default()).len(), 1);
+    }
+
+    #[test]
+    fn an_empty_manifest_never_unpins_without_an_allowance() {
+        let (_, state) = many(3, "aioz");
+        let p = plan(&manifest("  []\n"), &state, PRUNE);
+        let fired = guards(&p, &state, UnpinAllowance::default());
+        assert!(
+            fired[0].contains("the manifest asks for no pins"),
+            "{fired:?}"
+        );
+        assert!(
+            guards(
+                &p,
+                &state,
+                UnpinAllowance {
+                    max_unpins: Some(3),
+                    force: false
+                }
+            )
+            .is_empty()
+        );
+        // Without pruning nothing is unpinned, so nothing fires.
+        let p = plan(&manifest("  []\n"), &state, PlanOptions::default());
+        assert!(guards(&p, &state, UnpinAllowance::default()).is_empty());
     }
 }

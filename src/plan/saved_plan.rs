@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail};
 
 use super::{Action, PLAN_FORMAT_VERSION, Plan, Summary};
 use crate::file_io::{self, Bounded};
-use crate::manifest::{ContentId, is_valid_name};
+use crate::manifest::{ContentId, MAX_NAME_CHARS, ProviderKind, check_label, is_valid_name};
 use crate::state::State;
 
 /// Saved plans larger than this are refused before they are read: a plan of
@@ -103,6 +103,7 @@ fn problems(plan: &Plan) -> Vec<String> {
         unchanged: plan.summary.unchanged,
         ..Summary::default()
     };
+    let mut seen_unpin = false;
     for (i, change) in plan.changes.iter().enumerate() {
         let at = format!("change {}", i + 1);
         let target = &change.target;
@@ -140,20 +141,50 @@ fn problems(plan: &Plan) -> Vec<String> {
                 target, change.cid
             ));
         }
+        for text in change.pin_id.iter().chain(&change.reason) {
+            if let Err(e) = check_label(text, "pin id or reason", MAX_NAME_CHARS) {
+                problems.push(format!("{at}: {e}"));
+            }
+        }
+        for to in &change.moved_to {
+            if !plan.providers.contains_key(&to.provider)
+                || !to.cluster.as_deref().is_none_or(is_valid_name)
+            {
+                problems.push(format!("{at}: moved_to names an unknown target {to:?}"));
+            }
+        }
         match change.action {
             Action::Pin => counted.pin += 1,
             Action::Update => counted.update += 1,
             Action::Orphan => counted.orphan += 1,
+            Action::Unpin => {
+                counted.unpin += 1;
+                let aioz = plan
+                    .providers
+                    .get(&target.provider)
+                    .is_some_and(|c| c.kind == ProviderKind::Aioz);
+                if aioz && change.pin_id.is_none() {
+                    problems.push(format!("{at}: an AIOZ unpin needs the pin's id"));
+                }
+            }
+        }
+        // Unpins come after every pin, so a move's new pin lands first.
+        if change.action == Action::Unpin {
+            seen_unpin = true;
+        } else if seen_unpin && change.action == Action::Pin {
+            problems.push(format!("{at}: a pin after an unpin; unpins come last"));
         }
     }
     if counted != plan.summary {
         problems.push(format!(
-            "its summary ({} to pin, {} to update, {} no longer managed) does not count its changes ({}, {}, {})",
+            "its summary ({} to pin, {} to update, {} to unpin, {} no longer managed) does not count its changes ({}, {}, {}, {})",
             plan.summary.pin,
             plan.summary.update,
+            plan.summary.unpin,
             plan.summary.orphan,
             counted.pin,
             counted.update,
+            counted.unpin,
             counted.orphan
         ));
     }
@@ -173,7 +204,7 @@ mod tests {
     fn saved() -> Value {
         let text = "version: 1\nproviders:\n  aioz:\n    type: aioz\n    api_key: ${K}\n    secret_key: ${S}\n  arkive:\n    type: pinarkive\n    api_key: ${P}\n    base_url: http://127.0.0.1:8917\npins:\n  - cid: QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG\n    name: home\n    to: [aioz, arkive/cl0-global]\n    meta: {team: web}\n";
         let m = crate::manifest::parse(Path::new("pins.yaml"), text.as_bytes()).unwrap();
-        serde_json::to_value(crate::plan::plan(&m, &State::new())).unwrap()
+        serde_json::to_value(crate::plan::plan(&m, &State::new(), Default::default())).unwrap()
     }
 
     fn refused(plan: &Value) -> String {
@@ -256,6 +287,24 @@ mod tests {
                 p["summary"]["pin"] = json!(0);
             }),
             ("format version 7", |p| p["format_version"] = json!(7)),
+            (
+                "format version 1; this pinsync reads version 2: run `pinsync plan --out` again",
+                |p| {
+                    p["format_version"] = json!(1);
+                },
+            ),
+            ("a pin after an unpin", |p| {
+                p["changes"][0]["action"] = json!("unpin");
+                p["changes"][0]["pin_id"] = json!("id-1");
+                p["summary"]["pin"] = json!(1);
+                p["summary"]["unpin"] = json!(1);
+            }),
+            ("an AIOZ unpin needs the pin's id", |p| {
+                p["changes"][1]["action"] = json!("unpin");
+                p["changes"][0]["action"] = json!("unpin");
+                p["summary"]["pin"] = json!(0);
+                p["summary"]["unpin"] = json!(2);
+            }),
             ("not a plan saved by", |p| *p = json!([1, 2])),
         ];
         for (expected, edit) in cases {

@@ -1,11 +1,12 @@
-//! AIOZ W3IPFS: `POST /api/pinning/pinByHash`, exactly as its page documents.
+//! AIOZ W3IPFS: `POST /api/pinning/pinByHash` exactly as its page
+//! documents, and `DELETE /api/pinning/unpin/{pinId}` by the id it returned.
 
 use futures::future::BoxFuture;
 use reqwest::header::HeaderName;
 use serde::{Deserialize, Serialize};
 
 use super::http::{self, Answer};
-use super::{PinReceipt, PinRequest, Provider, ProviderError, Secret};
+use super::{PinReceipt, PinRequest, Provider, ProviderError, Secret, UnpinReceipt, UnpinRequest};
 
 /// The documented credential headers (underscores, lower case).
 const API_KEY_HEADER: HeaderName = HeaderName::from_static("pinning_api_key");
@@ -17,6 +18,8 @@ pub struct Aioz {
     client: reqwest::Client,
     /// Parsed once, not per call.
     pin_url: reqwest::Url,
+    /// `{base_url}/api/pinning/unpin/`, a pin id is added per call.
+    unpin_base: reqwest::Url,
     api_key: Secret,
     secret_key: Secret,
 }
@@ -57,6 +60,7 @@ impl Aioz {
         Ok(Self {
             client,
             pin_url: http::endpoint(base_url, "/api/pinning/pinByHash")?,
+            unpin_base: http::endpoint(base_url, "/api/pinning/unpin/")?,
             api_key,
             secret_key,
         })
@@ -80,6 +84,26 @@ impl Aioz {
         )
         .await?;
         read_answer(&answer)
+    }
+
+    async fn unpin_once(&self, request: UnpinRequest<'_>) -> Result<UnpinReceipt, ProviderError> {
+        // The plan only unpins AIOZ pins whose id it recorded.
+        let Some(pin_id) = request.pin_id else {
+            return Err(ProviderError::Rejected {
+                status: 0,
+                message: "AIOZ unpins by pin id, and none is recorded for this pin".into(),
+            });
+        };
+        let url = http::with_segment(&self.unpin_base, pin_id);
+        let answer = http::send(
+            self.client
+                .delete(url)
+                .header(API_KEY_HEADER, self.api_key.header_value())
+                .header(SECRET_KEY_HEADER, self.secret_key.header_value()),
+            &[&self.api_key, &self.secret_key],
+        )
+        .await?;
+        http::read_unpin_answer(&answer)
     }
 }
 
@@ -121,5 +145,12 @@ impl Provider for Aioz {
         request: PinRequest<'a>,
     ) -> BoxFuture<'a, Result<PinReceipt, ProviderError>> {
         Box::pin(self.pin_once(request))
+    }
+
+    fn unpin<'a>(
+        &'a self,
+        request: UnpinRequest<'a>,
+    ) -> BoxFuture<'a, Result<UnpinReceipt, ProviderError>> {
+        Box::pin(self.unpin_once(request))
     }
 }

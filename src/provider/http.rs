@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 
-use super::{HttpSettings, ProviderError, Secret};
+use super::{HttpSettings, ProviderError, Secret, UnpinReceipt};
 
 /// Answers larger than this are cut off: a pin answer is a few hundred bytes.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
@@ -33,6 +33,29 @@ pub(crate) fn endpoint(base_url: &str, path: &str) -> anyhow::Result<reqwest::Ur
         anyhow::bail!("base_url {base_url:?} is not an http(s) URL");
     }
     Ok(url)
+}
+
+/// `base` (from [`endpoint`], so it takes path segments) with one more
+/// segment, escaped.
+pub(crate) fn with_segment(base: &reqwest::Url, segment: &str) -> reqwest::Url {
+    let mut url = base.clone();
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.pop_if_empty().push(segment);
+    }
+    url
+}
+
+/// An unpin's answer: any success, or a 404 (the pin is gone either way).
+pub(crate) fn read_unpin_answer(answer: &Answer) -> Result<UnpinReceipt, ProviderError> {
+    if answer.status.is_success() {
+        return Ok(UnpinReceipt {
+            already_gone: false,
+        });
+    }
+    if answer.status == StatusCode::NOT_FOUND {
+        return Ok(UnpinReceipt { already_gone: true });
+    }
+    Err(failure(answer, error_message(&answer.body)))
 }
 
 /// A provider's answer, read in full.

@@ -41,6 +41,23 @@ pub struct PinReceipt {
     pub already_pinned: bool,
 }
 
+/// One unpin call: the pin as pinsync recorded it.
+#[derive(Debug, Clone, Copy)]
+pub struct UnpinRequest<'a> {
+    /// The CID as it was pinned.
+    pub cid: &'a str,
+    pub cluster: Option<&'a str>,
+    /// The provider's id for the pin, where it gave one.
+    pub pin_id: Option<&'a str>,
+}
+
+/// What a provider said when it removed a pin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnpinReceipt {
+    /// The provider did not hold it (404): the pin is gone either way.
+    pub already_gone: bool,
+}
+
 /// A pinning service.
 pub trait Provider: Send + Sync {
     /// Pins one CID. One attempt: retrying is the caller's policy.
@@ -48,6 +65,13 @@ pub trait Provider: Send + Sync {
         &'a self,
         request: PinRequest<'a>,
     ) -> BoxFuture<'a, Result<PinReceipt, ProviderError>>;
+
+    /// Removes one pin. One attempt. A pin the provider does not hold
+    /// counts as removed.
+    fn unpin<'a>(
+        &'a self,
+        request: UnpinRequest<'a>,
+    ) -> BoxFuture<'a, Result<UnpinReceipt, ProviderError>>;
 }
 
 /// Settings shared by every provider's HTTP client.

@@ -1,4 +1,5 @@
-//! Pinarkive API v3: `POST /api/v3/files/pin/{cid}`, exactly as documented.
+//! Pinarkive API v3: `POST /api/v3/files/pin/{cid}` and
+//! `DELETE /api/v3/files/remove/{cid}`, exactly as documented.
 
 use futures::future::BoxFuture;
 use reqwest::StatusCode;
@@ -6,7 +7,7 @@ use reqwest::header::{AUTHORIZATION, HeaderName};
 use serde::Serialize;
 
 use super::http::{self, Answer};
-use super::{PinReceipt, PinRequest, Provider, ProviderError, Secret};
+use super::{PinReceipt, PinRequest, Provider, ProviderError, Secret, UnpinReceipt, UnpinRequest};
 use crate::manifest::AuthStyle;
 
 /// The Pinarkive pinning API.
@@ -16,6 +17,8 @@ pub struct Pinarkive {
     /// `{base_url}/api/v3/files/pin/`, parsed once: parsing a URL per call
     /// showed in profiles at thousands of pins a second.
     pin_base: reqwest::Url,
+    /// `{base_url}/api/v3/files/remove/`.
+    remove_base: reqwest::Url,
     /// `X-API-Key: <key>` or `Authorization: Bearer <key>`, built once.
     auth: (HeaderName, Secret),
     /// The key itself, to redact from answers.
@@ -40,6 +43,7 @@ impl Pinarkive {
         auth: AuthStyle,
     ) -> anyhow::Result<Self> {
         let pin_base = http::endpoint(base_url, "/api/v3/files/pin/")?;
+        let remove_base = http::endpoint(base_url, "/api/v3/files/remove/")?;
         let auth = match auth {
             AuthStyle::Header => (HeaderName::from_static("x-api-key"), api_key.clone()),
             AuthStyle::Bearer => (
@@ -52,17 +56,14 @@ impl Pinarkive {
         Ok(Self {
             client,
             pin_base,
+            remove_base,
             auth,
             api_key,
         })
     }
 
     async fn pin_once(&self, request: PinRequest<'_>) -> Result<PinReceipt, ProviderError> {
-        let mut url = self.pin_base.clone();
-        // `endpoint` made sure this URL takes path segments.
-        if let Ok(mut segments) = url.path_segments_mut() {
-            segments.pop_if_empty().push(request.cid);
-        }
+        let url = http::with_segment(&self.pin_base, request.cid);
         let body = PinBody {
             custom_name: request.labels.name.as_deref(),
             cl: request.cluster,
@@ -74,6 +75,19 @@ impl Pinarkive {
             .header(name, key.header_value())
             .json(&body);
         read_answer(&http::send(builder, &[&self.api_key]).await?)
+    }
+
+    async fn unpin_once(&self, request: UnpinRequest<'_>) -> Result<UnpinReceipt, ProviderError> {
+        let (name, key) = &self.auth;
+        let mut builder = self
+            .client
+            .delete(http::with_segment(&self.remove_base, request.cid))
+            .header(name, key.header_value());
+        // The cluster is chosen with the documented `X-Cluster` header.
+        if let Some(cluster) = request.cluster {
+            builder = builder.header("x-cluster", cluster);
+        }
+        http::read_unpin_answer(&http::send(builder, &[&self.api_key]).await?)
     }
 }
 
@@ -120,5 +134,12 @@ impl Provider for Pinarkive {
         request: PinRequest<'a>,
     ) -> BoxFuture<'a, Result<PinReceipt, ProviderError>> {
         Box::pin(self.pin_once(request))
+    }
+
+    fn unpin<'a>(
+        &'a self,
+        request: UnpinRequest<'a>,
+    ) -> BoxFuture<'a, Result<UnpinReceipt, ProviderError>> {
+        Box::pin(self.unpin_once(request))
     }
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::state_file::StateFileError;
 use super::{State, StoredPin};
 use crate::file_io::{parent_dir, sync_dir};
+use crate::manifest::PinKey;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +29,10 @@ struct Header {
 struct Batch {
     serial: u64,
     pins: Vec<StoredPin>,
+    /// Pins the provider removed. Absent from journals written before
+    /// unpinning existed, which still replay.
+    #[serde(default)]
+    unpinned: Vec<PinKey>,
 }
 
 /// An open journal that batches of confirmed pins are appended to.
@@ -61,15 +66,27 @@ impl Journal {
         })
     }
 
-    /// Appends one batch and makes it durable; `state.serial` must already
-    /// count it.
-    pub fn append(&mut self, serial: u64, pins: &[StoredPin]) -> Result<(), StateFileError> {
+    /// Appends one batch (pins recorded, pins removed) and makes it durable;
+    /// `serial` is the one the batch brings the state to.
+    pub fn append(
+        &mut self,
+        serial: u64,
+        pins: &[StoredPin],
+        unpinned: &[PinKey],
+    ) -> Result<(), StateFileError> {
         #[derive(Serialize)]
         struct BatchRef<'a> {
             serial: u64,
             pins: &'a [StoredPin],
+            #[serde(skip_serializing_if = "<[PinKey]>::is_empty")]
+            unpinned: &'a [PinKey],
         }
-        let mut line = serde_json::to_vec(&BatchRef { serial, pins }).expect("batch serialises");
+        let mut line = serde_json::to_vec(&BatchRef {
+            serial,
+            pins,
+            unpinned,
+        })
+        .expect("batch serialises");
         line.push(b'\n');
         self.file
             .write_all(&line)
@@ -131,6 +148,9 @@ impl Journal {
             state.serial = batch.serial;
             for pin in batch.pins {
                 state.record(pin);
+            }
+            for key in batch.unpinned {
+                state.pins.remove(&key);
             }
         }
         Ok(())

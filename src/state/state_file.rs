@@ -363,7 +363,7 @@ mod tests {
         let first = state_with(&[1]);
         file.save(&first).unwrap();
         let mut journal = Journal::create(&file.journal_path(), &first).unwrap();
-        journal.append(4, &[pin(2)]).unwrap();
+        journal.append(4, &[pin(2)], &[]).unwrap();
         let second = file.load().unwrap();
         file.save(&second).unwrap();
         assert!(!file.has_journal());
@@ -379,9 +379,9 @@ mod tests {
         let base = state_with(&[1]);
         file.save(&base).unwrap();
         let mut journal = Journal::create(&file.journal_path(), &base).unwrap();
-        journal.append(3, &[pin(9)]).unwrap(); // already folded into serial 3
-        journal.append(4, &[pin(2), pin(3)]).unwrap();
-        journal.append(5, &[pin(4)]).unwrap();
+        journal.append(3, &[pin(9)], &[]).unwrap(); // already folded into serial 3
+        journal.append(4, &[pin(2), pin(3)], &[]).unwrap();
+        journal.append(5, &[pin(4)], &[pin(2).key]).unwrap();
         drop(journal);
         let mut f = OpenOptions::new()
             .append(true)
@@ -391,7 +391,11 @@ mod tests {
         let loaded = file.load().unwrap();
         assert_eq!(loaded.serial, 5);
         let cids: Vec<&str> = loaded.pins.keys().map(|k| k.cid.as_str()).collect();
-        assert_eq!(cids, ["bafy1", "bafy2", "bafy3", "bafy4"]);
+        assert_eq!(
+            cids,
+            ["bafy1", "bafy3", "bafy4"],
+            "bafy2 was unpinned at serial 5"
+        );
     }
 
     #[test]
@@ -401,7 +405,7 @@ mod tests {
         let base = state_with(&[]);
         file.save(&base).unwrap();
         let mut journal = Journal::create(&file.journal_path(), &base).unwrap();
-        journal.append(4, &[pin(1)]).unwrap();
+        journal.append(4, &[pin(1)], &[]).unwrap();
         drop(journal);
         let mut f = OpenOptions::new()
             .append(true)

@@ -227,7 +227,8 @@ impl Reconciler<'_> {
             return Ok(());
         };
         let state = self.state.take().expect("state is put back after each run");
-        let plan = plan::plan(&manifest, &state);
+        // Watch prunes only when the manifest says `prune: true`.
+        let plan = plan::plan(&manifest, &state, plan::PlanOptions::default());
         let s = plan.summary;
         self.log.event(
             Level::Info,
@@ -237,7 +238,7 @@ impl Reconciler<'_> {
             } else {
                 "in sync"
             },
-            json!({"pin": s.pin, "update": s.update, "orphan": s.orphan, "unchanged": s.unchanged}),
+            json!({"pin": s.pin, "update": s.update, "orphan": s.orphan, "unpin": s.unpin, "unchanged": s.unchanged}),
         );
         if !s.has_changes() {
             self.state = Some(state);
@@ -247,6 +248,25 @@ impl Reconciler<'_> {
                 ..Default::default()
             };
             self.write_status(outcome, &report, 0, error);
+            return Ok(());
+        }
+        let refused = plan::guards(&plan, &state, plan::UnpinAllowance::default());
+        if !refused.is_empty() {
+            for message in &refused {
+                self.log.event(
+                    Level::Error,
+                    "blocked",
+                    &format!("refused: {message}"),
+                    json!({}),
+                );
+            }
+            self.state = Some(state);
+            self.write_status(
+                Outcome::Blocked,
+                &apply::Report::default(),
+                s.pin + s.unpin,
+                refused.first().cloned(),
+            );
             return Ok(());
         }
         let providers = match apply::connect(&plan, self.options.http) {
@@ -312,6 +332,8 @@ impl Reconciler<'_> {
             json!({
                 "pinned": report.pinned,
                 "already_pinned": report.already_pinned,
+                "unpinned": report.unpinned,
+                "kept": report.kept.len(),
                 "updated": report.updated,
                 "orphaned": report.orphaned,
                 "failed": report.failed.len(),

@@ -16,6 +16,8 @@ pub enum Outcome {
     Failed,
     /// The manifest on disk does not validate; the last good one is in force.
     InvalidManifest,
+    /// A safety guard refused the plan's unpins; nothing was changed.
+    Blocked,
     /// Apply could not run (missing credentials, ...).
     Error,
 }

@@ -6,6 +6,7 @@ mod apply;
 mod exit_codes;
 mod failures;
 mod plan;
+mod prune;
 mod reliability;
 mod terminal;
 mod validate;

@@ -1,0 +1,261 @@
+//! Unpinning: prune only when asked, safety guards (exit 3, no call),
+//! make-before-break moves, and a 404 on unpin counting as done.
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// Pins the emulator still holds pinned, as `provider cid`.
+fn held(emu: &Emulator) -> Vec<String> {
+    let mut held: Vec<String> = emu
+        .pins()
+        .iter()
+        .filter(|p| p["unpinned"] != true)
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["provider"].as_str().unwrap(),
+                p["cid"].as_str().unwrap()
+            )
+        })
+        .collect();
+    held.sort();
+    held
+}
+
+fn deletes(emu: &Emulator) -> Vec<Value> {
+    emu.requests()
+        .into_iter()
+        .filter(|r| r["method"] == "DELETE")
+        .collect()
+}
+
+fn recorded(p: &Project) -> usize {
+    p.state()["pins"].as_array().unwrap().len()
+}
+
+#[test]
+fn pins_gone_from_the_manifest_are_unpinned_only_with_prune() {
+    let emu = Emulator::start();
+    let all = pin(CID_A, "a", &["aioz"])
+        + &pin(CID_B, "b", &["aioz"])
+        + &pin(CID_C, "c", &["arkive/cl1-eu"]);
+    let p = Project::new(&emu, &all);
+    assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
+    p.write_manifest(&emu, &pin(CID_A, "a", &["aioz"]));
+
+    let run = p.run(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("(no longer in the manifest; not unpinned)"),
+        "{run:?}"
+    );
+    assert!(deletes(&emu).is_empty(), "no unpin without --prune");
+    assert_eq!(held(&emu).len(), 3);
+
+    let run = p.run(&["plan", "--prune"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains(&format!("- aioz           {CID_B}  \"b\"  (unpin)")),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("to unpin, "), "{run:?}");
+    assert!(deletes(&emu).is_empty(), "plan makes no call");
+
+    let run = p.run(&["apply", "--auto-approve", "--prune"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("2 unpinned"), "{run:?}");
+    assert_eq!(held(&emu), [format!("aioz {CID_A}")]);
+    let deletes = deletes(&emu);
+    assert_eq!(deletes.len(), 2, "{deletes:?}");
+    let aioz = deletes.iter().find(|r| r["provider"] == "aioz").unwrap();
+    assert!(
+        aioz["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/api/pinning/unpin/"),
+        "by pin id: {aioz}"
+    );
+    assert_eq!(aioz["headers"]["pinning_api_key"], AIOZ_KEY);
+    let arkive = deletes
+        .iter()
+        .find(|r| r["provider"] == "pinarkive")
+        .unwrap();
+    assert_eq!(arkive["path"], format!("/api/v3/files/remove/{CID_C}"));
+    assert_eq!(arkive["headers"]["x-cluster"], "cl1-eu");
+    assert_eq!(recorded(&p), 1, "unpinned pins leave the state");
+    assert!(p.run(&["plan", "--prune", "--detailed-exitcode"]).code == 0);
+}
+
+#[test]
+fn prune_true_in_the_manifest_is_the_same_as_the_flag() {
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &(pin(CID_A, "a", &[]) + &pin(CID_B, "b", &[])));
+    assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
+    p.write_manifest(&emu, &pin(CID_A, "a", &[]));
+    let manifest = std::fs::read_to_string(p.manifest()).unwrap();
+    std::fs::write(
+        p.manifest(),
+        manifest.replace("version: 1\n", "version: 1\nprune: true\n"),
+    )
+    .unwrap();
+    let run = p.run(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(held(&emu), [format!("aioz {CID_A}")]);
+}
+
+#[test]
+fn an_empty_manifest_is_refused_with_exit_3_and_no_call_until_allowed() {
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &many_pins(12, &["aioz"]));
+    assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
+    p.write_manifest(&emu, "  []\n");
+    let before = std::fs::read(p.state_path()).unwrap();
+
+    let run = p.run(&["apply", "--auto-approve", "--prune"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("Refused by a safety guard: the manifest asks for no pins"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout.contains("--max-unpins 12") && run.stdout.contains("--force-unpins"),
+        "{run:?}"
+    );
+    assert!(deletes(&emu).is_empty());
+    assert_eq!(
+        std::fs::read(p.state_path()).unwrap(),
+        before,
+        "the state is untouched"
+    );
+
+    let run = p.run(&["plan", "--prune", "--detailed-exitcode"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    let run = p.run(&["plan", "--prune", "--json"]);
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["guards"].as_array().unwrap().len(), 1, "{doc}");
+
+    // Too small an allowance still refuses; one that covers it passes.
+    assert_eq!(
+        p.run(&["apply", "--auto-approve", "--prune", "--max-unpins", "11"])
+            .code,
+        3
+    );
+    let run = p.run(&["apply", "--auto-approve", "--prune", "--max-unpins", "12"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(deletes(&emu).len(), 12);
+    assert!(held(&emu).is_empty());
+}
+
+#[test]
+fn unpinning_too_much_of_a_target_is_refused_until_forced() {
+    let emu = Emulator::start();
+    let cids = many_cids(40);
+    let pins = |n: usize| -> String { cids[..n].iter().map(|c| pin(c, "x", &["aioz"])).collect() };
+    let p = Project::new(&emu, &pins(40));
+    assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
+    // 11 of 40 (27%): more than 10 and more than 25%.
+    p.write_manifest(&emu, &pins(29));
+    let run = p.run(&["apply", "--auto-approve", "--prune"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stdout.contains("unpin 11 of the 40 pins on aioz"),
+        "{run:?}"
+    );
+    assert!(deletes(&emu).is_empty());
+    // A saved plan is held to the same guard when it is applied.
+    assert_eq!(p.run(&["plan", "--prune", "--out", "prune.plan"]).code, 0);
+    assert_eq!(p.run(&["apply", "prune.plan"]).code, 3);
+    assert!(deletes(&emu).is_empty());
+    let run = p.run(&["apply", "prune.plan", "--force-unpins"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(deletes(&emu).len(), 11);
+}
+
+#[test]
+fn a_move_pins_the_new_target_before_it_unpins_the_old() {
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &pin(CID_A, "a", &["arkive/cl1-eu"]));
+    assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
+    p.write_manifest(&emu, &pin(CID_A, "a", &["aioz"]));
+    let run = p.run(&["plan", "--prune"]);
+    assert!(
+        run.stdout.contains("(unpin once pinned on aioz: moved)"),
+        "{run:?}"
+    );
+    let run = p.run(&["apply", "--auto-approve", "--prune"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let calls: Vec<String> = emu
+        .requests()
+        .iter()
+        .skip(1) // the first apply's pin
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap(),
+                r["path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "POST /api/pinning/pinByHash".to_string(),
+            format!("DELETE /api/v3/files/remove/{CID_A}")
+        ],
+        "make before break"
+    );
+    assert_eq!(held(&emu), [format!("aioz {CID_A}")]);
+}
+
+#[test]
+fn a_move_whose_new_pin_fails_keeps_the_old_pin() {
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &pin(CID_A, "a", &["arkive/cl1-eu"]));
+    assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
+    p.write_manifest(&emu, &pin(CID_A, "a", &["aioz"]));
+    emu.faults(json!({"fail_next": [{"status": 400}]}));
+    let run = p.run(&["apply", "--auto-approve", "--prune"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains(&format!(
+            "kept: arkive/cl1-eu {CID_A}: its new pin on aioz did not land; the old pin stays"
+        )),
+        "{run:?}"
+    );
+    assert!(deletes(&emu).is_empty(), "the old pin was not unpinned");
+    assert_eq!(held(&emu), [format!("pinarkive {CID_A}")]);
+    // The next apply finishes the move.
+    let run = p.run(&["apply", "--auto-approve", "--prune"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(held(&emu), [format!("aioz {CID_A}")]);
+}
+
+#[test]
+fn an_unpin_the_provider_answers_404_counts_as_done() {
+    let emu = Emulator::start();
+    let p = Project::new(
+        &emu,
+        &(pin(CID_A, "a", &[]) + &pin(CID_B, "b", &["arkive"])),
+    );
+    assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
+    p.write_manifest(&emu, &pin(CID_A, "a", &[]));
+    // Someone removed it by hand meanwhile.
+    ureq::delete(&format!("{}/api/v3/files/remove/{CID_B}", emu.url))
+        .set("X-API-Key", ARKIVE_KEY)
+        .call()
+        .unwrap();
+    let run = p.run(&["apply", "--auto-approve", "--prune"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains(&format!("unpinned arkive {CID_B} (was gone already)")),
+        "{run:?}"
+    );
+    assert_eq!(recorded(&p), 1);
+    let last = deletes(&emu).pop().unwrap();
+    assert_eq!(last["status"], 404);
+}
