@@ -420,6 +420,7 @@ pub async fn apply(
                 pin_id: None,
                 pinned_at: String::new(),
                 status,
+                observed: None,
             },
         }));
     }
@@ -537,6 +538,7 @@ impl Run<'_> {
                         pin_id: receipt.pin_id,
                         pinned_at: now_rfc3339(),
                         status: PinStatus::Managed,
+                        observed: None,
                     },
                 }));
             }
@@ -674,6 +676,7 @@ fn keep_provider_facts(state: &State, pin: StoredPin) -> StoredPin {
             record: PinRecord {
                 pin_id: old.pin_id.clone(),
                 pinned_at: old.pinned_at.clone(),
+                observed: old.observed.clone(),
                 ..pin.record
             },
             ..pin

@@ -489,6 +489,7 @@ fn the_recorder_journals_confirmations_in_the_order_they_arrive() {
                         pin_id: None,
                         pinned_at: "2026-12-01T00:00:00Z".into(),
                         status: PinStatus::Managed,
+                        observed: None,
                     },
                 };
                 tx.send(Recorded::Pin(pin)).unwrap();
@@ -535,6 +536,7 @@ fn move_plan() -> (Plan, State) {
                 pin_id: None,
                 pinned_at: "2026-12-01T00:00:00Z".into(),
                 status: PinStatus::Managed,
+                observed: None,
             },
         });
     }

@@ -345,6 +345,7 @@ mod tests {
             pin_id: None,
             pinned_at: "2026-01-01T00:00:00Z".into(),
             status: PinStatus::Managed,
+            observed: None,
         }
     }
 

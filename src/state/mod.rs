@@ -19,8 +19,13 @@ pub use journal::Journal;
 pub use lock::{LockError, StateLock};
 pub use state_file::{Restored, StateFile, StateFileError};
 
-/// Version of the state file format this build reads and writes.
-pub const STATE_FORMAT_VERSION: u32 = 1;
+/// Version of the state file format this build writes. Version 2 added
+/// what the provider last said of each pin; a version 1 state is read as
+/// one with nothing observed yet, and the first write keeps it as the backup.
+pub const STATE_FORMAT_VERSION: u32 = 2;
+
+/// Older versions this build reads.
+pub const READS_STATE_VERSIONS: [u32; 2] = [1, 2];
 
 /// What pinsync has pinned, keyed by (target, canonical CID).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -56,6 +61,45 @@ pub struct PinRecord {
     /// When the provider confirmed it (RFC 3339).
     pub pinned_at: String,
     pub status: PinStatus,
+    /// What the provider last said of the pin (`pinsync refresh`).
+    pub observed: Option<Observed>,
+}
+
+/// The provider's word on a pin, and when it was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub status: ProviderStatus,
+    /// RFC 3339.
+    pub at: String,
+}
+
+/// A pin's status on its provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderStatus {
+    Queued,
+    Pinning,
+    Pinned,
+    Failed,
+    /// The provider does not hold it (lost, or removed behind pinsync's back).
+    Missing,
+}
+
+impl ProviderStatus {
+    /// Whether the pin needs pinning again: drift.
+    pub fn is_lost(self) -> bool {
+        matches!(self, Self::Failed | Self::Missing)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Pinning => "pinning",
+            Self::Pinned => "pinned",
+            Self::Failed => "failed",
+            Self::Missing => "missing",
+        }
+    }
 }
 
 impl State {
@@ -104,6 +148,10 @@ struct FlatPinRef<'a> {
     pin_id: Option<&'a str>,
     pinned_at: &'a str,
     status: PinStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider_status: Option<ProviderStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checked_at: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -123,6 +171,10 @@ struct FlatPin {
     pin_id: Option<String>,
     pinned_at: String,
     status: PinStatus,
+    #[serde(default)]
+    provider_status: Option<ProviderStatus>,
+    #[serde(default)]
+    checked_at: Option<String>,
 }
 
 /// A borrowed pin, serialised in the stored shape without cloning it.
@@ -144,6 +196,8 @@ impl Serialize for PinRef<'_> {
             pin_id: r.pin_id.as_deref(),
             pinned_at: &r.pinned_at,
             status: r.status,
+            provider_status: r.observed.as_ref().map(|o| o.status),
+            checked_at: r.observed.as_ref().map(|o| o.at.as_str()),
         }
         .serialize(serializer)
     }
@@ -180,6 +234,10 @@ impl<'de> Deserialize<'de> for StoredPin {
                 pin_id: f.pin_id,
                 pinned_at: f.pinned_at,
                 status: f.status,
+                observed: f.provider_status.map(|status| Observed {
+                    status,
+                    at: f.checked_at.unwrap_or_default(),
+                }),
             },
         })
     }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::journal::Journal;
-use super::{PinRecord, PinRef, STATE_FORMAT_VERSION, State, StoredPin};
+use super::{PinRecord, PinRef, READS_STATE_VERSIONS, STATE_FORMAT_VERSION, State, StoredPin};
 use crate::file_io::{self, FileError};
 use crate::manifest::PinKey;
 
@@ -28,7 +28,7 @@ pub enum StateFileError {
     )]
     Corrupt { path: PathBuf, reason: String },
     #[error(
-        "state file {path} has format version {found}; this pinsync reads version {STATE_FORMAT_VERSION}"
+        "state file {path} has format version {found}; this pinsync reads versions 1 and {STATE_FORMAT_VERSION}"
     )]
     UnsupportedVersion { path: PathBuf, found: u64 },
     /// Reading or writing one of the state's files failed.
@@ -257,7 +257,10 @@ fn encode(state: &State) -> Vec<u8> {
 
 fn decode(path: &Path, reader: impl io::Read) -> Result<State, StateFileError> {
     let doc: Document = serde_json::from_reader(reader).map_err(|e| unreadable(path, &e))?;
-    if doc.format_version != u64::from(STATE_FORMAT_VERSION) {
+    if !READS_STATE_VERSIONS
+        .map(u64::from)
+        .contains(&doc.format_version)
+    {
         return Err(StateFileError::UnsupportedVersion {
             path: path.to_path_buf(),
             found: doc.format_version,
@@ -286,7 +289,11 @@ fn unreadable(path: &Path, error: &serde_json::Error) -> StateFileError {
         format_version: u64,
     }
     match serde_json::from_slice::<Versioned>(&bytes) {
-        Ok(v) if v.format_version != u64::from(STATE_FORMAT_VERSION) => {
+        Ok(v)
+            if !READS_STATE_VERSIONS
+                .map(u64::from)
+                .contains(&v.format_version) =>
+        {
             StateFileError::UnsupportedVersion {
                 path: path.to_path_buf(),
                 found: v.format_version,
@@ -323,6 +330,7 @@ mod tests {
                 pin_id: Some(format!("id-{n}")),
                 pinned_at: "2026-01-01T00:00:00Z".into(),
                 status: PinStatus::Managed,
+                observed: None,
             },
         }
     }
@@ -352,8 +360,55 @@ mod tests {
                 "name": "p1", "meta": {"team": "web"}, "pin_id": "id-1",
                 "pinned_at": "2026-01-01T00:00:00Z", "status": "managed"})
         );
-        assert_eq!(json["format_version"], 1);
+        assert_eq!(json["format_version"], 2);
         assert_eq!(json["serial"], 3);
+    }
+
+    #[test]
+    fn what_the_provider_said_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.json"));
+        let mut state = state_with(&[1]);
+        state.pins.values_mut().for_each(|r| {
+            r.observed = Some(crate::state::Observed {
+                status: crate::state::ProviderStatus::Failed,
+                at: "2026-12-01T10:00:00Z".into(),
+            });
+        });
+        file.save(&state).unwrap();
+        assert_eq!(file.load().unwrap(), state);
+        let json: serde_json::Value =
+            serde_json::from_slice(&fs::read(file.path()).unwrap()).unwrap();
+        assert_eq!(json["pins"][0]["provider_status"], "failed");
+        assert_eq!(json["pins"][0]["checked_at"], "2026-12-01T10:00:00Z");
+    }
+
+    #[test]
+    fn a_version_1_state_is_read_and_kept_as_the_backup_of_its_first_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.json"));
+        let v1 = br#"{"format_version": 1, "lineage": "old", "serial": 4, "pins": [
+    {"provider": "aioz", "cid": "bafy1", "name": "a", "pin_id": "id-1", "pinned_at": "2026-01-01T00:00:00Z", "status": "managed"}
+  ]}"#;
+        fs::write(file.path(), v1).unwrap();
+        let state = file.load().unwrap();
+        assert_eq!(
+            (state.lineage.as_str(), state.serial, state.pins.len()),
+            ("old", 4, 1)
+        );
+        let record = state.pins.values().next().unwrap();
+        assert_eq!(record.pin_id.as_deref(), Some("id-1"));
+        assert_eq!(record.observed, None);
+        file.save(&state).unwrap();
+        assert_eq!(
+            fs::read(file.backup_path()).unwrap(),
+            v1,
+            "the original, as it was"
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&fs::read(file.path()).unwrap()).unwrap();
+        assert_eq!(json["format_version"], 2);
+        assert_eq!(file.load().unwrap(), state);
     }
 
     #[test]

@@ -63,7 +63,7 @@ fn apply_pins_with_the_documented_requests_and_records_them() {
 
     // The state holds each pin, with AIOZ's pin id from `data.id`.
     let state = p.state();
-    assert_eq!(state["format_version"], 1);
+    assert_eq!(state["format_version"], 2);
     let pins = state["pins"].as_array().unwrap();
     assert_eq!(pins.len(), 3);
     let emu_ids: Vec<Value> = emu
