@@ -10,6 +10,7 @@ mod file_io;
 pub mod manifest;
 pub mod plan;
 pub mod provider;
+pub mod refresh;
 pub mod retry;
 pub mod state;
 pub mod watch;

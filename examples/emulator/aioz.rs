@@ -166,6 +166,7 @@ async fn pin_by_hash(State(state): State<Shared>, headers: HeaderMap, body: Byte
         date_unpinned: None,
         name,
         keyvalues,
+        status: "DONE",
     };
     // Undocumented case; the emulator's choice is to refuse a second pin of
     // the same content (a CIDv0 and its CIDv1 are the same content).

@@ -24,6 +24,7 @@ pub fn routes() -> Router<Shared> {
         .route("/_emulator/stats", get(stats))
         .route("/_emulator/faults", get(get_faults).post(set_faults))
         .route("/_emulator/reset", post(reset))
+        .route("/_emulator/pins/status", post(set_pin_status))
 }
 
 /// A pin of either provider, in one shape tests can compare.
@@ -130,6 +131,56 @@ async fn set_faults(State(state): State<Shared>, body: Bytes) -> Response {
     }
     *lock(&state.faults) = config.clone();
     axum::Json(config).into_response()
+}
+
+/// What happens to a pin behind pinsync's back: `{"provider": "aioz",
+/// "cid": CID, "status": "FAILED"}` (AIOZ: DONE, RETRIEVAL, FAILED), or
+/// `{"provider": ..., "cid": ..., "lost": true}`: gone, not even listed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PinChange {
+    provider: Provider,
+    cid: String,
+    #[serde(default)]
+    cluster: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    lost: bool,
+}
+
+async fn set_pin_status(State(state): State<Shared>, body: Bytes) -> Response {
+    let change: PinChange = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => return bad_request(format!("invalid pin change: {e}")),
+    };
+    let canonical = match crate::store::parse_cid(&change.cid) {
+        Ok(p) => p.canonical,
+        Err(e) => return bad_request(e),
+    };
+    let done = match (change.provider, change.lost, change.status.as_deref()) {
+        (Provider::Aioz, true, None) => lock(&state.aioz).lose(&canonical),
+        (Provider::Aioz, false, Some(status)) => {
+            match crate::store::AIOZ_STATUSES.iter().find(|s| **s == status) {
+                Some(s) => lock(&state.aioz).set_status(&canonical, s),
+                None => return bad_request(format!("unknown AIOZ status {status:?}")),
+            }
+        }
+        (Provider::Pinarkive, true, None) => {
+            lock(&state.pinarkive).remove(&canonical, change.cluster.as_deref()) > 0
+        }
+        _ => {
+            return bad_request("give `lost: true`, or a `status` (AIOZ only)".to_string());
+        }
+    };
+    if !done {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": "no such pin"})),
+        )
+            .into_response();
+    }
+    axum::Json(json!({"changed": true})).into_response()
 }
 
 async fn reset(State(state): State<Shared>) -> Response {

@@ -117,16 +117,22 @@ pub struct AiozPin {
     pub date_unpinned: Option<String>,
     pub name: Option<String>,
     pub keyvalues: Option<BTreeMap<String, String>>,
+    /// `DONE` once pinned (at once, here), or what a test set:
+    /// `RETRIEVAL`, `FAILED`.
+    pub status: &'static str,
 }
 
+/// The statuses a test may give an AIOZ pin.
+pub const AIOZ_STATUSES: [&str; 3] = ["DONE", "RETRIEVAL", "FAILED"];
+
 impl AiozPin {
-    /// The PIN object as a read (get, list, unpin) shows it. The emulator
-    /// treats a pin as fully pinned (`DONE`) from the first read after creation.
+    /// The PIN object as a read (get, list, unpin) shows it: `DONE` from the
+    /// first read after creation, unless a test set another status.
     pub fn view(&self) -> AiozPinView<'_> {
         AiozPinView {
             size: Some(0),
-            pinned: self.date_unpinned.is_none(),
-            status: "DONE",
+            pinned: self.date_unpinned.is_none() && self.status == "DONE",
+            status: self.status,
             ..self.created_view()
         }
     }
@@ -257,6 +263,32 @@ impl AiozStore {
 
     pub fn active_count(&self) -> usize {
         self.active.len()
+    }
+
+    /// Sets the status of the active pin of this content; false if none.
+    pub fn set_status(&mut self, canonical: &str, status: &'static str) -> bool {
+        let Some(&idx) = self.active.get(canonical) else {
+            return false;
+        };
+        self.pins[idx].status = status;
+        true
+    }
+
+    /// Loses the active pin of this content without a trace, as a failing
+    /// provider might: it is no longer listed or found by id.
+    pub fn lose(&mut self, canonical: &str) -> bool {
+        let Some(idx) = self.active.remove(canonical) else {
+            return false;
+        };
+        let pin = self.pins.remove(idx);
+        self.by_id.remove(&pin.id);
+        // Indices after `idx` moved down by one.
+        for i in self.by_id.values_mut().chain(self.active.values_mut()) {
+            if *i > idx {
+                *i -= 1;
+            }
+        }
+        true
     }
 
     pub fn all(&self) -> &[AiozPin] {

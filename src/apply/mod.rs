@@ -46,16 +46,15 @@ impl Default for ApplyOptions {
 /// The providers of an apply, by the manifest's name for them.
 pub type Providers = BTreeMap<String, Arc<dyn Provider>>;
 
-/// Connects the providers `plan` pins to, with their credentials from the
+/// Connects the providers named in `used`, with their credentials from the
 /// environment; every missing or unusable one is named before any call.
-pub fn connect(plan: &Plan, http: HttpSettings) -> anyhow::Result<Providers> {
-    provider::connect(
-        &plan.providers,
-        &providers_used(plan),
-        |var| std::env::var(var).ok(),
-        http,
-    )
-    .context("apply needs the provider credentials from the environment; nothing was changed")
+pub fn connect(
+    configs: &BTreeMap<String, crate::manifest::ProviderConfig>,
+    used: &BTreeSet<String>,
+    http: HttpSettings,
+) -> anyhow::Result<Providers> {
+    provider::connect(configs, used, |var| std::env::var(var).ok(), http)
+        .context("the provider credentials are needed from the environment; nothing was changed")
 }
 
 /// How one provider call (a pin or an unpin) ended.
@@ -349,7 +348,7 @@ pub async fn apply(
     let calls: Vec<&Change> = plan
         .changes
         .iter()
-        .filter(|c| matches!(c.action, Action::Pin | Action::Unpin))
+        .filter(|c| matches!(c.action, Action::Pin | Action::Repin | Action::Unpin))
         .collect();
     // Each provider gets its own pool of `concurrency` calls, so one that is
     // slow or down cannot hold the slots the others need.
@@ -368,7 +367,7 @@ pub async fn apply(
         let credentials = plan.providers.get(name).map_or_else(Vec::new, |c| {
             c.secret_refs().map(|r| r.var.clone()).collect()
         });
-        let (pins, unpins) = changes.into_iter().partition(|c| c.action == Action::Pin);
+        let (unpins, pins) = changes.into_iter().partition(|c| c.action == Action::Unpin);
         pools.push(Pool {
             name,
             provider: provider.as_ref(),
@@ -402,7 +401,7 @@ pub async fn apply(
     // State-only changes first: they need no provider and cannot fail.
     for change in &plan.changes {
         let status = match change.action {
-            Action::Pin | Action::Unpin => continue,
+            Action::Pin | Action::Repin | Action::Unpin => continue,
             Action::Update => {
                 run.report.updated += 1;
                 PinStatus::Managed
@@ -696,6 +695,16 @@ async fn call_with_retries(pool: &Pool<'_>, change: &Change, ctx: &CallContext<'
             };
             pool.provider.unpin(request).await.map(Outcome::Unpinned)
         } else {
+            // A failed request is removed (by its id) before it is made again,
+            // or the provider would answer that it holds it already.
+            if change.action == Action::Repin && change.pin_id.is_some() {
+                let request = UnpinRequest {
+                    cid: &change.cid,
+                    cluster: change.target.cluster.as_deref(),
+                    pin_id: change.pin_id.as_deref(),
+                };
+                pool.provider.unpin(request).await?;
+            }
             let request = PinRequest {
                 cid: &change.cid,
                 cluster: change.target.cluster.as_deref(),
@@ -752,7 +761,7 @@ async fn call_with_retries(pool: &Pool<'_>, change: &Change, ctx: &CallContext<'
 pub fn providers_used(plan: &Plan) -> BTreeSet<String> {
     plan.changes
         .iter()
-        .filter(|c| matches!(c.action, Action::Pin | Action::Unpin))
+        .filter(|c| matches!(c.action, Action::Pin | Action::Repin | Action::Unpin))
         .map(|c| c.target.provider.clone())
         .collect()
 }

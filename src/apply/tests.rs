@@ -75,6 +75,18 @@ impl Provider for Scripted {
         })
     }
 
+    fn list<'a>(
+        &'a self,
+        _cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<crate::provider::Listing, ProviderError>> {
+        Box::pin(async {
+            Ok(crate::provider::Listing {
+                pins: Vec::new(),
+                next: None,
+            })
+        })
+    }
+
     fn unpin<'a>(
         &'a self,
         request: UnpinRequest<'a>,

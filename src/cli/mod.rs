@@ -77,6 +77,16 @@ enum Command {
         after_help = "Examples:\n  pinsync watch\n  pinsync watch --interval 1m --log-format json --status-file /var/lib/pinsync/status.json"
     )]
     Watch(WatchArgs),
+    /// Ask the providers what they hold of every pin the state records, and
+    /// record what they say; makes no pin or unpin call.
+    ///
+    /// A pin the provider lost or failed is drift: the next plan shows it as
+    /// `!` and apply pins it again. Lists each provider in pages (10,000
+    /// AIOZ pins are 10 calls). Needs the providers' credentials.
+    #[command(
+        after_help = "Examples:\n  pinsync refresh\n  pinsync plan --refresh      # the same first, without writing it\n  pinsync apply --refresh"
+    )]
+    Refresh(RefreshArgs),
     /// Inspect the state file.
     #[command(subcommand)]
     State(StateCommand),
@@ -138,6 +148,16 @@ impl StateArg {
 }
 
 #[derive(Debug, Args)]
+struct RefreshArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    #[command(flatten)]
+    state: StateArg,
+    #[command(flatten)]
+    calls: CallArgs,
+}
+
+#[derive(Debug, Args)]
 struct ValidateArgs {
     #[command(flatten)]
     manifest: ManifestArg,
@@ -184,6 +204,10 @@ struct PlanArgs {
     state: StateArg,
     #[command(flatten)]
     unpin: UnpinArgs,
+    /// Refresh first (see `pinsync refresh`): needs the providers'
+    /// credentials. `plan` does not write what it learns; `apply` does.
+    #[arg(long)]
+    refresh: bool,
     /// Print the plan as JSON (a stable format, versioned by `format_version`).
     #[arg(long)]
     json: bool,
@@ -207,6 +231,10 @@ struct ApplyArgs {
     auto_approve: bool,
     #[command(flatten)]
     unpin: UnpinArgs,
+    /// Refresh first (see `pinsync refresh`): needs the providers'
+    /// credentials. `plan` does not write what it learns; `apply` does.
+    #[arg(long)]
+    refresh: bool,
     #[command(flatten)]
     calls: CallArgs,
     /// A plan saved by `pinsync plan --out`.
@@ -233,6 +261,19 @@ struct CallArgs {
     /// No retry of a pin starts after this much time from its first call.
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = retry_budget)]
     retry_max_time: Duration,
+}
+
+impl Default for CallArgs {
+    /// The flags' defaults, for `plan --refresh`, which has no call flags.
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            lock_timeout: Duration::ZERO,
+            timeout: Duration::from_secs(30),
+            retry_attempts: 5,
+            retry_max_time: Duration::from_secs(120),
+        }
+    }
 }
 
 impl CallArgs {
@@ -365,6 +406,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch(args) => watch_command(&args),
         Command::State(StateCommand::List(args)) => state_list(&args),
         Command::State(StateCommand::Restore(args)) => state_restore(&args),
+        Command::Refresh(args) => refresh_command(&args),
     }
 }
 
@@ -417,7 +459,12 @@ fn exit_without_freeing<T>(value: T) {
 
 fn plan_command(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let state_file = args.state.file(&args.manifest.file);
-    let (m, state) = load_manifest_and_state(&args.manifest.file, &state_file)?;
+    let (m, mut state) = load_manifest_and_state(&args.manifest.file, &state_file)?;
+    if args.refresh {
+        // Read-only: what is learned shapes this plan and is not written.
+        let report = refresh_providers(&m, &mut state, &CallArgs::default())?;
+        eprint!("{}", render::refresh(&report));
+    }
     let plan = plan::plan(&m, &state, args.unpin.plan_options());
     let refused = plan::guards(&plan, &state, args.unpin.allowance());
     if let Some(out) = &args.out {
@@ -477,6 +524,11 @@ fn load_manifest_and_state(
 fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let state_file = args.state.file(&args.manifest.file);
     let _lock = StateLock::acquire(state_file.path(), args.calls.lock_timeout, "pinsync apply")?;
+    if args.plan.is_some() && args.refresh {
+        bail!(
+            "--refresh makes a new plan; it cannot be used with a saved PLAN (run `pinsync refresh` first)"
+        );
+    }
     let (plan, state) = match &args.plan {
         Some(path) => {
             let state = state_file.load()?;
@@ -485,7 +537,12 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
             (plan, state)
         }
         None => {
-            let (m, state) = load_manifest_and_state(&args.manifest.file, &state_file)?;
+            let (m, mut state) = load_manifest_and_state(&args.manifest.file, &state_file)?;
+            if args.refresh {
+                let report = refresh_providers(&m, &mut state, &args.calls)?;
+                print(&render::refresh(&report))?;
+                save_refreshed(&state_file, &mut state)?;
+            }
             (plan::plan(&m, &state, args.unpin.plan_options()), state)
         }
     };
@@ -501,7 +558,11 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         print("Nothing was changed.\n")?;
         return Ok(ExitCode::from(GUARD_REFUSED));
     }
-    let providers = apply::connect(&plan, args.calls.http())?;
+    let providers = apply::connect(
+        &plan.providers,
+        &apply::providers_used(&plan),
+        args.calls.http(),
+    )?;
     if args.plan.is_none() && !args.auto_approve && !confirm()? {
         print("Apply cancelled.\n")?;
         return Ok(ExitCode::FAILURE);
@@ -639,6 +700,56 @@ fn confirm() -> anyhow::Result<bool> {
     let mut answer = String::new();
     stdin.read_line(&mut answer).context("read confirmation")?;
     Ok(answer.trim() == "yes")
+}
+
+fn refresh_command(args: &RefreshArgs) -> anyhow::Result<ExitCode> {
+    let state_file = args.state.file(&args.manifest.file);
+    let _lock = StateLock::acquire(
+        state_file.path(),
+        args.calls.lock_timeout,
+        "pinsync refresh",
+    )?;
+    let (m, mut state) = load_manifest_and_state(&args.manifest.file, &state_file)?;
+    if state.pins.is_empty() {
+        print("The state holds no pins; nothing to refresh.\n")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = refresh_providers(&m, &mut state, &args.calls)?;
+    print(&render::refresh(&report))?;
+    save_refreshed(&state_file, &mut state)?;
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Refreshes `state`'s pins on every provider the manifest declares.
+fn refresh_providers(
+    m: &manifest::Manifest,
+    state: &mut State,
+    calls: &CallArgs,
+) -> anyhow::Result<crate::refresh::RefreshReport> {
+    let used: std::collections::BTreeSet<String> = state
+        .pins
+        .keys()
+        .map(|k| k.target.provider.clone())
+        .filter(|p| m.providers.contains_key(p))
+        .collect();
+    let providers = apply::connect(&m.providers, &used, calls.http())?;
+    let runtime = calls_runtime()?;
+    let retry = calls.apply_options().retry;
+    Ok(runtime.block_on(async {
+        crate::refresh::refresh(state, &providers, retry, &CancellationToken::new()).await
+    }))
+}
+
+/// Writes a refreshed state: a new serial, the old file kept as backup.
+fn save_refreshed(state_file: &StateFile, state: &mut State) -> anyhow::Result<()> {
+    state.ensure_lineage();
+    state.serial += 1;
+    state_file.save(state)?;
+    Ok(())
 }
 
 fn state_list(args: &StateListArgs) -> anyhow::Result<ExitCode> {

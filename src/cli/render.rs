@@ -79,6 +79,7 @@ pub fn plan(plan: &Plan, p: Palette) -> String {
         pin: p.green("+"),
         update: p.yellow("~"),
         orphan: p.red("-"),
+        repin: p.yellow("!"),
     };
     for change in &plan.changes {
         write_change_line(&mut out, change, width, &signs);
@@ -90,9 +91,14 @@ pub fn plan(plan: &Plan, p: Palette) -> String {
     } else {
         String::new()
     };
+    let repin = if s.repin > 0 {
+        format!("{} to re-pin, ", s.repin)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "\n{} {} to pin, {} to update, {unpin}{} no longer managed, {} unchanged.",
+        "\n{} {} to pin, {repin}{} to update, {unpin}{} no longer managed, {} unchanged.",
         p.bold("Plan:"),
         s.pin,
         s.update,
@@ -134,6 +140,7 @@ struct Signs {
     pin: String,
     update: String,
     orphan: String,
+    repin: String,
 }
 
 /// One change as a line of the plan, appended to `out` without its newline.
@@ -142,6 +149,7 @@ fn write_change_line(out: &mut String, c: &Change, width: usize, signs: &Signs) 
         Action::Pin => &signs.pin,
         Action::Update => &signs.update,
         Action::Orphan | Action::Unpin => &signs.orphan,
+        Action::Repin => &signs.repin,
     };
     let _ = write!(out, "  {sign} {:<width$}  {}", c.target, c.cid);
     if let Some(name) = c
@@ -160,6 +168,13 @@ fn write_change_line(out: &mut String, c: &Change, width: usize, signs: &Signs) 
             }
             None => out.push_str("  (no longer in the manifest; not unpinned)"),
         },
+        Action::Repin => {
+            let _ = write!(
+                out,
+                "  (re-pin: {})",
+                c.reason.as_deref().unwrap_or("drift")
+            );
+        }
         Action::Unpin if c.moved_to.is_empty() => out.push_str("  (unpin)"),
         Action::Unpin => {
             let to: Vec<String> = c.moved_to.iter().map(ToString::to_string).collect();
@@ -192,6 +207,53 @@ fn write_change_line(out: &mut String, c: &Change, width: usize, signs: &Signs) 
 
 fn quoted(name: Option<&str>) -> String {
     name.map_or_else(|| "(none)".into(), |n| format!("{n:?}"))
+}
+
+/// What a refresh found: a line per provider, and one per provider that
+/// could not be listed.
+pub fn refresh(r: &crate::refresh::RefreshReport) -> String {
+    let mut out = String::new();
+    for (name, found) in &r.providers {
+        let checked: usize = found.statuses.values().sum();
+        let statuses: Vec<String> = found
+            .statuses
+            .iter()
+            .map(|(status, n)| format!("{n} {}", status.as_str()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{name}: {checked} pin{} checked in {} call{} ({} listed): {}",
+            plural(checked),
+            found.calls,
+            plural(found.calls),
+            found.listed,
+            if statuses.is_empty() {
+                "none recorded".to_string()
+            } else {
+                statuses.join(", ")
+            }
+        );
+    }
+    for (name, error) in &r.errors {
+        let _ = writeln!(
+            out,
+            "{name}: could not be listed ({error}); its pins keep what was known"
+        );
+    }
+    let drift: usize = r
+        .providers
+        .values()
+        .map(crate::refresh::ProviderRefresh::drift)
+        .sum();
+    if drift > 0 {
+        let _ = writeln!(
+            out,
+            "{drift} pin{} lost or failed on the provider: the plan re-pins {} (`!`).",
+            plural(drift),
+            if drift == 1 { "it" } else { "them" }
+        );
+    }
+    out
 }
 
 /// The safety guards a plan trips, one line each; empty when none.
@@ -363,6 +425,7 @@ mod tests {
                 update: 1,
                 orphan: 1,
                 unpin: 0,
+                repin: 0,
                 unchanged: 4,
             },
         };

@@ -34,6 +34,10 @@ pub enum Action {
     /// `-`: no longer in the manifest, pruned: unpinned on the provider and
     /// dropped from the state. Unpins come after every pin of the plan.
     Unpin,
+    /// `!`: drift: the provider lost or failed a pin the manifest wants
+    /// (`pinsync refresh` found it); pinned again, a failed request first
+    /// removed by its id.
+    Repin,
 }
 
 /// What a pin looked like in the state before an update.
@@ -65,7 +69,8 @@ pub struct Change {
     /// for those pins, and is skipped if any of them fails.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub moved_to: Vec<Target>,
-    /// `orphan` under pruning: why it cannot be unpinned.
+    /// `orphan` under pruning: why it cannot be unpinned; `repin`: what
+    /// the provider said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -102,12 +107,14 @@ pub struct Summary {
     pub orphan: usize,
     #[serde(default)]
     pub unpin: usize,
+    #[serde(default)]
+    pub repin: usize,
     pub unchanged: usize,
 }
 
 impl Summary {
     pub fn has_changes(&self) -> bool {
-        self.pin + self.update + self.orphan + self.unpin > 0
+        self.pin + self.update + self.orphan + self.unpin + self.repin > 0
     }
 }
 
@@ -187,6 +194,19 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
             Ordering::Equal => {
                 let (key, pin) = desired.next().expect("peeked");
                 let (_, record) = recorded.next().expect("peeked");
+                if let Some(observed) = record.observed.as_ref().filter(|o| o.status.is_lost()) {
+                    summary.repin += 1;
+                    let reason = match observed.status {
+                        crate::state::ProviderStatus::Failed => "the provider reports it failed",
+                        _ => "the provider no longer holds it",
+                    };
+                    changes.push(Change {
+                        pin_id: record.pin_id.clone(),
+                        reason: Some(format!("{reason} (checked {})", observed.at)),
+                        ..Change::new(Action::Repin, key, &pin.cid, &pin.labels)
+                    });
+                    continue;
+                }
                 if record.status == PinStatus::Managed && record.labels == pin.labels {
                     summary.unchanged += 1;
                     continue;
@@ -383,6 +403,7 @@ mod tests {
                 update: 0,
                 orphan: 0,
                 unpin: 0,
+                repin: 0,
                 unchanged: 0
             }
         );
@@ -444,6 +465,7 @@ mod tests {
                 update: 0,
                 orphan: 1,
                 unpin: 0,
+                repin: 0,
                 unchanged: 1
             }
         );

@@ -155,6 +155,7 @@ fn problems(plan: &Plan) -> Vec<String> {
         }
         match change.action {
             Action::Pin => counted.pin += 1,
+            Action::Repin => counted.repin += 1,
             Action::Update => counted.update += 1,
             Action::Orphan => counted.orphan += 1,
             Action::Unpin => {
@@ -171,7 +172,7 @@ fn problems(plan: &Plan) -> Vec<String> {
         // Unpins come after every pin, so a move's new pin lands first.
         if change.action == Action::Unpin {
             seen_unpin = true;
-        } else if seen_unpin && change.action == Action::Pin {
+        } else if seen_unpin && matches!(change.action, Action::Pin | Action::Repin) {
             problems.push(format!("{at}: a pin after an unpin; unpins come last"));
         }
     }

@@ -6,7 +6,11 @@ use reqwest::header::HeaderName;
 use serde::{Deserialize, Serialize};
 
 use super::http::{self, Answer};
-use super::{PinReceipt, PinRequest, Provider, ProviderError, Secret, UnpinReceipt, UnpinRequest};
+use super::{
+    ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Secret, UnpinReceipt,
+    UnpinRequest,
+};
+use crate::state::ProviderStatus;
 
 /// The documented credential headers (underscores, lower case).
 const API_KEY_HEADER: HeaderName = HeaderName::from_static("pinning_api_key");
@@ -20,6 +24,8 @@ pub struct Aioz {
     pin_url: reqwest::Url,
     /// `{base_url}/api/pinning/unpin/`, a pin id is added per call.
     unpin_base: reqwest::Url,
+    /// `{base_url}/api/pinning/pins/`.
+    list_url: reqwest::Url,
     api_key: Secret,
     secret_key: Secret,
 }
@@ -61,6 +67,7 @@ impl Aioz {
             client,
             pin_url: http::endpoint(base_url, "/api/pinning/pinByHash")?,
             unpin_base: http::endpoint(base_url, "/api/pinning/unpin/")?,
+            list_url: http::endpoint(base_url, "/api/pinning/pins/")?,
             api_key,
             secret_key,
         })
@@ -139,6 +146,122 @@ fn read_answer(answer: &Answer) -> Result<PinReceipt, ProviderError> {
     })
 }
 
+/// Pins asked for per list call: the most the service is known to serve.
+const LIST_PAGE: usize = 1000;
+
+#[derive(Deserialize)]
+struct ListEnvelope {
+    status: String,
+    data: ListData,
+}
+
+#[derive(Deserialize)]
+struct ListData {
+    totals: ListTotals,
+    pins: Vec<ListedAiozPin>,
+}
+
+#[derive(Deserialize)]
+struct ListTotals {
+    files: u64,
+}
+
+#[derive(Deserialize)]
+struct ListedAiozPin {
+    id: String,
+    cid: String,
+    #[serde(default)]
+    pinned: bool,
+    #[serde(default)]
+    date_unpinned: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    metadata: Option<ListedMetadata>,
+}
+
+#[derive(Deserialize)]
+struct ListedMetadata {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// What `date_unpinned` reads while a pin is pinned (Go's zero time).
+const NOT_UNPINNED: &str = "0001-01-01T00:00:00Z";
+
+impl Aioz {
+    async fn list_once(&self, cursor: Option<&str>) -> Result<Listing, ProviderError> {
+        let offset: u64 = match cursor {
+            None => 0,
+            Some(c) => c
+                .parse()
+                .map_err(|_| ProviderError::BadResponse(format!("bad list cursor {c:?}")))?,
+        };
+        let mut url = self.list_url.clone();
+        url.query_pairs_mut()
+            .append_pair("offset", &offset.to_string())
+            .append_pair("limit", &LIST_PAGE.to_string())
+            .append_pair("pinned", "all")
+            .append_pair("sortBy", "created_at")
+            .append_pair("sortOrder", "ASC");
+        let answer = http::send(
+            self.client
+                .get(url)
+                .header(API_KEY_HEADER, self.api_key.header_value())
+                .header(SECRET_KEY_HEADER, self.secret_key.header_value()),
+            &[&self.api_key, &self.secret_key],
+        )
+        .await?;
+        if !answer.status.is_success() {
+            return Err(http::failure(&answer, http::error_message(&answer.body)));
+        }
+        let envelope: ListEnvelope = serde_json::from_slice(&answer.body).map_err(|e| {
+            ProviderError::BadResponse(format!(
+                "pins list answered without the documented {{\"data\": {{\"totals\", \"pins\"}}}}: {e}"
+            ))
+        })?;
+        if envelope.status != "success" {
+            return Err(ProviderError::BadResponse(format!(
+                "pins list answered status {:?}",
+                http::clean_message(&envelope.status)
+            )));
+        }
+        let seen = offset + envelope.data.pins.len() as u64;
+        // An empty page ends the listing whatever the totals say, so a
+        // provider that miscounts cannot keep pinsync paging forever.
+        let next = (!envelope.data.pins.is_empty() && seen < envelope.data.totals.files)
+            .then(|| seen.to_string());
+        let pins = envelope
+            .data
+            .pins
+            .into_iter()
+            // Unpinned records stay in the list; they are not held.
+            .filter(|p| p.date_unpinned.as_deref().is_none_or(|d| d == NOT_UNPINNED))
+            .map(|p| {
+                let status = match p.status.as_deref().map(str::to_ascii_uppercase).as_deref() {
+                    Some("DONE" | "PINNED") => ProviderStatus::Pinned,
+                    Some("FAILED" | "ERROR") => ProviderStatus::Failed,
+                    Some("QUEUED") => ProviderStatus::Queued,
+                    Some(_) => ProviderStatus::Pinning,
+                    None if p.pinned => ProviderStatus::Pinned,
+                    None => ProviderStatus::Pinning,
+                };
+                ListedPin {
+                    cid: http::clean_message(&p.cid),
+                    cluster: None,
+                    pin_id: Some(http::clean_message(&p.id)),
+                    status,
+                    name: p
+                        .metadata
+                        .and_then(|m| m.name)
+                        .map(|n| http::clean_message(&n)),
+                }
+            })
+            .collect();
+        Ok(Listing { pins, next })
+    }
+}
+
 impl Provider for Aioz {
     fn pin<'a>(
         &'a self,
@@ -152,5 +275,12 @@ impl Provider for Aioz {
         request: UnpinRequest<'a>,
     ) -> BoxFuture<'a, Result<UnpinReceipt, ProviderError>> {
         Box::pin(self.unpin_once(request))
+    }
+
+    fn list<'a>(
+        &'a self,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Listing, ProviderError>> {
+        Box::pin(self.list_once(cursor))
     }
 }

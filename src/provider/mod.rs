@@ -17,6 +17,7 @@ use anyhow::Context as _;
 use futures::future::BoxFuture;
 
 use crate::manifest::{Labels, ProviderConfig, ProviderKind};
+use crate::state::ProviderStatus;
 
 pub use aioz::Aioz;
 pub use pinarkive::Pinarkive;
@@ -58,6 +59,25 @@ pub struct UnpinReceipt {
     pub already_gone: bool,
 }
 
+/// One pin as a provider's listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedPin {
+    /// The CID as the provider reports it.
+    pub cid: String,
+    pub cluster: Option<String>,
+    pub pin_id: Option<String>,
+    pub status: ProviderStatus,
+    pub name: Option<String>,
+}
+
+/// One page of a provider's pins, and where the next one starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    pub pins: Vec<ListedPin>,
+    /// The cursor for the next page; `None` after the last.
+    pub next: Option<String>,
+}
+
 /// A pinning service.
 pub trait Provider: Send + Sync {
     /// Pins one CID. One attempt: retrying is the caller's policy.
@@ -72,6 +92,11 @@ pub trait Provider: Send + Sync {
         &'a self,
         request: UnpinRequest<'a>,
     ) -> BoxFuture<'a, Result<UnpinReceipt, ProviderError>>;
+
+    /// One page of every pin the account holds, in pages as large as the
+    /// API allows, from `cursor` (`None`: the first page). One attempt.
+    fn list<'a>(&'a self, cursor: Option<&'a str>)
+    -> BoxFuture<'a, Result<Listing, ProviderError>>;
 }
 
 /// Settings shared by every provider's HTTP client.

@@ -4,11 +4,15 @@
 use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderName};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::http::{self, Answer};
-use super::{PinReceipt, PinRequest, Provider, ProviderError, Secret, UnpinReceipt, UnpinRequest};
+use super::{
+    ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Secret, UnpinReceipt,
+    UnpinRequest,
+};
 use crate::manifest::AuthStyle;
+use crate::state::ProviderStatus;
 
 /// The Pinarkive pinning API.
 #[derive(Debug)]
@@ -19,6 +23,8 @@ pub struct Pinarkive {
     pin_base: reqwest::Url,
     /// `{base_url}/api/v3/files/remove/`.
     remove_base: reqwest::Url,
+    /// `{base_url}/api/v3/users/me/uploads`.
+    uploads_url: reqwest::Url,
     /// `X-API-Key: <key>` or `Authorization: Bearer <key>`, built once.
     auth: (HeaderName, Secret),
     /// The key itself, to redact from answers.
@@ -44,6 +50,7 @@ impl Pinarkive {
     ) -> anyhow::Result<Self> {
         let pin_base = http::endpoint(base_url, "/api/v3/files/pin/")?;
         let remove_base = http::endpoint(base_url, "/api/v3/files/remove/")?;
+        let uploads_url = http::endpoint(base_url, "/api/v3/users/me/uploads")?;
         let auth = match auth {
             AuthStyle::Header => (HeaderName::from_static("x-api-key"), api_key.clone()),
             AuthStyle::Bearer => (
@@ -57,6 +64,7 @@ impl Pinarkive {
             client,
             pin_base,
             remove_base,
+            uploads_url,
             auth,
             api_key,
         })
@@ -128,6 +136,85 @@ fn read_answer(answer: &Answer) -> Result<PinReceipt, ProviderError> {
     })
 }
 
+/// Uploads asked for per list call.
+const LIST_PAGE: usize = 1000;
+
+/// The docs answer `{uploads, total}`, the SDK `{uploads, pagination:
+/// {total}}`: both are read.
+#[derive(Deserialize)]
+struct Uploads {
+    uploads: Vec<Upload>,
+    #[serde(default)]
+    total: Option<u64>,
+    #[serde(default)]
+    pagination: Option<Pagination>,
+}
+
+#[derive(Deserialize)]
+struct Pagination {
+    #[serde(default)]
+    total: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Upload {
+    cid: String,
+    #[serde(default)]
+    cluster_id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+impl Pinarkive {
+    async fn list_once(&self, cursor: Option<&str>) -> Result<Listing, ProviderError> {
+        // The cursor is the page number and how many were seen before it.
+        let (page, seen) = match cursor.map(|c| c.split_once(':')) {
+            None => (1u64, 0u64),
+            Some(Some((p, s))) => match (p.parse(), s.parse()) {
+                (Ok(p), Ok(s)) => (p, s),
+                _ => return Err(ProviderError::BadResponse("bad list cursor".into())),
+            },
+            Some(None) => return Err(ProviderError::BadResponse("bad list cursor".into())),
+        };
+        let mut url = self.uploads_url.clone();
+        url.query_pairs_mut()
+            .append_pair("page", &page.to_string())
+            .append_pair("limit", &LIST_PAGE.to_string());
+        let (name, key) = &self.auth;
+        let builder = self.client.get(url).header(name, key.header_value());
+        let answer = http::send(builder, &[&self.api_key]).await?;
+        if !answer.status.is_success() {
+            return Err(http::failure(&answer, http::error_message(&answer.body)));
+        }
+        let uploads: Uploads = serde_json::from_slice(&answer.body).map_err(|e| {
+            ProviderError::BadResponse(format!(
+                "uploads answered without the documented {{\"uploads\", \"total\"}}: {e}"
+            ))
+        })?;
+        let total = uploads
+            .total
+            .or_else(|| uploads.pagination.and_then(|p| p.total));
+        let seen = seen + uploads.uploads.len() as u64;
+        // Without a total, page until an empty page.
+        let more = !uploads.uploads.is_empty() && total.is_none_or(|t| seen < t);
+        let next = more.then(|| format!("{}:{seen}", page + 1));
+        let pins = uploads
+            .uploads
+            .into_iter()
+            .map(|u| ListedPin {
+                cid: http::clean_message(&u.cid),
+                cluster: u.cluster_id.map(|c| http::clean_message(&c)),
+                pin_id: None,
+                // Pinarkive lists what it holds; it reports no other status.
+                status: ProviderStatus::Pinned,
+                name: u.name.map(|n| http::clean_message(&n)),
+            })
+            .collect();
+        Ok(Listing { pins, next })
+    }
+}
+
 impl Provider for Pinarkive {
     fn pin<'a>(
         &'a self,
@@ -141,5 +228,12 @@ impl Provider for Pinarkive {
         request: UnpinRequest<'a>,
     ) -> BoxFuture<'a, Result<UnpinReceipt, ProviderError>> {
         Box::pin(self.unpin_once(request))
+    }
+
+    fn list<'a>(
+        &'a self,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Listing, ProviderError>> {
+        Box::pin(self.list_once(cursor))
     }
 }

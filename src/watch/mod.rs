@@ -269,7 +269,8 @@ impl Reconciler<'_> {
             );
             return Ok(());
         }
-        let providers = match apply::connect(&plan, self.options.http) {
+        let used = apply::providers_used(&plan);
+        let providers = match apply::connect(&plan.providers, &used, self.options.http) {
             Ok(p) => p,
             Err(e) => {
                 self.log.event(

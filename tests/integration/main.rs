@@ -7,6 +7,7 @@ mod exit_codes;
 mod failures;
 mod plan;
 mod prune;
+mod refresh;
 mod reliability;
 mod terminal;
 mod validate;

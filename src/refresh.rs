@@ -1,0 +1,335 @@
+//! Refresh: ask each provider what it holds of the pins the state records,
+//! and record its word (status and when it was asked), with no pin or
+//! unpin call. A pin the provider lost or failed is drift, which the next
+//! plan re-pins.
+//!
+//! Each provider is listed page by page, in the largest pages its API
+//! serves, rather than asked pin by pin: 10,000 AIOZ pins are 10 calls.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::Providers;
+use crate::manifest::{ContentId, PinKey};
+use crate::provider::{ListedPin, Provider, ProviderError};
+use crate::retry::RetryPolicy;
+use crate::state::{Observed, ProviderStatus, State};
+
+/// Pages listed from one provider at most: a provider whose cursor never
+/// ends must not keep a refresh going for ever (10 million pins at 1,000 a
+/// page).
+const MAX_PAGES: usize = 10_000;
+
+/// What a refresh found on one provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderRefresh {
+    /// List calls made, retries included.
+    pub calls: usize,
+    /// Pins the provider listed, all of them, recorded or not.
+    pub listed: usize,
+    /// The state's pins on this provider, by what it said of them.
+    pub statuses: BTreeMap<ProviderStatus, usize>,
+    /// Pin ids the state lacked and the listing gave (AIOZ unpins by id).
+    pub ids_learned: usize,
+}
+
+impl ProviderRefresh {
+    /// The state's pins on this provider that it lost or failed.
+    pub fn drift(&self) -> usize {
+        self.statuses
+            .iter()
+            .filter(|(s, _)| s.is_lost())
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// What a refresh did, by provider; `errors` are providers that could not
+/// be listed (their pins keep what was known of them).
+#[derive(Debug, Clone, Default)]
+pub struct RefreshReport {
+    pub providers: BTreeMap<String, ProviderRefresh>,
+    pub errors: BTreeMap<String, ProviderError>,
+}
+
+/// Refreshes every pin of `state` on the `providers` given, recording in
+/// `state` what each said. A provider that cannot be listed is reported in
+/// `errors` and its pins are left as they were.
+pub async fn refresh(
+    state: &mut State,
+    providers: &Providers,
+    retry: RetryPolicy,
+    stop: &CancellationToken,
+) -> RefreshReport {
+    let recorded: BTreeSet<&str> = state
+        .pins
+        .keys()
+        .map(|k| k.target.provider.as_str())
+        .collect();
+    let listings = futures::future::join_all(
+        providers
+            .iter()
+            .filter(|(name, _)| recorded.contains(name.as_str()))
+            .map(|(name, provider)| async move {
+                (name.clone(), list_all(provider.as_ref(), retry, stop).await)
+            }),
+    )
+    .await;
+    let at = crate::state::now_rfc3339();
+    let mut report = RefreshReport::default();
+    for (name, listing) in listings {
+        match listing {
+            Ok((pins, calls)) => {
+                let mut found = observe(state, &name, &pins, &at);
+                found.calls = calls;
+                report.providers.insert(name, found);
+            }
+            Err(e) => {
+                report.errors.insert(name, e);
+            }
+        }
+    }
+    report
+}
+
+/// Every page of one provider's listing, retrying each page as `retry`
+/// allows; with the number of calls made.
+async fn list_all(
+    provider: &dyn Provider,
+    retry: RetryPolicy,
+    stop: &CancellationToken,
+) -> Result<(Vec<ListedPin>, usize), ProviderError> {
+    let mut pins = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut calls = 0;
+    let mut rng = fastrand::Rng::new();
+    for _ in 0..MAX_PAGES {
+        let started = tokio::time::Instant::now();
+        let mut attempt = 1;
+        let page = loop {
+            calls += 1;
+            let error = match provider.list(cursor.as_deref()).await {
+                Ok(page) => break page,
+                Err(e) => e,
+            };
+            let delay = error
+                .is_retryable()
+                .then(|| {
+                    retry.next_delay(attempt, started.elapsed(), error.retry_after(), &mut rng)
+                })
+                .flatten();
+            let Some(delay) = delay else {
+                return Err(error);
+            };
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = stop.cancelled() => return Err(error),
+            }
+            attempt += 1;
+        };
+        pins.extend(page.pins);
+        match page.next {
+            // A cursor that does not move would page for ever.
+            Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
+            _ => return Ok((pins, calls)),
+        }
+    }
+    Ok((pins, calls))
+}
+
+/// Records in `state`, for each of its pins on `provider`, what `listed`
+/// says of it (`missing` when it is not listed), and pin ids it lacked.
+/// A pin recorded without a cluster matches the CID on any cluster.
+pub fn observe(
+    state: &mut State,
+    provider: &str,
+    listed: &[ListedPin],
+    at: &str,
+) -> ProviderRefresh {
+    let mut by_cid: BTreeMap<String, Vec<&ListedPin>> = BTreeMap::new();
+    for pin in listed {
+        // A CID the provider reports that does not parse is nobody's pin.
+        if let Ok(cid) = ContentId::parse(&pin.cid) {
+            by_cid
+                .entry(cid.canonical().to_owned())
+                .or_default()
+                .push(pin);
+        }
+    }
+    let mut found = ProviderRefresh {
+        listed: listed.len(),
+        ..ProviderRefresh::default()
+    };
+    let on_provider = |k: &PinKey| k.target.provider == provider;
+    for (key, record) in state.pins.iter_mut().filter(|(k, _)| on_provider(k)) {
+        let candidates = by_cid.get(&key.cid).map(Vec::as_slice).unwrap_or_default();
+        // The best word of any listing of it: a pinned copy wins.
+        let best = candidates
+            .iter()
+            .filter(|p| key.target.cluster.is_none() || p.cluster == key.target.cluster)
+            .min_by_key(|p| rank(p.status));
+        let status = best.map_or(ProviderStatus::Missing, |p| p.status);
+        if record.pin_id.is_none()
+            && let Some(id) = best.and_then(|p| p.pin_id.clone())
+        {
+            record.pin_id = Some(id);
+            found.ids_learned += 1;
+        }
+        record.observed = Some(Observed {
+            status,
+            at: at.to_owned(),
+        });
+        *found.statuses.entry(status).or_default() += 1;
+    }
+    found
+}
+
+/// Which of several listings of one CID speaks for it.
+fn rank(status: ProviderStatus) -> u8 {
+    match status {
+        ProviderStatus::Pinned => 0,
+        ProviderStatus::Pinning => 1,
+        ProviderStatus::Queued => 2,
+        ProviderStatus::Failed => 3,
+        ProviderStatus::Missing => 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Labels, Target};
+    use crate::state::{PinRecord, PinStatus, StoredPin};
+
+    const A: &str = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
+    const B_V0: &str = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG";
+    const C: &str = "Qmc1135ziMvmFG534i75E8HpJoLqzLzgKBxfjBV9cBsMAs";
+
+    fn state(pins: &[(&str, Option<&str>, &str)]) -> State {
+        let mut state = State::new();
+        for &(provider, cluster, cid) in pins {
+            state.record(StoredPin {
+                key: PinKey {
+                    target: Target {
+                        provider: provider.into(),
+                        cluster: cluster.map(Into::into),
+                    },
+                    cid: ContentId::parse(cid).unwrap().canonical().to_owned(),
+                },
+                record: PinRecord {
+                    cid_as_pinned: cid.into(),
+                    labels: Labels {
+                        name: None,
+                        meta: Default::default(),
+                    },
+                    pin_id: None,
+                    pinned_at: "2026-01-01T00:00:00Z".into(),
+                    status: PinStatus::Managed,
+                    observed: None,
+                },
+            });
+        }
+        state
+    }
+
+    fn listed(
+        cid: &str,
+        cluster: Option<&str>,
+        id: Option<&str>,
+        status: ProviderStatus,
+    ) -> ListedPin {
+        ListedPin {
+            cid: cid.into(),
+            cluster: cluster.map(Into::into),
+            pin_id: id.map(Into::into),
+            status,
+            name: None,
+        }
+    }
+
+    fn observed(state: &State) -> Vec<(String, ProviderStatus)> {
+        state
+            .pins
+            .iter()
+            .map(|(k, r)| {
+                (
+                    format!("{} {}", k.target, r.cid_as_pinned),
+                    r.observed.as_ref().unwrap().status,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_recorded_pin_gets_the_providers_word_or_missing() {
+        let mut s = state(&[("aioz", None, A), ("aioz", None, B_V0), ("aioz", None, C)]);
+        let list = [
+            // Listed in its other form (CIDv1 of a CIDv0 pin): the same pin.
+            listed(
+                ContentId::parse(B_V0).unwrap().canonical(),
+                None,
+                Some("id-b"),
+                ProviderStatus::Failed,
+            ),
+            listed(A, None, Some("id-a"), ProviderStatus::Pinned),
+            // A second, failed request for the same CID does not hide the pinned one.
+            listed(A, None, Some("id-a2"), ProviderStatus::Failed),
+            listed("not a cid", None, None, ProviderStatus::Pinned),
+        ];
+        let found = observe(&mut s, "aioz", &list, "2026-12-01T00:00:00Z");
+        let mut got = observed(&s);
+        got.sort();
+        let mut want = vec![
+            (format!("aioz {A}"), ProviderStatus::Pinned),
+            (format!("aioz {B_V0}"), ProviderStatus::Failed),
+            (format!("aioz {C}"), ProviderStatus::Missing),
+        ];
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(found.listed, 4);
+        assert_eq!(found.drift(), 2);
+        assert_eq!(found.ids_learned, 2, "AIOZ ids the state lacked");
+        let a = s.pins.values().find(|r| r.cid_as_pinned == A).unwrap();
+        assert_eq!(
+            a.pin_id.as_deref(),
+            Some("id-a"),
+            "the id of the copy that speaks for it"
+        );
+        assert!(
+            s.pins
+                .values()
+                .all(|r| r.observed.as_ref().unwrap().at == "2026-12-01T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn clusters_must_match_unless_the_pin_names_none() {
+        let mut s = state(&[
+            ("arkive", Some("cl1-eu"), A),
+            ("arkive", None, C),
+            ("aioz", None, A),
+        ]);
+        let list = [
+            listed(A, Some("cl0-global"), None, ProviderStatus::Pinned),
+            listed(C, Some("cl2-de"), None, ProviderStatus::Pinned),
+        ];
+        observe(&mut s, "arkive", &list, "t");
+        let got: BTreeMap<String, Option<ProviderStatus>> = s
+            .pins
+            .iter()
+            .map(|(k, r)| (k.target.to_string(), r.observed.as_ref().map(|o| o.status)))
+            .collect();
+        assert_eq!(
+            got["arkive/cl1-eu"],
+            Some(ProviderStatus::Missing),
+            "on another cluster"
+        );
+        assert_eq!(
+            got["arkive"],
+            Some(ProviderStatus::Pinned),
+            "no cluster named: any"
+        );
+        assert_eq!(got["aioz"], None, "another provider's pins are not touched");
+    }
+}
