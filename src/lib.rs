@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod cli;
 mod file_io;
+pub mod import;
 pub mod manifest;
 pub mod plan;
 pub mod provider;

@@ -95,7 +95,7 @@ pub async fn refresh(
 
 /// Every page of one provider's listing, retrying each page as `retry`
 /// allows; with the number of calls made.
-async fn list_all(
+pub(crate) async fn list_all(
     provider: &dyn Provider,
     retry: RetryPolicy,
     stop: &CancellationToken,

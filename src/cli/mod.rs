@@ -87,6 +87,16 @@ enum Command {
         after_help = "Examples:\n  pinsync refresh\n  pinsync plan --refresh      # the same first, without writing it\n  pinsync apply --refresh"
     )]
     Refresh(RefreshArgs),
+    /// Adopt pins the providers already hold: those the manifest wants are
+    /// recorded with their ids, so apply makes no call for them.
+    ///
+    /// Makes no pin or unpin call. With --print-manifest, prints manifest
+    /// entries for what the providers hold that the manifest lacks, and
+    /// records nothing.
+    #[command(
+        after_help = "Examples:\n  pinsync import\n  pinsync import --target arkive/cl1-eu\n  pinsync import --print-manifest >> held.yaml"
+    )]
+    Import(ImportArgs),
     /// Inspect the state file.
     #[command(subcommand)]
     State(StateCommand),
@@ -153,6 +163,23 @@ struct RefreshArgs {
     manifest: ManifestArg,
     #[command(flatten)]
     state: StateArg,
+    #[command(flatten)]
+    calls: CallArgs,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    #[command(flatten)]
+    state: StateArg,
+    /// Only this target: `provider` or `provider/cluster`.
+    #[arg(long, value_name = "TARGET")]
+    target: Option<String>,
+    /// Print YAML `pins:` entries for what the providers hold that the
+    /// manifest lacks, and record nothing.
+    #[arg(long)]
+    print_manifest: bool,
     #[command(flatten)]
     calls: CallArgs,
 }
@@ -407,6 +434,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::State(StateCommand::List(args)) => state_list(&args),
         Command::State(StateCommand::Restore(args)) => state_restore(&args),
         Command::Refresh(args) => refresh_command(&args),
+        Command::Import(args) => import_command(&args),
     }
 }
 
@@ -721,6 +749,92 @@ fn refresh_command(args: &RefreshArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+fn import_command(args: &ImportArgs) -> anyhow::Result<ExitCode> {
+    let state_file = args.state.file(&args.manifest.file);
+    // Printing records nothing, so it needs no lock.
+    let _lock = if args.print_manifest {
+        None
+    } else {
+        Some(StateLock::acquire(
+            state_file.path(),
+            args.calls.lock_timeout,
+            "pinsync import",
+        )?)
+    };
+    let (m, mut state) = load_manifest_and_state(&args.manifest.file, &state_file)?;
+    let only = match &args.target {
+        None => None,
+        Some(text) => {
+            let target = crate::manifest::Target::parse(text).map_err(anyhow::Error::msg)?;
+            if !m.providers.contains_key(&target.provider) {
+                bail!(
+                    "--target {text}: the manifest declares no provider `{}`",
+                    target.provider
+                );
+            }
+            Some(target)
+        }
+    };
+    let used: std::collections::BTreeSet<String> = m
+        .providers
+        .keys()
+        .filter(|p| only.as_ref().is_none_or(|t| &t.provider == *p))
+        .cloned()
+        .collect();
+    let providers = apply::connect(&m.providers, &used, args.calls.http())?;
+    let retry = args.calls.apply_options().retry;
+    let stop = CancellationToken::new();
+    let listings = calls_runtime()?.block_on(futures::future::join_all(providers.iter().map(
+        |(name, provider)| async {
+            let listed = crate::refresh::list_all(provider.as_ref(), retry, &stop).await;
+            (name.clone(), listed)
+        },
+    )));
+    let at = crate::state::now_rfc3339();
+    let mut text = String::new();
+    let mut unmanaged = Vec::new();
+    let mut adopted = 0;
+    let mut failed = false;
+    for (name, listed) in listings {
+        let (pins, calls) = match listed {
+            Ok(listed) => listed,
+            Err(e) => {
+                failed = true;
+                text.push_str(&format!("{name}: could not be listed ({e})\n"));
+                continue;
+            }
+        };
+        let found = crate::import::adopt(&m, &mut state, &name, &pins, only.as_ref(), &at);
+        adopted += found.adopted;
+        text.push_str(&format!(
+            "{name}: {} listed in {calls} call{}: {} adopted, {} failed there (apply pins them), {} not in the manifest\n",
+            pins.len(),
+            if calls == 1 { "" } else { "s" },
+            found.adopted,
+            found.failed,
+            found.unmanaged.len()
+        ));
+        unmanaged.extend(found.unmanaged);
+    }
+    if args.print_manifest {
+        print(&crate::import::manifest_entries(&unmanaged))?;
+        eprint!("{text}");
+    } else {
+        if adopted > 0 {
+            save_refreshed(&state_file, &mut state)?;
+        }
+        if !unmanaged.is_empty() {
+            text.push_str("`pinsync import --print-manifest` prints manifest entries for those not in the manifest.\n");
+        }
+        print(&text)?;
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     })
 }
 

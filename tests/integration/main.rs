@@ -5,6 +5,7 @@ mod support;
 mod apply;
 mod exit_codes;
 mod failures;
+mod import;
 mod plan;
 mod prune;
 mod refresh;
