@@ -219,6 +219,14 @@ impl UnpinArgs {
     }
 }
 
+/// How `plan` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PlanFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
 /// Exit code of a plan a safety guard refuses, as Terraform keeps 2 for
 /// "changes present".
 const GUARD_REFUSED: u8 = 3;
@@ -235,9 +243,14 @@ struct PlanArgs {
     /// credentials. `plan` does not write what it learns; `apply` does.
     #[arg(long)]
     refresh: bool,
-    /// Print the plan as JSON (a stable format, versioned by `format_version`).
-    #[arg(long)]
+    /// Print the plan as JSON (a stable format, versioned by
+    /// `format_version`); the same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
     json: bool,
+    /// `text` for people, `json` for machines, `markdown` for a pull-request
+    /// comment (no colour).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    format: PlanFormat,
     /// Exit 0 when there are no changes, 2 when there are, 3 when a safety
     /// guard would refuse them, 1 on error.
     #[arg(long)]
@@ -498,7 +511,14 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     if let Some(out) = &args.out {
         saved_plan::save(&plan, out)?;
     }
-    if args.json {
+    let format = if args.json {
+        PlanFormat::Json
+    } else {
+        args.format
+    };
+    if format == PlanFormat::Markdown {
+        print(&render::markdown(&plan, &refused))?;
+    } else if format == PlanFormat::Json {
         #[derive(serde::Serialize)]
         struct Document<'a> {
             #[serde(flatten)]

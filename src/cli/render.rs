@@ -181,26 +181,7 @@ fn write_change_line(out: &mut String, c: &Change, width: usize, signs: &Signs) 
             let _ = write!(out, "  (unpin once pinned on {}: moved)", to.join(", "));
         }
         Action::Update => {
-            let mut what = Vec::new();
-            if let Some(prev) = &c.previous {
-                if prev.status == PinStatus::Orphaned {
-                    what.push("back in the manifest".to_string());
-                }
-                if prev.labels.name != c.labels.name {
-                    what.push(format!(
-                        "name {} -> {}",
-                        quoted(prev.labels.name.as_deref()),
-                        quoted(c.labels.name.as_deref())
-                    ));
-                }
-                if prev.labels.meta != c.labels.meta {
-                    what.push(format!(
-                        "meta {:?} -> {:?}",
-                        prev.labels.meta, c.labels.meta
-                    ));
-                }
-            }
-            let _ = write!(out, "  {}", what.join(", "));
+            let _ = write!(out, "  {}", update_note(c));
         }
     }
 }
@@ -254,6 +235,126 @@ pub fn refresh(r: &crate::refresh::RefreshReport) -> String {
         );
     }
     out
+}
+
+/// The plan as Markdown, for a pull-request comment: the counts, a table of
+/// the changes with full CIDs, endpoints that are not the built-in ones,
+/// and any safety guard that would refuse it. No colour.
+pub fn markdown(plan: &Plan, refused: &[String]) -> String {
+    let mut out = String::from("### pinsync plan\n\n");
+    let s = &plan.summary;
+    if !s.has_changes() {
+        let _ = writeln!(
+            out,
+            "No changes: {} pin{} match the manifest.",
+            s.unchanged,
+            plural(s.unchanged)
+        );
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "**{} to pin, {} to re-pin, {} to update, {} to unpin, {} no longer managed, {} unchanged**\n",
+        s.pin, s.repin, s.update, s.unpin, s.orphan, s.unchanged
+    );
+    for message in refused {
+        let _ = writeln!(
+            out,
+            "> **Refused by a safety guard:** {}\n",
+            md_text(message)
+        );
+    }
+    out.push_str("| | target | CID | name | note |\n|---|---|---|---|---|\n");
+    for c in &plan.changes {
+        let (sign, note) = match c.action {
+            Action::Pin => ("+", String::new()),
+            Action::Repin => (
+                "!",
+                format!("re-pin: {}", c.reason.as_deref().unwrap_or("drift")),
+            ),
+            Action::Update => ("~", update_note(c)),
+            Action::Orphan => (
+                "-",
+                match &c.reason {
+                    Some(r) => format!("no longer in the manifest; cannot unpin: {r}"),
+                    None => "no longer in the manifest; not unpinned".into(),
+                },
+            ),
+            Action::Unpin if c.moved_to.is_empty() => ("-", "unpin".into()),
+            Action::Unpin => {
+                let to: Vec<String> = c.moved_to.iter().map(ToString::to_string).collect();
+                (
+                    "-",
+                    format!("unpin once pinned on {}: moved", to.join(", ")),
+                )
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| {sign} | {} | `{}` | {} | {} |",
+            md_text(&c.target.to_string()),
+            c.cid,
+            md_text(c.labels.name.as_deref().unwrap_or("")),
+            md_text(&note)
+        );
+    }
+    for name in crate::apply::providers_used(plan) {
+        if let Some(config) = plan
+            .providers
+            .get(&name)
+            .filter(|c| !c.is_default_endpoint())
+        {
+            let _ = writeln!(
+                out,
+                "\nProvider `{name}` is reached at {}, not the built-in {}.",
+                md_text(&config.base_url),
+                config.kind.default_base_url()
+            );
+        }
+    }
+    out
+}
+
+/// Text safe in a Markdown table cell: the characters Markdown and HTML
+/// give meaning to are escaped, so a pin's name cannot break the table or
+/// inject a link.
+fn md_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '|' | '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What a `~` changes, in words.
+fn update_note(c: &Change) -> String {
+    let mut what = Vec::new();
+    if let Some(prev) = &c.previous {
+        if prev.status == PinStatus::Orphaned {
+            what.push("back in the manifest".to_string());
+        }
+        if prev.labels.name != c.labels.name {
+            what.push(format!(
+                "name {} -> {}",
+                quoted(prev.labels.name.as_deref()),
+                quoted(c.labels.name.as_deref())
+            ));
+        }
+        if prev.labels.meta != c.labels.meta {
+            what.push(format!(
+                "meta {:?} -> {:?}",
+                prev.labels.meta, c.labels.meta
+            ));
+        }
+    }
+    what.join(", ")
 }
 
 /// The safety guards a plan trips, one line each; empty when none.
@@ -438,5 +539,58 @@ mod tests {
              \nPlan: 1 to pin, 1 to update, 1 no longer managed, 4 unchanged.\n\
              Pins no longer in the manifest stay pinned on the provider; the state keeps them as orphaned.\n"
         );
+    }
+
+    #[test]
+    fn the_markdown_plan_is_a_table_with_full_cids_and_the_guards() {
+        let mut renamed = change(Action::Update, None, "bafyc", Some("new"));
+        renamed.previous = Some(Previous {
+            labels: Labels {
+                name: Some("old".into()),
+                meta: BTreeMap::new(),
+            },
+            status: PinStatus::Managed,
+        });
+        let mut repin = change(Action::Repin, None, "bafyd", Some("lost"));
+        repin.reason =
+            Some("the provider no longer holds it (checked 2026-12-01T00:00:00Z)".into());
+        let mut moved = change(Action::Unpin, Some("cl1-eu"), "bafye", None);
+        moved.moved_to = vec![Target {
+            provider: "arkive".into(),
+            cluster: Some("cl0-global".into()),
+        }];
+        let plan = Plan {
+            format_version: PLAN_FORMAT_VERSION,
+            state: StateRef {
+                lineage: String::new(),
+                serial: 0,
+            },
+            providers: BTreeMap::new(),
+            changes: vec![
+                change(
+                    Action::Pin,
+                    Some("cl0-global"),
+                    "bafye",
+                    Some("a | b <script>"),
+                ),
+                repin,
+                renamed,
+                change(Action::Orphan, None, "bafyf", None),
+                change(Action::Unpin, None, "bafyg", Some("gone")),
+                moved,
+            ],
+            summary: Summary {
+                pin: 1,
+                repin: 1,
+                update: 1,
+                orphan: 1,
+                unpin: 2,
+                unchanged: 4,
+            },
+        };
+        let refused = ["this plan would unpin 2 of the 3 pins on arkive; pass it with --max-unpins 2 (or more), or --force-unpins".to_string()];
+        let text = super::markdown(&plan, &refused);
+        assert!(!text.contains('\u{1b}'), "no colour");
+        insta::assert_snapshot!(text);
     }
 }

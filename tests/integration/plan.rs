@@ -262,3 +262,22 @@ fn the_plan_shows_each_endpoint_that_is_not_the_default() {
         assert!(run.stdout.contains(&line), "{line}\n{run:?}");
     }
 }
+
+#[test]
+fn the_markdown_plan_is_for_a_pull_request_comment() {
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &pin(CID_A, "home", &["aioz"]));
+    let mut cmd = p.command(&["plan", "--format", "markdown", "--detailed-exitcode"]);
+    cmd.env("TERM", "xterm");
+    let run = cmd.run();
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stdout.starts_with("### pinsync plan\n"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains(&format!("| + | aioz | `{CID_A}` | home |  |")),
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains('\u{1b}'));
+    let run = p.run(&["plan", "--format", "markdown", "--json"]);
+    assert_eq!(run.code, 1, "--json and --format conflict: {run:?}");
+}
