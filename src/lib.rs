@@ -14,4 +14,5 @@ pub mod provider;
 pub mod refresh;
 pub mod retry;
 pub mod state;
+pub mod wait;
 pub mod watch;

@@ -167,6 +167,7 @@ async fn pin_by_hash(State(state): State<Shared>, headers: HeaderMap, body: Byte
         name,
         keyvalues,
         status: "DONE",
+        done_at: std::time::Instant::now() + state.settings.aioz_pinning,
     };
     // Undocumented case; the emulator's choice is to refuse a second pin of
     // the same content (a CIDv0 and its CIDv1 are the same content).

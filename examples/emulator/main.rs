@@ -81,6 +81,10 @@ struct Cli {
     /// Inject faults only into this provider's requests.
     #[arg(long, value_parser = ["aioz", "pinarkive"])]
     only: Option<String>,
+    /// A new AIOZ pin reports RETRIEVAL for this long, then DONE (as the
+    /// service pins asynchronously).
+    #[arg(long, default_value_t = 0)]
+    aioz_pinning_ms: u64,
     /// Do not keep the request log (for benchmarks); counters still work.
     #[arg(long)]
     no_request_log: bool,
@@ -133,6 +137,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             pinarkive_api_key: cli.pinarkive_api_key,
             keep_request_log: !cli.no_request_log,
             verbose: cli.verbose,
+            aioz_pinning: Duration::from_millis(cli.aioz_pinning_ms),
         },
         aioz: Mutex::default(),
         pinarkive: Mutex::default(),

@@ -40,6 +40,7 @@ pub fn routes() -> Router<Shared> {
         .route("/api/v3/users/me/uploads", get(uploads))
         .route("/api/v3/files/pin/{cid}", post(pin))
         .route("/api/v3/files/remove/{cid}", delete(remove))
+        .route("/api/v3/status/{cid}", get(status))
 }
 
 /// A Pinarkive error answer: `{error, message, code?}`, `error` being the
@@ -297,6 +298,39 @@ async fn remove(
     }
     let body = Removed { cid, removed: true };
     Ok(axum::Json(body).into_response())
+}
+
+/// `GET /api/v3/status/{cid}?cl=`: its answer is undocumented; the
+/// emulator answers `{cid, clusterId, status: "pinned"}`, or 404.
+async fn status(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(cid): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer {
+    check_key(&state, &headers)?;
+    let parsed = parse_cid(&cid).map_err(|_| bad_request("Invalid CID"))?;
+    let cluster = query.get("cl").cloned();
+    if let Some(cl) = &cluster {
+        check_cluster(cl)?;
+    }
+    let held = lock(&state.pinarkive)
+        .all()
+        .find(|p| {
+            p.canonical == parsed.canonical && cluster.as_ref().is_none_or(|c| *c == p.cluster)
+        })
+        .map(|p| p.cluster.clone());
+    let Some(cluster_id) = held else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "Pin not found for this CID",
+            None,
+        ));
+    };
+    Ok(
+        axum::Json(serde_json::json!({"cid": cid, "clusterId": cluster_id, "status": "pinned"}))
+            .into_response(),
+    )
 }
 
 async fn uploads(

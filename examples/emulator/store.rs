@@ -30,6 +30,8 @@ pub struct Settings {
     pub pinarkive_api_key: String,
     pub keep_request_log: bool,
     pub verbose: bool,
+    /// How long a new AIOZ pin reports `RETRIEVAL` before `DONE`.
+    pub aioz_pinning: std::time::Duration,
 }
 
 /// Counters kept as atomics so `/_emulator/stats` works without the request log.
@@ -120,6 +122,8 @@ pub struct AiozPin {
     /// `DONE` once pinned (at once, here), or what a test set:
     /// `RETRIEVAL`, `FAILED`.
     pub status: &'static str,
+    /// Until then it reports `RETRIEVAL` (unless a test set a status).
+    pub done_at: std::time::Instant,
 }
 
 /// The statuses a test may give an AIOZ pin.
@@ -129,10 +133,15 @@ impl AiozPin {
     /// The PIN object as a read (get, list, unpin) shows it: `DONE` from the
     /// first read after creation, unless a test set another status.
     pub fn view(&self) -> AiozPinView<'_> {
+        let status = if self.status == "DONE" && std::time::Instant::now() < self.done_at {
+            "RETRIEVAL"
+        } else {
+            self.status
+        };
         AiozPinView {
             size: Some(0),
-            pinned: self.date_unpinned.is_none() && self.status == "DONE",
-            status: self.status,
+            pinned: self.date_unpinned.is_none() && status == "DONE",
+            status,
             ..self.created_view()
         }
     }

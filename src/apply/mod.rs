@@ -243,6 +243,8 @@ pub struct Kept {
 pub struct Report {
     /// Pins the provider confirmed (including `already_pinned`).
     pub pinned: usize,
+    /// Which they were, for `--wait`.
+    pub confirmed: Vec<PinKey>,
     /// Of those, the provider said were pinned already.
     pub already_pinned: usize,
     /// Pins the provider removed (including `already_gone`).
@@ -528,6 +530,7 @@ impl Run<'_> {
                 self.ended += 1;
                 self.report.pinned += 1;
                 self.report.already_pinned += usize::from(receipt.already_pinned);
+                self.report.confirmed.push(change.key());
                 self.confirmed.insert(change.key());
                 self.record(Recorded::Pin(StoredPin {
                     key: change.key(),

@@ -75,6 +75,13 @@ impl Provider for Scripted {
         })
     }
 
+    fn status<'a>(
+        &'a self,
+        _request: UnpinRequest<'a>,
+    ) -> BoxFuture<'a, Result<crate::state::ProviderStatus, ProviderError>> {
+        Box::pin(async { Ok(crate::state::ProviderStatus::Pinned) })
+    }
+
     fn list<'a>(
         &'a self,
         _cursor: Option<&'a str>,

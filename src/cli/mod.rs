@@ -277,6 +277,13 @@ struct ApplyArgs {
     refresh: bool,
     #[command(flatten)]
     calls: CallArgs,
+    /// After the calls, wait until every new pin is pinned (or failed, or
+    /// --wait-timeout passes); exit 1 naming those that are not.
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits at most.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = request_timeout)]
+    wait_timeout: Duration,
     /// A plan saved by `pinsync plan --out`.
     #[arg(value_name = "PLAN")]
     plan: Option<PathBuf>,
@@ -647,8 +654,33 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         }
     };
     print(&format!("\n{}", render::report(&report, palette)))?;
-    exit_without_freeing((plan, state));
-    Ok(if report.succeeded() {
+    let mut succeeded = report.succeeded();
+    if args.wait && !report.confirmed.is_empty() && !report.interrupted {
+        let mut state = state;
+        let waited = runtime.block_on(async {
+            crate::wait::wait(
+                &mut state,
+                &report.confirmed,
+                &providers,
+                args.wait_timeout,
+                &|pinned, pending, next| {
+                    progress.line(format!(
+                        "waiting: {pinned} pinned, {pending} not yet (next check in {}s)",
+                        next.as_secs()
+                    ));
+                },
+            )
+            .await
+        });
+        progress.finish();
+        save_refreshed(&state_file, &mut state)?;
+        print(&render::waited(&waited, args.wait_timeout, palette))?;
+        succeeded &= waited.failed.is_empty() && waited.timed_out.is_empty();
+        exit_without_freeing((plan, state));
+    } else {
+        exit_without_freeing((plan, state));
+    }
+    Ok(if succeeded {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -90,7 +90,8 @@ impl ApplyProgress {
         }
     }
 
-    fn line(&self, text: String) {
+    /// A line of its own: above the bar, or in the plain lines.
+    pub fn line(&self, text: String) {
         match self {
             Self::Bar(bar, _) => bar.println(text),
             Self::Lines(_, sink) => sink.lock().expect("progress lock").write(&text),

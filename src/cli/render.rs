@@ -357,6 +357,38 @@ fn update_note(c: &Change) -> String {
     what.join(", ")
 }
 
+/// How `apply --wait` ended: each pin that failed or did not make it in
+/// time, then the count.
+pub fn waited(w: &crate::wait::Waited, timeout: std::time::Duration, p: Palette) -> String {
+    let mut out = String::new();
+    for key in &w.failed {
+        let _ = writeln!(
+            out,
+            "{} {key}: the provider reports it failed or lost",
+            p.red("failed:")
+        );
+    }
+    for (key, last) in &w.timed_out {
+        let _ = writeln!(
+            out,
+            "{} {key}: still {} after {}",
+            p.red("timed out:"),
+            last.map_or("unanswered", |s| s.as_str()),
+            humantime::format_duration(timeout)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "Waited: {} pinned, {} failed, {} timed out ({} status call{}).",
+        w.pinned,
+        w.failed.len(),
+        w.timed_out.len(),
+        w.calls,
+        plural(w.calls)
+    );
+    out
+}
+
 /// The safety guards a plan trips, one line each; empty when none.
 pub fn guards(refused: &[String], p: Palette) -> String {
     let mut out = String::new();

@@ -26,6 +26,8 @@ pub struct Aioz {
     unpin_base: reqwest::Url,
     /// `{base_url}/api/pinning/pins/`.
     list_url: reqwest::Url,
+    /// `{base_url}/api/pinning/`, a pin id is added per call.
+    one_base: reqwest::Url,
     api_key: Secret,
     secret_key: Secret,
 }
@@ -68,6 +70,7 @@ impl Aioz {
             pin_url: http::endpoint(base_url, "/api/pinning/pinByHash")?,
             unpin_base: http::endpoint(base_url, "/api/pinning/unpin/")?,
             list_url: http::endpoint(base_url, "/api/pinning/pins/")?,
+            one_base: http::endpoint(base_url, "/api/pinning/")?,
             api_key,
             secret_key,
         })
@@ -186,10 +189,70 @@ struct ListedMetadata {
     name: Option<String>,
 }
 
+/// A PIN's `status` (`RETRIEVAL` after pinByHash, `DONE` once pinned),
+/// read leniently.
+fn status_of(status: Option<&str>, pinned: bool) -> ProviderStatus {
+    match status.map(str::to_ascii_uppercase).as_deref() {
+        Some("DONE" | "PINNED") => ProviderStatus::Pinned,
+        Some("FAILED" | "ERROR") => ProviderStatus::Failed,
+        Some("QUEUED") => ProviderStatus::Queued,
+        Some(_) => ProviderStatus::Pinning,
+        None if pinned => ProviderStatus::Pinned,
+        None => ProviderStatus::Pinning,
+    }
+}
+
+#[derive(Deserialize)]
+struct OneEnvelope {
+    data: ListedAiozPin,
+}
+
 /// What `date_unpinned` reads while a pin is pinned (Go's zero time).
 const NOT_UNPINNED: &str = "0001-01-01T00:00:00Z";
 
 impl Aioz {
+    /// `GET /api/pinning/{pinId}`.
+    async fn status_once(
+        &self,
+        request: UnpinRequest<'_>,
+    ) -> Result<ProviderStatus, ProviderError> {
+        let Some(pin_id) = request.pin_id else {
+            return Err(ProviderError::Rejected {
+                status: 0,
+                message: "AIOZ reports a pin by its id, and none is recorded for it".into(),
+            });
+        };
+        let answer = http::send(
+            self.client
+                .get(http::with_segment(&self.one_base, pin_id))
+                .header(API_KEY_HEADER, self.api_key.header_value())
+                .header(SECRET_KEY_HEADER, self.secret_key.header_value()),
+            &[&self.api_key, &self.secret_key],
+        )
+        .await?;
+        if answer.status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(ProviderStatus::Missing);
+        }
+        if !answer.status.is_success() {
+            return Err(http::failure(&answer, http::error_message(&answer.body)));
+        }
+        let one: OneEnvelope = serde_json::from_slice(&answer.body).map_err(|e| {
+            ProviderError::BadResponse(format!(
+                "pin answered without the documented {{\"data\": PIN}}: {e}"
+            ))
+        })?;
+        let unpinned = one
+            .data
+            .date_unpinned
+            .as_deref()
+            .is_some_and(|d| d != NOT_UNPINNED);
+        Ok(if unpinned {
+            ProviderStatus::Missing
+        } else {
+            status_of(one.data.status.as_deref(), one.data.pinned)
+        })
+    }
+
     async fn list_once(&self, cursor: Option<&str>) -> Result<Listing, ProviderError> {
         let offset: u64 = match cursor {
             None => 0,
@@ -238,14 +301,7 @@ impl Aioz {
             // Unpinned records stay in the list; they are not held.
             .filter(|p| p.date_unpinned.as_deref().is_none_or(|d| d == NOT_UNPINNED))
             .map(|p| {
-                let status = match p.status.as_deref().map(str::to_ascii_uppercase).as_deref() {
-                    Some("DONE" | "PINNED") => ProviderStatus::Pinned,
-                    Some("FAILED" | "ERROR") => ProviderStatus::Failed,
-                    Some("QUEUED") => ProviderStatus::Queued,
-                    Some(_) => ProviderStatus::Pinning,
-                    None if p.pinned => ProviderStatus::Pinned,
-                    None => ProviderStatus::Pinning,
-                };
+                let status = status_of(p.status.as_deref(), p.pinned);
                 ListedPin {
                     cid: http::clean_message(&p.cid),
                     cluster: None,
@@ -282,5 +338,12 @@ impl Provider for Aioz {
         cursor: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Listing, ProviderError>> {
         Box::pin(self.list_once(cursor))
+    }
+
+    fn status<'a>(
+        &'a self,
+        request: UnpinRequest<'a>,
+    ) -> BoxFuture<'a, Result<ProviderStatus, ProviderError>> {
+        Box::pin(self.status_once(request))
     }
 }

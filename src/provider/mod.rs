@@ -93,6 +93,13 @@ pub trait Provider: Send + Sync {
         request: UnpinRequest<'a>,
     ) -> BoxFuture<'a, Result<UnpinReceipt, ProviderError>>;
 
+    /// The provider's status for one pin (a pin it does not hold is
+    /// `missing`). One attempt.
+    fn status<'a>(
+        &'a self,
+        request: UnpinRequest<'a>,
+    ) -> BoxFuture<'a, Result<ProviderStatus, ProviderError>>;
+
     /// One page of every pin the account holds, in pages as large as the
     /// API allows, from `cursor` (`None`: the first page). One attempt.
     fn list<'a>(&'a self, cursor: Option<&'a str>)

@@ -25,6 +25,8 @@ pub struct Pinarkive {
     remove_base: reqwest::Url,
     /// `{base_url}/api/v3/users/me/uploads`.
     uploads_url: reqwest::Url,
+    /// `{base_url}/api/v3/status/`, a CID is added per call.
+    status_base: reqwest::Url,
     /// `X-API-Key: <key>` or `Authorization: Bearer <key>`, built once.
     auth: (HeaderName, Secret),
     /// The key itself, to redact from answers.
@@ -51,6 +53,7 @@ impl Pinarkive {
         let pin_base = http::endpoint(base_url, "/api/v3/files/pin/")?;
         let remove_base = http::endpoint(base_url, "/api/v3/files/remove/")?;
         let uploads_url = http::endpoint(base_url, "/api/v3/users/me/uploads")?;
+        let status_base = http::endpoint(base_url, "/api/v3/status/")?;
         let auth = match auth {
             AuthStyle::Header => (HeaderName::from_static("x-api-key"), api_key.clone()),
             AuthStyle::Bearer => (
@@ -65,6 +68,7 @@ impl Pinarkive {
             pin_base,
             remove_base,
             uploads_url,
+            status_base,
             auth,
             api_key,
         })
@@ -167,6 +171,41 @@ struct Upload {
 }
 
 impl Pinarkive {
+    /// `GET /api/v3/status/{cid}?cl=CLUSTER`. The answer's shape is not
+    /// documented: a `status` string is read where there is one; a 200
+    /// without it is taken as pinned, a 404 as missing.
+    async fn status_once(
+        &self,
+        request: UnpinRequest<'_>,
+    ) -> Result<ProviderStatus, ProviderError> {
+        let mut url = http::with_segment(&self.status_base, request.cid);
+        if let Some(cluster) = request.cluster {
+            url.query_pairs_mut().append_pair("cl", cluster);
+        }
+        let (name, key) = &self.auth;
+        let builder = self.client.get(url).header(name, key.header_value());
+        let answer = http::send(builder, &[&self.api_key]).await?;
+        if answer.status == StatusCode::NOT_FOUND {
+            return Ok(ProviderStatus::Missing);
+        }
+        if !answer.status.is_success() {
+            return Err(http::failure(&answer, http::error_message(&answer.body)));
+        }
+        let json: serde_json::Value = serde_json::from_slice(&answer.body).map_err(|e| {
+            ProviderError::BadResponse(format!("status answered invalid JSON: {e}"))
+        })?;
+        let status = json
+            .get("status")
+            .and_then(|s| s.as_str())
+            .map(str::to_ascii_lowercase);
+        Ok(match status.as_deref() {
+            None | Some("pinned" | "done" | "ok") => ProviderStatus::Pinned,
+            Some("failed" | "error") => ProviderStatus::Failed,
+            Some("queued") => ProviderStatus::Queued,
+            Some(_) => ProviderStatus::Pinning,
+        })
+    }
+
     async fn list_once(&self, cursor: Option<&str>) -> Result<Listing, ProviderError> {
         // The cursor is the page number and how many were seen before it.
         let (page, seen) = match cursor.map(|c| c.split_once(':')) {
@@ -235,5 +274,12 @@ impl Provider for Pinarkive {
         cursor: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Listing, ProviderError>> {
         Box::pin(self.list_once(cursor))
+    }
+
+    fn status<'a>(
+        &'a self,
+        request: UnpinRequest<'a>,
+    ) -> BoxFuture<'a, Result<ProviderStatus, ProviderError>> {
+        Box::pin(self.status_once(request))
     }
 }

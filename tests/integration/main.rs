@@ -12,4 +12,5 @@ mod refresh;
 mod reliability;
 mod terminal;
 mod validate;
+mod wait;
 mod watch;
