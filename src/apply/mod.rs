@@ -57,6 +57,42 @@ pub fn connect(
         .context("the provider credentials are needed from the environment; nothing was changed")
 }
 
+/// What a plan needs before its calls, as [`prepare`] found it.
+pub enum Prepared {
+    /// Nothing to change.
+    InSync,
+    /// A safety guard refused the plan's unpins; each message says how to
+    /// pass it. Nothing was connected.
+    Refused(Vec<String>),
+    /// The providers it calls, connected: [`apply`] can run.
+    Ready(Providers),
+}
+
+/// The apply use case up to its calls, shared by `pinsync apply` and
+/// `watch`: a plan with no change needs nothing; one a safety guard
+/// refuses goes no further; otherwise the providers it calls are
+/// connected, every missing credential named before any call. `state` is
+/// the one the plan was made from.
+pub fn prepare(
+    plan: &Plan,
+    state: &State,
+    allowance: crate::plan::UnpinAllowance,
+    http: HttpSettings,
+) -> anyhow::Result<Prepared> {
+    if !plan.summary.has_changes() {
+        return Ok(Prepared::InSync);
+    }
+    let refused = crate::plan::guards(plan, state, allowance);
+    if !refused.is_empty() {
+        return Ok(Prepared::Refused(refused));
+    }
+    Ok(Prepared::Ready(connect(
+        &plan.providers,
+        &providers_used(plan),
+        http,
+    )?))
+}
+
 /// How one provider call (a pin or an unpin) ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

@@ -603,21 +603,16 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     };
     let palette = stdout_palette();
     print(&render::plan(&plan, palette))?;
-    if !plan.summary.has_changes() {
-        return Ok(ExitCode::SUCCESS);
-    }
-    // Before credentials are read or anything is connected.
-    let refused = plan::guards(&plan, &state, args.unpin.allowance());
-    if !refused.is_empty() {
-        print(&render::guards(&refused, palette))?;
-        print("Nothing was changed.\n")?;
-        return Ok(ExitCode::from(GUARD_REFUSED));
-    }
-    let providers = apply::connect(
-        &plan.providers,
-        &apply::providers_used(&plan),
-        args.calls.http(),
-    )?;
+    let providers = match apply::prepare(&plan, &state, args.unpin.allowance(), args.calls.http())?
+    {
+        apply::Prepared::InSync => return Ok(ExitCode::SUCCESS),
+        apply::Prepared::Refused(refused) => {
+            print(&render::guards(&refused, palette))?;
+            print("Nothing was changed.\n")?;
+            return Ok(ExitCode::from(GUARD_REFUSED));
+        }
+        apply::Prepared::Ready(providers) => providers,
+    };
     if args.plan.is_none() && !args.auto_approve && !confirm()? {
         print("Apply cancelled.\n")?;
         return Ok(ExitCode::FAILURE);

@@ -238,40 +238,45 @@ impl Reconciler<'_> {
             } else {
                 "in sync"
             },
-            json!({"pin": s.pin, "update": s.update, "orphan": s.orphan, "unpin": s.unpin, "unchanged": s.unchanged}),
+            json!({"pin": s.pin, "repin": s.repin, "update": s.update, "orphan": s.orphan, "unpin": s.unpin, "unchanged": s.unchanged}),
         );
-        if !s.has_changes() {
-            self.state = Some(state);
-            let outcome = result.unwrap_or(Outcome::Ok);
-            let report = apply::Report {
-                unchanged: s.unchanged,
-                ..Default::default()
-            };
-            self.write_status(outcome, &report, 0, error);
-            return Ok(());
-        }
-        let refused = plan::guards(&plan, &state, plan::UnpinAllowance::default());
-        if !refused.is_empty() {
-            for message in &refused {
-                self.log.event(
-                    Level::Error,
-                    "blocked",
-                    &format!("refused: {message}"),
-                    json!({}),
-                );
+        // Watch passes no guard: a refused plan waits for a better manifest.
+        let prepared = apply::prepare(
+            &plan,
+            &state,
+            plan::UnpinAllowance::default(),
+            self.options.http,
+        );
+        let providers = match prepared {
+            Ok(apply::Prepared::InSync) => {
+                self.state = Some(state);
+                let outcome = result.unwrap_or(Outcome::Ok);
+                let report = apply::Report {
+                    unchanged: s.unchanged,
+                    ..Default::default()
+                };
+                self.write_status(outcome, &report, 0, error);
+                return Ok(());
             }
-            self.state = Some(state);
-            self.write_status(
-                Outcome::Blocked,
-                &apply::Report::default(),
-                s.pin + s.unpin,
-                refused.first().cloned(),
-            );
-            return Ok(());
-        }
-        let used = apply::providers_used(&plan);
-        let providers = match apply::connect(&plan.providers, &used, self.options.http) {
-            Ok(p) => p,
+            Ok(apply::Prepared::Refused(refused)) => {
+                for message in &refused {
+                    self.log.event(
+                        Level::Error,
+                        "blocked",
+                        &format!("refused: {message}"),
+                        json!({}),
+                    );
+                }
+                self.state = Some(state);
+                self.write_status(
+                    Outcome::Blocked,
+                    &apply::Report::default(),
+                    s.pin + s.repin + s.unpin,
+                    refused.first().cloned(),
+                );
+                return Ok(());
+            }
+            Ok(apply::Prepared::Ready(p)) => p,
             Err(e) => {
                 self.log.event(
                     Level::Error,

@@ -208,3 +208,57 @@ fn json_logs_are_one_object_per_line_and_a_burst_of_saves_is_one_apply() {
     );
     assert_no_secret("json log", &out);
 }
+
+/// Watch prunes only when the manifest says `prune: true`, and the guards
+/// hold there too: an emptied manifest is blocked, not applied.
+#[test]
+fn watch_prunes_only_with_prune_true_and_a_refused_plan_is_blocked() {
+    let emu = Emulator::start();
+    let cids = many_cids(12);
+    let pins = |n: usize| -> String { cids[..n].iter().map(|c| pin(c, "x", &["aioz"])).collect() };
+    let p = Project::new(&emu, &pins(12));
+    let w = watch(&p, &["--interval", "1h"]);
+    wait_until(Duration::from_secs(30), "12 pins", || {
+        emu.pins().len() == 12
+    });
+    let with_prune = |pins: &str| {
+        p.write_manifest(&emu, pins);
+        let text = std::fs::read_to_string(p.manifest()).unwrap();
+        std::fs::write(
+            p.manifest(),
+            text.replace("version: 1\n", "version: 1\nprune: true\n"),
+        )
+        .unwrap();
+    };
+    // Without prune: true, a dropped pin stays pinned.
+    let eleven = pins(11);
+    p.write_manifest(&emu, &eleven);
+    wait_until(Duration::from_secs(30), "the orphan recorded", || {
+        status(&p).is_some_and(|s| s["last_result"] == "ok")
+            && p.state()["pins"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["status"] == "orphaned")
+    });
+    assert_eq!(emu.pins().len(), 12);
+    // With it, the dropped pin is unpinned.
+    with_prune(&eleven);
+    wait_until(Duration::from_secs(30), "the unpin", || {
+        emu.pins().len() == 11
+    });
+    // An emptied manifest is refused by the guard: blocked, nothing unpinned.
+    with_prune("  []\n");
+    wait_until(Duration::from_secs(30), "blocked", || {
+        status(&p).is_some_and(|s| s["last_result"] == "blocked")
+    });
+    let (code, out) = w.stop(libc::SIGTERM);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("refused: the manifest asks for no pins"),
+        "{out}"
+    );
+    assert_eq!(emu.pins().len(), 11, "nothing unpinned past the guard");
+    let s = status(&p).unwrap();
+    assert!(s["error"].as_str().unwrap().contains("--max-unpins"), "{s}");
+}
