@@ -309,6 +309,87 @@ fn a_sigkill_loses_no_pin_whose_answer_had_arrived() {
     }
 }
 
+/// A pruning apply killed at random moments never unpins what the manifest
+/// still wants, never loses the record of a pin it has not unpinned, and
+/// the next run finishes the rest.
+#[test]
+fn a_pruning_apply_killed_at_random_moments_unpins_only_what_is_unwanted() {
+    let seed = std::env::var("PINSYNC_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(CRASH_SEED);
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0x0f);
+    const PINS: usize = 60;
+    let emu = Emulator::start_with(&["--delay-ms", "40"]);
+    let all = both_providers(PINS);
+    let p = Project::new(&emu, &all);
+    assert_eq!(
+        p.run(&["apply", "--auto-approve", "--concurrency", "8"])
+            .code,
+        0
+    );
+    // Keep every other pin: the rest are unpinned.
+    let lines: Vec<&str> = all.lines().collect();
+    let kept: String = lines
+        .chunks(3)
+        .step_by(2)
+        .flat_map(|c| c.iter().map(|l| format!("{l}\n")))
+        .collect();
+    p.write_manifest(&emu, &kept);
+    let wanted: Vec<Key> = listed(&p, "before")
+        .into_keys()
+        .filter(|(_, cid)| kept.contains(cid.as_str()))
+        .collect();
+    assert_eq!(wanted.len(), PINS / 2);
+    let prune = [
+        "apply",
+        "--auto-approve",
+        "--prune",
+        "--force-unpins",
+        "--concurrency",
+        "4",
+    ];
+    let mut mid_run = 0;
+    for kill in 1..=8 {
+        let delay = rng.u64(0..=400);
+        let mut child = spawn_quiet(p.command(&prune));
+        std::thread::sleep(Duration::from_millis(delay));
+        signal(&child, libc::SIGKILL);
+        child.wait().unwrap();
+        let ctx = format!("seed {seed}, kill {kill} after {delay} ms");
+        let now = listed(&p, &ctx);
+        let emulator = held(&emu);
+        for key in &wanted {
+            assert!(
+                emulator.contains_key(key),
+                "{ctx}: wanted {key:?} was unpinned"
+            );
+            assert!(
+                now.contains_key(key),
+                "{ctx}: wanted {key:?} left the state"
+            );
+        }
+        // Every pin the provider still holds is still recorded: nothing
+        // leaves the state before its unpin is confirmed.
+        for key in emulator.keys() {
+            assert!(
+                now.contains_key(key),
+                "{ctx}: {key:?} is held but no longer recorded"
+            );
+        }
+        mid_run += usize::from(emulator.len() > PINS / 2 && emulator.len() < PINS);
+    }
+    assert!(
+        mid_run > 0,
+        "seed {seed}: some kill landed among the unpins"
+    );
+    let run = p.run(&prune);
+    assert_eq!(run.code, 0, "{run:?}");
+    let emulator = held(&emu);
+    assert_eq!(emulator.keys().cloned().collect::<Vec<_>>(), wanted);
+    assert_eq!(listed(&p, "after").into_keys().collect::<Vec<_>>(), wanted);
+}
+
 /// Pins in the complete lines of a journal (a line being written is not).
 fn journaled_pins(journal: &std::path::Path) -> usize {
     let text = std::fs::read_to_string(journal).unwrap_or_default();
