@@ -281,6 +281,45 @@ def bench_validate_plan(workdir, runs, base_url):
     return rows
 
 
+def bench_lifecycle(workdir, emulator, runs):
+    """plan --prune of 100k pins (x2 targets) of which 10% leave the manifest,
+    against plan in sync; and refresh of 100k pins on one target: calls made
+    and wall time."""
+    big = 100_000
+    kept = workdir / f"pins-{big}-90pct.yaml"
+    write_manifest(kept, big * 9 // 10, TWO_TARGETS, emulator.base_url)
+    state = workdir / f"pins-{big}.insync.state.json"
+    prune = [PINSYNC, "plan", "-f", kept, "--state", state, "--prune", "--force-unpins"]
+    rc = subprocess.run([*prune, "--detailed-exitcode"], stdout=subprocess.DEVNULL).returncode
+    if rc != 2:
+        raise SystemExit(f"plan --prune of 90% of {big} exited {rc}, not 2 (changes)")
+    log(f"plan --prune at {big} pins x 2 targets, 10% unpinned")
+    [prune_median] = hyperfine("prune", [prune], runs, workdir)
+    out = {"prune": {"median": prune_median, "rss_mb": peak_rss_mb(prune, workdir), "unpins": 2 * big // 10}}
+
+    # Refresh: apply 100k pins to a fresh emulator, then refresh them.
+    d = workdir / "refresh-run"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir()
+    manifest = workdir / f"apply-{big}-one-target.yaml"
+    st = d / "pins.state.json"
+    emulator.start(0)
+    try:
+        r = run_measured([PINSYNC, "apply", "-f", manifest, "--state", st, "--auto-approve", "--concurrency", "64"], workdir, env=env_for_pinsync())
+        if r["rc"] != 0:
+            raise SystemExit(f"apply before refresh exited {r['rc']}:\n{r['stderr'][-3000:]}")
+        before = emulator.stats()["requests"]
+        r = run_measured([PINSYNC, "refresh", "-f", manifest, "--state", st], workdir, env=env_for_pinsync())
+        if r["rc"] != 0:
+            raise SystemExit(f"refresh exited {r['rc']}:\n{r['stderr'][-3000:]}")
+        calls = emulator.stats()["requests"] - before
+    finally:
+        emulator.stop()
+    log(f"refresh of {big} pins: {calls} calls, {r['wall']:.2f}s")
+    out["refresh"] = {"pins": big, "calls": calls, "wall": r["wall"], "rss_mb": r["maxrss_kb"] / 1024}
+    return out
+
+
 def apply_once(workdir, manifest, calls, concurrency, emulator, delay_ms, label, strace_to=None):
     """One apply into a fresh state against a fresh emulator; with
     `strace_to`, under strace (see `state_writes_traced`)."""
@@ -464,7 +503,7 @@ def verdict(ok):
     return "PASS" if ok else "MISS"
 
 
-def report(args, m, vp, lat, thr):
+def report(args, m, vp, lat, thr, life):
     ms = lambda s: f"{s * 1000:.0f} ms" if s < 10 else f"{s:.1f} s"
     out = []
     out.append("# pinsync benchmarks\n")
@@ -553,6 +592,13 @@ def report(args, m, vp, lat, thr):
     out.append(f"| median | | {flood_rps:,.0f} | **{paired_ratio:.2f}x** | |")
     out.append("")
 
+    out.append("## unpin and refresh at 100,000 pins\n")
+    pr, rf = life["prune"], life["refresh"]
+    out.append("| what | measured |\n|---|---|")
+    out.append(f"| `plan --prune` of 100,000 pins x 2 targets, 10% gone from the manifest ({pr['unpins']:,} unpins) | {ms(pr['median'])}, {pr['rss_mb']:.0f} MB (plan in sync: {ms(vp[('plan (in sync)', 100_000)]['median'])}) |")
+    out.append(f"| `refresh` of {rf['pins']:,} pins on one target (`arkive/cl0-global`, 1,000 a page) | {rf['calls']} calls, {ms(rf['wall'])}, {rf['rss_mb']:.0f} MB |")
+    out.append("")
+
     # Targets.
     big = 100_000
     apply_big = thr.get(big)
@@ -577,6 +623,9 @@ def report(args, m, vp, lat, thr):
         targets.append(("apply 100k <= 12x 10k", f"{ratio:.1f}x", ratio <= 12))
     else:
         targets.append(("apply 100k <= 12x 10k", "skipped (--quick)", None))
+    pr_ratio = pr["median"] / pi["median"]
+    targets.append(("plan --prune 100k (10% unpinned) <= 1.5x plan in sync", f"{pr_ratio:.2f}x", pr_ratio <= 1.5))
+    targets.append(("refresh 100k pins in <= 100 list calls", f"{rf['calls']} calls", rf["calls"] <= 100))
     targets.append(
         (f"apply, {LATENCY_MS} ms latency, concurrency 64 <= 1.3x ideal", f"{c64['median'] / c64['ideal']:.2f}x ({ms(c64['median'])} vs {ms(c64['ideal'])})", c64["median"] <= 1.3 * c64["ideal"])
     )
@@ -624,10 +673,11 @@ def main():
         lat = bench_apply_latency(workdir, emulator, max(1, args.apply_runs - 1), args.quick)
         sizes = [10_000] if args.quick else [10_000, 100_000]
         thr = bench_apply_throughput(workdir, emulator, sizes, args.apply_runs, args.wrk_seconds)
+        life = bench_lifecycle(workdir, emulator, args.runs)
     finally:
         emulator.stop()
 
-    text = report(args, described, vp, lat, thr)
+    text = report(args, described, vp, lat, thr, life)
     print(text)
     out = args.out or (workdir / "BENCHMARKS.md" if args.quick else ROOT / "BENCHMARKS.md")
     out.write_text(text + "\n")
