@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::manifest::{ContentId, Labels, Manifest, PinKey, Target};
 use crate::provider::ListedPin;
-use crate::state::{Observed, PinRecord, PinStatus, ProviderStatus, State, StoredPin};
+use crate::state::{Observed, PinRecord, PinStatus, State, StoredPin};
 
 /// What an import found on one provider.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,7 +43,9 @@ pub fn adopt(
             m
         });
     let mut found = Imported::default();
-    let mut seen: BTreeSet<PinKey> = BTreeSet::new();
+    // The best listing of each wanted key (a pinned copy wins over an old
+    // failed request for the same CID), chosen before any is recorded.
+    let mut best: BTreeMap<PinKey, (&ListedPin, &Labels)> = BTreeMap::new();
     for pin in listed {
         let Ok(cid) = ContentId::parse(&pin.cid) else {
             continue;
@@ -72,35 +74,41 @@ pub fn adopt(
                 target: target.clone(),
                 cid: cid.canonical().to_owned(),
             };
-            if state.pins.contains_key(&key) || !seen.insert(key.clone()) {
+            if state.pins.contains_key(&key) {
                 continue;
             }
-            if pin.status == ProviderStatus::Failed {
-                found.failed += 1;
-                continue;
+            let entry = best.entry(key).or_insert((pin, wanted_labels));
+            if crate::refresh::rank(pin.status) < crate::refresh::rank(entry.0.status) {
+                *entry = (pin, wanted_labels);
             }
-            found.adopted += 1;
-            state.record(StoredPin {
-                key,
-                record: PinRecord {
-                    cid_as_pinned: pin.cid.clone(),
-                    // The provider's own name where it reports one (a
-                    // manifest that names it otherwise shows as `~`);
-                    // what it does not report is taken as the manifest's.
-                    labels: Labels {
-                        name: pin.name.clone().or_else(|| wanted_labels.name.clone()),
-                        meta: wanted_labels.meta.clone(),
-                    },
-                    pin_id: pin.pin_id.clone(),
-                    pinned_at: at.to_owned(),
-                    status: PinStatus::Managed,
-                    observed: Some(Observed {
-                        status: pin.status,
-                        at: at.to_owned(),
-                    }),
-                },
-            });
         }
+    }
+    for (key, (pin, wanted_labels)) in best {
+        if pin.status.is_lost() {
+            found.failed += 1;
+            continue;
+        }
+        found.adopted += 1;
+        state.record(StoredPin {
+            key,
+            record: PinRecord {
+                cid_as_pinned: pin.cid.clone(),
+                // The provider's own name where it reports one (a
+                // manifest that names it otherwise shows as `~`);
+                // what it does not report is taken as the manifest's.
+                labels: Labels {
+                    name: pin.name.clone().or_else(|| wanted_labels.name.clone()),
+                    meta: wanted_labels.meta.clone(),
+                },
+                pin_id: pin.pin_id.clone(),
+                pinned_at: at.to_owned(),
+                status: PinStatus::Managed,
+                observed: Some(Observed {
+                    status: pin.status,
+                    at: at.to_owned(),
+                }),
+            },
+        });
     }
     found
 }
@@ -139,6 +147,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::state::ProviderStatus;
 
     const A: &str = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
     const B_V0: &str = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG";
@@ -216,5 +225,18 @@ mod tests {
         assert_eq!(found.unmanaged.len(), 1);
         let targets: Vec<String> = state.pins.keys().map(|k| k.target.to_string()).collect();
         assert_eq!(targets, ["arkive", "arkive/cl1-eu"]);
+    }
+
+    #[test]
+    fn a_pinned_copy_wins_over_an_older_failed_request() {
+        let m = manifest(&format!("  - cid: {A}\n    to: [aioz]\n"));
+        let mut failed = listed(A, None, ProviderStatus::Failed);
+        failed.pin_id = Some("old".into());
+        let list = [failed, listed(A, None, ProviderStatus::Pinned)];
+        let mut state = State::new();
+        let found = adopt(&m, &mut state, "aioz", &list, None, "t");
+        assert_eq!((found.adopted, found.failed), (1, 0));
+        let record = state.pins.values().next().unwrap();
+        assert_eq!(record.pin_id.as_deref(), Some(format!("id-{A}").as_str()));
     }
 }

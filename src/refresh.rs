@@ -130,12 +130,19 @@ pub(crate) async fn list_all(
         };
         pins.extend(page.pins);
         match page.next {
-            // A cursor that does not move would page for ever.
-            Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
-            _ => return Ok((pins, calls)),
+            Some(next) if Some(&next) == cursor.as_ref() => {
+                return Err(ProviderError::BadResponse(
+                    "the listing's cursor does not move".into(),
+                ));
+            }
+            Some(next) => cursor = Some(next),
+            None => return Ok((pins, calls)),
         }
     }
-    Ok((pins, calls))
+    // A partial listing would make every pin it did not reach look lost.
+    Err(ProviderError::BadResponse(format!(
+        "the listing did not end after {MAX_PAGES} pages"
+    )))
 }
 
 /// Records in `state`, for each of its pins on `provider`, what `listed`
@@ -185,8 +192,8 @@ pub fn observe(
     found
 }
 
-/// Which of several listings of one CID speaks for it.
-fn rank(status: ProviderStatus) -> u8 {
+/// Which of several listings of one CID speaks for it: the lowest.
+pub(crate) fn rank(status: ProviderStatus) -> u8 {
     match status {
         ProviderStatus::Pinned => 0,
         ProviderStatus::Pinning => 1,

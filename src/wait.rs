@@ -1,16 +1,17 @@
 //! Waiting for pinned: a provider accepts a pin before it holds it (AIOZ
-//! answers `RETRIEVAL`, later `DONE`). `apply --wait` polls the new pins,
-//! backing off, until each is pinned or failed, or the time is up, and
-//! records each status it saw.
+//! answers `RETRIEVAL`, later `DONE`). `apply --wait`, and a move before it
+//! unpins the old copy, poll the new pins, backing off, until each is
+//! pinned or failed, or the time is up.
 
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use tokio_util::sync::CancellationToken;
 
 use crate::apply::Providers;
 use crate::manifest::PinKey;
 use crate::provider::UnpinRequest;
-use crate::state::{Observed, ProviderStatus, State};
+use crate::state::{ProviderStatus, State};
 
 /// Status checks in flight at most.
 const CHECKS_IN_FLIGHT: usize = 16;
@@ -18,81 +19,130 @@ const CHECKS_IN_FLIGHT: usize = 16;
 const FIRST_PAUSE: Duration = Duration::from_secs(1);
 const MAX_PAUSE: Duration = Duration::from_secs(15);
 
+/// One pin to wait for: its key and how its provider knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Awaited {
+    pub key: PinKey,
+    /// The CID as it was pinned.
+    pub cid: String,
+    pub pin_id: Option<String>,
+}
+
+impl Awaited {
+    /// The pins of `state` under `keys` (those it holds).
+    pub fn from_state(state: &State, keys: &[PinKey]) -> Vec<Self> {
+        keys.iter()
+            .filter_map(|k| {
+                let r = state.pins.get(k)?;
+                Some(Self {
+                    key: k.clone(),
+                    cid: r.cid_as_pinned.clone(),
+                    pin_id: r.pin_id.clone(),
+                })
+            })
+            .collect()
+    }
+
+    fn request(&self) -> UnpinRequest<'_> {
+        UnpinRequest {
+            cid: &self.cid,
+            cluster: self.key.target.cluster.as_deref(),
+            pin_id: self.pin_id.as_deref(),
+        }
+    }
+}
+
 /// How a wait ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Waited {
-    pub pinned: usize,
+    pub pinned: Vec<PinKey>,
     /// Failed, or gone, on the provider.
     pub failed: Vec<PinKey>,
-    /// Still not pinned when the time was up, with the last status seen.
-    pub timed_out: Vec<(PinKey, Option<ProviderStatus>)>,
+    /// Not pinned when the time was up (or the wait was stopped), with the
+    /// last status seen, or the last error.
+    pub timed_out: Vec<(PinKey, String)>,
+    /// Every status seen, the last for each pin, to record.
+    pub seen: Vec<(PinKey, ProviderStatus)>,
     /// Status calls made.
     pub calls: usize,
 }
 
-/// Polls `keys` (pins of `state`) until each is pinned or failed, or
-/// `timeout` passes. `on_round(pinned, pending, next)` hears after each
-/// round. Each status seen is recorded in `state`.
+/// Polls `pins` until each is pinned or failed, `timeout` passes, or `stop`
+/// is cancelled. `on_round(pinned, pending, next)` hears after each round.
 pub async fn wait(
-    state: &mut State,
-    keys: &[PinKey],
+    pins: &[Awaited],
     providers: &Providers,
     timeout: Duration,
+    stop: &CancellationToken,
     on_round: &dyn Fn(usize, usize, Duration),
 ) -> Waited {
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut pending: Vec<(PinKey, Option<ProviderStatus>)> = keys
-        .iter()
-        .filter(|k| state.pins.contains_key(k))
-        .map(|k| (k.clone(), None))
-        .collect();
+    // Each pending pin with the last word on it.
+    let mut pending: Vec<(&Awaited, String)> =
+        pins.iter().map(|p| (p, "unanswered".to_owned())).collect();
     let mut waited = Waited::default();
     let mut pause = FIRST_PAUSE;
     loop {
-        let checks = pending.iter().map(|(key, _)| {
-            let record = &state.pins[key];
-            let provider = providers.get(&key.target.provider);
-            async move {
-                let provider = provider?;
-                let request = UnpinRequest {
-                    cid: &record.cid_as_pinned,
-                    cluster: key.target.cluster.as_deref(),
-                    pin_id: record.pin_id.as_deref(),
-                };
-                // A call that fails is asked again next round.
-                provider.status(request).await.ok()
+        let checks = pending.iter().map(|(pin, _)| async move {
+            match providers.get(&pin.key.target.provider) {
+                Some(provider) => provider
+                    .status(pin.request())
+                    .await
+                    .map_err(|e| e.to_string()),
+                None => Err("its provider is not connected".to_owned()),
             }
         });
-        let answers: Vec<Option<ProviderStatus>> = futures::stream::iter(checks)
+        let answers: Vec<Result<ProviderStatus, String>> = futures::stream::iter(checks)
             .buffered(CHECKS_IN_FLIGHT)
             .collect()
             .await;
         waited.calls += answers.len();
-        let at = crate::state::now_rfc3339();
         let mut still = Vec::new();
-        for ((key, last), answer) in pending.into_iter().zip(answers) {
-            let status = answer.or(last);
-            if let (Some(s), Some(record)) = (answer, state.pins.get_mut(&key)) {
-                record.observed = Some(Observed {
-                    status: s,
-                    at: at.clone(),
-                });
+        for ((pin, last), answer) in pending.into_iter().zip(answers) {
+            match answer {
+                Ok(status) => {
+                    waited.seen.retain(|(k, _)| k != &pin.key);
+                    waited.seen.push((pin.key.clone(), status));
+                    match status {
+                        ProviderStatus::Pinned => waited.pinned.push(pin.key.clone()),
+                        s if s.is_lost() => waited.failed.push(pin.key.clone()),
+                        s => still.push((pin, s.as_str().to_owned())),
+                    }
+                }
+                // A call that fails is asked again next round; its error is
+                // the last word if the time runs out.
+                Err(e) => still.push((pin, format!("unanswered ({e})"))),
             }
-            match status {
-                Some(ProviderStatus::Pinned) => waited.pinned += 1,
-                Some(s) if s.is_lost() => waited.failed.push(key),
-                _ => still.push((key, status)),
-            }
+            let _ = last;
         }
         pending = still;
         let now = tokio::time::Instant::now();
-        if pending.is_empty() || now >= deadline {
-            waited.timed_out = pending;
+        if pending.is_empty() || now >= deadline || stop.is_cancelled() {
+            waited.timed_out = pending
+                .into_iter()
+                .map(|(p, last)| (p.key.clone(), last))
+                .collect();
             return waited;
         }
         let next = pause.min(deadline - now);
-        on_round(waited.pinned, pending.len(), next);
-        tokio::time::sleep(next).await;
+        on_round(waited.pinned.len(), pending.len(), next);
+        tokio::select! {
+            () = tokio::time::sleep(next) => {}
+            () = stop.cancelled() => {}
+        }
         pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+/// Records in `state` what a wait saw of each pin.
+pub fn record(state: &mut State, seen: &[(PinKey, ProviderStatus)]) {
+    let at = crate::state::now_rfc3339();
+    for (key, status) in seen {
+        if let Some(record) = state.pins.get_mut(key) {
+            record.observed = Some(crate::state::Observed {
+                status: *status,
+                at: at.clone(),
+            });
+        }
     }
 }

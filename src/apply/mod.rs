@@ -32,6 +32,9 @@ pub struct ApplyOptions {
     /// Provider calls in flight at most, on each provider.
     pub concurrency: usize,
     pub retry: RetryPolicy,
+    /// How long a move waits for its new pins to be pinned (not only
+    /// accepted) before it unpins the old copy; past it, the old stays.
+    pub move_wait: Duration,
 }
 
 impl Default for ApplyOptions {
@@ -39,6 +42,7 @@ impl Default for ApplyOptions {
         Self {
             concurrency: 8,
             retry: RetryPolicy::default(),
+            move_wait: Duration::from_secs(600),
         }
     }
 }
@@ -432,7 +436,7 @@ pub async fn apply(
     let mut run = Run {
         report: &mut report,
         tx: &tx,
-        confirmed: BTreeSet::new(),
+        confirmed: BTreeMap::new(),
         ended: 0,
     };
 
@@ -470,22 +474,54 @@ pub async fn apply(
         progress: progress.as_ref(),
     };
     run_phase(&pools, |pool| pool.pins.clone(), &ctx, &mut run).await;
-    // Make before break: a move's unpin needs its new pins confirmed.
+    // Make before break: a move's unpin needs its new pins pinned, not only
+    // accepted (AIOZ accepts, then retrieves): wait for them first.
+    let moved_to: BTreeSet<PinKey> = pools
+        .iter()
+        .flat_map(|pool| &pool.unpins)
+        .flat_map(|change| {
+            change.moved_to.iter().map(|to| PinKey {
+                target: to.clone(),
+                cid: change.canonical_cid.clone(),
+            })
+        })
+        .collect();
+    let awaited: Vec<crate::wait::Awaited> = moved_to
+        .iter()
+        .filter_map(|key| run.confirmed.get(key).cloned())
+        .collect();
+    let waited = if awaited.is_empty() || halt.is_cancelled() {
+        crate::wait::Waited::default()
+    } else {
+        crate::wait::wait(&awaited, providers, options.move_wait, &halt, &|_, _, _| {}).await
+    };
     let mut ready: BTreeMap<&str, Vec<&Change>> = BTreeMap::new();
     for pool in &pools {
         for &change in &pool.unpins {
-            let missing = change.moved_to.iter().find(|to| {
-                !run.confirmed.contains(&PinKey {
-                    target: (*to).clone(),
+            let missing = change.moved_to.iter().find_map(|to| {
+                let key = PinKey {
+                    target: to.clone(),
                     cid: change.canonical_cid.clone(),
-                })
+                };
+                if !run.confirmed.contains_key(&key) {
+                    Some(format!("its new pin on {to} did not land"))
+                } else if !waited.pinned.contains(&key) {
+                    let last = waited
+                        .timed_out
+                        .iter()
+                        .find(|(k, _)| k == &key)
+                        .map_or("failed", |(_, last)| last.as_str());
+                    Some(format!("its new pin on {to} is not pinned yet ({last})"))
+                } else {
+                    None
+                }
             });
             match missing {
-                Some(to) if !halt.is_cancelled() => {
+                Some(why) if !halt.is_cancelled() => {
                     run.ended += 1;
                     run.report.kept.push(Kept {
                         change: change.clone(),
-                        reason: format!("its new pin on {to} did not land; the old pin stays"),
+                        reason: format!("{why}; the old pin stays"),
                     });
                 }
                 // Interrupted: counted as not started below.
@@ -548,7 +584,7 @@ struct Run<'a> {
     report: &'a mut Report,
     tx: &'a mpsc::Sender<Recorded>,
     /// Pins confirmed in this apply, for the moves' unpins.
-    confirmed: BTreeSet<PinKey>,
+    confirmed: BTreeMap<PinKey, crate::wait::Awaited>,
     /// Calls that ended (or were settled without one).
     ended: usize,
 }
@@ -566,14 +602,23 @@ impl Run<'_> {
                 self.ended += 1;
                 self.report.pinned += 1;
                 self.report.already_pinned += usize::from(receipt.already_pinned);
+                // "Already pinned" answers with no id: keep the one known.
+                let pin_id = receipt.pin_id.or_else(|| change.pin_id.clone());
                 self.report.confirmed.push(change.key());
-                self.confirmed.insert(change.key());
+                self.confirmed.insert(
+                    change.key(),
+                    crate::wait::Awaited {
+                        key: change.key(),
+                        cid: change.cid.clone(),
+                        pin_id: pin_id.clone(),
+                    },
+                );
                 self.record(Recorded::Pin(StoredPin {
                     key: change.key(),
                     record: PinRecord {
                         cid_as_pinned: change.cid.clone(),
                         labels: change.labels.clone(),
-                        pin_id: receipt.pin_id,
+                        pin_id,
                         pinned_at: now_rfc3339(),
                         status: PinStatus::Managed,
                         observed: None,

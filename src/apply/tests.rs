@@ -177,6 +177,7 @@ fn options(concurrency: usize, max_attempts: u32) -> ApplyOptions {
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(30),
         },
+        move_wait: Duration::from_secs(60),
     }
 }
 

@@ -281,7 +281,8 @@ struct ApplyArgs {
     /// --wait-timeout passes); exit 1 naming those that are not.
     #[arg(long)]
     wait: bool,
-    /// How long --wait waits at most.
+    /// How long --wait waits at most, and how long a move waits for its new
+    /// pin to be pinned before it unpins the old one.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = request_timeout)]
     wait_timeout: Duration,
     /// A plan saved by `pinsync plan --out`.
@@ -326,6 +327,7 @@ impl Default for CallArgs {
 impl CallArgs {
     fn apply_options(&self) -> ApplyOptions {
         ApplyOptions {
+            move_wait: ApplyOptions::default().move_wait,
             concurrency: usize::from(self.concurrency),
             retry: RetryPolicy {
                 max_attempts: self.retry_attempts,
@@ -589,6 +591,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
             let state = state_file.load()?;
             let plan = saved_plan::load(path)?;
             saved_plan::check_current(&plan, &state, path)?;
+            saved_plan::check_pins_against_state(&plan, &state, path)?;
             (plan, state)
         }
         None => {
@@ -617,7 +620,10 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         print("Apply cancelled.\n")?;
         return Ok(ExitCode::FAILURE);
     }
-    let options = args.calls.apply_options();
+    let options = ApplyOptions {
+        move_wait: args.wait_timeout,
+        ..args.calls.apply_options()
+    };
     let runtime = calls_runtime()?;
     let progress = Arc::new(ApplyProgress::choose(
         std::io::stderr().is_terminal(),
@@ -652,22 +658,28 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let mut succeeded = report.succeeded();
     if args.wait && !report.confirmed.is_empty() && !report.interrupted {
         let mut state = state;
+        let pins = crate::wait::Awaited::from_state(&state, &report.confirmed);
         let waited = runtime.block_on(async {
-            crate::wait::wait(
-                &mut state,
-                &report.confirmed,
-                &providers,
-                args.wait_timeout,
-                &|pinned, pending, next| {
-                    progress.line(format!(
-                        "waiting: {pinned} pinned, {pending} not yet (next check in {}s)",
-                        next.as_secs()
-                    ));
-                },
+            let stop = CancellationToken::new();
+            spawn_stop_on_signals(stop.clone(), |_| {})?;
+            anyhow::Ok(
+                crate::wait::wait(
+                    &pins,
+                    &providers,
+                    args.wait_timeout,
+                    &stop,
+                    &|pinned, pending, next| {
+                        progress.line(format!(
+                            "waiting: {pinned} pinned, {pending} not yet (next check in {}s)",
+                            next.as_secs()
+                        ));
+                    },
+                )
+                .await,
             )
-            .await
-        });
+        })?;
         progress.finish();
+        crate::wait::record(&mut state, &waited.seen);
         save_refreshed(&state_file, &mut state)?;
         print(&render::waited(&waited, args.wait_timeout, palette))?;
         succeeded &= waited.failed.is_empty() && waited.timed_out.is_empty();

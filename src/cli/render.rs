@@ -371,16 +371,15 @@ pub fn waited(w: &crate::wait::Waited, timeout: std::time::Duration, p: Palette)
     for (key, last) in &w.timed_out {
         let _ = writeln!(
             out,
-            "{} {key}: still {} after {}",
+            "{} {key}: still {last} after {}",
             p.red("timed out:"),
-            last.map_or("unanswered", |s| s.as_str()),
             humantime::format_duration(timeout)
         );
     }
     let _ = writeln!(
         out,
         "Waited: {} pinned, {} failed, {} timed out ({} status call{}).",
-        w.pinned,
+        w.pinned.len(),
         w.failed.len(),
         w.timed_out.len(),
         w.calls,

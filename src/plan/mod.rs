@@ -179,11 +179,13 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
                         summary.unpin += 1;
                         unpins.push(change(Action::Unpin, None));
                     }
-                    // Shown each time while pruning, so the reason is seen.
-                    Some(Err(reason)) => {
+                    // Shown once, when it leaves the manifest; after that it
+                    // is an orphan like any other, or no plan would settle.
+                    Some(Err(reason)) if record.status == PinStatus::Managed => {
                         summary.orphan += 1;
                         changes.push(change(Action::Orphan, Some(reason)));
                     }
+                    Some(Err(_)) => {}
                     None if record.status == PinStatus::Managed => {
                         summary.orphan += 1;
                         changes.push(change(Action::Orphan, None));
@@ -196,12 +198,16 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
                 let (_, record) = recorded.next().expect("peeked");
                 if let Some(observed) = record.observed.as_ref().filter(|o| o.status.is_lost()) {
                     summary.repin += 1;
-                    let reason = match observed.status {
-                        crate::state::ProviderStatus::Failed => "the provider reports it failed",
-                        _ => "the provider no longer holds it",
+                    let failed = observed.status == crate::state::ProviderStatus::Failed;
+                    let reason = if failed {
+                        "the provider reports it failed"
+                    } else {
+                        "the provider no longer holds it"
                     };
                     changes.push(Change {
-                        pin_id: record.pin_id.clone(),
+                        // Only a failed request is removed (by this id)
+                        // before pinning again; a missing one is just pinned.
+                        pin_id: record.pin_id.clone().filter(|_| failed),
                         reason: Some(format!("{reason} (checked {})", observed.at)),
                         ..Change::new(Action::Repin, key, &pin.cid, &pin.labels)
                     });
@@ -223,6 +229,7 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
         }
     }
     if !unpins.is_empty() {
+        keep_shared_cluster_copies(manifest, state, &mut unpins, &mut changes, &mut summary);
         mark_moves(&changes, &mut unpins);
         // Unpins come last: every pin of the plan lands before any of them.
         changes.append(&mut unpins);
@@ -257,12 +264,76 @@ fn unpinnable(
     Ok(())
 }
 
-/// A CID unpinned from one target while this plan pins it on another is a
-/// move: its unpin waits for those pins (make before break).
+/// Pinarkive removes a CID by CID alone: from the cluster it recorded, or
+/// every cluster. An unpin of a CID that is also wanted or recorded on
+/// another of its clusters could take that copy too, so it is kept
+/// orphaned, with the reason, rather than risked.
+fn keep_shared_cluster_copies(
+    manifest: &Manifest,
+    state: &State,
+    unpins: &mut Vec<Change>,
+    changes: &mut Vec<Change>,
+    summary: &mut Summary,
+) {
+    let by_cid = |provider: &str| {
+        manifest
+            .providers
+            .get(provider)
+            .is_some_and(|c| c.kind == ProviderKind::Pinarkive)
+    };
+    if !unpins.iter().any(|c| by_cid(&c.target.provider)) {
+        return;
+    }
+    // Targets of each (provider, CID), wanted or recorded.
+    let mut targets: BTreeMap<(&str, &str), BTreeSet<&Target>> = BTreeMap::new();
+    let keys = manifest
+        .pins
+        .iter()
+        .map(|(k, _)| k)
+        .chain(state.pins.keys());
+    for key in keys.filter(|k| by_cid(&k.target.provider)) {
+        targets
+            .entry((key.target.provider.as_str(), key.cid.as_str()))
+            .or_default()
+            .insert(&key.target);
+    }
+    let (shared, kept): (Vec<Change>, Vec<Change>) =
+        std::mem::take(unpins).into_iter().partition(|c| {
+            by_cid(&c.target.provider)
+                && targets
+                    .get(&(c.target.provider.as_str(), c.canonical_cid.as_str()))
+                    .is_some_and(|t| t.len() > 1)
+        });
+    *unpins = kept;
+    for mut change in shared {
+        summary.unpin -= 1;
+        let recorded_orphan = state
+            .pins
+            .get(&change.key())
+            .is_some_and(|r| r.status == PinStatus::Orphaned);
+        if recorded_orphan {
+            continue;
+        }
+        summary.orphan += 1;
+        change.action = Action::Orphan;
+        change.reason = Some(
+            "Pinarkive removes a CID from every cluster (or the one it recorded), and this CID \
+             is pinned on another cluster here too"
+                .into(),
+        );
+        changes.push(change);
+    }
+}
+
+/// A CID unpinned from one target while this plan pins (or re-pins) it on
+/// another is a move: its unpin waits for those pins (make before break).
 fn mark_moves(changes: &[Change], unpins: &mut [Change]) {
     let unpinned: BTreeSet<&str> = unpins.iter().map(|c| c.canonical_cid.as_str()).collect();
     let mut pinned_to: BTreeMap<&str, Vec<&Target>> = BTreeMap::new();
-    for c in changes.iter().filter(|c| c.action == Action::Pin) {
+    for c in changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Pin | Action::Repin))
+    {
         if unpinned.contains(c.canonical_cid.as_str()) {
             pinned_to
                 .entry(&c.canonical_cid)
@@ -296,7 +367,7 @@ pub fn guards(plan: &Plan, state: &State, allowance: UnpinAllowance) -> Vec<Stri
     let mut fired = Vec::new();
     // Argo CD's allowEmpty: an empty manifest is far more often a mistake
     // (a bad merge, a wrong path) than an intent.
-    if plan.summary.pin + plan.summary.update + plan.summary.unchanged == 0 {
+    if plan.summary.pin + plan.summary.repin + plan.summary.update + plan.summary.unchanged == 0 {
         fired.push(format!(
             "the manifest asks for no pins, and this plan would unpin all {unpins} pinsync manages; {pass}"
         ));
@@ -598,18 +669,15 @@ mod tests {
     fn unpins_come_after_every_pin_and_a_move_names_its_new_targets() {
         let before = manifest(&format!("  - cid: {DOCS}\n    to: [arkive/cl1-eu]\n"));
         let after = manifest(&format!(
-            "  - cid: {DOCS}\n    to: [aioz, arkive/cl0-global]\n  - cid: {HOME_V0}\n    to: [arkive/cl2-de]\n"
+            "  - cid: {DOCS}\n    to: [aioz]\n  - cid: {HOME_V0}\n    to: [arkive/cl2-de]\n"
         ));
         let p = plan(&after, &applied(&before), PRUNE);
         let order: Vec<Action> = p.changes.iter().map(|c| c.action).collect();
-        assert_eq!(
-            order,
-            [Action::Pin, Action::Pin, Action::Pin, Action::Unpin]
-        );
+        assert_eq!(order, [Action::Pin, Action::Pin, Action::Unpin]);
         let unpin = p.changes.last().unwrap();
         assert_eq!(unpin.target.to_string(), "arkive/cl1-eu");
         let moved: Vec<String> = unpin.moved_to.iter().map(ToString::to_string).collect();
-        assert_eq!(moved, ["aioz", "arkive/cl0-global"]);
+        assert_eq!(moved, ["aioz"]);
     }
 
     #[test]
@@ -690,6 +758,99 @@ mod tests {
         );
         // Without pruning nothing is unpinned, so nothing fires.
         let p = plan(&manifest("  []\n"), &state, PlanOptions::default());
+        assert!(guards(&p, &state, UnpinAllowance::default()).is_empty());
+    }
+
+    #[test]
+    fn a_pinarkive_unpin_that_could_take_another_clusters_copy_is_kept() {
+        let before = manifest(&format!(
+            "  - cid: {DOCS}\n    to: [arkive, arkive/cl1-eu]\n  - cid: {HOME_V0}\n    to: [arkive/cl1-eu]\n"
+        ));
+        // `arkive` (no cluster) leaves; the CID stays wanted on cl1-eu.
+        let after = manifest(&format!(
+            "  - cid: {DOCS}\n    to: [arkive/cl1-eu]\n  - cid: {HOME_V0}\n    to: [arkive/cl0-global]\n"
+        ));
+        let mut state = applied(&before);
+        let p = plan(&after, &state, PRUNE);
+        let docs = p.changes.iter().find(|c| c.cid == DOCS).unwrap();
+        assert_eq!(docs.action, Action::Orphan);
+        assert!(
+            docs.reason
+                .as_deref()
+                .unwrap()
+                .contains("removes a CID from every cluster")
+        );
+        // A move between two of its clusters is kept too: the new copy
+        // could go with the old.
+        let home: Vec<Action> = p
+            .changes
+            .iter()
+            .filter(|c| c.cid == HOME_V0)
+            .map(|c| c.action)
+            .collect();
+        assert_eq!(home, [Action::Pin, Action::Orphan]);
+        assert_eq!(p.summary.unpin, 0);
+        // Once recorded as orphans, they are not changes any more.
+        for r in state.pins.values_mut() {
+            r.status = PinStatus::Orphaned;
+        }
+        let p = plan(&after, &state, PRUNE);
+        assert!(
+            p.changes.iter().all(|c| c.action != Action::Orphan),
+            "{:?}",
+            actions(&p)
+        );
+    }
+
+    #[test]
+    fn a_re_pin_counts_as_a_move_target_and_removes_only_a_failed_request_first() {
+        use crate::state::{Observed, ProviderStatus};
+        let before = manifest(&format!("  - cid: {DOCS}\n    to: [aioz, arkive/cl1-eu]\n"));
+        let after = manifest(&format!("  - cid: {DOCS}\n    to: [aioz]\n"));
+        let mut state = applied(&before);
+        for (key, r) in state.pins.iter_mut() {
+            r.pin_id = Some("id".into());
+            if key.target.provider == "aioz" {
+                r.observed = Some(Observed {
+                    status: ProviderStatus::Missing,
+                    at: "t".into(),
+                });
+            }
+        }
+        let p = plan(&after, &state, PRUNE);
+        let repin = p
+            .changes
+            .iter()
+            .find(|c| c.action == Action::Repin)
+            .unwrap();
+        assert_eq!(
+            repin.pin_id, None,
+            "a missing pin is pinned, not deleted first"
+        );
+        let unpin = p
+            .changes
+            .iter()
+            .find(|c| c.action == Action::Unpin)
+            .unwrap();
+        assert_eq!(unpin.moved_to.len(), 1, "the unpin waits for the re-pin");
+        for r in state.pins.values_mut().filter(|r| r.observed.is_some()) {
+            r.observed = Some(Observed {
+                status: ProviderStatus::Failed,
+                at: "t".into(),
+            });
+        }
+        let p = plan(&after, &state, PRUNE);
+        let repin = p
+            .changes
+            .iter()
+            .find(|c| c.action == Action::Repin)
+            .unwrap();
+        assert_eq!(
+            repin.pin_id.as_deref(),
+            Some("id"),
+            "a failed request is removed by its id"
+        );
+        // Re-pins are wanted pins: the empty-manifest guard does not fire.
         assert!(guards(&p, &state, UnpinAllowance::default()).is_empty());
     }
 }

@@ -60,6 +60,34 @@ pub fn check_current(plan: &Plan, state: &State, path: &Path) -> anyhow::Result<
     Ok(())
 }
 
+/// Refuses a plan whose unpins and re-pins name pins the state does not
+/// hold as the plan says: their pin ids drive DELETE calls, so they must be
+/// the state's, not an edited file's.
+pub fn check_pins_against_state(plan: &Plan, state: &State, path: &Path) -> anyhow::Result<()> {
+    for (i, change) in plan.changes.iter().enumerate() {
+        if !matches!(change.action, Action::Unpin | Action::Repin) {
+            continue;
+        }
+        let recorded = state.pins.get(&change.key());
+        let id_matches = match (change.action, recorded) {
+            (_, None) => false,
+            // A re-pin carries the id only of a failed request.
+            (Action::Repin, Some(r)) => change.pin_id.is_none() || change.pin_id == r.pin_id,
+            (_, Some(r)) => change.pin_id == r.pin_id,
+        };
+        if !id_matches {
+            bail!(
+                "plan {} was refused: change {} ({} {}) does not match the pin the state records; run `pinsync plan --out` again",
+                path.display(),
+                i + 1,
+                change.target,
+                change.cid
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Parses and checks plan bytes; the error lists every problem found.
 pub fn decode(bytes: &[u8]) -> anyhow::Result<Plan> {
     #[derive(serde::Deserialize)]
@@ -389,5 +417,53 @@ mod tests {
             }
         }
         assert!(accepted > 0, "some mutations (in names, say) stay valid");
+    }
+
+    #[test]
+    fn unpins_and_re_pins_must_name_the_pins_the_state_records() {
+        use crate::manifest::{Labels, PinKey, Target};
+        use crate::state::{PinRecord, PinStatus, StoredPin};
+        let cid = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
+        let key = PinKey {
+            target: Target {
+                provider: "aioz".into(),
+                cluster: None,
+            },
+            cid: cid.into(),
+        };
+        let mut state = State::new();
+        state.record(StoredPin {
+            key: key.clone(),
+            record: PinRecord {
+                cid_as_pinned: cid.into(),
+                labels: Labels {
+                    name: None,
+                    meta: Default::default(),
+                },
+                pin_id: Some("real-id".into()),
+                pinned_at: "t".into(),
+                status: PinStatus::Managed,
+                observed: None,
+            },
+        });
+        let text = "version: 1\nproviders:\n  aioz:\n    type: aioz\n    api_key: ${K}\n    secret_key: ${S}\nprune: true\npins: []\n";
+        let m = crate::manifest::parse(Path::new("pins.yaml"), text.as_bytes()).unwrap();
+        let mut plan = crate::plan::plan(&m, &state, Default::default());
+        assert_eq!(plan.summary.unpin, 1);
+        let path = Path::new("p.plan");
+        assert!(check_pins_against_state(&plan, &state, path).is_ok());
+        plan.changes[0].pin_id = Some("someone-elses-id".into());
+        let err = check_pins_against_state(&plan, &state, path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("does not match the pin the state records"),
+            "{err}"
+        );
+        state.pins.clear();
+        assert!(
+            check_pins_against_state(&plan, &state, path).is_err(),
+            "a pin the state lacks"
+        );
     }
 }

@@ -113,7 +113,19 @@ impl Aioz {
             &[&self.api_key, &self.secret_key],
         )
         .await?;
-        http::read_unpin_answer(&answer)
+        let receipt = http::read_unpin_answer(&answer)?;
+        // A 200 whose envelope does not say success did not unpin.
+        if answer.status.is_success()
+            && let Ok(envelope) = serde_json::from_slice::<serde_json::Value>(&answer.body)
+            && let Some(status) = envelope.get("status").and_then(|s| s.as_str())
+            && status != "success"
+        {
+            return Err(ProviderError::BadResponse(format!(
+                "unpin answered status {:?}",
+                http::clean_message(status)
+            )));
+        }
+        Ok(receipt)
     }
 }
 

@@ -288,7 +288,7 @@ impl Reconciler<'_> {
                 self.write_status(
                     Outcome::Error,
                     &apply::Report::default(),
-                    s.pin,
+                    s.pin + s.repin + s.unpin,
                     Some(format!("{e:#}")),
                 );
                 return Ok(());

@@ -200,15 +200,38 @@ fn a_move_pins_the_new_target_before_it_unpins_the_old() {
             )
         })
         .collect();
+    let new_id = p.state()["pins"][0]["pin_id"].as_str().unwrap().to_owned();
     assert_eq!(
         calls,
         [
             "POST /api/pinning/pinByHash".to_string(),
+            // Accepted is not pinned: its status is read before the unpin.
+            format!("GET /api/pinning/{new_id}"),
             format!("DELETE /api/v3/files/remove/{CID_A}")
         ],
         "make before break"
     );
     assert_eq!(held(&emu), [format!("aioz {CID_A}")]);
+}
+
+#[test]
+fn a_move_keeps_the_old_pin_while_the_new_one_is_still_retrieving() {
+    let emu = Emulator::start_with(&["--aioz-pinning-ms", "600000"]);
+    let p = Project::new(&emu, &pin(CID_A, "a", &["arkive/cl1-eu"]));
+    assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
+    p.write_manifest(&emu, &pin(CID_A, "a", &["aioz"]));
+    let run = p.run(&["apply", "--auto-approve", "--prune", "--wait-timeout", "2s"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains(&format!("kept: arkive/cl1-eu {CID_A}: its new pin on aioz is not pinned yet (pinning); the old pin stays")),
+        "{run:?}"
+    );
+    assert!(deletes(&emu).is_empty());
+    assert_eq!(
+        held(&emu).len(),
+        2,
+        "both copies, until the new one is pinned"
+    );
 }
 
 #[test]
