@@ -6,6 +6,7 @@
 //! the last good one stays in force.
 
 mod event_log;
+mod manifest_diff;
 mod status_file;
 
 use std::path::{Path, PathBuf};
@@ -63,6 +64,8 @@ struct Reconciler<'a> {
     state_file: &'a StateFile,
     state: Option<State>,
     last_good: Option<Manifest>,
+    /// The manifest's text at the last reconcile, to log what changed.
+    last_text: Option<String>,
     last_success_at: Option<String>,
     options: &'a WatchOptions,
     log: EventLog,
@@ -95,6 +98,7 @@ pub async fn watch(
         state_file,
         state: Some(state),
         last_good: None,
+        last_text: None,
         last_success_at: None,
         options,
         log,
@@ -183,6 +187,7 @@ impl Reconciler<'_> {
             self.log
                 .event(Level::Info, trigger.as_str(), "reconciling", json!({}));
         }
+        self.log_manifest_diff();
         let (result, error) = match manifest::load(self.manifest_path) {
             Ok(m) => {
                 self.last_good = Some(m);
@@ -370,6 +375,29 @@ impl Reconciler<'_> {
             });
         self.write_status(outcome, &report, pending, error);
         Ok(())
+    }
+
+    /// Logs the lines of the manifest that changed since the last reconcile
+    /// (a log reader sees what a save or a `git pull` brought).
+    fn log_manifest_diff(&mut self) {
+        use crate::file_io::{Bounded, read_bounded};
+        let limit = crate::manifest::MAX_MANIFEST_BYTES as u64;
+        let Ok(Bounded::Read(bytes)) = read_bounded(self.manifest_path, limit) else {
+            return; // the load below reports what is wrong
+        };
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if let Some(old) = &self.last_text {
+            let diff = manifest_diff::ManifestDiff::between(old, &text);
+            if !diff.is_empty() {
+                self.log.event(
+                    Level::Info,
+                    "manifest_diff",
+                    &format!("+{} -{} lines", diff.added, diff.removed),
+                    json!({"added": diff.added, "removed": diff.removed, "lines": diff.lines}),
+                );
+            }
+        }
+        self.last_text = Some(text);
     }
 
     fn write_status(

@@ -195,6 +195,24 @@ fn json_logs_are_one_object_per_line_and_a_burst_of_saves_is_one_apply() {
             "{e}"
         );
     }
+    // What each save changed is logged, as a person reads a diff.
+    let diffs: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "manifest_diff")
+        .collect();
+    assert_eq!(diffs.len(), 2, "{out}");
+    let lines: Vec<&str> = diffs[0]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [format!("+   - cid: {CID_B}"), "+     name: b4".to_string()],
+        "{out}"
+    );
+    assert_eq!(diffs[1]["added"], 2);
     let changes = events.iter().filter(|e| e["event"] == "change").count();
     assert_eq!(
         changes, 2,
