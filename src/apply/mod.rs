@@ -768,26 +768,29 @@ fn keep_provider_facts(state: &State, pin: StoredPin) -> StoredPin {
     }
 }
 
+/// The unpin of the pin a change names (an unpin, or a failed request a
+/// re-pin removes first).
+fn unpin_request(change: &Change) -> UnpinRequest<'_> {
+    UnpinRequest {
+        cid: &change.cid,
+        cluster: change.target.cluster.as_deref(),
+        pin_id: change.pin_id.as_deref(),
+    }
+}
+
 /// One pin or unpin, retried as the policy allows.
 async fn call_with_retries(pool: &Pool<'_>, change: &Change, ctx: &CallContext<'_>) -> Outcome {
     let call = || async {
         if change.action == Action::Unpin {
-            let request = UnpinRequest {
-                cid: &change.cid,
-                cluster: change.target.cluster.as_deref(),
-                pin_id: change.pin_id.as_deref(),
-            };
-            pool.provider.unpin(request).await.map(Outcome::Unpinned)
+            pool.provider
+                .unpin(unpin_request(change))
+                .await
+                .map(Outcome::Unpinned)
         } else {
             // A failed request is removed (by its id) before it is made again,
             // or the provider would answer that it holds it already.
             if change.action == Action::Repin && change.pin_id.is_some() {
-                let request = UnpinRequest {
-                    cid: &change.cid,
-                    cluster: change.target.cluster.as_deref(),
-                    pin_id: change.pin_id.as_deref(),
-                };
-                pool.provider.unpin(request).await?;
+                pool.provider.unpin(unpin_request(change)).await?;
             }
             let request = PinRequest {
                 cid: &change.cid,
