@@ -510,3 +510,32 @@ fn a_plan_saved_before_a_restore_is_refused_after_it() {
     );
     assert!(emu.requests().is_empty(), "no call for a refused plan");
 }
+
+/// A state written by a version of pinsync before provider statuses
+/// (format 1) is read, written as format 2, and kept as the backup.
+#[test]
+fn a_version_1_state_is_migrated_and_kept_as_the_backup() {
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &(pin(CID_A, "a", &[]) + &pin(CID_B, "b", &[])));
+    let v1 = format!(
+        "{{\n  \"format_version\": 1,\n  \"lineage\": \"v1-lineage\",\n  \"serial\": 3,\n  \"pins\": [\n    {{\"provider\":\"aioz\",\"cid\":\"{CID_B}\",\"name\":\"b\",\"pin_id\":\"id-b\",\"pinned_at\":\"2026-01-01T00:00:00Z\",\"status\":\"managed\"}}\n  ]\n}}\n"
+    );
+    std::fs::write(p.state_path(), &v1).unwrap();
+    let run = p.run(&["plan"]);
+    assert!(
+        run.stdout.contains("Plan: 1 to pin") && run.stdout.contains("1 unchanged"),
+        "{run:?}"
+    );
+    let run = p.run(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(emu.pin_calls(), 1, "only the pin the v1 state lacked");
+    let state = p.state();
+    assert_eq!(state["format_version"], 2);
+    assert_eq!(state["lineage"], "v1-lineage");
+    assert!(state["serial"].as_u64().unwrap() > 3);
+    assert_eq!(
+        std::fs::read_to_string(p.path("pins.state.json.backup")).unwrap(),
+        v1,
+        "the original is the backup, byte for byte"
+    );
+}

@@ -350,13 +350,29 @@ fn a_pruning_apply_killed_at_random_moments_unpins_only_what_is_unwanted() {
         "4",
     ];
     let mut mid_run = 0;
+    let deletes = |emu: &Emulator| {
+        emu.requests()
+            .iter()
+            .filter(|r| r["method"] == "DELETE")
+            .count()
+    };
     for kill in 1..=8 {
-        let delay = rng.u64(0..=400);
+        // Measured from this run's first unpin call, so machine load cannot
+        // push every kill before the unpins start or after they end.
+        let delay = rng.u64(0..=60);
+        let before = deletes(&emu);
         let mut child = spawn_quiet(p.command(&prune));
-        std::thread::sleep(Duration::from_millis(delay));
-        signal(&child, libc::SIGKILL);
+        let mut exited = false;
+        wait_until(Duration::from_secs(30), "an unpin call, or the end", || {
+            exited = child.try_wait().unwrap().is_some();
+            exited || deletes(&emu) > before
+        });
+        if !exited {
+            std::thread::sleep(Duration::from_millis(delay));
+            signal(&child, libc::SIGKILL);
+        }
         child.wait().unwrap();
-        let ctx = format!("seed {seed}, kill {kill} after {delay} ms");
+        let ctx = format!("seed {seed}, kill {kill} {delay} ms after an unpin call");
         let now = listed(&p, &ctx);
         let emulator = held(&emu);
         for key in &wanted {
