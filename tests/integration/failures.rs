@@ -51,7 +51,7 @@ fn calls_to(emu: &Emulator, prefix: &str) -> usize {
 #[test]
 fn a_journal_that_cannot_be_written_stops_the_calls() {
     const PINS: usize = 50;
-    let emu = Emulator::start_with(&["--delay-ms", "30"]);
+    let emu = Emulator::start_with(&["--delay-ms", "50"]);
     let p = Project::new(&emu, &many_pins(PINS, &["aioz"]));
     let mut cmd = p.command(&["apply", "--auto-approve", "--concurrency", "1"]);
     limit_file_size(&mut cmd, 2000);
@@ -68,8 +68,10 @@ fn a_journal_that_cannot_be_written_stops_the_calls() {
     let calls = emu.pin_calls() as usize;
     let recorded = listed(&p).len();
     assert!(recorded >= 1, "the first batches fit: {run:?}");
+    // One call in flight at a time: only the failed batch (one or two
+    // answers, as fsyncs allow) and the call in flight may be unrecorded.
     assert!(
-        calls <= recorded + 2,
+        calls <= recorded + 3,
         "{calls} calls for {recorded} recorded: only the failed batch and a call in flight may be unrecorded"
     );
     assert!(calls < PINS, "stopped long before the end");

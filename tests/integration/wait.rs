@@ -8,7 +8,7 @@ use crate::support::*;
 
 #[test]
 fn wait_polls_until_the_new_pins_are_pinned() {
-    let emu = Emulator::start_with(&["--aioz-pinning-ms", "1500"]);
+    let emu = Emulator::start_with(&["--aioz-pinning-ms", "3000"]);
     let p = Project::new(
         &emu,
         &(pin(CID_A, "a", &[]) + &pin(CID_C, "c", &["arkive"])),
