@@ -437,6 +437,9 @@ pub async fn apply(
         report: &mut report,
         tx: &tx,
         confirmed: BTreeMap::new(),
+        // Only moves need to look their new pins up: at 100,000 pins and
+        // no move, the map would cost an allocation or three per pin.
+        track_moves: calls.iter().any(|c| !c.moved_to.is_empty()),
         ended: 0,
     };
 
@@ -583,6 +586,8 @@ struct CallContext<'a> {
 struct Run<'a> {
     report: &'a mut Report,
     tx: &'a mpsc::Sender<Recorded>,
+    /// Whether the plan has moves, which need `confirmed`.
+    track_moves: bool,
     /// Pins confirmed in this apply, for the moves' unpins.
     confirmed: BTreeMap<PinKey, crate::wait::Awaited>,
     /// Calls that ended (or were settled without one).
@@ -605,14 +610,16 @@ impl Run<'_> {
                 // "Already pinned" answers with no id: keep the one known.
                 let pin_id = receipt.pin_id.or_else(|| change.pin_id.clone());
                 self.report.confirmed.push(change.key());
-                self.confirmed.insert(
-                    change.key(),
-                    crate::wait::Awaited {
-                        key: change.key(),
-                        cid: change.cid.clone(),
-                        pin_id: pin_id.clone(),
-                    },
-                );
+                if self.track_moves {
+                    self.confirmed.insert(
+                        change.key(),
+                        crate::wait::Awaited {
+                            key: change.key(),
+                            cid: change.cid.clone(),
+                            pin_id: pin_id.clone(),
+                        },
+                    );
+                }
                 self.record(Recorded::Pin(StoredPin {
                     key: change.key(),
                     record: PinRecord {
