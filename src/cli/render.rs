@@ -121,9 +121,12 @@ pub fn plan(plan: &Plan, p: Palette) -> String {
         {
             let _ = writeln!(
                 out,
-                "Provider `{name}` is reached at {}, not the built-in {}{}.",
+                "Provider `{name}` is reached at {}{}{}.",
                 config.base_url,
-                config.kind.default_base_url(),
+                config
+                    .kind
+                    .default_base_url()
+                    .map_or_else(String::new, |d| format!(", not the built-in {d}")),
                 if config.allow_insecure_http && config.base_url.starts_with("http:") {
                     " (plain http allowed: keys travel unencrypted)"
                 } else {
@@ -306,9 +309,12 @@ pub fn markdown(plan: &Plan, refused: &[String]) -> String {
         {
             let _ = writeln!(
                 out,
-                "\nProvider `{name}` is reached at {}, not the built-in {}.",
+                "\nProvider `{name}` is reached at {}{}.",
                 md_text(&config.base_url),
-                config.kind.default_base_url()
+                config
+                    .kind
+                    .default_base_url()
+                    .map_or_else(String::new, |d| format!(", not the built-in {d}"))
             );
         }
     }

@@ -55,6 +55,10 @@ pub struct Labels {
     pub meta: BTreeMap<String, String>,
 }
 
+/// `identity` when the manifest gives none: the value of `meta.pinsync` on
+/// the Pinning Service requests pinsync makes.
+pub const DEFAULT_IDENTITY: &str = "pinsync";
+
 /// Longest pin name accepted.
 pub(crate) const MAX_NAME_CHARS: usize = 255;
 /// Longest meta key or value accepted.

@@ -308,9 +308,30 @@ impl Walker<'_> {
         }
         self.known_keys(
             top,
-            &["version", "providers", "defaults", "prune", "pins"],
+            &[
+                "version",
+                "identity",
+                "providers",
+                "defaults",
+                "prune",
+                "pins",
+            ],
             "the manifest",
         );
+        // What marks this manifest's requests on a Pinning Service.
+        let mut identity = super::DEFAULT_IDENTITY.to_owned();
+        if let Some(node) = top.get("identity")
+            && let Some(s) = self.scalar(node, "`identity`")
+        {
+            if is_valid_name(s.as_str()) && s.chars().count() <= 64 {
+                identity = s.as_str().to_owned();
+            } else {
+                self.problem(
+                    s.at,
+                    "`identity` may hold only letters, digits, '-' and '_' (64 at most)",
+                );
+            }
+        }
         if let Some(node) = top.get("prune")
             && let Some(s) = self.scalar(node, "`prune`")
         {
@@ -345,7 +366,7 @@ impl Walker<'_> {
                     .and_then(|m| m.get("type").and_then(Node::as_scalar))
                     .and_then(|t| ProviderKind::from_name(t.as_str()));
                 declared.insert(name.as_str().to_owned(), kind);
-                if let Some(config) = self.provider(name, node) {
+                if let Some(config) = self.provider(name, node, &identity) {
                     manifest.providers.insert(name.as_str().to_owned(), config);
                 }
             }
@@ -370,7 +391,7 @@ impl Walker<'_> {
         manifest
     }
 
-    fn provider(&mut self, name: &Scalar, node: &Node) -> Option<ProviderConfig> {
+    fn provider(&mut self, name: &Scalar, node: &Node, identity: &str) -> Option<ProviderConfig> {
         let at_name = name.at;
         if !is_valid_name(name.as_str()) {
             self.problem(
@@ -393,6 +414,7 @@ impl Walker<'_> {
                 "auth",
                 "allow_insecure_http",
                 "unpin_guard",
+                "token",
             ],
             &context,
         );
@@ -412,8 +434,23 @@ impl Walker<'_> {
             }
             kind
         });
+        // A Pinning Service takes a bearer `token`; the others an `api_key`.
+        let psa = kind == Some(ProviderKind::PinningService);
+        let (key_field, other_field) = if psa {
+            ("token", "api_key")
+        } else {
+            ("api_key", "token")
+        };
+        if let Some(n) = map.get(other_field) {
+            self.problem(
+                n.at(),
+                format!(
+                    "{context}: use `{key_field}`, not `{other_field}`, for this provider type"
+                ),
+            );
+        }
         let api_key = self
-            .required(map, "api_key", &context)
+            .required(map, key_field, &context)
             .and_then(|n| self.secret(n));
         let secret_key = map.get("secret_key");
         let secret_key = match (kind, secret_key) {
@@ -471,7 +508,17 @@ impl Walker<'_> {
             }),
         };
         let base_url = match map.get("base_url").map(|n| self.scalar(n, "`base_url`")) {
-            None => kind.map(|k| k.default_base_url().to_owned()),
+            None => match kind.map(|k| (k, k.default_base_url())) {
+                Some((_, Some(url))) => Some(url.to_owned()),
+                Some((k, None)) => {
+                    self.problem(
+                        node.at(),
+                        format!("{context}: missing field `base_url` (a {k} provider has no default endpoint)"),
+                    );
+                    None
+                }
+                None => None,
+            },
             Some(None) => None,
             Some(Some(s)) => match check_base_url(s.as_str(), allow_insecure) {
                 Ok(url) => Some(url),
@@ -493,6 +540,7 @@ impl Walker<'_> {
             auth,
             allow_insecure_http: allow_insecure,
             unpin_guard,
+            identity: psa.then(|| identity.to_owned()),
         })
     }
 

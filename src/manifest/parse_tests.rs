@@ -1002,6 +1002,7 @@ fn a_good_manifest_gives_the_model() {
                 auth: AuthStyle::Header,
                 allow_insecure_http: false,
                 unpin_guard: Default::default(),
+                identity: None,
             },
         ),
         (
@@ -1014,6 +1015,7 @@ fn a_good_manifest_gives_the_model() {
                 auth: AuthStyle::Bearer,
                 allow_insecure_http: false,
                 unpin_guard: Default::default(),
+                identity: None,
             },
         ),
         (
@@ -1026,6 +1028,7 @@ fn a_good_manifest_gives_the_model() {
                 auth: AuthStyle::Header,
                 allow_insecure_http: false,
                 unpin_guard: Default::default(),
+                identity: None,
             },
         ),
         (
@@ -1038,6 +1041,7 @@ fn a_good_manifest_gives_the_model() {
                 auth: AuthStyle::Header,
                 allow_insecure_http: true,
                 unpin_guard: Default::default(),
+                identity: None,
             },
         ),
     ]);

@@ -15,25 +15,32 @@ pub enum ProviderKind {
     Aioz,
     /// Pinarkive API v3.
     Pinarkive,
+    /// The IPFS Pinning Service API (v1.0.0): Pinata, Filebase, 4EVERLAND,
+    /// Crust, AIOZ's own `/api/psa`, ipfs-cluster.
+    #[serde(rename = "pinning-service")]
+    PinningService,
 }
 
 impl ProviderKind {
     /// Names accepted in `type:`.
-    pub const NAMES: &'static [&'static str] = &["aioz", "pinarkive"];
+    pub const NAMES: &'static [&'static str] = &["aioz", "pinarkive", "pinning-service"];
 
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "aioz" => Some(Self::Aioz),
             "pinarkive" => Some(Self::Pinarkive),
+            "pinning-service" => Some(Self::PinningService),
             _ => None,
         }
     }
 
-    /// The public endpoint used when the manifest gives no `base_url`.
-    pub fn default_base_url(self) -> &'static str {
+    /// The public endpoint used when the manifest gives no `base_url`; a
+    /// `pinning-service` has none (each service has its own).
+    pub fn default_base_url(self) -> Option<&'static str> {
         match self {
-            Self::Aioz => "https://api-ipfs.attoaioz.cyou",
-            Self::Pinarkive => "https://api.pinarkive.com",
+            Self::Aioz => Some("https://api-ipfs.attoaioz.cyou"),
+            Self::Pinarkive => Some("https://api.pinarkive.com"),
+            Self::PinningService => None,
         }
     }
 
@@ -48,6 +55,7 @@ impl fmt::Display for ProviderKind {
         f.write_str(match self {
             Self::Aioz => "aioz",
             Self::Pinarkive => "pinarkive",
+            Self::PinningService => "pinning-service",
         })
     }
 }
@@ -145,6 +153,10 @@ pub struct ProviderConfig {
     /// When a plan unpins too much of one of its targets.
     #[serde(default, skip_serializing_if = "UnpinGuard::is_default")]
     pub unpin_guard: UnpinGuard,
+    /// `pinning-service`: the value of `meta.pinsync` on the requests this
+    /// manifest makes (the manifest's `identity`); only those are removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 /// A plan that unpins more than `count` of a target's pins *and* more than
@@ -185,10 +197,9 @@ impl ProviderConfig {
         match (self.kind, &self.secret_key) {
             (ProviderKind::Aioz, None) => problems
                 .push("missing field `secret_key` (AIOZ needs an API key and a secret key)".into()),
-            (ProviderKind::Pinarkive, Some(_)) => problems.push(format!(
-                "`secret_key` is not used by provider type {}",
-                self.kind
-            )),
+            (ProviderKind::Pinarkive | ProviderKind::PinningService, Some(_)) => problems.push(
+                format!("`secret_key` is not used by provider type {}", self.kind),
+            ),
             _ => {}
         }
         if self.unpin_guard.percent > 100 {
@@ -202,7 +213,7 @@ impl ProviderConfig {
 
     /// Whether the endpoint is the service's own public one.
     pub fn is_default_endpoint(&self) -> bool {
-        self.base_url == self.kind.default_base_url()
+        Some(self.base_url.as_str()) == self.kind.default_base_url()
     }
 
     /// Every environment variable this provider needs at apply time.

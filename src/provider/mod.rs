@@ -6,6 +6,7 @@
 mod aioz;
 mod http;
 mod pinarkive;
+mod pinning_service;
 mod provider_error;
 mod secret;
 
@@ -21,6 +22,7 @@ use crate::state::ProviderStatus;
 
 pub use aioz::Aioz;
 pub use pinarkive::Pinarkive;
+pub use pinning_service::PinningService;
 pub use provider_error::ProviderError;
 pub use secret::Secret;
 
@@ -204,6 +206,18 @@ pub fn connect(
                         .with_context(context)?,
                 )
             }
+            ProviderKind::PinningService => Arc::new(
+                PinningService::new(
+                    client.clone(),
+                    &config.base_url,
+                    api_key,
+                    config
+                        .identity
+                        .as_deref()
+                        .unwrap_or(crate::manifest::DEFAULT_IDENTITY),
+                )
+                .with_context(context)?,
+            ),
             ProviderKind::Pinarkive => Arc::new(
                 Pinarkive::new(client.clone(), &config.base_url, api_key, config.auth)
                     .with_context(context)?,

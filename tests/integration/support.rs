@@ -415,3 +415,97 @@ pub fn host_name() -> String {
         .map(|h| h.trim().to_owned())
         .unwrap_or_default()
 }
+
+/// The token the Pinning Service mock takes, distinctive for secret scans.
+pub const PSA_TOKEN: &str = "psaTOKEN-7c6b5a49-SECRET";
+
+/// `mock-ipfs-pinning-service` from the npm registry (a third-party
+/// implementation of the IPFS Pinning Service API), installed once under
+/// target/ with npm and run on a free port; killed on drop.
+pub struct PsaMock {
+    child: Child,
+    pub url: String,
+}
+
+const PSA_MOCK: &str = "mock-ipfs-pinning-service@0.4.2";
+
+fn psa_mock_bin() -> PathBuf {
+    static INSTALL: Once = Once::new();
+    let dir = project_root().join("target").join("psa-mock");
+    let bin = dir.join("node_modules/.bin/mock-ipfs-pinning-service");
+    INSTALL.call_once(|| {
+        if bin.exists() {
+            return;
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--silent", PSA_MOCK])
+            .current_dir(&dir)
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "these tests need {PSA_MOCK} from the npm registry: install Node.js and npm, or run \
+             `npm install --prefix target/psa-mock {PSA_MOCK}`"
+        );
+    });
+    assert!(
+        bin.exists(),
+        "{PSA_MOCK} is not installed at {}",
+        bin.display()
+    );
+    bin
+}
+
+impl PsaMock {
+    pub fn start() -> Self {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let child = Command::new(psa_mock_bin())
+            .args(["--port", &port.to_string(), "--token", PSA_TOKEN])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the Pinning Service mock");
+        let url = format!("http://127.0.0.1:{port}");
+        let mock = Self { child, url };
+        wait_until(Duration::from_secs(30), "the Pinning Service mock", || {
+            mock.try_get("/pins").is_some()
+        });
+        mock
+    }
+
+    fn try_get(&self, path: &str) -> Option<Value> {
+        ureq::get(&format!("{}{path}", self.url))
+            .set("Authorization", &format!("Bearer {PSA_TOKEN}"))
+            .call()
+            .ok()?
+            .into_json()
+            .ok()
+    }
+
+    /// Every request the mock holds, of every status.
+    pub fn requests(&self) -> Vec<Value> {
+        self.try_get("/pins?status=queued,pinning,pinned,failed&limit=1000")
+            .and_then(|v| v["results"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// Adds a request by hand, as a person or another tool would.
+    pub fn add_by_hand(&self, cid: &str, name: &str) -> Value {
+        ureq::post(&format!("{}/pins", self.url))
+            .set("Authorization", &format!("Bearer {PSA_TOKEN}"))
+            .send_json(serde_json::json!({"cid": cid, "name": name}))
+            .unwrap()
+            .into_json()
+            .unwrap()
+    }
+}
+
+impl Drop for PsaMock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
