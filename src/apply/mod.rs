@@ -390,7 +390,7 @@ pub async fn apply(
     let calls: Vec<&Change> = plan
         .changes
         .iter()
-        .filter(|c| matches!(c.action, Action::Pin | Action::Repin | Action::Unpin))
+        .filter(|c| c.calls(plan.providers.get(&c.target.provider)))
         .collect();
     // Each provider gets its own pool of `concurrency` calls, so one that is
     // slow or down cannot hold the slots the others need.
@@ -445,6 +445,9 @@ pub async fn apply(
 
     // State-only changes first: they need no provider and cannot fail.
     for change in &plan.changes {
+        if change.calls(plan.providers.get(&change.target.provider)) {
+            continue;
+        }
         let status = match change.action {
             Action::Pin | Action::Repin | Action::Unpin => continue,
             Action::Update => {
@@ -605,8 +608,12 @@ impl Run<'_> {
         match outcome {
             Outcome::Pinned(receipt) => {
                 self.ended += 1;
-                self.report.pinned += 1;
-                self.report.already_pinned += usize::from(receipt.already_pinned);
+                if change.action == Action::Update {
+                    self.report.updated += 1;
+                } else {
+                    self.report.pinned += 1;
+                    self.report.already_pinned += usize::from(receipt.already_pinned);
+                }
                 // "Already pinned" answers with no id: keep the one known.
                 let pin_id = receipt.pin_id.or_else(|| change.pin_id.clone());
                 self.report.confirmed.push(change.key());
@@ -793,6 +800,17 @@ async fn call_with_retries(pool: &Pool<'_>, change: &Change, ctx: &CallContext<'
                 .unpin(unpin_request(change))
                 .await
                 .map(Outcome::Unpinned)
+        } else if change.action == Action::Update {
+            let request = PinRequest {
+                cid: &change.cid,
+                cluster: change.target.cluster.as_deref(),
+                labels: &change.labels,
+            };
+            let pin_id = change.pin_id.as_deref().unwrap_or_default();
+            pool.provider
+                .relabel(request, pin_id)
+                .await
+                .map(Outcome::Pinned)
         } else {
             // A failed request is removed (by its id) before it is made again,
             // or the provider would answer that it holds it already.
@@ -850,12 +868,11 @@ async fn call_with_retries(pool: &Pool<'_>, change: &Change, ctx: &CallContext<'
     }
 }
 
-/// The providers a plan needs credentials for: those it pins to or unpins
-/// from.
+/// The providers a plan needs credentials for: those it calls.
 pub fn providers_used(plan: &Plan) -> BTreeSet<String> {
     plan.changes
         .iter()
-        .filter(|c| matches!(c.action, Action::Pin | Action::Repin | Action::Unpin))
+        .filter(|c| c.calls(plan.providers.get(&c.target.provider)))
         .map(|c| c.target.provider.clone())
         .collect()
 }

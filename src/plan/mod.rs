@@ -76,6 +76,24 @@ pub struct Change {
 }
 
 impl Change {
+    /// Whether this change is a call to `provider`: pins, re-pins, unpins,
+    /// and a label change where the API can make it (the Pinning Service
+    /// API's replace); other label changes are only recorded.
+    pub fn calls(&self, provider: Option<&ProviderConfig>) -> bool {
+        match self.action {
+            Action::Pin | Action::Repin | Action::Unpin => true,
+            Action::Orphan => false,
+            Action::Update => {
+                provider.is_some_and(|c| c.kind == ProviderKind::PinningService)
+                    && self.pin_id.is_some()
+                    && self
+                        .previous
+                        .as_ref()
+                        .is_some_and(|p| p.labels != self.labels)
+            }
+        }
+    }
+
     /// A change with nothing but its action, pin and labels.
     fn new(action: Action, key: &PinKey, cid: &str, labels: &Labels) -> Self {
         Self {
@@ -223,6 +241,8 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
                         labels: record.labels.clone(),
                         status: record.status,
                     }),
+                    // A Pinning Service replaces the request by its id.
+                    pin_id: record.pin_id.clone(),
                     ..Change::new(Action::Update, key, &record.cid_as_pinned, &pin.labels)
                 });
             }

@@ -65,7 +65,13 @@ pub fn check_current(plan: &Plan, state: &State, path: &Path) -> anyhow::Result<
 /// the state's, not an edited file's.
 pub fn check_pins_against_state(plan: &Plan, state: &State, path: &Path) -> anyhow::Result<()> {
     for (i, change) in plan.changes.iter().enumerate() {
-        if !matches!(change.action, Action::Unpin | Action::Repin) {
+        // Unpins, re-pins and replaces name a request to call by its id.
+        let by_id = match change.action {
+            Action::Unpin | Action::Repin => true,
+            Action::Update => change.pin_id.is_some(),
+            Action::Pin | Action::Orphan => false,
+        };
+        if !by_id {
             continue;
         }
         let recorded = state.pins.get(&change.key());

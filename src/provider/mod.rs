@@ -95,6 +95,22 @@ pub trait Provider: Send + Sync {
         request: UnpinRequest<'a>,
     ) -> BoxFuture<'a, Result<UnpinReceipt, ProviderError>>;
 
+    /// Changes a pin's name and meta, where the API can: the Pinning
+    /// Service API replaces the request (a new id). The others have no such
+    /// call, and their labels are only recorded.
+    fn relabel<'a>(
+        &'a self,
+        _request: PinRequest<'a>,
+        _pin_id: &'a str,
+    ) -> BoxFuture<'a, Result<PinReceipt, ProviderError>> {
+        Box::pin(async {
+            Err(ProviderError::Rejected {
+                status: 0,
+                message: "this provider has no call to change a pin's labels".into(),
+            })
+        })
+    }
+
     /// The provider's status for one pin (a pin it does not hold is
     /// `missing`). One attempt.
     fn status<'a>(

@@ -145,18 +145,7 @@ impl PinningService {
                 already_pinned: true,
             });
         }
-        let mut meta: BTreeMap<&str, &str> = request
-            .labels
-            .meta
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        meta.insert(OWNER_KEY, &self.identity);
-        let body = Pin {
-            cid: request.cid,
-            name: request.labels.name.as_deref(),
-            meta,
-        };
+        let body = self.body(request);
         let answer = self
             .send(self.client.post(self.pins_url.clone()).json(&body))
             .await?;
@@ -204,6 +193,54 @@ impl PinningService {
             .await?;
         // 202 by the spec; some services answer 200.
         http::read_unpin_answer(&answer)
+    }
+
+    /// `POST /pins/{requestid}`: replaces a request this manifest made with
+    /// one carrying the new labels; the new request id is the receipt's.
+    async fn replace_once(
+        &self,
+        request: PinRequest<'_>,
+        request_id: &str,
+    ) -> Result<PinReceipt, ProviderError> {
+        let Some(current) = self.get(request_id).await? else {
+            // Gone: pinning it again is the same change.
+            return self.pin_once(request).await;
+        };
+        if current.owner() != Some(self.identity.as_str()) {
+            return Err(ProviderError::Rejected {
+                status: 0,
+                message: format!(
+                    "request {} does not carry meta.{OWNER_KEY} = {:?}; its labels are left as they are",
+                    http::clean_message(request_id),
+                    self.identity
+                ),
+            });
+        }
+        let body = self.body(request);
+        let answer = self
+            .send(self.client.post(self.request_url(request_id)).json(&body))
+            .await?;
+        let replaced: PinStatus = read_json(&answer, "replace")?;
+        Ok(PinReceipt {
+            pin_id: Some(http::clean_message(&replaced.requestid)),
+            already_pinned: false,
+        })
+    }
+
+    /// The body of an add or a replace: the manifest's labels and the mark.
+    fn body<'a>(&'a self, request: PinRequest<'a>) -> Pin<'a> {
+        let mut meta: BTreeMap<&str, &str> = request
+            .labels
+            .meta
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        meta.insert(OWNER_KEY, &self.identity);
+        Pin {
+            cid: request.cid,
+            name: request.labels.name.as_deref(),
+            meta,
+        }
     }
 
     async fn status_once(
@@ -288,6 +325,14 @@ impl Provider for PinningService {
         request: UnpinRequest<'a>,
     ) -> BoxFuture<'a, Result<UnpinReceipt, ProviderError>> {
         Box::pin(self.unpin_once(request))
+    }
+
+    fn relabel<'a>(
+        &'a self,
+        request: PinRequest<'a>,
+        pin_id: &'a str,
+    ) -> BoxFuture<'a, Result<PinReceipt, ProviderError>> {
+        Box::pin(self.replace_once(request, pin_id))
     }
 
     fn status<'a>(

@@ -133,3 +133,29 @@ fn prune_removes_an_owned_request_and_never_a_hand_made_one() {
     assert_eq!(c.len(), 1, "the hand-made request survives");
     assert_eq!(c[0]["requestid"], by_hand["requestid"]);
 }
+
+/// On a Pinning Service a name or meta change is a call: the request is
+/// replaced, and the new request id recorded.
+#[test]
+fn a_rename_replaces_the_request_and_records_the_new_id() {
+    let mock = PsaMock::start();
+    let p = project(&mock, &pin(CID_B, "docs", &[]));
+    assert_eq!(run(&p, &["apply", "--auto-approve"]).code, 0);
+    let old_id = p.state()["pins"][0]["pin_id"].as_str().unwrap().to_owned();
+    write_manifest(&p, &mock, &pin(CID_B, "docs-v2", &[]));
+    let r = run(&p, &["apply", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("1 updated"), "{r:?}");
+    let requests = mock.requests();
+    let docs = by_cid(&requests, CID_B);
+    assert_eq!(docs.len(), 1, "{requests:?}");
+    assert_eq!(docs[0]["pin"]["name"], "docs-v2", "{requests:?}");
+    assert_eq!(docs[0]["pin"]["meta"]["pinsync"], "site");
+    let new_id = p.state()["pins"][0]["pin_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        new_id,
+        docs[0]["requestid"].as_str().unwrap(),
+        "the new request id is recorded (was {old_id})"
+    );
+    assert!(run(&p, &["plan"]).stdout.contains("No changes"));
+}
