@@ -66,7 +66,9 @@ fn apply_adds_each_pin_once_marked_as_this_manifests_and_a_rerun_adds_nothing() 
     );
 
     // A lost state (or a crash before it was written): the rerun looks the
-    // CID up and adopts the request instead of adding a second one.
+    // CID up and adopts the request instead of adding a second one. This
+    // mock answers a second add with the same request, so "already pinned"
+    // (the lookup's adoption, not an add's answer) is what proves it.
     std::fs::remove_file(p.state_path()).unwrap();
     let run2 = run(&p, &["apply", "--auto-approve"]);
     assert_eq!(run2.code, 0, "{run2:?}");
