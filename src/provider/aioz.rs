@@ -245,14 +245,7 @@ impl Aioz {
         if answer.status == reqwest::StatusCode::NOT_FOUND {
             return Ok(ProviderStatus::Missing);
         }
-        if !answer.status.is_success() {
-            return Err(http::failure(&answer, http::error_message(&answer.body)));
-        }
-        let one: OneEnvelope = serde_json::from_slice(&answer.body).map_err(|e| {
-            ProviderError::BadResponse(format!(
-                "pin answered without the documented {{\"data\": PIN}}: {e}"
-            ))
-        })?;
+        let one: OneEnvelope = http::read_json(&answer, "pin", r#"{"data": PIN}"#)?;
         let unpinned = one
             .data
             .date_unpinned
@@ -287,14 +280,8 @@ impl Aioz {
             &[&self.api_key, &self.secret_key],
         )
         .await?;
-        if !answer.status.is_success() {
-            return Err(http::failure(&answer, http::error_message(&answer.body)));
-        }
-        let envelope: ListEnvelope = serde_json::from_slice(&answer.body).map_err(|e| {
-            ProviderError::BadResponse(format!(
-                "pins list answered without the documented {{\"data\": {{\"totals\", \"pins\"}}}}: {e}"
-            ))
-        })?;
+        let envelope: ListEnvelope =
+            http::read_json(&answer, "pins list", r#"{"data": {"totals", "pins"}}"#)?;
         if envelope.status != "success" {
             return Err(ProviderError::BadResponse(format!(
                 "pins list answered status {:?}",

@@ -45,6 +45,25 @@ pub(crate) fn with_segment(base: &reqwest::Url, segment: &str) -> reqwest::Url {
     url
 }
 
+/// A success answer's body as `T`, or the error the answer is: the
+/// provider's own failure, or one naming the `call` and the documented
+/// `shape` the body lacked.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    answer: &Answer,
+    call: &str,
+    shape: &str,
+) -> Result<T, ProviderError> {
+    if !answer.status.is_success() {
+        return Err(failure(answer, error_message(&answer.body)));
+    }
+    serde_json::from_slice(&answer.body).map_err(|e| {
+        ProviderError::BadResponse(format!(
+            "{call} answered {} without the documented {shape}: {e}",
+            answer.status.as_u16()
+        ))
+    })
+}
+
 /// An unpin's answer: any success, or a 404 (the pin is gone either way).
 pub(crate) fn read_unpin_answer(answer: &Answer) -> Result<UnpinReceipt, ProviderError> {
     if answer.status.is_success() {

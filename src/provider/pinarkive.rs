@@ -188,12 +188,7 @@ impl Pinarkive {
         if answer.status == StatusCode::NOT_FOUND {
             return Ok(ProviderStatus::Missing);
         }
-        if !answer.status.is_success() {
-            return Err(http::failure(&answer, http::error_message(&answer.body)));
-        }
-        let json: serde_json::Value = serde_json::from_slice(&answer.body).map_err(|e| {
-            ProviderError::BadResponse(format!("status answered invalid JSON: {e}"))
-        })?;
+        let json: serde_json::Value = http::read_json(&answer, "status", "JSON")?;
         let status = json
             .get("status")
             .and_then(|s| s.as_str())
@@ -223,14 +218,7 @@ impl Pinarkive {
         let (name, key) = &self.auth;
         let builder = self.client.get(url).header(name, key.header_value());
         let answer = http::send(builder, &[&self.api_key]).await?;
-        if !answer.status.is_success() {
-            return Err(http::failure(&answer, http::error_message(&answer.body)));
-        }
-        let uploads: Uploads = serde_json::from_slice(&answer.body).map_err(|e| {
-            ProviderError::BadResponse(format!(
-                "uploads answered without the documented {{\"uploads\", \"total\"}}: {e}"
-            ))
-        })?;
+        let uploads: Uploads = http::read_json(&answer, "uploads", r#"{"uploads", "total"}"#)?;
         let total = uploads
             .total
             .or_else(|| uploads.pagination.and_then(|p| p.total));

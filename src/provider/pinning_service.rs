@@ -128,7 +128,7 @@ impl PinningService {
             .append_pair("cid", cid)
             .append_pair("status", ALL_STATUSES);
         let answer = self.send(self.client.get(url)).await?;
-        Ok(read_json::<PinResults>(&answer, "pins")?.results)
+        Ok(http::read_json::<PinResults>(&answer, "pins", "results")?.results)
     }
 
     async fn pin_once(&self, request: PinRequest<'_>) -> Result<PinReceipt, ProviderError> {
@@ -149,7 +149,7 @@ impl PinningService {
         let answer = self
             .send(self.client.post(self.pins_url.clone()).json(&body))
             .await?;
-        let created: PinStatus = read_json(&answer, "add")?;
+        let created: PinStatus = http::read_json(&answer, "add", "PinStatus")?;
         Ok(PinReceipt {
             pin_id: Some(http::clean_message(&created.requestid)),
             already_pinned: false,
@@ -163,7 +163,7 @@ impl PinningService {
         if answer.status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        read_json(&answer, "get").map(Some)
+        http::read_json(&answer, "get", "PinStatus").map(Some)
     }
 
     async fn unpin_once(&self, request: UnpinRequest<'_>) -> Result<UnpinReceipt, ProviderError> {
@@ -220,7 +220,7 @@ impl PinningService {
         let answer = self
             .send(self.client.post(self.request_url(request_id)).json(&body))
             .await?;
-        let replaced: PinStatus = read_json(&answer, "replace")?;
+        let replaced: PinStatus = http::read_json(&answer, "replace", "PinStatus")?;
         Ok(PinReceipt {
             pin_id: Some(http::clean_message(&replaced.requestid)),
             already_pinned: false,
@@ -267,7 +267,7 @@ impl PinningService {
             url.query_pairs_mut().append_pair("before", before);
         }
         let answer = self.send(self.client.get(url)).await?;
-        let page: PinResults = read_json(&answer, "pins")?;
+        let page: PinResults = http::read_json(&answer, "pins", "results")?;
         // Newest first; the next page is before the oldest seen. `count` is
         // not trusted (some services report the page size): a short page
         // ends the listing.
@@ -294,22 +294,6 @@ impl PinningService {
             .collect();
         Ok(Listing { pins, next })
     }
-}
-
-/// A success answer's JSON as `T`, or the error the answer is.
-fn read_json<T: serde::de::DeserializeOwned>(
-    answer: &Answer,
-    call: &str,
-) -> Result<T, ProviderError> {
-    if !answer.status.is_success() {
-        return Err(http::failure(answer, http::error_message(&answer.body)));
-    }
-    serde_json::from_slice(&answer.body).map_err(|e| {
-        ProviderError::BadResponse(format!(
-            "{call} answered {} without the documented shape: {e}",
-            answer.status.as_u16()
-        ))
-    })
 }
 
 impl Provider for PinningService {
