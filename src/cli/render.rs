@@ -111,29 +111,8 @@ pub fn plan(plan: &Plan, p: Palette) -> String {
             "Pins no longer in the manifest stay pinned on the provider; the state keeps them as orphaned."
         );
     }
-    // Where the keys will be sent, for the reviewer: a saved plan (or a
-    // manifest edit) that points a provider elsewhere shows here.
-    for name in crate::apply::providers_used(plan) {
-        if let Some(config) = plan
-            .providers
-            .get(&name)
-            .filter(|c| !c.is_default_endpoint())
-        {
-            let _ = writeln!(
-                out,
-                "Provider `{name}` is reached at {}{}{}.",
-                config.base_url,
-                config
-                    .kind
-                    .default_base_url()
-                    .map_or_else(String::new, |d| format!(", not the built-in {d}")),
-                if config.allow_insecure_http && config.base_url.starts_with("http:") {
-                    " (plain http allowed: keys travel unencrypted)"
-                } else {
-                    ""
-                }
-            );
-        }
+    for (name, reached) in endpoints(plan) {
+        let _ = writeln!(out, "Provider `{name}` {reached}");
     }
     out
 }
@@ -301,24 +280,37 @@ pub fn markdown(plan: &Plan, refused: &[String]) -> String {
             md_text(&note)
         );
     }
-    for name in crate::apply::providers_used(plan) {
-        if let Some(config) = plan
-            .providers
-            .get(&name)
-            .filter(|c| !c.is_default_endpoint())
-        {
-            let _ = writeln!(
-                out,
-                "\nProvider `{name}` is reached at {}{}.",
-                md_text(&config.base_url),
-                config
-                    .kind
-                    .default_base_url()
-                    .map_or_else(String::new, |d| format!(", not the built-in {d}"))
-            );
-        }
+    for (name, reached) in endpoints(plan) {
+        // A provider name is letters, digits, '-' and '_': safe in code.
+        let _ = writeln!(out, "\nProvider `{name}` {}", md_text(&reached));
     }
     out
+}
+
+/// Each provider the plan calls at an endpoint other than its built-in
+/// one, with where: the keys go there, so a reviewer must see it (a saved
+/// plan or a manifest edit pointing a provider elsewhere shows here).
+fn endpoints(plan: &Plan) -> Vec<(String, String)> {
+    crate::apply::providers_used(plan)
+        .into_iter()
+        .filter_map(|name| {
+            let config = plan.providers.get(&name)?;
+            if config.is_default_endpoint() {
+                return None;
+            }
+            let built_in = config
+                .kind
+                .default_base_url()
+                .map_or_else(String::new, |d| format!(", not the built-in {d}"));
+            let insecure = if config.allow_insecure_http && config.base_url.starts_with("http:") {
+                " (plain http allowed: keys travel unencrypted)"
+            } else {
+                ""
+            };
+            let reached = format!("is reached at {}{built_in}{insecure}.", config.base_url);
+            Some((name, reached))
+        })
+        .collect()
 }
 
 /// Text safe in a Markdown table cell: the characters Markdown and HTML
