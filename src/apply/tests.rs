@@ -47,6 +47,19 @@ impl Scripted {
     fn calls(&self) -> usize {
         self.calls.lock().unwrap().len()
     }
+
+    /// Notes the call, waits `latency`, and gives the next scripted answer.
+    async fn answer(&self, call: String) -> Result<(), ProviderError> {
+        self.calls.lock().unwrap().push((Instant::now(), call));
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        self.script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| self.otherwise.clone())
+    }
 }
 
 impl Provider for Scripted {
@@ -55,19 +68,7 @@ impl Provider for Scripted {
         request: PinRequest<'a>,
     ) -> BoxFuture<'a, Result<PinReceipt, ProviderError>> {
         Box::pin(async move {
-            self.calls
-                .lock()
-                .unwrap()
-                .push((Instant::now(), request.cid.to_owned()));
-            if !self.latency.is_zero() {
-                tokio::time::sleep(self.latency).await;
-            }
-            let answer = self
-                .script
-                .lock()
-                .unwrap()
-                .pop_front()
-                .unwrap_or_else(|| self.otherwise.clone());
+            let answer = self.answer(request.cid.to_owned()).await;
             answer.map(|()| PinReceipt {
                 pin_id: Some(format!("id-{}", request.cid)),
                 already_pinned: false,
@@ -99,16 +100,7 @@ impl Provider for Scripted {
         request: UnpinRequest<'a>,
     ) -> BoxFuture<'a, Result<UnpinReceipt, ProviderError>> {
         Box::pin(async move {
-            self.calls
-                .lock()
-                .unwrap()
-                .push((Instant::now(), format!("unpin {}", request.cid)));
-            let answer = self
-                .script
-                .lock()
-                .unwrap()
-                .pop_front()
-                .unwrap_or_else(|| self.otherwise.clone());
+            let answer = self.answer(format!("unpin {}", request.cid)).await;
             answer.map(|()| UnpinReceipt {
                 already_gone: false,
             })
