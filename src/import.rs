@@ -107,6 +107,7 @@ pub fn adopt(
                     status: pin.status,
                     at: at.to_owned(),
                 }),
+                foreign: pin.foreign,
             },
         });
     }
@@ -167,6 +168,7 @@ mod tests {
             pin_id: Some(format!("id-{cid}")),
             status,
             name: Some("held".into()),
+            foreign: false,
         }
     }
 

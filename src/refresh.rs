@@ -234,6 +234,7 @@ mod tests {
                     pinned_at: "2026-01-01T00:00:00Z".into(),
                     status: PinStatus::Managed,
                     observed: None,
+                    foreign: false,
                 },
             });
         }
@@ -252,6 +253,7 @@ mod tests {
             pin_id: id.map(Into::into),
             status,
             name: None,
+            foreign: false,
         }
     }
 

@@ -468,6 +468,7 @@ pub async fn apply(
                 pinned_at: String::new(),
                 status,
                 observed: None,
+                foreign: false,
             },
         }));
     }
@@ -636,6 +637,7 @@ impl Run<'_> {
                         pinned_at: now_rfc3339(),
                         status: PinStatus::Managed,
                         observed: None,
+                        foreign: receipt.foreign,
                     },
                 }));
             }
@@ -774,6 +776,7 @@ fn keep_provider_facts(state: &State, pin: StoredPin) -> StoredPin {
                 pin_id: old.pin_id.clone(),
                 pinned_at: old.pinned_at.clone(),
                 observed: old.observed.clone(),
+                foreign: old.foreign,
                 ..pin.record
             },
             ..pin

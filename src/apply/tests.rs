@@ -72,6 +72,7 @@ impl Provider for Scripted {
             answer.map(|()| PinReceipt {
                 pin_id: Some(format!("id-{}", request.cid)),
                 already_pinned: false,
+                foreign: false,
             })
         })
     }
@@ -502,6 +503,7 @@ fn the_recorder_journals_confirmations_in_the_order_they_arrive() {
                         pinned_at: "2026-12-01T00:00:00Z".into(),
                         status: PinStatus::Managed,
                         observed: None,
+                        foreign: false,
                     },
                 };
                 tx.send(Recorded::Pin(pin)).unwrap();
@@ -549,6 +551,7 @@ fn move_plan() -> (Plan, State) {
                 pinned_at: "2026-12-01T00:00:00Z".into(),
                 status: PinStatus::Managed,
                 observed: None,
+                foreign: false,
             },
         });
     }

@@ -352,6 +352,7 @@ fn update_note(c: &Change) -> String {
             ));
         }
     }
+    what.extend(c.reason.clone());
     what.join(", ")
 }
 

@@ -415,6 +415,7 @@ impl Walker<'_> {
                 "allow_insecure_http",
                 "unpin_guard",
                 "token",
+                "take_over_unmarked",
             ],
             &context,
         );
@@ -497,16 +498,17 @@ impl Walker<'_> {
                 (None, _) => AuthStyle::default(),
             },
         };
-        let allow_insecure = match map
-            .get("allow_insecure_http")
-            .map(|n| self.scalar(n, "`allow_insecure_http`"))
-        {
-            None | Some(None) => false,
-            Some(Some(s)) => s.as_bool().unwrap_or_else(|| {
-                self.problem(s.at, "`allow_insecure_http` must be true or false");
-                false
-            }),
-        };
+        let allow_insecure = self.flag(map, "allow_insecure_http");
+        let take_over_unmarked = self.flag(map, "take_over_unmarked");
+        if let (Some(k), true) = (
+            kind.filter(|k| *k != ProviderKind::PinningService),
+            take_over_unmarked,
+        ) {
+            self.problem(
+                map.get("take_over_unmarked").map_or(node.at(), Node::at),
+                format!("{context}: `take_over_unmarked` is not used by provider type {k}"),
+            );
+        }
         let base_url = match map.get("base_url").map(|n| self.scalar(n, "`base_url`")) {
             None => match kind.map(|k| (k, k.default_base_url())) {
                 Some((_, Some(url))) => Some(url.to_owned()),
@@ -541,7 +543,20 @@ impl Walker<'_> {
             allow_insecure_http: allow_insecure,
             unpin_guard,
             identity: psa.then(|| identity.to_owned()),
+            take_over_unmarked,
         })
+    }
+
+    /// An optional `true`/`false` field (false when absent or wrong).
+    fn flag(&mut self, map: &Mapping, key: &str) -> bool {
+        let what = format!("`{key}`");
+        match map.get(key).map(|n| self.scalar(n, &what)) {
+            None | Some(None) => false,
+            Some(Some(s)) => s.as_bool().unwrap_or_else(|| {
+                self.problem(s.at, format!("{what} must be true or false"));
+                false
+            }),
+        }
     }
 
     /// `unpin_guard: {count: N, percent: P}`: how many of a target's pins

@@ -352,6 +352,7 @@ const BAD: &[Case] = &[
             "    api_key: ${K}",
             "    secret_key: ${S}",
             "    auth: bearer",
+            "    take_over_unmarked: true",
             "pins: []",
         ],
         &[
@@ -366,6 +367,11 @@ const BAD: &[Case] = &[
                 13,
                 11,
                 "provider `aioz`: `auth` is not used by provider type aioz",
+            ),
+            (
+                14,
+                25,
+                "provider `aioz`: `take_over_unmarked` is not used by provider type aioz",
             ),
         ],
     ),
@@ -1003,6 +1009,7 @@ fn a_good_manifest_gives_the_model() {
                 allow_insecure_http: false,
                 unpin_guard: Default::default(),
                 identity: None,
+                take_over_unmarked: false,
             },
         ),
         (
@@ -1016,6 +1023,7 @@ fn a_good_manifest_gives_the_model() {
                 allow_insecure_http: false,
                 unpin_guard: Default::default(),
                 identity: None,
+                take_over_unmarked: false,
             },
         ),
         (
@@ -1029,6 +1037,7 @@ fn a_good_manifest_gives_the_model() {
                 allow_insecure_http: false,
                 unpin_guard: Default::default(),
                 identity: None,
+                take_over_unmarked: false,
             },
         ),
         (
@@ -1042,6 +1051,7 @@ fn a_good_manifest_gives_the_model() {
                 allow_insecure_http: true,
                 unpin_guard: Default::default(),
                 identity: None,
+                take_over_unmarked: false,
             },
         ),
     ]);

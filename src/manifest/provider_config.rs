@@ -157,6 +157,12 @@ pub struct ProviderConfig {
     /// manifest makes (the manifest's `identity`); only those are removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
+    /// `pinning-service`: a request found for a wanted CID without any
+    /// `meta.pinsync` mark is re-made with this manifest's, so pinsync
+    /// manages it from then on. By default it is adopted as foreign: kept,
+    /// never unpinned or replaced.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub take_over_unmarked: bool,
 }
 
 /// A plan that unpins more than `count` of a target's pins *and* more than
@@ -207,6 +213,12 @@ impl ProviderConfig {
         }
         if self.kind != ProviderKind::Pinarkive && self.auth != AuthStyle::default() {
             problems.push(format!("`auth` is not used by provider type {}", self.kind));
+        }
+        if self.kind != ProviderKind::PinningService && self.take_over_unmarked {
+            problems.push(format!(
+                "`take_over_unmarked` is not used by provider type {}",
+                self.kind
+            ));
         }
         problems
     }

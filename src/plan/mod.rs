@@ -223,9 +223,10 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
                         "the provider no longer holds it"
                     };
                     changes.push(Change {
-                        // Only a failed request is removed (by this id)
-                        // before pinning again; a missing one is just pinned.
-                        pin_id: record.pin_id.clone().filter(|_| failed),
+                        // Only a failed request of ours is removed (by this
+                        // id) before pinning again; a missing one, or one
+                        // made by someone else, is just pinned.
+                        pin_id: record.pin_id.clone().filter(|_| failed && !record.foreign),
                         reason: Some(format!("{reason} (checked {})", observed.at)),
                         ..Change::new(Action::Repin, key, &pin.cid, &pin.labels)
                     });
@@ -241,8 +242,12 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
                         labels: record.labels.clone(),
                         status: record.status,
                     }),
-                    // A Pinning Service replaces the request by its id.
-                    pin_id: record.pin_id.clone(),
+                    // A Pinning Service replaces the request by its id; one
+                    // made by someone else keeps its labels there.
+                    pin_id: record.pin_id.clone().filter(|_| !record.foreign),
+                    reason: record
+                        .foreign
+                        .then(|| FOREIGN.to_owned() + "; its labels there are left as they are"),
                     ..Change::new(Action::Update, key, &record.cid_as_pinned, &pin.labels)
                 });
             }
@@ -266,6 +271,10 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
     }
 }
 
+/// Why a recorded pin is left as it is on its provider.
+const FOREIGN: &str =
+    "adopted, not made by this manifest (the request lacks its meta.pinsync mark)";
+
 /// Whether pinsync can unpin a recorded pin, or why not.
 fn unpinnable(
     manifest: &Manifest,
@@ -278,6 +287,9 @@ fn unpinnable(
             key.target.provider
         ));
     };
+    if record.foreign {
+        return Err(FOREIGN.to_owned() + "; pinsync never removes it");
+    }
     if config.kind == ProviderKind::Aioz && record.pin_id.is_none() {
         return Err("AIOZ unpins by pin id, and none is recorded for this pin".into());
     }
@@ -457,6 +469,7 @@ mod tests {
             pinned_at: "2026-01-01T00:00:00Z".into(),
             status: PinStatus::Managed,
             observed: None,
+            foreign: false,
         }
     }
 
@@ -683,6 +696,77 @@ mod tests {
                 .unwrap()
                 .contains("no longer in the manifest")
         );
+    }
+
+    /// A Pinning Service request adopted without this manifest's mark is
+    /// never unpinned, replaced, or removed before a re-pin.
+    #[test]
+    fn a_foreign_pin_is_left_as_it_is_on_the_service() {
+        let psa = |pins: &str| {
+            let text = format!(
+                "version: 1\nproviders:\n  psa:\n    type: pinning-service\n    base_url: https://psa.example\n    token: ${{T}}\ndefaults:\n  to: [psa]\npins:\n{pins}"
+            );
+            crate::manifest::parse(Path::new("pins.yaml"), text.as_bytes()).unwrap()
+        };
+        let before = psa(&format!("  - cid: {DOCS}\n    name: docs\n"));
+        let mut state = applied(&before);
+        for r in state.pins.values_mut() {
+            r.pin_id = Some("req-1".into());
+            r.foreign = true;
+        }
+        let config = before.providers.get("psa");
+
+        let pruned = plan(&psa("  []\n"), &state, PRUNE);
+        assert_eq!(actions(&pruned), [(Action::Orphan, format!("psa {DOCS}"))]);
+        assert!(
+            pruned.changes[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("adopted, not made by this manifest")
+        );
+
+        let renamed = plan(
+            &psa(&format!("  - cid: {DOCS}\n    name: docs-v2\n")),
+            &state,
+            PRUNE,
+        );
+        let update = &renamed.changes[0];
+        assert_eq!(update.action, Action::Update);
+        assert!(!update.calls(config), "no replace of a foreign request");
+        assert!(
+            update
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("labels there are left")
+        );
+
+        for r in state.pins.values_mut() {
+            r.observed = Some(crate::state::Observed {
+                status: crate::state::ProviderStatus::Failed,
+                at: "2026-01-01T00:00:00Z".into(),
+            });
+        }
+        let repin = plan(&before, &state, PlanOptions::default());
+        assert_eq!(repin.changes[0].action, Action::Repin);
+        assert_eq!(
+            repin.changes[0].pin_id, None,
+            "the foreign request is not removed first"
+        );
+
+        // The same pin made by this manifest is unpinned and replaced.
+        for r in state.pins.values_mut() {
+            r.foreign = false;
+            r.observed = None;
+        }
+        assert_eq!(plan(&psa("  []\n"), &state, PRUNE).summary.unpin, 1);
+        let renamed = plan(
+            &psa(&format!("  - cid: {DOCS}\n    name: docs-v2\n")),
+            &state,
+            PRUNE,
+        );
+        assert!(renamed.changes[0].calls(config));
     }
 
     #[test]

@@ -290,6 +290,9 @@ mod tests {
             ("`auth` is not used by provider type aioz", |p| {
                 p["providers"]["aioz"]["auth"] = json!("bearer");
             }),
+            ("`take_over_unmarked` is not used by provider type aioz", |p| {
+                p["providers"]["aioz"]["take_over_unmarked"] = json!(true);
+            }),
             ("provider \"nowhere\" is not declared", |p| {
                 p["changes"][0]["provider"] = json!("nowhere");
             }),
@@ -450,6 +453,7 @@ mod tests {
                 pinned_at: "t".into(),
                 status: PinStatus::Managed,
                 observed: None,
+                foreign: false,
             },
         });
         let text = "version: 1\nproviders:\n  aioz:\n    type: aioz\n    api_key: ${K}\n    secret_key: ${S}\nprune: true\npins: []\n";

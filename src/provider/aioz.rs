@@ -139,6 +139,7 @@ fn read_answer(answer: &Answer) -> Result<PinReceipt, ProviderError> {
             return Ok(PinReceipt {
                 pin_id: None,
                 already_pinned: true,
+                foreign: false,
             });
         }
         return Err(http::failure(answer, message));
@@ -158,6 +159,7 @@ fn read_answer(answer: &Answer) -> Result<PinReceipt, ProviderError> {
     Ok(PinReceipt {
         pin_id: Some(http::clean_message(&envelope.data.id)),
         already_pinned: false,
+        foreign: false,
     })
 }
 
@@ -310,6 +312,7 @@ impl Aioz {
                         .metadata
                         .and_then(|m| m.name)
                         .map(|n| http::clean_message(&n)),
+                    foreign: false,
                 }
             })
             .collect();

@@ -22,7 +22,7 @@ use crate::state::ProviderStatus;
 
 pub use aioz::Aioz;
 pub use pinarkive::Pinarkive;
-pub use pinning_service::PinningService;
+pub use pinning_service::{Ownership, PinningService};
 pub use provider_error::ProviderError;
 pub use secret::Secret;
 
@@ -42,6 +42,10 @@ pub struct PinReceipt {
     pub pin_id: Option<String>,
     /// The provider said the CID was pinned already.
     pub already_pinned: bool,
+    /// The pin already there was made by someone else (a Pinning Service
+    /// request without this manifest's mark): pinsync adopts it but never
+    /// removes or replaces it.
+    pub foreign: bool,
 }
 
 /// One unpin call: the pin as pinsync recorded it.
@@ -70,6 +74,8 @@ pub struct ListedPin {
     pub pin_id: Option<String>,
     pub status: ProviderStatus,
     pub name: Option<String>,
+    /// Made by someone else (see [`PinReceipt::foreign`]).
+    pub foreign: bool,
 }
 
 /// One page of a provider's pins, and where the next one starts.
@@ -227,10 +233,14 @@ pub fn connect(
                     client.clone(),
                     &config.base_url,
                     api_key,
-                    config
-                        .identity
-                        .as_deref()
-                        .unwrap_or(crate::manifest::DEFAULT_IDENTITY),
+                    Ownership {
+                        identity: config
+                            .identity
+                            .as_deref()
+                            .unwrap_or(crate::manifest::DEFAULT_IDENTITY)
+                            .to_owned(),
+                        take_over_unmarked: config.take_over_unmarked,
+                    },
                 )
                 .with_context(context)?,
             ),

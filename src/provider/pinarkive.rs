@@ -114,6 +114,7 @@ fn read_answer(answer: &Answer) -> Result<PinReceipt, ProviderError> {
             return Ok(PinReceipt {
                 pin_id: None,
                 already_pinned: true,
+                foreign: false,
             });
         }
         return Err(http::failure(answer, message));
@@ -137,6 +138,7 @@ fn read_answer(answer: &Answer) -> Result<PinReceipt, ProviderError> {
     Ok(PinReceipt {
         pin_id: None,
         already_pinned: false,
+        foreign: false,
     })
 }
 
@@ -236,6 +238,7 @@ impl Pinarkive {
                 // Pinarkive lists what it holds; it reports no other status.
                 status: ProviderStatus::Pinned,
                 name: u.name.map(|n| http::clean_message(&n)),
+                foreign: false,
             })
             .collect();
         Ok(Listing { pins, next })

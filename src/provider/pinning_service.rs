@@ -39,8 +39,28 @@ pub struct PinningService {
     /// `Authorization: Bearer <token>`, built once.
     bearer: Secret,
     token: Secret,
+    ownership: Ownership,
+}
+
+/// Which requests are this manifest's.
+#[derive(Debug, Clone)]
+pub struct Ownership {
     /// The value of `meta.pinsync` on the requests this manifest makes.
-    identity: String,
+    pub identity: String,
+    /// An unmarked request found for a CID is re-made with the mark, so it
+    /// becomes this manifest's (`take_over_unmarked: true`); by default it
+    /// is adopted as foreign and left alone.
+    pub take_over_unmarked: bool,
+}
+
+/// Whose a request is, by its `meta.pinsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Ours,
+    /// No mark: made by hand or by another tool.
+    Unmarked,
+    /// Another manifest's.
+    Other,
 }
 
 #[derive(Serialize)]
@@ -84,8 +104,12 @@ impl PinStatus {
         }
     }
 
-    fn owner(&self) -> Option<&str> {
-        self.pin.meta.as_ref()?.get(OWNER_KEY)?.as_str()
+    fn mark(&self, identity: &str) -> Mark {
+        match self.pin.meta.as_ref().and_then(|m| m.get(OWNER_KEY)) {
+            None => Mark::Unmarked,
+            Some(v) if v.as_str() == Some(identity) => Mark::Ours,
+            Some(_) => Mark::Other,
+        }
     }
 }
 
@@ -96,7 +120,7 @@ impl PinningService {
         client: reqwest::Client,
         base_url: &str,
         token: Secret,
-        identity: &str,
+        ownership: Ownership,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             client,
@@ -105,7 +129,7 @@ impl PinningService {
                 .prefixed("Bearer ")
                 .ok_or_else(|| anyhow::anyhow!("the token cannot follow `Bearer `"))?,
             token,
-            identity: identity.to_owned(),
+            ownership,
         })
     }
 
@@ -140,9 +164,19 @@ impl PinningService {
             .filter(|p| p.status != "failed")
             .min_by_key(|p| crate::refresh::rank(p.status()));
         if let Some(existing) = live {
+            let mark = existing.mark(&self.ownership.identity);
+            if mark == Mark::Unmarked && self.ownership.take_over_unmarked {
+                let replaced = self.replace(request, &existing.requestid).await?;
+                return Ok(PinReceipt {
+                    pin_id: Some(http::clean_message(&replaced.requestid)),
+                    already_pinned: true,
+                    foreign: false,
+                });
+            }
             return Ok(PinReceipt {
                 pin_id: Some(http::clean_message(&existing.requestid)),
                 already_pinned: true,
+                foreign: mark != Mark::Ours,
             });
         }
         let body = self.body(request);
@@ -153,6 +187,7 @@ impl PinningService {
         Ok(PinReceipt {
             pin_id: Some(http::clean_message(&created.requestid)),
             already_pinned: false,
+            foreign: false,
         })
     }
 
@@ -178,13 +213,13 @@ impl PinningService {
             return Ok(UnpinReceipt { already_gone: true });
         };
         // Only requests this manifest made are ever removed.
-        if current.owner() != Some(self.identity.as_str()) {
+        if current.mark(&self.ownership.identity) != Mark::Ours {
             return Err(ProviderError::Rejected {
                 status: 0,
                 message: format!(
                     "request {} does not carry meta.{OWNER_KEY} = {:?} (made by hand or by another manifest); left pinned",
                     http::clean_message(request_id),
-                    self.identity
+                    self.ownership.identity
                 ),
             });
         }
@@ -206,25 +241,35 @@ impl PinningService {
             // Gone: pinning it again is the same change.
             return self.pin_once(request).await;
         };
-        if current.owner() != Some(self.identity.as_str()) {
+        if current.mark(&self.ownership.identity) != Mark::Ours {
             return Err(ProviderError::Rejected {
                 status: 0,
                 message: format!(
                     "request {} does not carry meta.{OWNER_KEY} = {:?}; its labels are left as they are",
                     http::clean_message(request_id),
-                    self.identity
+                    self.ownership.identity
                 ),
             });
         }
+        let replaced = self.replace(request, request_id).await?;
+        Ok(PinReceipt {
+            pin_id: Some(http::clean_message(&replaced.requestid)),
+            already_pinned: false,
+            foreign: false,
+        })
+    }
+
+    /// `POST /pins/{requestid}` with the manifest's labels and the mark.
+    async fn replace(
+        &self,
+        request: PinRequest<'_>,
+        request_id: &str,
+    ) -> Result<PinStatus, ProviderError> {
         let body = self.body(request);
         let answer = self
             .send(self.client.post(self.request_url(request_id)).json(&body))
             .await?;
-        let replaced: PinStatus = http::read_json(&answer, "replace", "PinStatus")?;
-        Ok(PinReceipt {
-            pin_id: Some(http::clean_message(&replaced.requestid)),
-            already_pinned: false,
-        })
+        http::read_json(&answer, "replace", "PinStatus")
     }
 
     /// The body of an add or a replace: the manifest's labels and the mark.
@@ -235,7 +280,7 @@ impl PinningService {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        meta.insert(OWNER_KEY, &self.identity);
+        meta.insert(OWNER_KEY, &self.ownership.identity);
         Pin {
             cid: request.cid,
             name: request.labels.name.as_deref(),
@@ -286,6 +331,7 @@ impl PinningService {
             .into_iter()
             .map(|p| ListedPin {
                 status: p.status(),
+                foreign: p.mark(&self.ownership.identity) != Mark::Ours,
                 cid: http::clean_message(&p.pin.cid),
                 cluster: None,
                 pin_id: Some(http::clean_message(&p.requestid)),

@@ -63,6 +63,10 @@ pub struct PinRecord {
     pub status: PinStatus,
     /// What the provider last said of the pin (`pinsync refresh`).
     pub observed: Option<Observed>,
+    /// Adopted, not made: a Pinning Service request that lacks this
+    /// manifest's `meta.pinsync` mark (made by hand or by another manifest).
+    /// pinsync never unpins or replaces it.
+    pub foreign: bool,
 }
 
 /// The provider's word on a pin, and when it was asked.
@@ -152,6 +156,8 @@ struct FlatPinRef<'a> {
     provider_status: Option<ProviderStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     checked_at: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    foreign: bool,
 }
 
 #[derive(Deserialize)]
@@ -175,6 +181,8 @@ struct FlatPin {
     provider_status: Option<ProviderStatus>,
     #[serde(default)]
     checked_at: Option<String>,
+    #[serde(default)]
+    foreign: bool,
 }
 
 /// A borrowed pin, serialised in the stored shape without cloning it.
@@ -198,6 +206,7 @@ impl Serialize for PinRef<'_> {
             status: r.status,
             provider_status: r.observed.as_ref().map(|o| o.status),
             checked_at: r.observed.as_ref().map(|o| o.at.as_str()),
+            foreign: r.foreign,
         }
         .serialize(serializer)
     }
@@ -238,6 +247,7 @@ impl<'de> Deserialize<'de> for StoredPin {
                     status,
                     at: f.checked_at.unwrap_or_default(),
                 }),
+                foreign: f.foreign,
             },
         })
     }

@@ -331,6 +331,7 @@ mod tests {
                 pinned_at: "2026-01-01T00:00:00Z".into(),
                 status: PinStatus::Managed,
                 observed: None,
+                foreign: false,
             },
         }
     }

@@ -114,18 +114,24 @@ fn prune_removes_an_owned_request_and_never_a_hand_made_one() {
         &mock,
         &(pin(CID_A, "a", &[]) + &pin(CID_B, "b", &[]) + &pin(CID_C, "made by hand", &[])),
     );
-    // The hand-made request is adopted, not added again.
+    // The hand-made request is adopted, not added again, and recorded as
+    // foreign.
     let r = run(&p, &["apply", "--auto-approve"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(by_cid(&mock.requests(), CID_C).len(), 1);
-    // Dropping B and the hand-made C: B goes, C stays.
+    assert_eq!(foreign_ids(&p), [by_hand["requestid"].clone()]);
+    // Dropping B and the hand-made C: the plan unpins B and keeps C, with
+    // the reason, and the apply succeeds.
     write_manifest(&p, &mock, &pin(CID_A, "a", &[]));
-    let r = run(&p, &["apply", "--auto-approve", "--prune"]);
-    assert_eq!(r.code, 1, "{r:?}");
+    let r = run(&p, &["plan", "--prune"]);
     assert!(
-        r.stdout.contains("does not carry meta.pinsync = \"site\""),
+        r.stdout.contains("1 to unpin")
+            && r.stdout
+                .contains("cannot unpin: adopted, not made by this manifest"),
         "{r:?}"
     );
+    let r = run(&p, &["apply", "--auto-approve", "--prune"]);
+    assert_eq!(r.code, 0, "{r:?}");
     let requests = mock.requests();
     assert!(
         by_cid(&requests, CID_B).is_empty(),
@@ -134,6 +140,52 @@ fn prune_removes_an_owned_request_and_never_a_hand_made_one() {
     let c = by_cid(&requests, CID_C);
     assert_eq!(c.len(), 1, "the hand-made request survives");
     assert_eq!(c[0]["requestid"], by_hand["requestid"]);
+    assert!(c[0]["pin"]["meta"].get("pinsync").is_none(), "{c:?}");
+    let r = run(&p, &["plan", "--prune", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "the kept request settles as an orphan: {r:?}");
+}
+
+/// `take_over_unmarked: true`: an unmarked request for a wanted CID is
+/// re-made with the mark, so pinsync manages it from then on; another
+/// manifest's request is still left alone.
+#[test]
+fn take_over_unmarked_marks_a_hand_made_request_but_not_another_manifests() {
+    let mock = PsaMock::start();
+    mock.add_by_hand(CID_A, "by hand");
+    let theirs = mock.add(
+        CID_B,
+        "theirs",
+        serde_json::json!({"pinsync": "other-site"}),
+    );
+    let p = project(&mock, &(pin(CID_A, "a", &[]) + &pin(CID_B, "b", &[])));
+    let text = std::fs::read_to_string(p.manifest()).unwrap().replace(
+        "    token: ${PSA_TOKEN}\n",
+        "    token: ${PSA_TOKEN}\n    take_over_unmarked: true\n",
+    );
+    std::fs::write(p.manifest(), text).unwrap();
+    let r = run(&p, &["apply", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let requests = mock.requests();
+    let a = by_cid(&requests, CID_A);
+    assert_eq!(a.len(), 1, "replaced, not doubled: {requests:?}");
+    assert_eq!(a[0]["pin"]["meta"]["pinsync"], "site", "{a:?}");
+    let b = by_cid(&requests, CID_B);
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0]["requestid"], theirs["requestid"]);
+    assert_eq!(b[0]["pin"]["meta"]["pinsync"], "other-site");
+    assert_eq!(foreign_ids(&p), [theirs["requestid"].clone()]);
+}
+
+/// The request ids the state records as foreign.
+fn foreign_ids(p: &Project) -> Vec<Value> {
+    let state = p.state();
+    state["pins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["foreign"] == true)
+        .map(|r| r["pin_id"].clone())
+        .collect()
 }
 
 /// On a Pinning Service a name or meta change is a call: the request is

@@ -494,9 +494,14 @@ impl PsaMock {
 
     /// Adds a request by hand, as a person or another tool would.
     pub fn add_by_hand(&self, cid: &str, name: &str) -> Value {
+        self.add(cid, name, serde_json::json!({}))
+    }
+
+    /// Adds a request with the given meta.
+    pub fn add(&self, cid: &str, name: &str, meta: Value) -> Value {
         ureq::post(&format!("{}/pins", self.url))
             .set("Authorization", &format!("Bearer {PSA_TOKEN}"))
-            .send_json(serde_json::json!({"cid": cid, "name": name}))
+            .send_json(serde_json::json!({"cid": cid, "name": name, "meta": meta}))
             .unwrap()
             .into_json()
             .unwrap()
