@@ -808,6 +808,7 @@ async fn call_with_retries(pool: &Pool<'_>, change: &Change, ctx: &CallContext<'
                 cid: &change.cid,
                 cluster: change.target.cluster.as_deref(),
                 labels: &change.labels,
+                origins: &change.origins,
             };
             let pin_id = change.pin_id.as_deref().unwrap_or_default();
             pool.provider
@@ -824,6 +825,7 @@ async fn call_with_retries(pool: &Pool<'_>, change: &Change, ctx: &CallContext<'
                 cid: &change.cid,
                 cluster: change.target.cluster.as_deref(),
                 labels: &change.labels,
+                origins: &change.origins,
             };
             pool.provider.pin(request).await.map(Outcome::Pinned)
         }

@@ -522,6 +522,7 @@ mod tests {
                 name: name.map(Into::into),
                 meta: BTreeMap::new(),
             },
+            origins: Vec::new(),
             previous: None,
             pin_id: None,
             moved_to: Vec::new(),

@@ -103,6 +103,43 @@ pub struct DesiredPin {
     /// The CID as the manifest writes it; this is what providers receive.
     pub cid: String,
     pub labels: Labels,
+    /// Multiaddrs known to provide the data, sent where the API takes them
+    /// (the Pinning Service API's `origins`). A hint for fetching, not a
+    /// label: a change to them alone changes nothing already pinned.
+    pub origins: Vec<String>,
+}
+
+/// Most origins one pin may give (the Pinning Service API's limit).
+const MAX_ORIGINS: usize = 20;
+/// Longest origin accepted.
+const MAX_ORIGIN_CHARS: usize = 1024;
+
+/// One origin: a multiaddr such as `/dnsaddr/node.example/p2p/12D3…`.
+pub(crate) fn check_origin(text: &str) -> Result<(), String> {
+    check_label(text, "an origin", MAX_ORIGIN_CHARS)?;
+    if !text.starts_with('/') || text.contains(char::is_whitespace) {
+        return Err(format!(
+            "origin {text:?} is not a multiaddr (like /dnsaddr/node.example/p2p/12D3KooW...)"
+        ));
+    }
+    Ok(())
+}
+
+/// Every problem with a pin's origins (a saved plan's, or the manifest's).
+pub(crate) fn origin_problems(origins: &[String]) -> Vec<String> {
+    let mut problems: Vec<String> = origins
+        .iter()
+        .filter_map(|o| check_origin(o).err())
+        .collect();
+    problems.extend(check_origin_count(origins.len()).err());
+    problems
+}
+
+pub(crate) fn check_origin_count(n: usize) -> Result<(), String> {
+    if n > MAX_ORIGINS {
+        return Err(format!("{n} origins given; the limit is {MAX_ORIGINS}"));
+    }
+    Ok(())
 }
 
 /// Reads and validates a manifest file.

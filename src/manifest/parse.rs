@@ -697,7 +697,7 @@ impl Walker<'_> {
             let Some(map) = self.mapping(&item, "a pin") else {
                 continue;
             };
-            self.known_keys(map, &["cid", "name", "to", "meta"], "a pin");
+            self.known_keys(map, &["cid", "name", "to", "meta", "origins"], "a pin");
             let cid = self.required(map, "cid", "a pin").and_then(|n| {
                 let s = self.scalar(n, "`cid`")?;
                 ContentId::parse(s.as_str())
@@ -710,6 +710,10 @@ impl Walker<'_> {
                 self.text(s, "name", MAX_NAME_CHARS)
             });
             let meta = map.get("meta").map(|n| self.meta(n)).unwrap_or_default();
+            let origins = map
+                .get("origins")
+                .map(|n| self.origins(n))
+                .unwrap_or_default();
             let explicit;
             let targets = match map.get("to") {
                 Some(to) => {
@@ -739,6 +743,7 @@ impl Walker<'_> {
                 let pin = DesiredPin {
                     cid: cid.written().to_owned(),
                     labels: labels.clone(),
+                    origins: origins.clone(),
                 };
                 found.push((key, pin, cid_at));
             }
@@ -769,6 +774,27 @@ impl Walker<'_> {
         found.truncate(kept);
         // Reuses the allocation: no second copy of 200,000 pins.
         manifest.pins = found.into_iter().map(|(key, pin, _)| (key, pin)).collect();
+    }
+
+    /// `origins: [multiaddr, ...]`.
+    fn origins(&mut self, node: &Node) -> Vec<String> {
+        let Some(seq) = self.sequence(node, "`origins`") else {
+            return Vec::new();
+        };
+        if let Err(message) = super::check_origin_count(seq.len()) {
+            self.problem(seq.at, message);
+        }
+        let mut origins = Vec::new();
+        for item in seq.iter() {
+            let Some(s) = self.scalar(item, "an origin") else {
+                continue;
+            };
+            match super::check_origin(s.as_str()) {
+                Ok(()) => origins.push(s.as_str().to_owned()),
+                Err(message) => self.problem(s.at, message),
+            }
+        }
+        origins
     }
 
     fn meta(&mut self, node: &Node) -> BTreeMap<String, String> {

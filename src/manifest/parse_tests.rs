@@ -376,6 +376,32 @@ const BAD: &[Case] = &[
         ],
     ),
     (
+        "origins that are not multiaddrs, too many of them, or not a list",
+        &[
+            "version: 1",
+            "providers:",
+            "  psa:",
+            "    type: pinning-service",
+            "    base_url: https://psa.example",
+            "    token: ${T}",
+            "defaults:",
+            "  to: [psa]",
+            "pins:",
+            "  - cid: QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG",
+            "    origins: [/dnsaddr/node.example/p2p/12D3KooW, 'https://node.example', '/ip4/1.2.3.4 /tcp/1']",
+            "  - cid: bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+            "    origins: /dnsaddr/node.example",
+            "  - cid: Qmc1135ziMvmFG534i75E8HpJoLqzLzgKBxfjBV9cBsMAs",
+            "    origins: [/a, /a, /a, /a, /a, /a, /a, /a, /a, /a, /a, /a, /a, /a, /a, /a, /a, /a, /a, /a, /a]",
+        ],
+        &[
+            (11, 51, "origin \"https://node.example\" is not a multiaddr"),
+            (11, 75, "origin \"/ip4/1.2.3.4 /tcp/1\" is not a multiaddr"),
+            (13, 14, "`origins` must be a list"),
+            (15, 14, "21 origins given; the limit is 20"),
+        ],
+    ),
+    (
         "plain http to a non-loopback host",
         &[
             "version: 1",
@@ -1080,6 +1106,7 @@ fn a_good_manifest_gives_the_model() {
                 .map(|&(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         },
+        origins: Vec::new(),
     };
     let homepage = pin(V0, Some("homepage"), &[]);
     let docs = pin(OTHER, Some("docs: v2"), &[("build", "42"), ("team", "web")]);

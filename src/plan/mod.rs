@@ -60,6 +60,9 @@ pub struct Change {
     pub canonical_cid: String,
     #[serde(flatten)]
     pub labels: Labels,
+    /// `pin`, `repin`, `update`: the manifest's origins for the pin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub origins: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<Previous>,
     /// `unpin`: the provider's id for the pin, which AIOZ unpins by.
@@ -102,6 +105,7 @@ impl Change {
             cid: cid.to_owned(),
             canonical_cid: key.cid.clone(),
             labels: labels.clone(),
+            origins: Vec::new(),
             previous: None,
             pin_id: None,
             moved_to: Vec::new(),
@@ -182,7 +186,10 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
             Ordering::Less => {
                 let (key, pin) = desired.next().expect("peeked");
                 summary.pin += 1;
-                changes.push(Change::new(Action::Pin, key, &pin.cid, &pin.labels));
+                changes.push(Change {
+                    origins: pin.origins.clone(),
+                    ..Change::new(Action::Pin, key, &pin.cid, &pin.labels)
+                });
             }
             Ordering::Greater => {
                 let (key, record) = recorded.next().expect("peeked");
@@ -228,6 +235,7 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
                         // made by someone else, is just pinned.
                         pin_id: record.pin_id.clone().filter(|_| failed && !record.foreign),
                         reason: Some(format!("{reason} (checked {})", observed.at)),
+                        origins: pin.origins.clone(),
                         ..Change::new(Action::Repin, key, &pin.cid, &pin.labels)
                     });
                     continue;
@@ -248,6 +256,7 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
                     reason: record
                         .foreign
                         .then(|| FOREIGN.to_owned() + "; its labels there are left as they are"),
+                    origins: pin.origins.clone(),
                     ..Change::new(Action::Update, key, &record.cid_as_pinned, &pin.labels)
                 });
             }

@@ -169,6 +169,9 @@ fn problems(plan: &Plan) -> Vec<String> {
         for labels in std::iter::once(&change.labels).chain(previous) {
             problems.extend(labels.problems().into_iter().map(|p| format!("{at}: {p}")));
         }
+        for p in crate::manifest::origin_problems(&change.origins) {
+            problems.push(format!("{at}: {p}"));
+        }
         if !keys.insert(change.key()) {
             problems.push(format!(
                 "{at}: {} {:?} is changed twice",
@@ -290,9 +293,15 @@ mod tests {
             ("`auth` is not used by provider type aioz", |p| {
                 p["providers"]["aioz"]["auth"] = json!("bearer");
             }),
-            ("`take_over_unmarked` is not used by provider type aioz", |p| {
-                p["providers"]["aioz"]["take_over_unmarked"] = json!(true);
+            ("is not a multiaddr", |p| {
+                p["changes"][0]["origins"] = json!(["https://evil.example"]);
             }),
+            (
+                "`take_over_unmarked` is not used by provider type aioz",
+                |p| {
+                    p["providers"]["aioz"]["take_over_unmarked"] = json!(true);
+                },
+            ),
             ("provider \"nowhere\" is not declared", |p| {
                 p["changes"][0]["provider"] = json!("nowhere");
             }),

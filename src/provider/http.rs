@@ -198,8 +198,12 @@ pub(crate) fn error_message(body: &[u8]) -> String {
     if let Some(m) = field("message") {
         parts.push(m);
     }
-    if let Some(c) = field("code") {
-        parts.push(format!("({c})"));
+    // Some Pinning Services answer `{code, message}`, with a number or a
+    // string for the code.
+    match json.get("code") {
+        Some(serde_json::Value::String(c)) => parts.push(format!("({c})")),
+        Some(serde_json::Value::Number(c)) => parts.push(format!("({c})")),
+        _ => {}
     }
     if parts.is_empty() {
         return clean_message(&String::from_utf8_lossy(body));
@@ -241,6 +245,10 @@ mod tests {
         assert_eq!(
             error_message(br#"{"status":"fail","message":"bad key"}"#),
             "bad key"
+        );
+        assert_eq!(
+            error_message(br#"{"code":409,"message":"INSUFFICIENT_FUNDS"}"#),
+            "INSUFFICIENT_FUNDS (409)"
         );
         assert_eq!(error_message(b"<html>\n502</html>"), "<html> 502</html>");
     }

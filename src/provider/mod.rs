@@ -33,6 +33,8 @@ pub struct PinRequest<'a> {
     pub cid: &'a str,
     pub cluster: Option<&'a str>,
     pub labels: &'a Labels,
+    /// Multiaddrs known to provide the data, where the API takes them.
+    pub origins: &'a [String],
 }
 
 /// What a provider said when it accepted a pin.

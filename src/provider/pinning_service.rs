@@ -68,6 +68,8 @@ struct Pin<'a> {
     cid: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    origins: &'a [String],
     meta: BTreeMap<&'a str, &'a str>,
 }
 
@@ -284,6 +286,7 @@ impl PinningService {
         Pin {
             cid: request.cid,
             name: request.labels.name.as_deref(),
+            origins: request.origins,
             meta,
         }
     }

@@ -46,7 +46,8 @@ fn apply_adds_each_pin_once_marked_as_this_manifests_and_a_rerun_adds_nothing() 
     let mock = PsaMock::start();
     let p = project(
         &mock,
-        &(pin(CID_B, "docs", &[]) + "    meta: {team: web}\n"),
+        &(pin(CID_B, "docs", &[])
+            + "    meta: {team: web}\n    origins: [/dnsaddr/node.example/p2p/12D3KooWorigin]\n"),
     );
     let run1 = run(&p, &["apply", "--auto-approve"]);
     assert_eq!(run1.code, 0, "{run1:?}");
@@ -59,6 +60,10 @@ fn apply_adds_each_pin_once_marked_as_this_manifests_and_a_rerun_adds_nothing() 
         "owned by this manifest"
     );
     assert_eq!(docs[0]["pin"]["meta"]["team"], "web");
+    assert_eq!(
+        docs[0]["pin"]["origins"],
+        serde_json::json!(["/dnsaddr/node.example/p2p/12D3KooWorigin"])
+    );
     let state = p.state();
     assert_eq!(
         state["pins"][0]["pin_id"], docs[0]["requestid"],
