@@ -6,7 +6,7 @@
 //! Each provider is listed page by page, in the largest pages its API
 //! serves, rather than asked pin by pin: 10,000 AIOZ pins are 10 calls.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use tokio_util::sync::CancellationToken;
 
@@ -101,6 +101,9 @@ pub(crate) async fn list_all(
     stop: &CancellationToken,
 ) -> Result<(Vec<ListedPin>, usize), ProviderError> {
     let mut pins = Vec::new();
+    // Pages may overlap (a Pinning Service's by a second): a pin id seen
+    // once is not listed again.
+    let mut seen_ids: HashSet<String> = HashSet::new();
     let mut cursor: Option<String> = None;
     let mut calls = 0;
     let mut rng = fastrand::Rng::new();
@@ -128,7 +131,11 @@ pub(crate) async fn list_all(
             }
             attempt += 1;
         };
-        pins.extend(page.pins);
+        pins.extend(page.pins.into_iter().filter(|p| {
+            p.pin_id
+                .as_ref()
+                .is_none_or(|id| seen_ids.insert(id.clone()))
+        }));
         match page.next {
             Some(next) if Some(&next) == cursor.as_ref() => {
                 return Err(ProviderError::BadResponse(

@@ -480,6 +480,19 @@ pub async fn apply(
         halt: &halt,
         progress: progress.as_ref(),
     };
+    let look_ahead = pools.iter().map(|pool| {
+        let cids = pool
+            .pins
+            .iter()
+            .filter(|c| matches!(c.action, Action::Pin | Action::Repin))
+            .map(|c| c.cid.as_str())
+            .collect();
+        pool.provider.look_ahead(cids, ctx.concurrency)
+    });
+    tokio::select! {
+        _ = futures::future::join_all(look_ahead) => {}
+        () = halt.cancelled() => {}
+    }
     run_phase(&pools, |pool| pool.pins.clone(), &ctx, &mut run).await;
     // Make before break: a move's unpin needs its new pins pinned, not only
     // accepted (AIOZ accepts, then retrieves): wait for them first.

@@ -96,6 +96,14 @@ pub trait Provider: Send + Sync {
         request: PinRequest<'a>,
     ) -> BoxFuture<'a, Result<PinReceipt, ProviderError>>;
 
+    /// Called before the pins of an apply with the CIDs (as written) about
+    /// to be pinned, so a provider that looks each CID up before adding it
+    /// can do so in batches. Best effort: a lookup that fails here is made
+    /// again by the pin itself.
+    fn look_ahead<'a>(&'a self, _cids: Vec<&'a str>, _concurrency: usize) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+
     /// Removes one pin. One attempt. A pin the provider does not hold
     /// counts as removed.
     fn unpin<'a>(

@@ -8,8 +8,11 @@
 //! only requests that carry it: pins made by hand or by another manifest
 //! are never unpinned.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::StreamExt as _;
 use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use reqwest::header::AUTHORIZATION;
@@ -26,6 +29,8 @@ use crate::state::ProviderStatus;
 pub const OWNER_KEY: &str = "pinsync";
 /// Results asked for per list call: the spec's maximum.
 const LIST_PAGE: usize = 1000;
+/// CIDs one lookup may name (the spec's limit).
+const LOOKUP_CIDS: usize = 10;
 /// Every status, so queued and failed requests are seen too (without it a
 /// list returns only `pinned`).
 const ALL_STATUSES: &str = "queued,pinning,pinned,failed";
@@ -40,6 +45,10 @@ pub struct PinningService {
     bearer: Secret,
     token: Secret,
     ownership: Ownership,
+    /// Lookups made ahead ([`Provider::look_ahead`]): the requests found for
+    /// each CID, as sent. Taken by the CID's first pin; a retry, which may
+    /// follow an add whose answer was lost, looks up afresh.
+    looked_up: Mutex<HashMap<String, Vec<PinStatus>>>,
 }
 
 /// Which requests are this manifest's.
@@ -78,7 +87,7 @@ struct PinResults {
     results: Vec<PinStatus>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct PinStatus {
     requestid: String,
     status: String,
@@ -87,7 +96,7 @@ struct PinStatus {
     pin: PinBody,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct PinBody {
     cid: String,
     #[serde(default)]
@@ -132,6 +141,7 @@ impl PinningService {
                 .ok_or_else(|| anyhow::anyhow!("the token cannot follow `Bearer `"))?,
             token,
             ownership,
+            looked_up: Mutex::default(),
         })
     }
 
@@ -149,19 +159,83 @@ impl PinningService {
 
     /// Requests for `cid`, of every status.
     async fn lookup(&self, cid: &str) -> Result<Vec<PinStatus>, ProviderError> {
+        let mut found = self.lookup_many(&[cid]).await?;
+        Ok(found.pop().unwrap_or_default())
+    }
+
+    /// Requests for each of up to [`LOOKUP_CIDS`] CIDs, of every status, in
+    /// one call; in the order of `cids`. Matched by canonical CID, as a
+    /// service may answer in another form than the one sent.
+    async fn lookup_many(&self, cids: &[&str]) -> Result<Vec<Vec<PinStatus>>, ProviderError> {
         let mut url = self.pins_url.clone();
         url.query_pairs_mut()
-            .append_pair("cid", cid)
-            .append_pair("status", ALL_STATUSES);
+            .append_pair("cid", &cids.join(","))
+            .append_pair("status", ALL_STATUSES)
+            .append_pair("limit", &LIST_PAGE.to_string());
         let answer = self.send(self.client.get(url)).await?;
-        Ok(http::read_json::<PinResults>(&answer, "pins", "results")?.results)
+        let results = http::read_json::<PinResults>(&answer, "pins", "results")?.results;
+        if results.len() >= LIST_PAGE {
+            // A full page may hide more: not an answer to rely on.
+            return Err(ProviderError::BadResponse(format!(
+                "a lookup of {} CIDs found {LIST_PAGE} requests or more",
+                cids.len()
+            )));
+        }
+        let canonical = |cid: &str| {
+            crate::manifest::ContentId::parse(cid)
+                .map_or_else(|_| cid.to_owned(), |c| c.canonical().to_owned())
+        };
+        let wanted: Vec<String> = cids.iter().map(|c| canonical(c)).collect();
+        let mut found: Vec<Vec<PinStatus>> = cids.iter().map(|_| Vec::new()).collect();
+        for status in results {
+            let cid = canonical(&status.pin.cid);
+            if let Some(i) = wanted.iter().position(|w| *w == cid) {
+                found[i].push(status);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn batch(
+        &self,
+        batch: Vec<String>,
+    ) -> (Vec<String>, Result<Vec<Vec<PinStatus>>, ProviderError>) {
+        let cids: Vec<&str> = batch.iter().map(String::as_str).collect();
+        let found = self.lookup_many(&cids).await;
+        (batch, found)
+    }
+
+    async fn look_ahead_once(&self, cids: Vec<&str>, concurrency: usize) {
+        // Owned, so the stream's futures borrow nothing but `self` (a
+        // borrowed batch trips the compiler's higher-ranked lifetime check).
+        let batches: Vec<Vec<String>> = cids
+            .chunks(LOOKUP_CIDS)
+            .map(|b| b.iter().map(|c| (*c).to_owned()).collect())
+            .collect();
+        let mut batches = futures::stream::iter(batches.into_iter().map(|batch| self.batch(batch)))
+            .buffer_unordered(concurrency.max(1));
+        while let Some((batch, found)) = batches.next().await {
+            // A failed batch is left to each pin's own lookup.
+            let Ok(found) = found else { continue };
+            let mut looked_up = self.looked_up.lock().unwrap_or_else(|e| e.into_inner());
+            for (cid, requests) in batch.into_iter().zip(found) {
+                looked_up.insert(cid, requests);
+            }
+        }
     }
 
     async fn pin_once(&self, request: PinRequest<'_>) -> Result<PinReceipt, ProviderError> {
         // Look up first: a live request for the CID is adopted, not doubled.
-        let live = self
-            .lookup(request.cid)
-            .await?
+        let ahead = self
+            .looked_up
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(request.cid);
+        let found = match ahead {
+            Some(found) => found,
+            None => self.lookup(request.cid).await?,
+        };
+        let live = found
             .into_iter()
             .filter(|p| p.status != "failed")
             .min_by_key(|p| crate::refresh::rank(p.status()));
@@ -316,19 +390,14 @@ impl PinningService {
         }
         let answer = self.send(self.client.get(url)).await?;
         let page: PinResults = http::read_json(&answer, "pins", "results")?;
-        // Newest first; the next page is before the oldest seen. `count` is
-        // not trusted (some services report the page size): a short page
-        // ends the listing.
-        let next = (page.results.len() >= LIST_PAGE)
-            .then(|| {
-                page.results
-                    .iter()
-                    .map(|p| p.created.as_str())
-                    .min()
-                    .map(str::to_owned)
-            })
-            .flatten()
-            .filter(|c| !c.is_empty());
+        // `count` is not trusted (some services report the page size): a
+        // short page ends the listing, and so does a page longer than asked
+        // for (a service without pagination, like ipfs-cluster, answers all).
+        let next = if page.results.len() == LIST_PAGE {
+            Some(next_before(&page.results, cursor)?)
+        } else {
+            None
+        };
         let pins = page
             .results
             .into_iter()
@@ -345,12 +414,75 @@ impl PinningService {
     }
 }
 
+/// The `before` of the page after `results`, a full page that was asked
+/// for `before` = `cursor`. Newest first, so the next page is older than the
+/// oldest seen; but services truncate `created` to the second, and requests
+/// that share the oldest one's second may not all be on this page, so the
+/// next page starts a second later and overlaps (the caller drops requests
+/// seen twice, by request id).
+fn next_before(results: &[PinStatus], cursor: Option<&str>) -> Result<String, ProviderError> {
+    let mut oldest: Option<SystemTime> = None;
+    for result in results {
+        let created = parse_created(&result.created).ok_or_else(|| {
+            ProviderError::BadResponse(format!(
+                "request {} has `created` {:?}, not an RFC 3339 time; the listing cannot be paged",
+                http::clean_message(&result.requestid),
+                http::clean_message(&result.created)
+            ))
+        })?;
+        oldest = Some(oldest.map_or(created, |o| o.min(created)));
+    }
+    let oldest = oldest.unwrap_or(UNIX_EPOCH);
+    let second = oldest
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let before =
+        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(second + 1)).to_string();
+    if cursor == Some(before.as_str()) {
+        return Err(ProviderError::BadResponse(format!(
+            "more than {LIST_PAGE} requests were created within one second ({}); the Pinning \
+             Service API cannot page within a second",
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(second))
+        )));
+    }
+    Ok(before)
+}
+
+/// `created` as RFC 3339: `Z` or an offset such as `+02:00`, any precision.
+fn parse_created(text: &str) -> Option<SystemTime> {
+    let text = text.trim();
+    if text.ends_with(['Z', 'z']) {
+        return humantime::parse_rfc3339(text).ok();
+    }
+    // `±HH:MM`: read the local time as UTC, then move it by the offset.
+    let split = text
+        .len()
+        .checked_sub(6)
+        .filter(|&i| text.is_char_boundary(i))?;
+    let (local, offset) = text.split_at(split);
+    let (sign, hm) = offset.split_at(1);
+    let (h, m) = hm.split_once(':')?;
+    let minutes = h.parse::<u64>().ok()? * 60 + m.parse::<u64>().ok()?;
+    let shift = Duration::from_secs(minutes * 60);
+    let local = humantime::parse_rfc3339(&format!("{local}Z")).ok()?;
+    match sign {
+        "+" => local.checked_sub(shift),
+        "-" => local.checked_add(shift),
+        _ => None,
+    }
+}
+
 impl Provider for PinningService {
     fn pin<'a>(
         &'a self,
         request: PinRequest<'a>,
     ) -> BoxFuture<'a, Result<PinReceipt, ProviderError>> {
         Box::pin(self.pin_once(request))
+    }
+
+    fn look_ahead<'a>(&'a self, cids: Vec<&'a str>, concurrency: usize) -> BoxFuture<'a, ()> {
+        Box::pin(self.look_ahead_once(cids, concurrency))
     }
 
     fn unpin<'a>(
@@ -380,5 +512,61 @@ impl Provider for PinningService {
         cursor: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Listing, ProviderError>> {
         Box::pin(self.list_once(cursor))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(created: &[&str]) -> Vec<PinStatus> {
+        created
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                serde_json::from_value(serde_json::json!({
+                    "requestid": format!("r{i}"),
+                    "status": "pinned",
+                    "created": c,
+                    "pin": {"cid": "bafy"}
+                }))
+                .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_next_page_starts_a_second_after_the_oldest_request_seen() {
+        let results = page(&[
+            "2026-03-01T10:00:09Z",
+            "2026-03-01T10:00:05.700Z",
+            "2026-03-01T10:00:07+00:00",
+            "2026-03-01T12:00:08+02:00",
+            "2026-03-01T09:00:06.5-01:00",
+        ]);
+        assert_eq!(
+            next_before(&results, None).unwrap(),
+            "2026-03-01T10:00:06Z",
+            "the oldest second again, truncated or not"
+        );
+    }
+
+    #[test]
+    fn a_page_that_cannot_move_or_cannot_be_read_is_an_error_not_an_end() {
+        let one_second = page(&["2026-03-01T10:00:05Z", "2026-03-01T10:00:05.900Z"]);
+        let err = next_before(&one_second, Some("2026-03-01T10:00:06Z")).unwrap_err();
+        assert!(err.to_string().contains("within one second"), "{err}");
+        for bad in [
+            "",
+            "yesterday",
+            "2026-03-01T10:00:05*02:00",
+            "2026-03-01T10:00:05",
+        ] {
+            let err = next_before(&page(&[bad]), None).unwrap_err();
+            assert!(
+                err.to_string().contains("not an RFC 3339 time"),
+                "{bad}: {err}"
+            );
+        }
     }
 }
