@@ -24,7 +24,7 @@ for _ in $(seq 1 100); do
 done
 
 sed "s/127.0.0.1:8917/127.0.0.1:$port/" examples/pins.emulator.yaml >"$work/pins.yaml"
-export AIOZ_PINNING_API_KEY=demo-aioz-key AIOZ_PINNING_SECRET_KEY=demo-aioz-secret PINARKIVE_API_KEY=demo-pinarkive-key
+export AIOZ_PINNING_API_KEY=demo-aioz-key AIOZ_PINNING_SECRET_KEY=demo-aioz-secret PINARKIVE_API_KEY=demo-pinarkive-key PSA_TOKEN=demo-psa-token
 
 step() { printf '\n$ pinsync %s\n' "$*"; }
 step validate;      "$pinsync" validate -f "$work/pins.yaml"

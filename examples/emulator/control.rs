@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::faults::{FaultConfig, Provider};
+use crate::pinning_service::{NewRequest, Traps};
 use crate::store::{Shared, lock};
 
 pub fn routes() -> Router<Shared> {
@@ -25,6 +26,8 @@ pub fn routes() -> Router<Shared> {
         .route("/_emulator/faults", get(get_faults).post(set_faults))
         .route("/_emulator/reset", post(reset))
         .route("/_emulator/pins/status", post(set_pin_status))
+        .route("/_emulator/psa", get(get_traps).post(set_traps))
+        .route("/_emulator/psa/requests", post(add_psa_requests))
 }
 
 /// A pin of either provider, in one shape tests can compare.
@@ -77,6 +80,17 @@ async fn pins(State(state): State<Shared>, Query(query): Query<PinsQuery>) -> Re
         pinned_at: p.created_at.clone(),
         unpinned: false,
     }));
+    all.extend(lock(&state.psa).all().map(|r| ControlPin {
+        provider: Provider::PinningService,
+        cid: r.cid.clone(),
+        canonical_cid: r.canonical.clone(),
+        cluster: None,
+        name: r.name.clone(),
+        keyvalues: Some(r.meta.clone()),
+        id: Some(r.id.clone()),
+        pinned_at: humantime::format_rfc3339_millis(r.created).to_string(),
+        unpinned: false,
+    }));
     // Sorted so tests can compare whole lists; pinned_at orders repeated AIOZ
     // pins of the same content (an unpinned record and its successor).
     all.sort_by(|a, b| {
@@ -102,7 +116,9 @@ async fn requests(State(state): State<Shared>) -> Response {
 }
 
 async fn stats(State(state): State<Shared>) -> Response {
-    let pins = lock(&state.aioz).active_count() + lock(&state.pinarkive).count();
+    let pins = lock(&state.aioz).active_count()
+        + lock(&state.pinarkive).count()
+        + lock(&state.psa).count();
     axum::Json(json!({
         "requests": state.counters.requests.load(Ordering::Relaxed),
         "pin_calls": state.counters.pin_calls.load(Ordering::Relaxed),
@@ -169,8 +185,15 @@ async fn set_pin_status(State(state): State<Shared>, body: Bytes) -> Response {
         (Provider::Pinarkive, true, None) => {
             lock(&state.pinarkive).remove(&canonical, change.cluster.as_deref()) > 0
         }
+        (Provider::PinningService, true, None) => lock(&state.psa).lose(&canonical),
+        (Provider::PinningService, false, Some(status)) => {
+            match crate::pinning_service::status_named(status) {
+                Some(s) => lock(&state.psa).set_status(&canonical, s),
+                None => return bad_request(format!("unknown Pinning Service status {status:?}")),
+            }
+        }
         _ => {
-            return bad_request("give `lost: true`, or a `status` (AIOZ only)".to_string());
+            return bad_request("give `lost: true`, or a `status` (AIOZ and psa only)".to_string());
         }
     };
     if !done {
@@ -186,11 +209,83 @@ async fn set_pin_status(State(state): State<Shared>, body: Bytes) -> Response {
 async fn reset(State(state): State<Shared>) -> Response {
     *lock(&state.aioz) = Default::default();
     *lock(&state.pinarkive) = Default::default();
+    *lock(&state.psa) = Default::default();
     *lock(&state.faults) = FaultConfig::default();
     lock(&state.log).clear();
     state.counters.requests.store(0, Ordering::Relaxed);
     state.counters.pin_calls.store(0, Ordering::Relaxed);
     axum::Json(json!({"reset": true})).into_response()
+}
+
+async fn get_traps(State(state): State<Shared>) -> Response {
+    axum::Json(lock(&state.psa).traps.clone()).into_response()
+}
+
+/// Replaces the Pinning Service traps; an empty body turns them all off.
+async fn set_traps(State(state): State<Shared>, body: Bytes) -> Response {
+    let traps: Traps = if body.iter().all(u8::is_ascii_whitespace) {
+        Traps::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(traps) => traps,
+            Err(e) => return bad_request(format!("invalid traps: {e}")),
+        }
+    };
+    if let Err(e) = traps.validate() {
+        return bad_request(format!("invalid traps: {e}"));
+    }
+    lock(&state.psa).traps = traps.clone();
+    axum::Json(traps).into_response()
+}
+
+/// Requests made by hand (or by another tool) on the Pinning Service:
+/// `[{"cid": CID, "name": ..., "meta": {...}}, ...]`, or `{"count": N}` for
+/// N requests of made-up CIDs (for benchmarks). Answers their ids.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum HandMade {
+    Listed(Vec<HandMadeRequest>),
+    Generated { count: usize },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HandMadeRequest {
+    cid: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    meta: BTreeMap<String, String>,
+}
+
+async fn add_psa_requests(State(state): State<Shared>, body: Bytes) -> Response {
+    let wanted = match serde_json::from_slice(&body) {
+        Ok(HandMade::Listed(list)) => list,
+        Ok(HandMade::Generated { count }) => (0..count)
+            .map(|i| HandMadeRequest {
+                cid: crate::store::made_up_cid(i as u64),
+                name: Some(format!("generated-{i}")),
+                meta: BTreeMap::new(),
+            })
+            .collect(),
+        Err(e) => return bad_request(format!("invalid requests: {e}")),
+    };
+    let mut new = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        match crate::store::parse_cid(&w.cid) {
+            Ok(p) => new.push(NewRequest {
+                cid: w.cid,
+                canonical: p.canonical,
+                name: w.name,
+                origins: Vec::new(),
+                meta: w.meta,
+            }),
+            Err(e) => return bad_request(e),
+        }
+    }
+    let mut store = lock(&state.psa);
+    let ids: Vec<String> = new.into_iter().map(|n| store.add(n).id).collect();
+    axum::Json(json!({"requestids": ids})).into_response()
 }
 
 fn bad_request(message: String) -> Response {

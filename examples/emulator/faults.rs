@@ -22,6 +22,9 @@ use crate::{aioz, pinarkive};
 pub enum Provider {
     Aioz,
     Pinarkive,
+    /// The IPFS Pinning Service API, under `/psa`.
+    #[serde(rename = "psa")]
+    PinningService,
 }
 
 impl Provider {
@@ -35,6 +38,8 @@ impl Provider {
             Some(Provider::Aioz)
         } else if under("/api/v3") || under("/api/v2") || under("/api/v1") {
             Some(Provider::Pinarkive)
+        } else if under(crate::pinning_service::PREFIX) {
+            Some(Provider::PinningService)
         } else {
             None
         }
@@ -44,6 +49,7 @@ impl Provider {
         match self {
             Provider::Aioz => "aioz",
             Provider::Pinarkive => "pinarkive",
+            Provider::PinningService => "psa",
         }
     }
 }
@@ -86,12 +92,21 @@ impl Default for FaultConfig {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FailNext {
+    /// Only for a request that is `"METHOD /path"` (the path without its
+    /// query; a trailing `*` matches any rest), e.g. `"POST /psa/pins"`;
+    /// requests that do not match pass this entry by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub drop: bool,
+    /// Let the call take effect, then drop the connection unanswered (an
+    /// answer lost after the service acted).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub drop_after: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub malformed: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -130,13 +145,14 @@ impl FaultConfig {
             }
             let acts = entry.status.is_some()
                 || entry.drop
+                || entry.drop_after
                 || entry.malformed
                 || entry.wrong_shape
                 || entry.body.is_some()
                 || entry.echo_headers;
             if !acts {
                 return Err(format!(
-                    "fail_next[{i}] needs one of status, drop, malformed, wrong_shape, body, echo_headers"
+                    "fail_next[{i}] needs one of status, drop, drop_after, malformed, wrong_shape, body, echo_headers"
                 ));
             }
         }
@@ -145,13 +161,32 @@ impl FaultConfig {
 
     /// Decides what happens to one provider request: a scripted `fail_next`
     /// entry first (no delay), else the delay and one roll of the dice.
-    pub fn decide(&mut self, provider: Option<Provider>) -> Decision {
+    pub fn decide(&mut self, provider: Option<Provider>, method: &str, path: &str) -> Decision {
         if self.only.is_some() && self.only != provider {
             return Decision::default();
         }
-        if let Some(entry) = self.fail_next.pop_front() {
+        let applies = |entry: &FailNext| {
+            entry.on.as_deref().is_none_or(|on| {
+                let Some((m, p)) = on.split_once(' ') else {
+                    return false;
+                };
+                m.eq_ignore_ascii_case(method)
+                    && match p.strip_suffix('*') {
+                        Some(prefix) => path.starts_with(prefix),
+                        None => path == p,
+                    }
+            })
+        };
+        let scripted = self
+            .fail_next
+            .iter()
+            .position(applies)
+            .and_then(|i| self.fail_next.remove(i));
+        if let Some(entry) = scripted {
             let fault = if entry.drop {
                 Fault::Drop
+            } else if entry.drop_after {
+                Fault::DropAfter
             } else if entry.malformed {
                 Fault::Malformed
             } else if entry.wrong_shape {
@@ -234,6 +269,7 @@ pub struct Decision {
 /// An answer that replaces the handler's.
 pub enum Fault {
     Drop,
+    DropAfter,
     Malformed,
     WrongShape,
     EchoHeaders {
@@ -251,6 +287,7 @@ impl Decision {
     pub fn label(&self) -> Option<String> {
         let kind = match self.fault.as_ref()? {
             Fault::Drop => "drop",
+            Fault::DropAfter => "drop_after",
             Fault::Malformed => "malformed",
             Fault::WrongShape => "wrong_shape",
             Fault::EchoHeaders { .. } => "echo_headers",
@@ -286,12 +323,13 @@ impl Fault {
                 });
                 (status, axum::Json(body)).into_response()
             }
-            Fault::Drop => dropped_connection(),
+            Fault::Drop | Fault::DropAfter => dropped_connection(),
             Fault::Malformed => {
                 // Cut off mid-object, as a truncated answer would be.
                 let text = match provider {
                     Some(Provider::Aioz) => r#"{"data": {"id": "#,
                     Some(Provider::Pinarkive) => r#"{"cid": "#,
+                    Some(Provider::PinningService) => r#"{"requestid": "#,
                     None => r#"{"error": "#,
                 };
                 json_text(StatusCode::OK, text)
@@ -309,6 +347,9 @@ impl Fault {
                     (None, Some(Provider::Aioz)) => aioz::error_for_status(status),
                     (None, Some(Provider::Pinarkive)) => {
                         pinarkive::error_for_status(status, retry_after)
+                    }
+                    (None, Some(Provider::PinningService)) => {
+                        crate::pinning_service::error_for_status(status)
                     }
                     (None, None) => (
                         status,

@@ -1,5 +1,6 @@
-//! A local stand-in for the two pinning services pinsync talks to (AIOZ
-//! W3IPFS and Pinarkive v3), built from their published documents, so pinsync
+//! A local stand-in for the pinning services pinsync talks to (AIOZ W3IPFS,
+//! Pinarkive v3, and the IPFS Pinning Service API under `/psa`), built from
+//! their published documents, so pinsync
 //! can be tried without an account and tested without the network.
 //!
 //! It keeps pins in memory, checks every header and body against the
@@ -11,6 +12,7 @@ mod aioz;
 mod control;
 mod faults;
 mod pinarkive;
+mod pinning_service;
 mod requests;
 mod store;
 
@@ -30,7 +32,8 @@ use serde_json::json;
 use crate::faults::{FaultConfig, Provider};
 use crate::store::{AppState, Counters, Settings, Shared};
 
-/// Emulates the AIOZ W3IPFS and Pinarkive v3 pinning APIs on one local port.
+/// Emulates the AIOZ W3IPFS and Pinarkive v3 pinning APIs, and the IPFS
+/// Pinning Service API (under /psa), on one local port.
 #[derive(Parser)]
 #[command(name = "emulator", version)]
 struct Cli {
@@ -54,6 +57,9 @@ struct Cli {
         default_value = "demo-pinarkive-key"
     )]
     pinarkive_api_key: String,
+    /// Bearer token Pinning Service API calls (under /psa) must send.
+    #[arg(long, env = "EMULATOR_PSA_TOKEN", default_value = "demo-psa-token")]
+    psa_token: String,
     /// Wait this long before answering every provider request.
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
@@ -79,7 +85,7 @@ struct Cli {
     #[arg(long, default_value_t = 0.0)]
     wrong_shape_rate: f64,
     /// Inject faults only into this provider's requests.
-    #[arg(long, value_parser = ["aioz", "pinarkive"])]
+    #[arg(long, value_parser = ["aioz", "pinarkive", "psa"])]
     only: Option<String>,
     /// A new AIOZ pin reports RETRIEVAL for this long, then DONE (as the
     /// service pins asynchronously).
@@ -108,6 +114,7 @@ impl Cli {
             only: match self.only.as_deref() {
                 Some("aioz") => Some(Provider::Aioz),
                 Some("pinarkive") => Some(Provider::Pinarkive),
+                Some("psa") => Some(Provider::PinningService),
                 _ => None,
             },
         };
@@ -135,12 +142,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             aioz_api_key: cli.aioz_api_key,
             aioz_secret_key: cli.aioz_secret_key,
             pinarkive_api_key: cli.pinarkive_api_key,
+            psa_token: cli.psa_token,
             keep_request_log: !cli.no_request_log,
             verbose: cli.verbose,
             aioz_pinning: Duration::from_millis(cli.aioz_pinning_ms),
         },
         aioz: Mutex::default(),
         pinarkive: Mutex::default(),
+        psa: Mutex::default(),
         faults: Mutex::new(faults),
         log: Mutex::default(),
         counters: Counters::default(),
@@ -149,6 +158,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let app = Router::new()
         .merge(aioz::routes())
         .merge(pinarkive::routes())
+        .merge(pinning_service::routes())
         .merge(control::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -170,6 +180,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     eprintln!("AIOZ W3IPFS base URL: http://{addr}  (pinning_api_key / pinning_secret_key)");
     eprintln!("Pinarkive base URL:   http://{addr}  (X-API-Key or Authorization: Bearer)");
+    eprintln!("Pinning Service API:  http://{addr}/psa  (Authorization: Bearer)");
     eprintln!("control API:          http://{addr}/_emulator/{{pins,requests,stats,faults,reset}}");
 
     // Small request/answer pairs: send them at once rather than wait for Nagle.
@@ -223,6 +234,7 @@ async fn not_found(request: Request) -> Response {
     match Provider::for_path(path) {
         Some(Provider::Aioz) => aioz::fail(StatusCode::NOT_FOUND, "not found").into_response(),
         Some(Provider::Pinarkive) => pinarkive::not_found(path),
+        Some(Provider::PinningService) => pinning_service::error_for_status(StatusCode::NOT_FOUND),
         None => {
             let body = json!({"error": "not found", "path": path});
             (StatusCode::NOT_FOUND, axum::Json(body)).into_response()

@@ -81,7 +81,9 @@ pub fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
 /// True for the calls that create pins, counted in `stats.pin_calls`.
 fn is_pin_call(method: &Method, path: &str) -> bool {
     method == Method::POST
-        && (path == "/api/pinning/pinByHash" || path.starts_with("/api/v3/files/pin/"))
+        && (path == "/api/pinning/pinByHash"
+            || path.starts_with("/api/v3/files/pin/")
+            || path == "/psa/pins")
 }
 
 pub async fn gate(State(state): State<Shared>, request: Request, next: Next) -> Response {
@@ -109,13 +111,19 @@ pub async fn gate(State(state): State<Shared>, request: Request, next: Next) -> 
         (request, None)
     };
 
-    let decision = lock(&state.faults).decide(provider);
+    let decision =
+        lock(&state.faults).decide(provider, request.method().as_str(), request.uri().path());
     if !decision.delay.is_zero() {
         tokio::time::sleep(decision.delay).await;
     }
     let label = decision.label();
     let (response, answered) = match decision.fault {
         Some(Fault::Drop) => (Fault::Drop.respond(provider, request.headers()), false),
+        Some(Fault::DropAfter) => {
+            let headers = request.headers().clone();
+            let _ = next.run(request).await;
+            (Fault::DropAfter.respond(provider, &headers), false)
+        }
         Some(fault) => (fault.respond(provider, request.headers()), true),
         None => (next.run(request).await, true),
     };

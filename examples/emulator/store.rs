@@ -28,6 +28,8 @@ pub struct Settings {
     pub aioz_api_key: String,
     pub aioz_secret_key: String,
     pub pinarkive_api_key: String,
+    /// Bearer token Pinning Service API calls must send.
+    pub psa_token: String,
     pub keep_request_log: bool,
     pub verbose: bool,
     /// How long a new AIOZ pin reports `RETRIEVAL` before `DONE`.
@@ -46,6 +48,7 @@ pub struct AppState {
     pub settings: Settings,
     pub aioz: Mutex<AiozStore>,
     pub pinarkive: Mutex<PinarkiveStore>,
+    pub psa: Mutex<crate::pinning_service::PsaStore>,
     pub faults: Mutex<FaultConfig>,
     pub log: Mutex<RequestLog>,
     pub counters: Counters,
@@ -392,4 +395,14 @@ impl PinarkiveStore {
     pub fn all(&self) -> impl Iterator<Item = &PinarkivePin> {
         self.pins.values()
     }
+}
+
+/// A valid CIDv1 (raw, sha2-256) made up from `n`: distinct for each `n`,
+/// for requests generated in bulk. The digest is not a real hash of any data.
+pub fn made_up_cid(n: u64) -> String {
+    let mut digest = [0u8; 32];
+    digest[..8].copy_from_slice(&n.to_be_bytes());
+    digest[8..16].copy_from_slice(b"emulated");
+    let hash = cid::multihash::Multihash::<64>::wrap(0x12, &digest).expect("32 bytes fit");
+    Cid::new_v1(0x55, hash).to_string()
 }

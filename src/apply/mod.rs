@@ -487,11 +487,20 @@ pub async fn apply(
             .filter(|c| matches!(c.action, Action::Pin | Action::Repin))
             .map(|c| c.cid.as_str())
             .collect();
-        pool.provider.look_ahead(cids, ctx.concurrency)
+        async move { (pool, pool.provider.look_ahead(cids, ctx.concurrency).await) }
     });
-    tokio::select! {
-        _ = futures::future::join_all(look_ahead) => {}
-        () = halt.cancelled() => {}
+    let looked_ahead = tokio::select! {
+        done = futures::future::join_all(look_ahead) => done,
+        () = halt.cancelled() => Vec::new(),
+    };
+    // Credentials refused while looking ahead: no pin is tried.
+    for (pool, result) in looked_ahead {
+        if let Err(error) = result {
+            let refused = Outcome::Failed { error, attempts: 1 };
+            if let Some(why) = pool.breaker.observe(&refused) {
+                ctx.progress.halted(pool.name, &why, &pool.credentials);
+            }
+        }
     }
     run_phase(&pools, |pool| pool.pins.clone(), &ctx, &mut run).await;
     // Make before break: a move's unpin needs its new pins pinned, not only

@@ -99,9 +99,14 @@ pub trait Provider: Send + Sync {
     /// Called before the pins of an apply with the CIDs (as written) about
     /// to be pinned, so a provider that looks each CID up before adding it
     /// can do so in batches. Best effort: a lookup that fails here is made
-    /// again by the pin itself.
-    fn look_ahead<'a>(&'a self, _cids: Vec<&'a str>, _concurrency: usize) -> BoxFuture<'a, ()> {
-        Box::pin(async {})
+    /// again by the pin itself, except for refused credentials, which end
+    /// it with the error (no pin should follow).
+    fn look_ahead<'a>(
+        &'a self,
+        _cids: Vec<&'a str>,
+        _concurrency: usize,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async { Ok(()) })
     }
 
     /// Removes one pin. One attempt. A pin the provider does not hold

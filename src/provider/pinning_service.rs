@@ -205,7 +205,11 @@ impl PinningService {
         (batch, found)
     }
 
-    async fn look_ahead_once(&self, cids: Vec<&str>, concurrency: usize) {
+    async fn look_ahead_once(
+        &self,
+        cids: Vec<&str>,
+        concurrency: usize,
+    ) -> Result<(), ProviderError> {
         // Owned, so the stream's futures borrow nothing but `self` (a
         // borrowed batch trips the compiler's higher-ranked lifetime check).
         let batches: Vec<Vec<String>> = cids
@@ -215,13 +219,18 @@ impl PinningService {
         let mut batches = futures::stream::iter(batches.into_iter().map(|batch| self.batch(batch)))
             .buffer_unordered(concurrency.max(1));
         while let Some((batch, found)) = batches.next().await {
-            // A failed batch is left to each pin's own lookup.
-            let Ok(found) = found else { continue };
+            let found = match found {
+                Ok(found) => found,
+                Err(e @ ProviderError::Unauthorized { .. }) => return Err(e),
+                // Left to each pin's own lookup.
+                Err(_) => continue,
+            };
             let mut looked_up = self.looked_up.lock().unwrap_or_else(|e| e.into_inner());
             for (cid, requests) in batch.into_iter().zip(found) {
                 looked_up.insert(cid, requests);
             }
         }
+        Ok(())
     }
 
     async fn pin_once(&self, request: PinRequest<'_>) -> Result<PinReceipt, ProviderError> {
@@ -481,7 +490,11 @@ impl Provider for PinningService {
         Box::pin(self.pin_once(request))
     }
 
-    fn look_ahead<'a>(&'a self, cids: Vec<&'a str>, concurrency: usize) -> BoxFuture<'a, ()> {
+    fn look_ahead<'a>(
+        &'a self,
+        cids: Vec<&'a str>,
+        concurrency: usize,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
         Box::pin(self.look_ahead_once(cids, concurrency))
     }
 

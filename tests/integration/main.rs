@@ -7,6 +7,7 @@ mod exit_codes;
 mod failures;
 mod import;
 mod pinning_service;
+mod pinning_service_traps;
 mod plan;
 mod prune;
 mod refresh;

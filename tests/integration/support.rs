@@ -15,7 +15,9 @@ use serde_json::Value;
 pub const AIOZ_KEY: &str = "aiozKEY-0f9e8d7c-SECRET";
 pub const AIOZ_SECRET: &str = "aiozSECRET-1a2b3c4d-SECRET";
 pub const ARKIVE_KEY: &str = "arkiveKEY-5e6f7a8b-SECRET";
-pub const ALL_SECRETS: [&str; 3] = [AIOZ_KEY, AIOZ_SECRET, ARKIVE_KEY];
+/// The Pinning Service token, for the emulator's `/psa` and the npm mock.
+pub const PSA_TOKEN: &str = "psaTOKEN-7c6b5a49-SECRET";
+pub const ALL_SECRETS: [&str; 4] = [AIOZ_KEY, AIOZ_SECRET, ARKIVE_KEY, PSA_TOKEN];
 
 /// Real CIDs (CIDv0 and CIDv1 of different content).
 pub const CID_A: &str = "Qmc1135ziMvmFG534i75E8HpJoLqzLzgKBxfjBV9cBsMAs";
@@ -62,6 +64,7 @@ impl Emulator {
             .args(["--listen", "127.0.0.1:0"])
             .args(["--aioz-api-key", AIOZ_KEY, "--aioz-secret-key", AIOZ_SECRET])
             .args(["--pinarkive-api-key", ARKIVE_KEY])
+            .args(["--psa-token", PSA_TOKEN])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -104,9 +107,35 @@ impl Emulator {
 
     /// Replaces the fault configuration.
     pub fn faults(&self, config: Value) {
-        ureq::post(&format!("{}/_emulator/faults", self.url))
-            .send_json(config)
-            .expect("set faults");
+        self.post("/_emulator/faults", config);
+    }
+
+    /// Replaces the Pinning Service traps (`/psa`).
+    pub fn psa_traps(&self, traps: Value) {
+        self.post("/_emulator/psa", traps);
+    }
+
+    /// Makes Pinning Service requests by hand (a list of `{cid, name,
+    /// meta}`, or `{"count": N}`); their request ids.
+    pub fn psa_add_by_hand(&self, requests: Value) -> Vec<String> {
+        let answer = self.post("/_emulator/psa/requests", requests);
+        serde_json::from_value(answer["requestids"].clone()).unwrap()
+    }
+
+    /// Pinning Service requests held, as the control API shows pins.
+    pub fn psa_requests(&self) -> Vec<Value> {
+        self.pins()
+            .into_iter()
+            .filter(|p| p["provider"] == "psa")
+            .collect()
+    }
+
+    fn post(&self, path: &str, body: Value) -> Value {
+        ureq::post(&format!("{}{path}", self.url))
+            .send_json(body)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+            .into_json()
+            .unwrap()
     }
 }
 
@@ -146,6 +175,10 @@ providers:
     type: pinarkive
     api_key: ${{PINARKIVE_API_KEY}}
     base_url: {url}/
+  psa:
+    type: pinning-service
+    token: ${{PSA_TOKEN}}
+    base_url: {url}/psa
 defaults:
   to: [aioz]
 pins:
@@ -185,6 +218,7 @@ pins:
             .env("AIOZ_PINNING_API_KEY", AIOZ_KEY)
             .env("AIOZ_PINNING_SECRET_KEY", AIOZ_SECRET)
             .env("PINARKIVE_API_KEY", ARKIVE_KEY)
+            .env("PSA_TOKEN", PSA_TOKEN)
             .stdin(Stdio::null());
         cmd
     }
@@ -415,9 +449,6 @@ pub fn host_name() -> String {
         .map(|h| h.trim().to_owned())
         .unwrap_or_default()
 }
-
-/// The token the Pinning Service mock takes, distinctive for secret scans.
-pub const PSA_TOKEN: &str = "psaTOKEN-7c6b5a49-SECRET";
 
 /// `mock-ipfs-pinning-service` from the npm registry (a third-party
 /// implementation of the IPFS Pinning Service API), installed once under

@@ -1,0 +1,295 @@
+//! The `pinning-service` type against the emulator's `/psa`, for what the
+//! npm mock cannot do: adds that are not idempotent, the traps real
+//! services set (each switchable), 409, 429, 5xx, answers lost after the add
+//! was made, pagination past shared timestamps, and SIGKILL.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// Provider requests to `/psa` whose method is `method` and whose path
+/// (with its query) starts with `prefix`.
+fn psa_calls(emu: &Emulator, method: &str, prefix: &str) -> Vec<Value> {
+    emu.requests()
+        .into_iter()
+        .filter(|r| r["method"] == method && r["path"].as_str().unwrap().starts_with(prefix))
+        .collect()
+}
+
+/// Requests held for each canonical CID.
+fn requests_by_cid(emu: &Emulator) -> BTreeMap<String, Vec<Value>> {
+    let mut by_cid: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for r in emu.psa_requests() {
+        by_cid
+            .entry(r["canonical_cid"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(r);
+    }
+    by_cid
+}
+
+fn psa_pins(cids: &[String]) -> String {
+    cids.iter()
+        .enumerate()
+        .map(|(i, c)| pin(c, &format!("p{i}"), &["psa"]))
+        .collect()
+}
+
+/// The state's pin id for each canonical CID.
+fn recorded_ids(p: &Project) -> BTreeMap<String, String> {
+    let state = p.state();
+    state["pins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["cid"].as_str().unwrap().to_owned(),
+                r["pin_id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn with_every_trap_set_apply_lookups_batch_prune_and_settle() {
+    let emu = Emulator::start();
+    emu.psa_traps(json!({
+        "count_is_page_size": true,
+        "truncate_created": true,
+        "delete_answers_200": true,
+        "code_message_errors": true,
+    }));
+    let cids = many_cids(25);
+    let p = Project::new(&emu, &psa_pins(&cids));
+    let r = p.run(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let held = requests_by_cid(&emu);
+    assert_eq!(held.len(), 25);
+    assert!(held.values().all(|r| r.len() == 1), "{held:?}");
+    assert!(
+        held.values()
+            .all(|r| r[0]["keyvalues"]["pinsync"] == "pinsync"),
+        "each carries the owner mark: {held:?}"
+    );
+    // 25 CIDs are looked up ten a call, ahead of the adds, with every status.
+    let lookups = psa_calls(&emu, "GET", "/psa/pins?cid=");
+    assert_eq!(lookups.len(), 3, "{lookups:#?}");
+    assert!(
+        lookups.iter().all(|l| {
+            let path = l["path"].as_str().unwrap();
+            path.contains("status=queued%2Cpinning%2Cpinned%2Cfailed")
+                && path.contains("limit=1000")
+        }),
+        "{lookups:#?}"
+    );
+    assert_eq!(psa_calls(&emu, "POST", "/psa/pins").len(), 25);
+    assert_eq!(recorded_ids(&p).len(), 25);
+
+    let r = p.run(&["refresh"]);
+    assert!(
+        r.stdout
+            .contains("psa: 25 pins checked in 1 call (25 listed): 25 pinned"),
+        "{r:?}"
+    );
+    // Prune 5: DELETE answers 200 here, which is done too.
+    p.write_manifest(&emu, &psa_pins(&cids[..20]));
+    let r = p.run(&["apply", "--auto-approve", "--prune"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("5 unpinned"), "{r:?}");
+    assert_eq!(requests_by_cid(&emu).len(), 20);
+    let r = p.run(&["plan", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "settled: {r:?}");
+}
+
+/// 2,500 requests, about seven to a second, reported to the second: every
+/// page boundary falls inside a second that the next page must overlap.
+#[test]
+fn a_listing_pages_past_requests_that_share_a_second() {
+    let emu = Emulator::start();
+    emu.psa_traps(json!({
+        "count_is_page_size": true,
+        "truncate_created": true,
+        "clock": "2026-05-01T00:00:00Z",
+        "clock_step_ms": 150,
+    }));
+    emu.psa_add_by_hand(json!({"count": 2500}));
+    let cids: Vec<String> = emu
+        .psa_requests()
+        .iter()
+        .map(|r| r["cid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(cids.len(), 2500);
+    let p = Project::new(&emu, &psa_pins(&cids));
+    let r = p.run(&["import"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        recorded_ids(&p).len(),
+        2500,
+        "every request is found, none lost at a page boundary: {r:?}"
+    );
+    let pages = psa_calls(&emu, "GET", "/psa/pins?status=");
+    assert_eq!(pages.len(), 3, "{pages:#?}");
+    assert!(
+        pages
+            .iter()
+            .skip(1)
+            .all(|p| p["path"].as_str().unwrap().contains("before=")),
+        "{pages:#?}"
+    );
+    let r = p.run(&["refresh"]);
+    assert!(
+        r.stdout
+            .contains("psa: 2500 pins checked in 3 calls (2500 listed): 2500 pinned"),
+        "counted once each: {r:?}"
+    );
+    // Nothing to pin: the import adopted them all (as foreign, unmarked;
+    // their names differ from the manifest's, which is only recorded).
+    let r = p.run(&["plan"]);
+    assert!(r.stdout.contains("Plan: 0 to pin, 2500 to update"), "{r:?}");
+}
+
+#[test]
+fn a_page_of_one_seconds_requests_is_an_error_not_a_silent_end() {
+    let emu = Emulator::start();
+    emu.psa_traps(json!({
+        "truncate_created": true,
+        "clock": "2026-05-01T00:00:00Z",
+        "clock_step_ms": 0,
+    }));
+    emu.psa_add_by_hand(json!({"count": 1001}));
+    let p = Project::new(&emu, &pin(CID_A, "a", &["psa"]));
+    let r = p.run(&["import"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("within one second") || r.stderr.contains("within one second"),
+        "{r:?}"
+    );
+}
+
+/// An add the service made whose answer was lost: the retry looks the CID
+/// up again and adopts the request rather than making a second one. A 503
+/// before the add and a 429 are retried; a 409 INSUFFICIENT_FUNDS is not.
+#[test]
+fn lost_answers_are_adopted_on_retry_and_a_409_is_not_retried() {
+    let emu = Emulator::start();
+    let cids = many_cids(4);
+    emu.faults(json!({"fail_next": [
+        {"on": "POST /psa/pins", "drop_after": true},
+        {"on": "POST /psa/pins", "status": 503},
+        {"on": "POST /psa/pins", "status": 429, "retry_after": 1},
+    ]}));
+    let p = Project::new(&emu, &psa_pins(&cids[..3]));
+    let r = p.run(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let held = requests_by_cid(&emu);
+    assert_eq!(held.len(), 3, "{held:?}");
+    assert!(
+        held.values().all(|r| r.len() == 1),
+        "no duplicate: {held:?}"
+    );
+    let dropped: Vec<Value> = psa_calls(&emu, "POST", "/psa/pins")
+        .into_iter()
+        .filter(|r| r["fault"] == "fail_next:drop_after")
+        .collect();
+    assert_eq!(dropped.len(), 1);
+    assert!(r.stdout.contains("(1 already pinned)"), "{r:?}");
+    let recorded = recorded_ids(&p);
+    for (cid, requests) in &held {
+        assert_eq!(recorded[cid], requests[0]["id"].as_str().unwrap(), "{cid}");
+    }
+
+    emu.faults(json!({"fail_next": [{
+        "on": "POST /psa/pins",
+        "status": 409,
+        "body": {"error": {"reason": "INSUFFICIENT_FUNDS", "details": "top up your account"}},
+    }]}));
+    p.write_manifest(&emu, &psa_pins(&cids));
+    let r = p.run(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("INSUFFICIENT_FUNDS"), "{r:?}");
+    let adds: Vec<Value> = psa_calls(&emu, "POST", "/psa/pins")
+        .into_iter()
+        .filter(|r| r["body"]["cid"] == cids[3].as_str())
+        .collect();
+    assert_eq!(adds.len(), 1, "not retried: {adds:#?}");
+}
+
+#[test]
+fn a_refused_token_costs_a_call_or_two_not_one_per_pin() {
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &psa_pins(&many_cids(30)));
+    let mut cmd = p.command(&["apply", "--auto-approve"]);
+    cmd.env("PSA_TOKEN", "psa-wrong-token");
+    let r = cmd.run();
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("PSA_TOKEN"), "names the variable: {r:?}");
+    let calls = psa_calls(&emu, "GET", "/psa/").len() + psa_calls(&emu, "POST", "/psa/").len();
+    // The look-ahead's three lookups (in flight at once) are refused, and
+    // no pin is tried after them.
+    assert_eq!(calls, 3, "{:#?}", emu.requests());
+    assert!(emu.psa_requests().is_empty());
+}
+
+/// SIGKILL at random moments of an apply to a service whose add is not
+/// idempotent, then a rerun: every CID is held exactly once, and the state
+/// holds each request id.
+#[test]
+fn apply_killed_at_random_moments_never_makes_a_second_request() {
+    let seed = std::env::var("PINSYNC_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_0012_u64);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    const PINS: usize = 60;
+    let emu = Emulator::start_with(&["--delay-ms", "40"]);
+    let cids = many_cids(PINS);
+    let p = Project::new(&emu, &psa_pins(&cids));
+    let apply = ["apply", "--auto-approve", "--concurrency", "8"];
+    let mut log = Vec::new();
+    for kill in 1..=8 {
+        let adds_before = psa_calls(&emu, "POST", "/psa/pins").len();
+        let mut child = spawn_quiet(p.command(&apply));
+        let mut exited = false;
+        wait_until(Duration::from_secs(30), "an add", || {
+            exited = child.try_wait().unwrap().is_some();
+            exited || psa_calls(&emu, "POST", "/psa/pins").len() > adds_before
+        });
+        let delay = rng.u64(0..=120);
+        if !exited {
+            std::thread::sleep(Duration::from_millis(delay));
+            signal(&child, libc::SIGKILL);
+        }
+        child.wait().unwrap();
+        let held = requests_by_cid(&emu);
+        let doubled: Vec<&String> = held
+            .iter()
+            .filter(|(_, r)| r.len() > 1)
+            .map(|(c, _)| c)
+            .collect();
+        let ctx = format!(
+            "seed {seed} (PINSYNC_TEST_SEED), kill {kill} after {delay} ms; earlier: {log:?}"
+        );
+        assert!(doubled.is_empty(), "{ctx}: two requests for {doubled:?}");
+        log.push(format!("{delay}ms->{}", held.len()));
+    }
+    let r = p.run(&apply);
+    let ctx = format!("seed {seed}; kills: {log:?}");
+    assert_eq!(r.code, 0, "{ctx}: {r:?}");
+    let held = requests_by_cid(&emu);
+    assert_eq!(held.len(), PINS, "{ctx}");
+    assert!(held.values().all(|r| r.len() == 1), "{ctx}: {held:?}");
+    let recorded = recorded_ids(&p);
+    assert_eq!(recorded.len(), PINS, "{ctx}");
+    for (cid, requests) in &held {
+        assert_eq!(
+            recorded[cid],
+            requests[0]["id"].as_str().unwrap(),
+            "{ctx}: the state holds the request id of {cid}"
+        );
+    }
+    println!("kills (delay->requests held): {log:?}");
+}
