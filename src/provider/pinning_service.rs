@@ -425,12 +425,15 @@ impl PinningService {
 
 /// The `before` of the page after `results`, a full page that was asked
 /// for `before` = `cursor`. Newest first, so the next page is older than the
-/// oldest seen; but services truncate `created` to the second, and requests
-/// that share the oldest one's second may not all be on this page, so the
-/// next page starts a second later and overlaps (the caller drops requests
-/// seen twice, by request id).
+/// oldest seen; but services cut `created` short (often to the second), and
+/// requests that share the oldest one's reported time may not all be on this
+/// page. So the next page starts one unit of the reported precision later
+/// and overlaps (the caller drops requests seen twice, by request id).
 fn next_before(results: &[PinStatus], cursor: Option<&str>) -> Result<String, ProviderError> {
     let mut oldest: Option<SystemTime> = None;
+    // The coarsest precision on the page: one truncated time means the
+    // service truncates.
+    let mut digits = 9;
     for result in results {
         let created = parse_created(&result.created).ok_or_else(|| {
             ProviderError::BadResponse(format!(
@@ -440,22 +443,47 @@ fn next_before(results: &[PinStatus], cursor: Option<&str>) -> Result<String, Pr
             ))
         })?;
         oldest = Some(oldest.map_or(created, |o| o.min(created)));
+        digits = digits.min(fraction_digits(&result.created));
     }
-    let oldest = oldest.unwrap_or(UNIX_EPOCH);
-    let second = oldest
+    let unit_nanos = 10u128.pow(9 - digits);
+    let since_epoch = oldest
+        .unwrap_or(UNIX_EPOCH)
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
-        .as_secs();
-    let before =
-        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(second + 1)).to_string();
+        .as_nanos();
+    let start = since_epoch - since_epoch % unit_nanos;
+    let at = |nanos: u128| {
+        let t = UNIX_EPOCH + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        match digits {
+            0 => humantime::format_rfc3339_seconds(t).to_string(),
+            1..=3 => humantime::format_rfc3339_millis(t).to_string(),
+            4..=6 => humantime::format_rfc3339_micros(t).to_string(),
+            _ => humantime::format_rfc3339_nanos(t).to_string(),
+        }
+    };
+    let before = at(start + unit_nanos);
     if cursor == Some(before.as_str()) {
+        let unit = if digits == 0 {
+            "one second".to_owned()
+        } else {
+            format!("{:?}", Duration::from_nanos(unit_nanos as u64))
+        };
         return Err(ProviderError::BadResponse(format!(
-            "more than {LIST_PAGE} requests were created within one second ({}); the Pinning \
-             Service API cannot page within a second",
-            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(second))
+            "more than {LIST_PAGE} requests were created within {unit} ({}); the Pinning \
+             Service API cannot page within it",
+            at(start)
         )));
     }
     Ok(before)
+}
+
+/// How many fractional digits of a second an RFC 3339 time gives (at most 9).
+fn fraction_digits(text: &str) -> u32 {
+    let Some((_, after_dot)) = text.split_once('.') else {
+        return 0;
+    };
+    let digits = after_dot.chars().take_while(char::is_ascii_digit).count();
+    u32::try_from(digits.min(9)).unwrap_or(9)
 }
 
 /// `created` as RFC 3339: `Z` or an offset such as `+02:00`, any precision.
@@ -560,7 +588,13 @@ mod tests {
         assert_eq!(
             next_before(&results, None).unwrap(),
             "2026-03-01T10:00:06Z",
-            "the oldest second again, truncated or not"
+            "one truncated time: the oldest second again"
+        );
+        let millis = page(&["2026-03-01T10:00:09.250Z", "2026-03-01T10:00:05.700Z"]);
+        assert_eq!(
+            next_before(&millis, None).unwrap(),
+            "2026-03-01T10:00:05.701Z",
+            "millisecond times: the oldest millisecond again"
         );
     }
 
