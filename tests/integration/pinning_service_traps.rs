@@ -219,7 +219,7 @@ fn lost_answers_are_adopted_on_retry_and_a_409_is_not_retried() {
 }
 
 #[test]
-fn a_refused_token_costs_a_call_or_two_not_one_per_pin() {
+fn a_refused_token_stops_every_call_after_the_lookups_made_ahead() {
     let emu = Emulator::start();
     let p = Project::new(&emu, &psa_pins(&many_cids(30)));
     let mut cmd = p.command(&["apply", "--auto-approve"]);
@@ -292,4 +292,49 @@ fn apply_killed_at_random_moments_never_makes_a_second_request() {
         );
     }
     println!("kills (delay->requests held): {log:?}");
+}
+
+/// Queued requests are not missing: a list without `status` would show
+/// only pinned ones (the spec's default).
+#[test]
+fn queued_requests_are_listed_as_queued_not_missing() {
+    let emu = Emulator::start();
+    emu.psa_traps(json!({"pinning_ms": 600_000}));
+    let p = Project::new(&emu, &psa_pins(&many_cids(3)));
+    assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
+    let r = p.run(&["refresh"]);
+    assert!(
+        r.stdout
+            .contains("psa: 3 pins checked in 1 call (3 listed): 3 queued"),
+        "{r:?}"
+    );
+    let r = p.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "no drift: {r:?}");
+}
+
+/// ipfs-cluster's pinsvcapi: the CID is the request id, and a list answers
+/// every match at once, whatever `limit` says.
+#[test]
+fn an_ipfs_cluster_style_service_is_listed_in_one_call_and_pruned_by_cid() {
+    let emu = Emulator::start();
+    emu.psa_traps(json!({"cluster_style": true}));
+    let cids = many_cids(1200);
+    let p = Project::new(&emu, &psa_pins(&cids));
+    let r = p.run(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let recorded = recorded_ids(&p);
+    assert!(
+        recorded.iter().all(|(cid, id)| cid == id),
+        "the request id is the CID"
+    );
+    let r = p.run(&["refresh"]);
+    assert!(
+        r.stdout
+            .contains("psa: 1200 pins checked in 1 call (1200 listed): 1200 pinned"),
+        "{r:?}"
+    );
+    p.write_manifest(&emu, &psa_pins(&cids[..1199]));
+    let r = p.run(&["apply", "--auto-approve", "--prune"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(emu.psa_requests().len(), 1199);
 }
