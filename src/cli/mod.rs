@@ -340,6 +340,7 @@ impl CallArgs {
     fn http(&self) -> HttpSettings {
         HttpSettings {
             timeout: self.timeout,
+            pacers: crate::provider::Pacers::default(),
         }
     }
 }

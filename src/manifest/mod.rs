@@ -20,7 +20,9 @@ use anyhow::Context as _;
 pub use content_id::ContentId;
 pub use diagnostic::{Diagnostic, Diagnostics, Position};
 pub use parse::{MAX_MANIFEST_BYTES, parse};
-pub use provider_config::{AuthStyle, ProviderConfig, ProviderKind, SecretRef, UnpinGuard};
+pub use provider_config::{
+    AuthStyle, CallKind, Per, ProviderConfig, ProviderKind, RateLimit, SecretRef, UnpinGuard,
+};
 pub(crate) use target::is_valid_name;
 pub use target::{PinKey, Target};
 

@@ -11,7 +11,7 @@ use std::path::Path;
 use super::provider_config::check_base_url;
 use super::target::is_valid_name;
 use super::yaml_tree::{self, LoadError, Mapping, Node, Scalar, Sequence};
-use super::{MAX_META_CHARS, MAX_NAME_CHARS, UnpinGuard, check_label};
+use super::{CallKind, MAX_META_CHARS, MAX_NAME_CHARS, RateLimit, UnpinGuard, check_label};
 
 use super::{
     AuthStyle, ContentId, DesiredPin, Diagnostic, Diagnostics, Labels, MANIFEST_VERSION, Manifest,
@@ -416,6 +416,8 @@ impl Walker<'_> {
                 "unpin_guard",
                 "token",
                 "take_over_unmarked",
+                "rate_limit",
+                "rate_limits",
             ],
             &context,
         );
@@ -534,6 +536,34 @@ impl Walker<'_> {
             .get("unpin_guard")
             .map(|n| self.unpin_guard(n, &context))
             .unwrap_or_default();
+        let rate_limit = match map.get("rate_limit") {
+            None => kind.and_then(ProviderKind::default_rate_limit),
+            Some(n) => self.rate_limit(n, "`rate_limit`"),
+        };
+        let mut rate_limits = BTreeMap::new();
+        if let Some(n) = map.get("rate_limits") {
+            let what = format!("`rate_limits` of {context}");
+            if let Some(limits) = self.mapping(n, &what) {
+                for (key, value) in limits.iter() {
+                    let Some(call) = CallKind::from_name(key.as_str()) else {
+                        self.problem(
+                            key.at,
+                            format!(
+                                "unknown kind of call {:?} in {what}; expected one of: {}",
+                                key.as_str(),
+                                CallKind::NAMES.join(", ")
+                            ),
+                        );
+                        continue;
+                    };
+                    if let Some(limit) =
+                        self.rate_limit(value, &format!("`rate_limits.{}`", call.as_str()))
+                    {
+                        rate_limits.insert(call, limit);
+                    }
+                }
+            }
+        }
         Some(ProviderConfig {
             kind: kind?,
             base_url: base_url?,
@@ -544,7 +574,47 @@ impl Walker<'_> {
             unpin_guard,
             identity: psa.then(|| identity.to_owned()),
             take_over_unmarked,
+            rate_limit,
+            rate_limits,
         })
+    }
+
+    /// `180/min`, `10/s`, `{rate: 100/min, burst: 10}`, or `none` (no
+    /// pacing, `None`).
+    fn rate_limit(&mut self, node: &Node, what: &str) -> Option<RateLimit> {
+        if let Some(s) = node.as_scalar() {
+            if s.as_str() == "none" {
+                return None;
+            }
+            return RateLimit::parse(s.as_str())
+                .map_err(|message| self.problem(s.at, message))
+                .ok();
+        }
+        let map = self.mapping(node, what)?;
+        self.known_keys(map, &["rate", "burst"], what);
+        let rate = self.required(map, "rate", what)?;
+        let rate = self.scalar(rate, "`rate`")?;
+        let mut limit = RateLimit::parse(rate.as_str())
+            .map_err(|message| self.problem(rate.at, message))
+            .ok()?;
+        if let Some(burst) = map.get("burst") {
+            let burst = self.scalar(burst, "`burst`")?;
+            limit.burst = match burst.as_str().parse::<u32>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    self.problem(
+                        burst.at,
+                        "`burst` must be a whole number of calls, 1 or more",
+                    );
+                    return None;
+                }
+            };
+            if let Err(message) = limit.check() {
+                self.problem(burst.at, message);
+                return None;
+            }
+        }
+        Some(limit)
     }
 
     /// An optional `true`/`false` field (false when absent or wrong).

@@ -1036,6 +1036,8 @@ fn a_good_manifest_gives_the_model() {
                 unpin_guard: Default::default(),
                 identity: None,
                 take_over_unmarked: false,
+                rate_limit: ProviderKind::Aioz.default_rate_limit(),
+                rate_limits: BTreeMap::new(),
             },
         ),
         (
@@ -1050,6 +1052,8 @@ fn a_good_manifest_gives_the_model() {
                 unpin_guard: Default::default(),
                 identity: None,
                 take_over_unmarked: false,
+                rate_limit: ProviderKind::Pinarkive.default_rate_limit(),
+                rate_limits: BTreeMap::new(),
             },
         ),
         (
@@ -1064,6 +1068,8 @@ fn a_good_manifest_gives_the_model() {
                 unpin_guard: Default::default(),
                 identity: None,
                 take_over_unmarked: false,
+                rate_limit: ProviderKind::Pinarkive.default_rate_limit(),
+                rate_limits: BTreeMap::new(),
             },
         ),
         (
@@ -1078,6 +1084,8 @@ fn a_good_manifest_gives_the_model() {
                 unpin_guard: Default::default(),
                 identity: None,
                 take_over_unmarked: false,
+                rate_limit: ProviderKind::Aioz.default_rate_limit(),
+                rate_limits: BTreeMap::new(),
             },
         ),
     ]);

@@ -3,6 +3,7 @@
 //! Credentials are held as references to environment variables, never as
 //! values: this type is printed in plans and saved in plan files.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,26 @@ impl ProviderKind {
         }
     }
 
+    /// The published limit pinsync paces itself at when the manifest says
+    /// nothing: AIOZ allows 180 requests a minute per account, Pinarkive
+    /// about 100 a minute in bursts of 10. A `pinning-service` has none
+    /// (each service has its own: the README's ready blocks set them).
+    pub fn default_rate_limit(self) -> Option<RateLimit> {
+        match self {
+            Self::Aioz => Some(RateLimit {
+                calls: 180,
+                per: Per::Minute,
+                burst: 1,
+            }),
+            Self::Pinarkive => Some(RateLimit {
+                calls: 100,
+                per: Per::Minute,
+                burst: 10,
+            }),
+            Self::PinningService => None,
+        }
+    }
+
     /// Whether pins on this service can name a cluster.
     pub fn has_clusters(self) -> bool {
         matches!(self, Self::Pinarkive)
@@ -57,6 +78,144 @@ impl fmt::Display for ProviderKind {
             Self::Pinarkive => "pinarkive",
             Self::PinningService => "pinning-service",
         })
+    }
+}
+
+/// A rate limit: `calls` per `per`, in bursts of up to `burst` calls
+/// (`180/min`, or `{rate: 100/min, burst: 10}` in the manifest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub calls: u32,
+    pub per: Per,
+    pub burst: u32,
+}
+
+/// The time a rate limit counts calls in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Per {
+    #[serde(rename = "s")]
+    Second,
+    #[serde(rename = "min")]
+    Minute,
+    #[serde(rename = "h")]
+    Hour,
+}
+
+impl Per {
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs(match self {
+            Self::Second => 1,
+            Self::Minute => 60,
+            Self::Hour => 3600,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Second => "s",
+            Self::Minute => "min",
+            Self::Hour => "h",
+        }
+    }
+}
+
+/// Most calls a limit may name per unit: beyond it, pacing is moot.
+const MAX_RATE_CALLS: u32 = 1_000_000;
+
+impl RateLimit {
+    /// Parses `N/s`, `N/min` or `N/h` (with a burst of 1).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let invalid =
+            || format!("rate limit {text:?} is not N/s, N/min or N/h (like 180/min), or `none`");
+        let (calls, per) = text.trim().split_once('/').ok_or_else(invalid)?;
+        let calls: u32 = calls.trim().parse().map_err(|_| invalid())?;
+        let per = match per.trim() {
+            "s" | "sec" | "second" => Per::Second,
+            "m" | "min" | "minute" => Per::Minute,
+            "h" | "hour" => Per::Hour,
+            _ => return Err(invalid()),
+        };
+        let limit = Self {
+            calls,
+            per,
+            burst: 1,
+        };
+        limit.check()?;
+        Ok(limit)
+    }
+
+    /// What is wrong with a limit read from elsewhere (a saved plan).
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if !(1..=MAX_RATE_CALLS).contains(&self.calls) {
+            return Err(format!(
+                "a rate limit must allow from 1 to {MAX_RATE_CALLS} calls per unit"
+            ));
+        }
+        if !(1..=MAX_RATE_CALLS).contains(&self.burst) {
+            return Err(format!("`burst` must be from 1 to {MAX_RATE_CALLS}"));
+        }
+        Ok(())
+    }
+
+    /// The time between calls at the steady rate.
+    pub fn period(&self) -> std::time::Duration {
+        self.per.duration() / self.calls
+    }
+
+    /// How long `calls` calls take at this limit, the first burst free.
+    pub fn time_for(&self, calls: u64) -> std::time::Duration {
+        let paced = calls.saturating_sub(u64::from(self.burst));
+        self.period()
+            .checked_mul(u32::try_from(paced).unwrap_or(u32::MAX))
+            .unwrap_or(std::time::Duration::MAX)
+    }
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.calls, self.per.name())?;
+        if self.burst > 1 {
+            write!(f, " (bursts of {})", self.burst)?;
+        }
+        Ok(())
+    }
+}
+
+/// The kinds of call a service may limit apart (`rate_limits:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallKind {
+    /// Adding or replacing a pin.
+    Pin,
+    /// Removing one.
+    Unpin,
+    /// Listing or looking up pins (a Pinning Service's lookups are lists).
+    List,
+    /// Reading one pin's status.
+    Status,
+}
+
+impl CallKind {
+    pub const NAMES: &'static [&'static str] = &["pin", "unpin", "list", "status"];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "pin" => Some(Self::Pin),
+            "unpin" => Some(Self::Unpin),
+            "list" => Some(Self::List),
+            "status" => Some(Self::Status),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pin => "pin",
+            Self::Unpin => "unpin",
+            Self::List => "list",
+            Self::Status => "status",
+        }
     }
 }
 
@@ -163,6 +322,15 @@ pub struct ProviderConfig {
     /// never unpinned or replaced.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub take_over_unmarked: bool,
+    /// The limit every call to this provider is paced at: the manifest's
+    /// `rate_limit`, else the type's published one; `None` paces nothing
+    /// (`rate_limit: none`, or a `pinning-service` that sets none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Limits on one kind of call, on top of `rate_limit` (Pinata allows 30
+    /// lists a minute of its 180 calls).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rate_limits: BTreeMap<CallKind, RateLimit>,
 }
 
 /// A plan that unpins more than `count` of a target's pins *and* more than
@@ -213,6 +381,11 @@ impl ProviderConfig {
         }
         if self.kind != ProviderKind::Pinarkive && self.auth != AuthStyle::default() {
             problems.push(format!("`auth` is not used by provider type {}", self.kind));
+        }
+        for limit in self.rate_limit.iter().chain(self.rate_limits.values()) {
+            if let Err(e) = limit.check() {
+                problems.push(e);
+            }
         }
         if self.kind != ProviderKind::PinningService && self.take_over_unmarked {
             problems.push(format!(

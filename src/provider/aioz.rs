@@ -10,6 +10,7 @@ use super::{
     ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Secret, UnpinReceipt,
     UnpinRequest,
 };
+use crate::manifest::CallKind;
 use crate::state::ProviderStatus;
 
 /// The documented credential headers (underscores, lower case).
@@ -19,7 +20,7 @@ const SECRET_KEY_HEADER: HeaderName = HeaderName::from_static("pinning_secret_ke
 /// The AIOZ W3IPFS pinning API.
 #[derive(Debug)]
 pub struct Aioz {
-    client: reqwest::Client,
+    client: http::Client,
     /// Parsed once, not per call.
     pin_url: reqwest::Url,
     /// `{base_url}/api/pinning/unpin/`, a pin id is added per call.
@@ -59,8 +60,8 @@ struct PinData {
 
 impl Aioz {
     /// Fails on a base URL that does not parse (a hand-edited saved plan).
-    pub fn new(
-        client: reqwest::Client,
+    pub(crate) fn new(
+        client: http::Client,
         base_url: &str,
         api_key: Secret,
         secret_key: Secret,
@@ -84,15 +85,18 @@ impl Aioz {
                 keyvalues: &request.labels.meta,
             },
         };
-        let answer = http::send(
-            self.client
-                .post(self.pin_url.clone())
-                .header(API_KEY_HEADER, self.api_key.header_value())
-                .header(SECRET_KEY_HEADER, self.secret_key.header_value())
-                .json(&body),
-            &[&self.api_key, &self.secret_key],
-        )
-        .await?;
+        let answer = self
+            .client
+            .send(
+                CallKind::Pin,
+                self.client
+                    .post(self.pin_url.clone())
+                    .header(API_KEY_HEADER, self.api_key.header_value())
+                    .header(SECRET_KEY_HEADER, self.secret_key.header_value())
+                    .json(&body),
+                &[&self.api_key, &self.secret_key],
+            )
+            .await?;
         read_answer(&answer)
     }
 
@@ -105,14 +109,17 @@ impl Aioz {
             });
         };
         let url = http::with_segment(&self.unpin_base, pin_id);
-        let answer = http::send(
-            self.client
-                .delete(url)
-                .header(API_KEY_HEADER, self.api_key.header_value())
-                .header(SECRET_KEY_HEADER, self.secret_key.header_value()),
-            &[&self.api_key, &self.secret_key],
-        )
-        .await?;
+        let answer = self
+            .client
+            .send(
+                CallKind::Unpin,
+                self.client
+                    .delete(url)
+                    .header(API_KEY_HEADER, self.api_key.header_value())
+                    .header(SECRET_KEY_HEADER, self.secret_key.header_value()),
+                &[&self.api_key, &self.secret_key],
+            )
+            .await?;
         let receipt = http::read_unpin_answer(&answer)?;
         // A 200 whose envelope does not say success did not unpin.
         if answer.status.is_success()
@@ -236,14 +243,17 @@ impl Aioz {
                 message: "AIOZ reports a pin by its id, and none is recorded for it".into(),
             });
         };
-        let answer = http::send(
-            self.client
-                .get(http::with_segment(&self.one_base, pin_id))
-                .header(API_KEY_HEADER, self.api_key.header_value())
-                .header(SECRET_KEY_HEADER, self.secret_key.header_value()),
-            &[&self.api_key, &self.secret_key],
-        )
-        .await?;
+        let answer = self
+            .client
+            .send(
+                CallKind::Status,
+                self.client
+                    .get(http::with_segment(&self.one_base, pin_id))
+                    .header(API_KEY_HEADER, self.api_key.header_value())
+                    .header(SECRET_KEY_HEADER, self.secret_key.header_value()),
+                &[&self.api_key, &self.secret_key],
+            )
+            .await?;
         if answer.status == reqwest::StatusCode::NOT_FOUND {
             return Ok(ProviderStatus::Missing);
         }
@@ -274,14 +284,17 @@ impl Aioz {
             .append_pair("pinned", "all")
             .append_pair("sortBy", "created_at")
             .append_pair("sortOrder", "ASC");
-        let answer = http::send(
-            self.client
-                .get(url)
-                .header(API_KEY_HEADER, self.api_key.header_value())
-                .header(SECRET_KEY_HEADER, self.secret_key.header_value()),
-            &[&self.api_key, &self.secret_key],
-        )
-        .await?;
+        let answer = self
+            .client
+            .send(
+                CallKind::List,
+                self.client
+                    .get(url)
+                    .header(API_KEY_HEADER, self.api_key.header_value())
+                    .header(SECRET_KEY_HEADER, self.secret_key.header_value()),
+                &[&self.api_key, &self.secret_key],
+            )
+            .await?;
         let envelope: ListEnvelope =
             http::read_json(&answer, "pins list", r#"{"data": {"totals", "pins"}}"#)?;
         if envelope.status != "success" {

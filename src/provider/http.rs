@@ -1,19 +1,22 @@
 //! HTTP plumbing shared by the providers: one client, bounded answers,
 //! and one mapping from HTTP outcomes to [`ProviderError`].
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 
+use super::pacing::Pacer;
 use super::{HttpSettings, ProviderError, Secret, UnpinReceipt};
+use crate::manifest::CallKind;
 
 /// Answers larger than this are cut off: a pin answer is a few hundred bytes.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// Provider messages are shown to users; keep them to a line.
 const MAX_MESSAGE_CHARS: usize = 300;
 
-pub(crate) fn client(settings: HttpSettings) -> anyhow::Result<reqwest::Client> {
+pub(crate) fn client(settings: &HttpSettings) -> anyhow::Result<reqwest::Client> {
     use anyhow::Context as _;
     reqwest::Client::builder()
         .timeout(settings.timeout)
@@ -85,12 +88,50 @@ pub(crate) struct Answer {
     pub body: Vec<u8>,
 }
 
-/// Sends a request and reads the answer, mapping transport failures. The
-/// `secrets` sent with it are redacted from the answer's body before
-/// anything reads it, so no message, id or parse error can carry one.
-pub(crate) async fn send(
+/// One provider's HTTP client: the shared connection pool, and that
+/// provider's pacer, which every request waits on.
+#[derive(Debug, Clone)]
+pub(crate) struct Client {
+    inner: reqwest::Client,
+    pacer: Arc<Pacer>,
+}
+
+impl Client {
+    pub fn new(inner: reqwest::Client, pacer: Arc<Pacer>) -> Self {
+        Self { inner, pacer }
+    }
+
+    pub fn get(&self, url: reqwest::Url) -> RequestBuilder {
+        self.inner.get(url)
+    }
+
+    pub fn post(&self, url: reqwest::Url) -> RequestBuilder {
+        self.inner.post(url)
+    }
+
+    pub fn delete(&self, url: reqwest::Url) -> RequestBuilder {
+        self.inner.delete(url)
+    }
+
+    /// Waits for the turn of a `kind` call, sends `request` and reads the
+    /// answer, mapping transport failures. The `secrets` sent with it are
+    /// redacted from the answer's body before anything reads it, so no
+    /// message, id or parse error can carry one.
+    pub async fn send(
+        &self,
+        kind: CallKind,
+        request: RequestBuilder,
+        secrets: &[&Secret],
+    ) -> Result<Answer, ProviderError> {
+        self.pacer.turn(kind).await;
+        send(request, secrets, &self.pacer).await
+    }
+}
+
+async fn send(
     request: RequestBuilder,
     secrets: &[&Secret],
+    pacer: &Pacer,
 ) -> Result<Answer, ProviderError> {
     let mut response = request.send().await.map_err(transport)?;
     let status = response.status();
@@ -99,6 +140,7 @@ pub(crate) async fn send(
     } else {
         retry_after(response.headers(), SystemTime::now())
     };
+    pacer.observe(status, response.headers(), retry_after);
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(transport)? {
         if body.len() + chunk.len() > MAX_ANSWER_BYTES {

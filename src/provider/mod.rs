@@ -5,6 +5,7 @@
 
 mod aioz;
 mod http;
+mod pacing;
 mod pinarkive;
 mod pinning_service;
 mod provider_error;
@@ -21,6 +22,7 @@ use crate::manifest::{Labels, ProviderConfig, ProviderKind};
 use crate::state::ProviderStatus;
 
 pub use aioz::Aioz;
+pub use pacing::{Pacer, Pacers};
 pub use pinarkive::Pinarkive;
 pub use pinning_service::{Ownership, PinningService};
 pub use provider_error::ProviderError;
@@ -146,16 +148,20 @@ pub trait Provider: Send + Sync {
 }
 
 /// Settings shared by every provider's HTTP client.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HttpSettings {
     /// Bound on one request, from connect to the last byte of the answer.
     pub timeout: Duration,
+    /// Each provider's pacer, shared by everything connected with these
+    /// settings (a `watch` keeps one for its whole life).
+    pub pacers: Pacers,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(30),
+            pacers: Pacers::default(),
         }
     }
 }
@@ -225,13 +231,19 @@ pub fn connect(
     if !problems.missing.is_empty() || !problems.unusable.is_empty() {
         return Err(problems.into());
     }
-    let client = http::client(settings)?;
+    let shared = http::client(&settings)?;
     let mut providers = BTreeMap::new();
     for (name, config, api_key, secret_key) in resolved {
         let context = || format!("provider `{name}`");
         // Every value was resolved above; a config without a key it needs
         // did not come through validation, and is refused, not unwrapped.
         let api_key = api_key.with_context(context)?;
+        let client = http::Client::new(
+            shared.clone(),
+            settings
+                .pacers
+                .get(name, config.rate_limit, &config.rate_limits),
+        );
         let provider: Arc<dyn Provider> = match config.kind {
             ProviderKind::Aioz => {
                 let secret_key = secret_key
@@ -239,13 +251,13 @@ pub fn connect(
                     .ok_or_else(|| anyhow::anyhow!("AIOZ needs a secret_key"))
                     .with_context(context)?;
                 Arc::new(
-                    Aioz::new(client.clone(), &config.base_url, api_key, secret_key)
+                    Aioz::new(client, &config.base_url, api_key, secret_key)
                         .with_context(context)?,
                 )
             }
             ProviderKind::PinningService => Arc::new(
                 PinningService::new(
-                    client.clone(),
+                    client,
                     &config.base_url,
                     api_key,
                     Ownership {
@@ -260,7 +272,7 @@ pub fn connect(
                 .with_context(context)?,
             ),
             ProviderKind::Pinarkive => Arc::new(
-                Pinarkive::new(client.clone(), &config.base_url, api_key, config.auth)
+                Pinarkive::new(client, &config.base_url, api_key, config.auth)
                     .with_context(context)?,
             ),
         };

@@ -11,13 +11,13 @@ use super::{
     ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Secret, UnpinReceipt,
     UnpinRequest,
 };
-use crate::manifest::AuthStyle;
+use crate::manifest::{AuthStyle, CallKind};
 use crate::state::ProviderStatus;
 
 /// The Pinarkive pinning API.
 #[derive(Debug)]
 pub struct Pinarkive {
-    client: reqwest::Client,
+    client: http::Client,
     /// `{base_url}/api/v3/files/pin/`, parsed once: parsing a URL per call
     /// showed in profiles at thousands of pins a second.
     pin_base: reqwest::Url,
@@ -44,8 +44,8 @@ struct PinBody<'a> {
 
 impl Pinarkive {
     /// Fails on a base URL that does not parse (a hand-edited saved plan).
-    pub fn new(
-        client: reqwest::Client,
+    pub(crate) fn new(
+        client: http::Client,
         base_url: &str,
         api_key: Secret,
         auth: AuthStyle,
@@ -86,7 +86,12 @@ impl Pinarkive {
             .post(url)
             .header(name, key.header_value())
             .json(&body);
-        read_answer(&http::send(builder, &[&self.api_key]).await?)
+        read_answer(
+            &self
+                .client
+                .send(CallKind::Pin, builder, &[&self.api_key])
+                .await?,
+        )
     }
 
     async fn unpin_once(&self, request: UnpinRequest<'_>) -> Result<UnpinReceipt, ProviderError> {
@@ -99,7 +104,12 @@ impl Pinarkive {
         if let Some(cluster) = request.cluster {
             builder = builder.header("x-cluster", cluster);
         }
-        http::read_unpin_answer(&http::send(builder, &[&self.api_key]).await?)
+        http::read_unpin_answer(
+            &self
+                .client
+                .send(CallKind::Unpin, builder, &[&self.api_key])
+                .await?,
+        )
     }
 }
 
@@ -186,7 +196,10 @@ impl Pinarkive {
         }
         let (name, key) = &self.auth;
         let builder = self.client.get(url).header(name, key.header_value());
-        let answer = http::send(builder, &[&self.api_key]).await?;
+        let answer = self
+            .client
+            .send(CallKind::Status, builder, &[&self.api_key])
+            .await?;
         if answer.status == StatusCode::NOT_FOUND {
             return Ok(ProviderStatus::Missing);
         }
@@ -219,7 +232,10 @@ impl Pinarkive {
             .append_pair("limit", &LIST_PAGE.to_string());
         let (name, key) = &self.auth;
         let builder = self.client.get(url).header(name, key.header_value());
-        let answer = http::send(builder, &[&self.api_key]).await?;
+        let answer = self
+            .client
+            .send(CallKind::List, builder, &[&self.api_key])
+            .await?;
         let uploads: Uploads = http::read_json(&answer, "uploads", r#"{"uploads", "total"}"#)?;
         let total = uploads
             .total

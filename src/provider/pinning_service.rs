@@ -23,6 +23,7 @@ use super::{
     ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Secret, UnpinReceipt,
     UnpinRequest,
 };
+use crate::manifest::CallKind;
 use crate::state::ProviderStatus;
 
 /// The meta key that marks a request as this manifest's.
@@ -38,7 +39,7 @@ const ALL_STATUSES: &str = "queued,pinning,pinned,failed";
 /// A Pinning Service API endpoint.
 #[derive(Debug)]
 pub struct PinningService {
-    client: reqwest::Client,
+    client: http::Client,
     /// `{base_url}/pins`.
     pins_url: reqwest::Url,
     /// `Authorization: Bearer <token>`, built once.
@@ -127,8 +128,8 @@ impl PinStatus {
 impl PinningService {
     /// Fails on a base URL that does not parse, or a token a header cannot
     /// carry after `Bearer `.
-    pub fn new(
-        client: reqwest::Client,
+    pub(crate) fn new(
+        client: http::Client,
         base_url: &str,
         token: Secret,
         ownership: Ownership,
@@ -145,12 +146,18 @@ impl PinningService {
         })
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, ProviderError> {
-        http::send(
-            request.header(AUTHORIZATION, self.bearer.header_value()),
-            &[&self.token],
-        )
-        .await
+    async fn send(
+        &self,
+        kind: CallKind,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Answer, ProviderError> {
+        self.client
+            .send(
+                kind,
+                request.header(AUTHORIZATION, self.bearer.header_value()),
+                &[&self.token],
+            )
+            .await
     }
 
     fn request_url(&self, request_id: &str) -> reqwest::Url {
@@ -172,7 +179,7 @@ impl PinningService {
             .append_pair("cid", &cids.join(","))
             .append_pair("status", ALL_STATUSES)
             .append_pair("limit", &LIST_PAGE.to_string());
-        let answer = self.send(self.client.get(url)).await?;
+        let answer = self.send(CallKind::List, self.client.get(url)).await?;
         let results = http::read_json::<PinResults>(&answer, "pins", "results")?.results;
         if results.len() >= LIST_PAGE {
             // A full page may hide more: not an answer to rely on.
@@ -266,7 +273,10 @@ impl PinningService {
         }
         let body = self.body(request);
         let answer = self
-            .send(self.client.post(self.pins_url.clone()).json(&body))
+            .send(
+                CallKind::Pin,
+                self.client.post(self.pins_url.clone()).json(&body),
+            )
             .await?;
         let created: PinStatus = http::read_json(&answer, "add", "PinStatus")?;
         Ok(PinReceipt {
@@ -278,7 +288,10 @@ impl PinningService {
 
     async fn get(&self, request_id: &str) -> Result<Option<PinStatus>, ProviderError> {
         let answer = self
-            .send(self.client.get(self.request_url(request_id)))
+            .send(
+                CallKind::Status,
+                self.client.get(self.request_url(request_id)),
+            )
             .await?;
         if answer.status == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -309,7 +322,10 @@ impl PinningService {
             });
         }
         let answer = self
-            .send(self.client.delete(self.request_url(request_id)))
+            .send(
+                CallKind::Unpin,
+                self.client.delete(self.request_url(request_id)),
+            )
             .await?;
         // 202 by the spec; some services answer 200.
         http::read_unpin_answer(&answer)
@@ -352,7 +368,10 @@ impl PinningService {
     ) -> Result<PinStatus, ProviderError> {
         let body = self.body(request);
         let answer = self
-            .send(self.client.post(self.request_url(request_id)).json(&body))
+            .send(
+                CallKind::Pin,
+                self.client.post(self.request_url(request_id)).json(&body),
+            )
             .await?;
         http::read_json(&answer, "replace", "PinStatus")
     }
@@ -397,7 +416,7 @@ impl PinningService {
         if let Some(before) = cursor {
             url.query_pairs_mut().append_pair("before", before);
         }
-        let answer = self.send(self.client.get(url)).await?;
+        let answer = self.send(CallKind::List, self.client.get(url)).await?;
         let page: PinResults = http::read_json(&answer, "pins", "results")?;
         // `count` is not trusted (some services report the page size): a
         // short page ends the listing, and so does a page longer than asked

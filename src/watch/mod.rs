@@ -250,7 +250,7 @@ impl Reconciler<'_> {
             &plan,
             &state,
             plan::UnpinAllowance::default(),
-            self.options.http,
+            self.options.http.clone(),
         );
         let providers = match prepared {
             Ok(apply::Prepared::InSync) => {

@@ -171,10 +171,12 @@ providers:
     api_key: ${{AIOZ_PINNING_API_KEY}}
     secret_key: ${{AIOZ_PINNING_SECRET_KEY}}
     base_url: {url}
+    rate_limit: none
   arkive:
     type: pinarkive
     api_key: ${{PINARKIVE_API_KEY}}
     base_url: {url}/
+    rate_limit: none
   psa:
     type: pinning-service
     token: ${{PSA_TOKEN}}

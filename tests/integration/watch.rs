@@ -75,7 +75,7 @@ fn an_invalid_save_is_reported_and_the_next_good_save_is_applied() {
         good.replace("name: a", "name: a\n    colour: red"),
     )
     .unwrap();
-    w.wait_for_line("pins.yaml:21:5: unknown field `colour`");
+    w.wait_for_line("pins.yaml:23:5: unknown field `colour`");
     w.wait_for_line("keeping the last good manifest in force");
     wait_until(Duration::from_secs(30), "the status file", || {
         status(&p).is_some_and(|s| s["last_result"] == "invalid_manifest")
