@@ -100,6 +100,17 @@ enum Command {
     /// Inspect the state file.
     #[command(subcommand)]
     State(StateCommand),
+    /// Print the manifest's JSON Schema (draft-07), for editors and checkers.
+    ///
+    /// Editors using yaml-language-server (VS Code's YAML extension, Neovim,
+    /// Helix, Zed, ...) read it from a manifest's first line,
+    /// `# yaml-language-server: $schema=URL`, which `pinsync init` writes;
+    /// `$schema=` may also name a saved copy. The schema checks structure;
+    /// `pinsync validate` checks everything.
+    #[command(
+        after_help = "Examples:\n  pinsync schema > pins.schema.json\n  # then, as the first line of pins.yaml:\n  # yaml-language-server: $schema=./pins.schema.json"
+    )]
+    Schema,
 }
 
 #[derive(Debug, Subcommand)]
@@ -457,6 +468,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::State(StateCommand::Restore(args)) => state_restore(&args),
         Command::Refresh(args) => refresh_command(&args),
         Command::Import(args) => import_command(&args),
+        Command::Schema => {
+            let text = serde_json::to_string_pretty(&manifest::schema())?;
+            print(&format!("{text}\n"))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

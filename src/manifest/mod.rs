@@ -9,6 +9,7 @@ mod diagnostic;
 mod parse;
 mod pin_order;
 mod provider_config;
+mod schema;
 mod target;
 mod yaml_tree;
 
@@ -21,6 +22,7 @@ pub use content_id::ContentId;
 pub use diagnostic::{Diagnostic, Diagnostics, Position};
 pub use parse::{MAX_MANIFEST_BYTES, parse};
 pub use provider_config::{AuthStyle, ProviderConfig, ProviderKind, SecretRef, UnpinGuard};
+pub(crate) use schema::schema;
 pub(crate) use target::is_valid_name;
 pub use target::{PinKey, Target};
 

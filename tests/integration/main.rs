@@ -11,6 +11,7 @@ mod plan;
 mod prune;
 mod refresh;
 mod reliability;
+mod schema;
 mod terminal;
 mod validate;
 mod wait;
