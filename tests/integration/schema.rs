@@ -4,7 +4,8 @@
 //!   meta-schema) with its `$id`, and every field has a description.
 //! - Every manifest the repository shows (`pins.yaml`, `examples/*.yaml`,
 //!   the README's manifest blocks, and its ready provider blocks given a
-//!   version and pins) matches it, and `pinsync validate` accepts it.
+//!   version and pins) matches it, and `pinsync validate` accepts it; the
+//!   whole manifests start with the line that points editors at the schema.
 //! - The structural cases of the bad-manifest corpus (wrong types, unknown
 //!   fields, unknown provider types, missing fields) are refused by the
 //!   schema at the places `validate` names; the corpus's other cases need
@@ -176,6 +177,31 @@ fn every_example_manifest_matches_the_schema_and_validates() {
     }
     // pins.yaml, the emulator's, the README's manifest and provider blocks.
     assert!(seen >= 4, "only {seen} manifests checked");
+}
+
+/// The line editors (yaml-language-server) read a manifest's schema from.
+pub fn schema_modeline() -> String {
+    let id = printed_schema()["$id"].as_str().expect("$id").to_owned();
+    format!("# yaml-language-server: $schema={id}")
+}
+
+#[test]
+fn every_example_manifest_starts_with_the_schema_line() {
+    let modeline = schema_modeline();
+    let mut manifests: Vec<(String, String)> = example_manifest_files()
+        .into_iter()
+        .map(|f| (f.display().to_string(), fs::read_to_string(&f).unwrap()))
+        .collect();
+    manifests.extend(
+        readme_yaml_blocks()
+            .into_iter()
+            .filter(|(_, block)| is_manifest(block))
+            .map(|(line, block)| (format!("README.md block at line {line}"), block)),
+    );
+    assert!(manifests.len() >= 3, "{manifests:?}");
+    for (what, text) in manifests {
+        assert_eq!(text.lines().next(), Some(modeline.as_str()), "{what}");
+    }
 }
 
 #[test]
