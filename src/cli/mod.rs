@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{self, ApplyOptions};
-use crate::manifest::{self, Diagnostics};
+use crate::manifest::{self, Diagnostics, ProviderKind};
 use crate::plan::{self, saved_plan};
 use crate::provider::HttpSettings;
 use crate::retry::RetryPolicy;
@@ -45,6 +45,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write a starter manifest for one provider type, and the .gitignore
+    /// lines that keep the state's companion files out of git.
+    ///
+    /// The manifest starts with the line that points editors at the schema
+    /// and passes `pinsync validate` as written. An existing file is never
+    /// overwritten. The lines are appended to the .gitignore beside the
+    /// manifest if there is one (those missing from it), and printed if not.
+    #[command(
+        after_help = "Examples:\n  pinsync init                                  # Pinata, with five more services ready\n  pinsync init --provider aioz\n  pinsync init --provider pinarkive -f archive/pins.yaml"
+    )]
+    Init(InitArgs),
     /// Check a manifest and report every problem as file:line:col.
     ///
     /// Needs no credentials and makes no network call.
@@ -193,6 +204,30 @@ struct ImportArgs {
     print_manifest: bool,
     #[command(flatten)]
     calls: CallArgs,
+}
+
+#[derive(Debug, Args)]
+struct InitArgs {
+    /// The provider type to start with: `pinning-service` (Pinata live;
+    /// Filebase, 4EVERLAND, Crust, AIOZ and ipfs-cluster ready to uncomment),
+    /// `aioz` or `pinarkive`.
+    #[arg(long, value_name = "TYPE", default_value = "pinning-service", value_parser = provider_type())]
+    provider: ProviderKind,
+    /// Where to write the manifest.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "MANIFEST",
+        default_value = "pins.yaml"
+    )]
+    file: PathBuf,
+}
+
+/// A provider type by its name in `type:`.
+fn provider_type() -> impl clap::builder::TypedValueParser<Value = ProviderKind> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(ProviderKind::NAMES)
+        .try_map(|name| ProviderKind::from_name(&name).ok_or("unknown provider type"))
 }
 
 #[derive(Debug, Args)]
@@ -460,6 +495,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Init(args) => init_command(&args),
         Command::Validate(args) => validate(&args),
         Command::Plan(args) => plan_command(&args),
         Command::Apply(args) => apply_command(&args),
@@ -500,6 +536,18 @@ fn print(text: &str) -> anyhow::Result<()> {
         }
         other => Ok(other.context("write to standard output")?),
     }
+}
+
+fn init_command(args: &InitArgs) -> anyhow::Result<ExitCode> {
+    let done = crate::init::init(&args.file, args.provider)?;
+    // The next commands name the manifest as init was told to.
+    let file_flag = if args.file == Path::new("pins.yaml") {
+        String::new()
+    } else {
+        format!(" -f {}", args.file.display())
+    };
+    print(&render::initialized(&done, args.provider, &file_flag))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {

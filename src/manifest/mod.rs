@@ -22,7 +22,7 @@ pub use content_id::ContentId;
 pub use diagnostic::{Diagnostic, Diagnostics, Position};
 pub use parse::{MAX_MANIFEST_BYTES, parse};
 pub use provider_config::{AuthStyle, ProviderConfig, ProviderKind, SecretRef, UnpinGuard};
-pub(crate) use schema::schema;
+pub(crate) use schema::{SCHEMA_URL, schema};
 pub(crate) use target::is_valid_name;
 pub use target::{PinKey, Target};
 

@@ -6,6 +6,7 @@ mod apply;
 mod exit_codes;
 mod failures;
 mod import;
+mod init;
 mod pinning_service;
 mod plan;
 mod prune;
