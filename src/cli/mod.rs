@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{self, ApplyOptions};
@@ -122,6 +122,33 @@ enum Command {
         after_help = "Examples:\n  pinsync schema > pins.schema.json\n  # then, as the first line of pins.yaml:\n  # yaml-language-server: $schema=./pins.schema.json"
     )]
     Schema,
+    /// Print shell completions for pinsync: bash, zsh, fish, elvish or
+    /// powershell.
+    #[command(
+        after_help = "Examples:\n  pinsync completions bash > ~/.local/share/bash-completion/completions/pinsync\n  pinsync completions zsh > \"${fpath[1]}/_pinsync\"\n  pinsync completions fish > ~/.config/fish/completions/pinsync.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Print a man page (roff), made from the same definitions as --help:
+    /// pinsync's, or a command's.
+    #[command(
+        after_help = "Examples:\n  pinsync man > pinsync.1 && man ./pinsync.1\n  pinsync man apply > pinsync-apply.1\n  pinsync man state restore > pinsync-state-restore.1"
+    )]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+struct ManArgs {
+    /// The command whose page to print (`apply`, `state restore`, ...);
+    /// pinsync's own page, which lists them, without one.
+    #[arg(value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_name = "SHELL")]
+    shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Subcommand)]
@@ -504,12 +531,50 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::State(StateCommand::Restore(args)) => state_restore(&args),
         Command::Refresh(args) => refresh_command(&args),
         Command::Import(args) => import_command(&args),
+        Command::Completions(args) => {
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "pinsync", &mut script);
+            print(&String::from_utf8_lossy(&script))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man(args) => {
+            print(&man_page(&args.command)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schema => {
             let text = serde_json::to_string_pretty(&manifest::schema())?;
             print(&format!("{text}\n"))?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The man page of pinsync, or of the command `path` names (`["state",
+/// "restore"]`), titled `pinsync-state-restore` as the pages that list it
+/// refer to it.
+fn man_page(path: &[String]) -> anyhow::Result<String> {
+    // Built, so that each command is named by its whole path; without the
+    // help command, which has no page of its own.
+    let mut command = Cli::command().disable_help_subcommand(true);
+    command.build();
+    let mut words = vec!["pinsync"];
+    for word in path {
+        let sub = command.find_subcommand(word).cloned();
+        command = sub.with_context(|| {
+            format!(
+                "`{} {word}` is not a command; `{} --help` lists them",
+                words.join(" "),
+                words.join(" ")
+            )
+        })?;
+        words.push(word);
+    }
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command)
+        .source(format!("pinsync {}", env!("CARGO_PKG_VERSION")))
+        .render(&mut page)
+        .context("render the man page")?;
+    Ok(String::from_utf8_lossy(&page).into_owned())
 }
 
 fn stdout_palette() -> Palette {

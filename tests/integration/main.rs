@@ -3,6 +3,7 @@
 mod support;
 
 mod apply;
+mod completions_and_man;
 mod exit_codes;
 mod failures;
 mod import;
