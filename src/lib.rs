@@ -8,6 +8,7 @@ pub mod apply;
 pub mod cli;
 mod file_io;
 pub mod import;
+mod init;
 pub mod manifest;
 pub mod plan;
 pub mod provider;

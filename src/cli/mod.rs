@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{self, ApplyOptions};
-use crate::manifest::{self, Diagnostics};
+use crate::manifest::{self, Diagnostics, ProviderKind};
 use crate::plan::{self, saved_plan};
 use crate::provider::HttpSettings;
 use crate::retry::RetryPolicy;
@@ -45,6 +45,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write a starter manifest for one provider type, and the .gitignore
+    /// lines that keep the state's companion files out of git.
+    ///
+    /// The manifest starts with the line that points editors at the schema
+    /// and passes `pinsync validate` as written. An existing file is never
+    /// overwritten. The lines are appended to the .gitignore beside the
+    /// manifest if there is one (those missing from it), and printed if not.
+    #[command(
+        after_help = "Examples:\n  pinsync init                                  # Pinata, with five more services ready\n  pinsync init --provider aioz\n  pinsync init --provider pinarkive -f archive/pins.yaml"
+    )]
+    Init(InitArgs),
     /// Check a manifest and report every problem as file:line:col.
     ///
     /// Needs no credentials and makes no network call.
@@ -100,6 +111,44 @@ enum Command {
     /// Inspect the state file.
     #[command(subcommand)]
     State(StateCommand),
+    /// Print the manifest's JSON Schema (draft-07), for editors and checkers.
+    ///
+    /// Editors using yaml-language-server (VS Code's YAML extension, Neovim,
+    /// Helix, Zed, ...) read it from a manifest's first line,
+    /// `# yaml-language-server: $schema=URL`, which `pinsync init` writes;
+    /// `$schema=` may also name a saved copy. The schema checks structure;
+    /// `pinsync validate` checks everything.
+    #[command(
+        after_help = "Examples:\n  pinsync schema > pins.schema.json\n  # then, as the first line of pins.yaml:\n  # yaml-language-server: $schema=./pins.schema.json"
+    )]
+    Schema,
+    /// Print shell completions for pinsync: bash, zsh, fish, elvish or
+    /// powershell.
+    #[command(
+        after_help = "Examples:\n  pinsync completions bash > ~/.local/share/bash-completion/completions/pinsync\n  pinsync completions zsh > \"${fpath[1]}/_pinsync\"\n  pinsync completions fish > ~/.config/fish/completions/pinsync.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Print a man page (roff), made from the same definitions as --help:
+    /// pinsync's, or a command's.
+    #[command(
+        after_help = "Examples:\n  pinsync man > pinsync.1 && man ./pinsync.1\n  pinsync man apply > pinsync-apply.1\n  pinsync man state restore > pinsync-state-restore.1"
+    )]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+struct ManArgs {
+    /// The command whose page to print (`apply`, `state restore`, ...);
+    /// pinsync's own page, which lists them, without one.
+    #[arg(value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_name = "SHELL")]
+    shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +231,30 @@ struct ImportArgs {
     print_manifest: bool,
     #[command(flatten)]
     calls: CallArgs,
+}
+
+#[derive(Debug, Args)]
+struct InitArgs {
+    /// The provider type to start with: `pinning-service` (Pinata live;
+    /// Filebase, 4EVERLAND, Crust, AIOZ and ipfs-cluster ready to uncomment),
+    /// `aioz` or `pinarkive`.
+    #[arg(long, value_name = "TYPE", default_value = "pinning-service", value_parser = provider_type())]
+    provider: ProviderKind,
+    /// Where to write the manifest.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "MANIFEST",
+        default_value = "pins.yaml"
+    )]
+    file: PathBuf,
+}
+
+/// A provider type by its name in `type:`.
+fn provider_type() -> impl clap::builder::TypedValueParser<Value = ProviderKind> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(ProviderKind::NAMES)
+        .try_map(|name| ProviderKind::from_name(&name).ok_or("unknown provider type"))
 }
 
 #[derive(Debug, Args)]
@@ -450,6 +523,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Init(args) => init_command(&args),
         Command::Validate(args) => validate(&args),
         Command::Plan(args) => plan_command(&args),
         Command::Apply(args) => apply_command(&args),
@@ -458,7 +532,50 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::State(StateCommand::Restore(args)) => state_restore(&args),
         Command::Refresh(args) => refresh_command(&args),
         Command::Import(args) => import_command(&args),
+        Command::Completions(args) => {
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "pinsync", &mut script);
+            print(&String::from_utf8_lossy(&script))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man(args) => {
+            print(&man_page(&args.command)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema => {
+            let text = serde_json::to_string_pretty(&manifest::schema())?;
+            print(&format!("{text}\n"))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// The man page of pinsync, or of the command `path` names (`["state",
+/// "restore"]`), titled `pinsync-state-restore` as the pages that list it
+/// refer to it.
+fn man_page(path: &[String]) -> anyhow::Result<String> {
+    // Built, so that each command is named by its whole path; without the
+    // help command, which has no page of its own.
+    let mut command = Cli::command().disable_help_subcommand(true);
+    command.build();
+    let mut words = vec!["pinsync"];
+    for word in path {
+        let sub = command.find_subcommand(word).cloned();
+        command = sub.with_context(|| {
+            format!(
+                "`{} {word}` is not a command; `{} --help` lists them",
+                words.join(" "),
+                words.join(" ")
+            )
+        })?;
+        words.push(word);
+    }
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command)
+        .source(format!("pinsync {}", env!("CARGO_PKG_VERSION")))
+        .render(&mut page)
+        .context("render the man page")?;
+    Ok(String::from_utf8_lossy(&page).into_owned())
 }
 
 fn stdout_palette() -> Palette {
@@ -485,6 +602,18 @@ fn print(text: &str) -> anyhow::Result<()> {
         }
         other => Ok(other.context("write to standard output")?),
     }
+}
+
+fn init_command(args: &InitArgs) -> anyhow::Result<ExitCode> {
+    let done = crate::init::init(&args.file, args.provider)?;
+    // The next commands name the manifest as init was told to.
+    let file_flag = if args.file == Path::new("pins.yaml") {
+        String::new()
+    } else {
+        format!(" -f {}", args.file.display())
+    };
+    print(&render::initialized(&done, args.provider, &file_flag))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {

@@ -497,6 +497,56 @@ pub fn state_list(state: &State) -> String {
     out
 }
 
+/// What `pinsync init` did, and what to do next. `file_flag` is how the
+/// next commands name the manifest (empty for the default `pins.yaml`).
+pub(crate) fn initialized(
+    done: &crate::init::Initialized,
+    kind: crate::manifest::ProviderKind,
+    file_flag: &str,
+) -> String {
+    use crate::init::GitignoreChange;
+    let mut out = format!(
+        "Wrote {}: provider `{}` (type {kind}) and an example pin.\n",
+        done.manifest.display(),
+        done.provider
+    );
+    let gitignore = done.gitignore.display();
+    let lines = match &done.gitignore_change {
+        GitignoreChange::Appended(lines) => {
+            let _ = writeln!(
+                out,
+                "Appended to {gitignore} the lines for the state's companion files:"
+            );
+            lines.as_slice()
+        }
+        GitignoreChange::AlreadyThere => {
+            let _ = writeln!(
+                out,
+                "{gitignore} already ignores the state's companion files."
+            );
+            &[]
+        }
+        GitignoreChange::Missing(lines) => {
+            let _ = writeln!(
+                out,
+                "There is no {gitignore}; these lines keep the state's companion files out of git:"
+            );
+            lines.as_slice()
+        }
+    };
+    for line in lines {
+        let _ = writeln!(out, "  {line}");
+    }
+    let variables: Vec<String> = done.variables.iter().map(|v| format!("${v}")).collect();
+    let _ = writeln!(
+        out,
+        "Next: put your CIDs under `pins:`, then run `pinsync validate{file_flag}` and \
+         `pinsync plan{file_flag}`; `pinsync apply{file_flag}` reads {} from the environment.",
+        variables.join(" and ")
+    );
+    out
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }

@@ -9,6 +9,7 @@ mod diagnostic;
 mod parse;
 mod pin_order;
 mod provider_config;
+mod schema;
 mod target;
 mod yaml_tree;
 
@@ -23,6 +24,7 @@ pub use parse::{MAX_MANIFEST_BYTES, parse};
 pub use provider_config::{
     AuthStyle, CallKind, Per, ProviderConfig, ProviderKind, RateLimit, SecretRef, UnpinGuard,
 };
+pub(crate) use schema::{SCHEMA_URL, schema};
 pub(crate) use target::is_valid_name;
 pub use target::{PinKey, Target};
 

@@ -22,6 +22,44 @@ use super::{
 /// 250,000 pins on two targets each).
 pub const MAX_MANIFEST_BYTES: usize = 32 * 1024 * 1024;
 
+// The fields each mapping of the manifest accepts; any other is refused.
+// The JSON Schema (`schema.rs`) is checked against these lists.
+
+/// Top-level fields.
+pub(super) const MANIFEST_FIELDS: &[&str] = &[
+    "version",
+    "identity",
+    "providers",
+    "defaults",
+    "prune",
+    "pins",
+];
+/// Fields of one entry of `providers`.
+pub(super) const PROVIDER_FIELDS: &[&str] = &[
+    "type",
+    "api_key",
+    "secret_key",
+    "base_url",
+    "auth",
+    "allow_insecure_http",
+    "unpin_guard",
+    "token",
+    "take_over_unmarked",
+    "rate_limit",
+    "rate_limits",
+];
+/// Fields of a `rate_limit` written as a mapping.
+pub(super) const RATE_LIMIT_FIELDS: &[&str] = &["rate", "burst"];
+/// Fields of a provider's `unpin_guard`.
+pub(super) const UNPIN_GUARD_FIELDS: &[&str] = &["count", "percent"];
+/// Fields of `defaults`.
+pub(super) const DEFAULTS_FIELDS: &[&str] = &["to"];
+/// Fields of one entry of `pins`.
+pub(super) const PIN_FIELDS: &[&str] = &["cid", "name", "to", "meta", "origins"];
+
+/// Longest `identity` accepted.
+pub(super) const MAX_IDENTITY_CHARS: usize = 64;
+
 /// Parses and validates manifest bytes read from `path`.
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest, Diagnostics> {
     walk(path, tree(path, bytes)?)
@@ -306,29 +344,20 @@ impl Walker<'_> {
             );
             return manifest;
         }
-        self.known_keys(
-            top,
-            &[
-                "version",
-                "identity",
-                "providers",
-                "defaults",
-                "prune",
-                "pins",
-            ],
-            "the manifest",
-        );
+        self.known_keys(top, MANIFEST_FIELDS, "the manifest");
         // What marks this manifest's requests on a Pinning Service.
         let mut identity = super::DEFAULT_IDENTITY.to_owned();
         if let Some(node) = top.get("identity")
             && let Some(s) = self.scalar(node, "`identity`")
         {
-            if is_valid_name(s.as_str()) && s.chars().count() <= 64 {
+            if is_valid_name(s.as_str()) && s.chars().count() <= MAX_IDENTITY_CHARS {
                 identity = s.as_str().to_owned();
             } else {
                 self.problem(
                     s.at,
-                    "`identity` may hold only letters, digits, '-' and '_' (64 at most)",
+                    format!(
+                        "`identity` may hold only letters, digits, '-' and '_' ({MAX_IDENTITY_CHARS} at most)"
+                    ),
                 );
             }
         }
@@ -404,23 +433,7 @@ impl Walker<'_> {
         }
         let context = format!("provider `{}`", name.as_str());
         let map = self.mapping(node, &context)?;
-        self.known_keys(
-            map,
-            &[
-                "type",
-                "api_key",
-                "secret_key",
-                "base_url",
-                "auth",
-                "allow_insecure_http",
-                "unpin_guard",
-                "token",
-                "take_over_unmarked",
-                "rate_limit",
-                "rate_limits",
-            ],
-            &context,
-        );
+        self.known_keys(map, PROVIDER_FIELDS, &context);
 
         let kind = self.required(map, "type", &context).and_then(|t| {
             let s = self.scalar(t, "`type`")?;
@@ -591,7 +604,7 @@ impl Walker<'_> {
                 .ok();
         }
         let map = self.mapping(node, what)?;
-        self.known_keys(map, &["rate", "burst"], what);
+        self.known_keys(map, RATE_LIMIT_FIELDS, what);
         let rate = self.required(map, "rate", what)?;
         let rate = self.scalar(rate, "`rate`")?;
         let mut limit = RateLimit::parse(rate.as_str())
@@ -637,7 +650,7 @@ impl Walker<'_> {
         let Some(map) = self.mapping(node, &what) else {
             return guard;
         };
-        self.known_keys(map, &["count", "percent"], &what);
+        self.known_keys(map, UNPIN_GUARD_FIELDS, &what);
         for (key, value) in map.iter() {
             let Some(s) = self.scalar(value, &what) else {
                 continue;
@@ -669,7 +682,7 @@ impl Walker<'_> {
         providers: &BTreeMap<String, Option<ProviderKind>>,
     ) -> Option<Vec<TargetAt>> {
         let map = self.mapping(node, "`defaults`")?;
-        self.known_keys(map, &["to"], "`defaults`");
+        self.known_keys(map, DEFAULTS_FIELDS, "`defaults`");
         let to = map.get("to")?;
         Some(self.targets(to, providers))
     }
@@ -767,7 +780,7 @@ impl Walker<'_> {
             let Some(map) = self.mapping(&item, "a pin") else {
                 continue;
             };
-            self.known_keys(map, &["cid", "name", "to", "meta", "origins"], "a pin");
+            self.known_keys(map, PIN_FIELDS, "a pin");
             let cid = self.required(map, "cid", "a pin").and_then(|n| {
                 let s = self.scalar(n, "`cid`")?;
                 ContentId::parse(s.as_str())

@@ -40,6 +40,13 @@ pub enum LockError {
     },
 }
 
+/// The lock file of a state: `STATE.lock`.
+pub(crate) fn lock_path(state_path: &Path) -> PathBuf {
+    let mut name = state_path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
 /// An exclusive lock on a state file, released on drop.
 #[derive(Debug)]
 pub struct StateLock {
@@ -51,9 +58,7 @@ impl StateLock {
     /// Takes the lock for `state_path`, waiting up to `wait` for a holder to
     /// finish (zero: fail at once). `command` is recorded for others to see.
     pub fn acquire(state_path: &Path, wait: Duration, command: &str) -> Result<Self, LockError> {
-        let mut name = state_path.as_os_str().to_owned();
-        name.push(".lock");
-        let path = PathBuf::from(name);
+        let path = lock_path(state_path);
         let io_err = |source| LockError::Io {
             path: path.clone(),
             source,

@@ -91,6 +91,10 @@ fn pins_into_map<'de, D: serde::Deserializer<'de>>(
     d.deserialize_seq(Pins)
 }
 
+/// What a restore appends to the names of the files it moves aside,
+/// before a timestamp.
+const REPLACED_MARK: &str = ".replaced-";
+
 /// A state file and its companions (`.backup`, `.journal`, `.lock`).
 #[derive(Debug, Clone)]
 pub struct StateFile {
@@ -126,6 +130,26 @@ impl StateFile {
 
     pub fn backup_path(&self) -> PathBuf {
         self.companion(".backup")
+    }
+
+    /// The lock file (see [`super::StateLock`]).
+    pub(crate) fn lock_path(&self) -> PathBuf {
+        super::lock::lock_path(&self.path)
+    }
+
+    /// Patterns (`*` for any text) matching every file pinsync keeps beside
+    /// this state: its journal, lock and backup, and the copies of the state
+    /// and journal that a restore moves aside. Not the state itself, which
+    /// some projects commit.
+    pub(crate) fn companion_patterns(&self) -> Vec<String> {
+        let aside = |p: PathBuf| format!("{}{REPLACED_MARK}*", p.display());
+        vec![
+            self.journal_path().display().to_string(),
+            self.lock_path().display().to_string(),
+            self.backup_path().display().to_string(),
+            aside(self.path.clone()),
+            aside(self.journal_path()),
+        ]
     }
 
     /// Loads the state, replaying any journal left by an interrupted apply.
@@ -188,7 +212,7 @@ impl StateFile {
         for path in [self.path.clone(), self.journal_path()] {
             if path.exists() {
                 let mut aside = path.as_os_str().to_owned();
-                aside.push(format!(".replaced-{stamp}"));
+                aside.push(format!("{REPLACED_MARK}{stamp}"));
                 let aside = PathBuf::from(aside);
                 fs::rename(&path, &aside).map_err(StateFileError::io("move aside", &path))?;
                 moved_aside.push(aside);
@@ -507,6 +531,48 @@ mod tests {
         let restored = file.restore(&file.backup_path()).unwrap();
         assert_eq!(restored.serial, 42);
         assert_eq!(highest_serial_in(Path::new("/nonexistent")), 0);
+    }
+
+    /// Every file left beside a state by saves, a journal, the lock and a
+    /// restore matches one of the patterns, and every pattern matches one.
+    #[test]
+    fn the_companion_patterns_match_every_file_beside_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.json"));
+        let state = state_with(&[1]);
+        file.save(&state).unwrap();
+        file.save(&state).unwrap();
+        let _lock =
+            super::super::StateLock::acquire(file.path(), std::time::Duration::ZERO, "test")
+                .unwrap();
+        Journal::create(&file.journal_path(), &state)
+            .unwrap()
+            .append(4, &[pin(2)], &[])
+            .unwrap();
+        file.restore(&file.backup_path()).unwrap();
+        Journal::create(&file.journal_path(), &state).unwrap();
+
+        let patterns = file.companion_patterns();
+        let matches = |pattern: &str, name: &str| match pattern.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == pattern,
+        };
+        let mut unmatched_patterns: Vec<&String> = patterns.iter().collect();
+        for entry in fs::read_dir(dir.path()).unwrap() {
+            let name = entry.unwrap().path().display().to_string();
+            if name == file.path().display().to_string() {
+                continue;
+            }
+            assert!(
+                patterns.iter().any(|p| matches(p, &name)),
+                "{name} matches none of {patterns:?}"
+            );
+            unmatched_patterns.retain(|p| !matches(p, &name));
+        }
+        assert!(
+            unmatched_patterns.is_empty(),
+            "no file for {unmatched_patterns:?}"
+        );
     }
 
     #[test]

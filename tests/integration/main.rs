@@ -3,15 +3,18 @@
 mod support;
 
 mod apply;
+mod completions_and_man;
 mod exit_codes;
 mod failures;
 mod import;
+mod init;
 mod pinning_service;
 mod pinning_service_traps;
 mod plan;
 mod prune;
 mod refresh;
 mod reliability;
+mod schema;
 mod terminal;
 mod validate;
 mod wait;

@@ -1,0 +1,545 @@
+//! The manifest's JSON Schema (draft-07), printed by `pinsync schema`, so
+//! that editors complete, describe and check `pins.yaml` as it is typed
+//! (yaml-language-server finds it from the first line of a manifest).
+//!
+//! It is built here with `json!` rather than kept as a `schema.json` file:
+//! the values it lists come from the constants the parser checks against
+//! (provider types, default endpoints, label limits), and the fields each
+//! provider type needs or refuses come from an exhaustive `match`, so a new
+//! provider type does not compile until the schema knows it. The tests check
+//! every mapping's fields against the parser's lists and every type's rules
+//! against the parser itself. A new field is one entry in `properties`.
+//!
+//! The schema states structure: types, fields, the shapes of credentials,
+//! endpoints and targets, and the fields of each provider type. What takes
+//! more than one value to decide (a target's provider is declared, a CID is
+//! valid, a CID is not twice on one target) is left to `pinsync validate`.
+
+use serde_json::{Map, Value, json};
+
+use super::parse::MAX_IDENTITY_CHARS;
+use super::{
+    CallKind, DEFAULT_IDENTITY, MANIFEST_VERSION, MAX_META_CHARS, MAX_NAME_CHARS, MAX_ORIGIN_CHARS,
+    MAX_ORIGINS, ProviderKind, UnpinGuard,
+};
+
+/// Where the schema is published; `pinsync schema` prints it as its `$id`.
+pub(crate) const SCHEMA_URL: &str = "https://pinsync.dev/schema/pins-v1.json";
+
+/// A provider or cluster name, as `is_valid_name` accepts it.
+const NAME_PATTERN: &str = "^[A-Za-z0-9_-]+$";
+/// `provider` or `provider/cluster`.
+const TARGET_PATTERN: &str = "^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)?$";
+/// `${VAR}`, as `SecretRef::parse` accepts it.
+const CREDENTIAL_PATTERN: &str = "^\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}$";
+/// http(s), without a query or fragment.
+const BASE_URL_PATTERN: &str = "^https?://[^\\s?#]+$";
+/// A CID written alone: multibase characters, no `:` or `.` of a URL.
+const CID_PATTERN: &str = "^[A-Za-z0-9+/=_-]+$";
+/// A multiaddr: starts with `/`, no whitespace.
+const ORIGIN_PATTERN: &str = "^/\\S*$";
+
+/// Plain YAML scalars that the parser reads as text: `name: 2024` is the
+/// name "2024", though YAML (and so the schema's JSON) sees a number.
+const TEXT_TYPES: [&str; 3] = ["string", "number", "boolean"];
+
+/// What one provider type needs and refuses, as the parser's walk of a
+/// provider enforces it.
+struct TypeFields {
+    /// The field holding the key: `api_key`, or `token` for a Pinning Service.
+    key: &'static str,
+    /// Fields that are an error for this type.
+    refused: &'static [&'static str],
+    /// Whether `take_over_unmarked: true` means anything to it.
+    takes_over_unmarked: bool,
+    /// One line for the schema's description of `type`.
+    summary: &'static str,
+}
+
+fn type_fields(kind: ProviderKind) -> TypeFields {
+    match kind {
+        ProviderKind::Aioz => TypeFields {
+            key: "api_key",
+            refused: &["token", "auth"],
+            takes_over_unmarked: false,
+            summary: "AIOZ W3IPFS pinning API; needs api_key and secret_key",
+        },
+        ProviderKind::Pinarkive => TypeFields {
+            key: "api_key",
+            refused: &["token", "secret_key"],
+            takes_over_unmarked: false,
+            summary: "Pinarkive API v3, with clusters; needs api_key",
+        },
+        ProviderKind::PinningService => TypeFields {
+            key: "token",
+            refused: &["api_key", "secret_key", "auth"],
+            takes_over_unmarked: true,
+            summary: "the IPFS Pinning Service API (Pinata, Filebase, 4EVERLAND, Crust, \
+                      AIOZ's /api/psa, ipfs-cluster); needs token and base_url",
+        },
+    }
+}
+
+/// Every provider type, in the order `type:` lists them.
+fn kinds() -> impl Iterator<Item = ProviderKind> {
+    ProviderKind::NAMES
+        .iter()
+        .filter_map(|name| ProviderKind::from_name(name))
+}
+
+/// Fields every type requires: its key, `secret_key` for AIOZ, and
+/// `base_url` for a type without a default endpoint.
+fn required_fields(kind: ProviderKind) -> Vec<&'static str> {
+    let mut required = vec!["type", type_fields(kind).key];
+    if kind == ProviderKind::Aioz {
+        required.push("secret_key");
+    }
+    if kind.default_base_url().is_none() {
+        required.push("base_url");
+    }
+    required
+}
+
+/// The manifest's JSON Schema.
+pub(crate) fn schema() -> Value {
+    json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$id": SCHEMA_URL,
+        "title": "pinsync manifest (pins.yaml)",
+        "description": "Which CIDs must be pinned on which pinning service (and cluster). \
+            `pinsync validate` checks it fully; `pinsync plan` shows what apply would change.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["version", "providers", "pins"],
+        "properties": {
+            "version": {
+                "description": format!("The manifest format: always {MANIFEST_VERSION}."),
+                "const": MANIFEST_VERSION,
+            },
+            "identity": {
+                "description": format!(
+                    "The value of `meta.pinsync` on the Pinning Service requests this manifest \
+                     makes; only requests carrying it are ever removed. Default `{DEFAULT_IDENTITY}`."
+                ),
+                "type": "string",
+                "pattern": NAME_PATTERN,
+                "maxLength": MAX_IDENTITY_CHARS,
+                "default": DEFAULT_IDENTITY,
+            },
+            "providers": {
+                "description": "The pinning services, by a name of your choosing (letters, \
+                    digits, '-' and '_'); targets name them.",
+                "type": "object",
+                "propertyNames": {"pattern": NAME_PATTERN},
+                "additionalProperties": provider(),
+            },
+            "defaults": {
+                "description": "Values for pins that give none.",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "to": targets("Targets of the pins that have no `to`."),
+                },
+            },
+            "prune": {
+                "description": "`true`: pins gone from the manifest are unpinned (as with \
+                    `--prune`); otherwise they are kept pinned and marked orphaned.",
+                "type": "boolean",
+                "default": false,
+            },
+            "pins": {
+                "description": "What must be pinned: one entry per CID.",
+                "type": "array",
+                "items": pin(),
+            },
+        },
+        // Without `defaults.to`, every pin must name its targets.
+        "if": {
+            "required": ["defaults"],
+            "properties": {"defaults": {"required": ["to"]}},
+        },
+        "else": {
+            "properties": {"pins": {"items": {"required": ["to"]}}},
+        },
+    })
+}
+
+fn provider() -> Value {
+    let types: Vec<String> = kinds()
+        .map(|k| format!("`{k}`: {}", type_fields(k).summary))
+        .collect();
+    let defaults: Vec<String> = kinds()
+        .filter_map(|k| k.default_base_url().map(|url| format!("{k}: {url}")))
+        .collect();
+    let guard = UnpinGuard::default();
+    json!({
+        "description": "One pinning service.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["type"],
+        "properties": {
+            "type": {
+                "description": format!("The service's API. {}.", types.join("; ")),
+                "enum": ProviderKind::NAMES,
+            },
+            "api_key": credential(
+                "`aioz` and `pinarkive`: the environment variable holding the API key, as \
+                 ${VAR}. Read by `apply`; keys are never written in the manifest."
+            ),
+            "secret_key": credential(
+                "`aioz`: the environment variable holding the secret key, as ${VAR}."
+            ),
+            "token": credential(
+                "`pinning-service`: the environment variable holding the bearer token, as ${VAR}."
+            ),
+            "base_url": {
+                "description": format!(
+                    "The API's root. Defaults: {}; required for `pinning-service` (e.g. \
+                     https://api.pinata.cloud/psa). Must be https://, or http:// to loopback; \
+                     plain http elsewhere needs `allow_insecure_http: true`.",
+                    defaults.join(", ")
+                ),
+                "type": "string",
+                "pattern": BASE_URL_PATTERN,
+            },
+            "auth": {
+                "description": "`pinarkive`: `header` sends X-API-Key (the default), `bearer` \
+                    sends Authorization: Bearer.",
+                "enum": ["header", "bearer"],
+                "default": "header",
+            },
+            "allow_insecure_http": {
+                "description": "`true` allows a plain http:// base_url to a host that is not \
+                    loopback: the keys travel unencrypted.",
+                "type": "boolean",
+                "default": false,
+            },
+            "unpin_guard": {
+                "description": "A plan that would unpin more than `count` and more than \
+                    `percent`% of one target's pins is refused (exit 3) unless \
+                    --max-unpins or --force-unpins allows it.",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "count": {
+                        "description": "Unpins of one target always allowed.",
+                        "type": "integer",
+                        "minimum": 0,
+                        "maximum": u32::MAX,
+                        "default": guard.count,
+                    },
+                    "percent": {
+                        "description": "Share of one target's pins always allowed to go.",
+                        "type": "integer",
+                        "minimum": 0,
+                        "maximum": 100,
+                        "default": guard.percent,
+                    },
+                },
+            },
+            "take_over_unmarked": {
+                "description": "`pinning-service`: `true` re-makes a request found for a wanted \
+                    CID without any `meta.pinsync` mark with this manifest's, so pinsync manages \
+                    it from then on; by default it is adopted as foreign and left alone.",
+                "type": "boolean",
+                "default": false,
+            },
+            "rate_limit": {
+                "description": format!(
+                    "The limit every call to this provider is paced at: `N/s`, `N/min` or \
+                     `N/h` (like 180/min), `{{rate, burst}}`, or `none` to turn pacing off. \
+                     Defaults: {}; a `pinning-service` has none unless set.",
+                    rate_defaults()
+                ),
+                "oneOf": [rate_text(), {"const": "none"}, rate_mapping()],
+            },
+            "rate_limits": {
+                "description": "Limits on one kind of call, on top of `rate_limit` (Pinata \
+                    allows 30 lists a minute of its 180 calls).",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": CallKind::NAMES
+                    .iter()
+                    .map(|k| ((*k).to_owned(), json!({
+                        "description": format!("Calls of kind `{k}`."),
+                        "oneOf": [rate_text(), rate_mapping()],
+                    })))
+                    .collect::<Map<String, Value>>(),
+            },
+        },
+        "allOf": kinds().map(type_rule).collect::<Vec<_>>(),
+    })
+}
+
+/// A rate limit as text: `N/s`, `N/min`, `N/h`.
+fn rate_text() -> Value {
+    json!({
+        "type": "string",
+        "pattern": "^\\s*[0-9]+\\s*/\\s*(s|sec|second|m|min|minute|h|hour)\\s*$",
+    })
+}
+
+/// A rate limit with a burst: `{rate: 100/min, burst: 10}`.
+fn rate_mapping() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["rate"],
+        "properties": {
+            "rate": rate_text(),
+            "burst": {
+                "description": "Calls that may go at once before the pace applies.",
+                "type": "integer",
+                "minimum": 1,
+            },
+        },
+    })
+}
+
+fn rate_defaults() -> String {
+    kinds()
+        .filter_map(|k| k.default_rate_limit().map(|l| format!("{k} {l}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `if type is KIND then` its required fields, and no field it refuses.
+fn type_rule(kind: ProviderKind) -> Value {
+    let fields = type_fields(kind);
+    let mut refused: Map<String, Value> = fields
+        .refused
+        .iter()
+        .map(|f| ((*f).to_owned(), Value::Bool(false)))
+        .collect();
+    if !fields.takes_over_unmarked {
+        refused.insert("take_over_unmarked".into(), json!({"const": false}));
+    }
+    json!({
+        "if": {
+            "required": ["type"],
+            "properties": {"type": {"const": kind.to_string()}},
+        },
+        "then": {
+            "required": required_fields(kind),
+            "properties": refused,
+        },
+    })
+}
+
+fn credential(description: &str) -> Value {
+    json!({
+        "description": description,
+        "type": "string",
+        "pattern": CREDENTIAL_PATTERN,
+        "examples": ["${MY_API_KEY}"],
+    })
+}
+
+fn targets(description: &str) -> Value {
+    json!({
+        "description": format!(
+            "{description} Each is `provider` or `provider/cluster` (clusters are Pinarkive's, \
+             e.g. cl0-global); each at most once."
+        ),
+        "type": "array",
+        "minItems": 1,
+        "uniqueItems": true,
+        "items": {"type": "string", "pattern": TARGET_PATTERN},
+    })
+}
+
+fn pin() -> Value {
+    json!({
+        "description": "One CID and where it must be pinned.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["cid"],
+        "properties": {
+            "cid": {
+                "description": "A CIDv0 (Qm…) or CIDv1 (bafy…), written alone (not a path or \
+                    URL). The provider receives it as written; Qm… and its CIDv1 are the same pin.",
+                "type": "string",
+                "pattern": CID_PATTERN,
+            },
+            "name": {
+                "description": "A name sent to the provider (AIOZ metadata.name, Pinarkive \
+                    customName, a Pinning Service request's name).",
+                "type": TEXT_TYPES,
+                "maxLength": MAX_NAME_CHARS,
+            },
+            "to": targets("Where this pin goes; without it, `defaults.to`."),
+            "meta": {
+                "description": "A string map, sent where the provider takes it (AIOZ \
+                    metadata.keyvalues, a Pinning Service request's meta).",
+                "type": "object",
+                "propertyNames": {"maxLength": MAX_META_CHARS},
+                "additionalProperties": {"type": TEXT_TYPES, "maxLength": MAX_META_CHARS},
+            },
+            "origins": {
+                "description": format!(
+                    "Up to {MAX_ORIGINS} multiaddrs known to provide the data \
+                     (/dnsaddr/…/p2p/…), sent to a `pinning-service`; a hint for fetching."
+                ),
+                "type": "array",
+                "maxItems": MAX_ORIGINS,
+                "items": {
+                    "type": "string",
+                    "pattern": ORIGIN_PATTERN,
+                    "maxLength": MAX_ORIGIN_CHARS,
+                },
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use super::super::parse::{
+        DEFAULTS_FIELDS, MANIFEST_FIELDS, PIN_FIELDS, PROVIDER_FIELDS, UNPIN_GUARD_FIELDS,
+    };
+    use super::*;
+
+    fn field_names(object: &Value) -> BTreeSet<&str> {
+        object["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .map(String::as_str)
+            .collect()
+    }
+
+    fn set<'a>(fields: &[&'a str]) -> BTreeSet<&'a str> {
+        fields.iter().copied().collect()
+    }
+
+    #[test]
+    fn every_mapping_has_exactly_the_fields_the_parser_accepts() {
+        let schema = schema();
+        let provider = &schema["properties"]["providers"]["additionalProperties"];
+        for (what, object, parser) in [
+            ("the manifest", &schema, MANIFEST_FIELDS),
+            ("a provider", provider, PROVIDER_FIELDS),
+            (
+                "unpin_guard",
+                &provider["properties"]["unpin_guard"],
+                UNPIN_GUARD_FIELDS,
+            ),
+            (
+                "defaults",
+                &schema["properties"]["defaults"],
+                DEFAULTS_FIELDS,
+            ),
+            ("a pin", &schema["properties"]["pins"]["items"], PIN_FIELDS),
+        ] {
+            assert_eq!(field_names(object), set(parser), "{what}");
+            assert_eq!(object["additionalProperties"], json!(false), "{what}");
+        }
+    }
+
+    /// A manifest with one provider of `kind` holding `fields` (each
+    /// `name: value`), and one pin on it.
+    fn with_provider(kind: ProviderKind, fields: &[&str]) -> String {
+        let mut text = format!("version: 1\nproviders:\n  p:\n    type: {kind}\n");
+        for f in fields {
+            text.push_str(&format!("    {f}\n"));
+        }
+        text.push_str(
+            "pins:\n  - cid: QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG\n    to: [p]\n",
+        );
+        text
+    }
+
+    fn parses(text: &str) -> bool {
+        super::super::parse(Path::new("pins.yaml"), text.as_bytes()).is_ok()
+    }
+
+    /// `field: value` with a value the parser takes for that field.
+    fn field_line(field: &str, take_over: bool) -> String {
+        let value = match field {
+            "base_url" => "https://pin.example.com",
+            "auth" => "bearer",
+            "allow_insecure_http" => "true",
+            "unpin_guard" => "{count: 1, percent: 2}",
+            "rate_limit" => "{rate: 10/s, burst: 5}",
+            "rate_limits" => "{list: 30/min}",
+            "take_over_unmarked" => {
+                if take_over {
+                    "true"
+                } else {
+                    "false"
+                }
+            }
+            _ => "${SOME_KEY}",
+        };
+        format!("{field}: {value}")
+    }
+
+    /// The per-type rules the schema states are the parser's: a provider
+    /// with exactly the required fields is accepted, and so is one with
+    /// every field the schema allows; one without any required field is
+    /// refused, and so is one with any field the schema refuses.
+    #[test]
+    fn each_types_required_and_refused_fields_are_the_parsers() {
+        for kind in kinds() {
+            let fields = type_fields(kind);
+            let lines = |names: &[&str], take_over: bool| -> Vec<String> {
+                names.iter().map(|f| field_line(f, take_over)).collect()
+            };
+            let accepted = |lines: &[String]| {
+                let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+                parses(&with_provider(kind, &refs))
+            };
+            let required: Vec<&str> = required_fields(kind)
+                .into_iter()
+                .filter(|f| *f != "type")
+                .collect();
+            assert!(
+                accepted(&lines(&required, false)),
+                "{kind} with {required:?}"
+            );
+            let allowed: Vec<&str> = PROVIDER_FIELDS
+                .iter()
+                .copied()
+                .filter(|f| *f != "type" && !fields.refused.contains(f))
+                .collect();
+            assert!(
+                accepted(&lines(&allowed, fields.takes_over_unmarked)),
+                "{kind} with {allowed:?}"
+            );
+            for missing in &required {
+                let fewer: Vec<&str> = required.iter().copied().filter(|f| f != missing).collect();
+                assert!(!accepted(&lines(&fewer, false)), "{kind} without {missing}");
+            }
+            for extra in fields.refused {
+                let more: Vec<&str> = required.iter().chain([extra]).copied().collect();
+                assert!(!accepted(&lines(&more, false)), "{kind} with {extra}");
+            }
+            let take_over: Vec<&str> = required
+                .iter()
+                .chain(&["take_over_unmarked"])
+                .copied()
+                .collect();
+            assert_eq!(
+                accepted(&lines(&take_over, true)),
+                fields.takes_over_unmarked,
+                "{kind} with take_over_unmarked: true"
+            );
+        }
+    }
+
+    #[test]
+    fn every_provider_type_has_a_rule() {
+        let schema = schema();
+        let rules = schema["properties"]["providers"]["additionalProperties"]["allOf"]
+            .as_array()
+            .expect("allOf");
+        let named: Vec<&str> = rules
+            .iter()
+            .map(|r| r["if"]["properties"]["type"]["const"].as_str().unwrap())
+            .collect();
+        assert_eq!(named, ProviderKind::NAMES);
+    }
+}
