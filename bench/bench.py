@@ -114,7 +114,7 @@ def write_state(path, count, targets):
     # As pinsync writes it: the header, then one compact pin per line.
     lines = ",\n    ".join(json.dumps(p, separators=(",", ":")) for p in pins)
     path.write_text(
-        '{\n  "format_version": 2,\n  "lineage": "be0c4a11-00000000-00000000-00000001",\n'
+        '{\n  "format_version": 3,\n  "lineage": "be0c4a11-00000000-00000000-00000001",\n'
         f'  "serial": 1,\n  "pins": [\n    {lines}\n  ]\n}}\n'
     )
 

@@ -78,7 +78,7 @@ pub fn adopt(
                 continue;
             }
             let entry = best.entry(key).or_insert((pin, wanted_labels));
-            if crate::refresh::rank(pin.status) < crate::refresh::rank(entry.0.status) {
+            if (pin.foreign, pin.status.rank()) < (entry.0.foreign, entry.0.status.rank()) {
                 *entry = (pin, wanted_labels);
             }
         }

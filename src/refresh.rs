@@ -178,11 +178,21 @@ pub fn observe(
     let on_provider = |k: &PinKey| k.target.provider == provider;
     for (key, record) in state.pins.iter_mut().filter(|(k, _)| on_provider(k)) {
         let candidates = by_cid.get(&key.cid).map(Vec::as_slice).unwrap_or_default();
-        // The best word of any listing of it: a pinned copy wins.
-        let best = candidates
-            .iter()
-            .filter(|p| key.target.cluster.is_none() || p.cluster == key.target.cluster)
-            .min_by_key(|p| rank(p.status));
+        let candidates = || {
+            candidates
+                .iter()
+                .filter(|p| key.target.cluster.is_none() || p.cluster == key.target.cluster)
+        };
+        // The best word of any listing of it: pinsync's own request before
+        // someone else's, then a pinned copy.
+        let best = candidates().min_by_key(|p| (p.foreign, p.status.rank()));
+        // Whose the recorded request is, as the service shows it now (a
+        // state from before ownership was recorded learns it here).
+        if let Some(recorded) =
+            candidates().find(|p| p.pin_id.is_some() && p.pin_id == record.pin_id)
+        {
+            record.foreign = recorded.foreign;
+        }
         let status = best.map_or(ProviderStatus::Missing, |p| p.status);
         if record.pin_id.is_none()
             && let Some(id) = best.and_then(|p| p.pin_id.clone())
@@ -197,17 +207,6 @@ pub fn observe(
         *found.statuses.entry(status).or_default() += 1;
     }
     found
-}
-
-/// Which of several listings of one CID speaks for it: the lowest.
-pub(crate) fn rank(status: ProviderStatus) -> u8 {
-    match status {
-        ProviderStatus::Pinned => 0,
-        ProviderStatus::Pinning => 1,
-        ProviderStatus::Queued => 2,
-        ProviderStatus::Failed => 3,
-        ProviderStatus::Missing => 4,
-    }
 }
 
 #[cfg(test)]

@@ -15,8 +15,10 @@ use crate::manifest::{Labels, Manifest, PinKey, ProviderConfig, ProviderKind, Ta
 use crate::state::{PinStatus, State};
 
 /// Version of the plan document (`--json`, `--out`).
-/// Version 2 added unpins and their order; a version 1 plan is refused.
-pub const PLAN_FORMAT_VERSION: u32 = 2;
+/// Version 2 added unpins and their order, version 3 origins and each
+/// provider's rate limits; an older plan is refused (made again, it says
+/// everything this build would act on).
+pub const PLAN_FORMAT_VERSION: u32 = 3;
 
 /// What a change does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

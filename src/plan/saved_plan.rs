@@ -335,7 +335,7 @@ mod tests {
             }),
             ("format version 7", |p| p["format_version"] = json!(7)),
             (
-                "format version 1; this pinsync reads version 2: run `pinsync plan --out` again",
+                "format version 1; this pinsync reads version 3: run `pinsync plan --out` again",
                 |p| {
                     p["format_version"] = json!(1);
                 },

@@ -164,7 +164,7 @@ fn read_answer(answer: &Answer) -> Result<PinReceipt, ProviderError> {
         )));
     }
     Ok(PinReceipt {
-        pin_id: Some(http::clean_message(&envelope.data.id)),
+        pin_id: Some(http::pin_id(&envelope.data.id)?),
         already_pinned: false,
         foreign: false,
     })

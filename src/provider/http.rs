@@ -208,6 +208,19 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// A provider's id for a pin, as it must be sent back: refused, not
+/// trimmed or cut, if it is empty, long or holds a control character (a
+/// changed id would remove nothing and read as "already gone").
+pub(crate) fn pin_id(text: &str) -> Result<String, ProviderError> {
+    if text.is_empty() || text.len() > MAX_MESSAGE_CHARS || text.chars().any(char::is_control) {
+        return Err(ProviderError::BadResponse(format!(
+            "the provider's pin id {:?} is empty, longer than {MAX_MESSAGE_CHARS} bytes or holds a control character",
+            clean_message(text)
+        )));
+    }
+    Ok(text.to_owned())
+}
+
 /// A one-line, bounded, printable version of a provider's message.
 pub(crate) fn clean_message(text: &str) -> String {
     let cleaned: String = text

@@ -27,7 +27,7 @@ use crate::manifest::CallKind;
 use crate::state::ProviderStatus;
 
 /// The meta key that marks a request as this manifest's.
-pub const OWNER_KEY: &str = "pinsync";
+pub(crate) const OWNER_KEY: &str = "pinsync";
 /// Results asked for per list call: the spec's maximum.
 const LIST_PAGE: usize = 1000;
 /// CIDs one lookup may name (the spec's limit).
@@ -56,11 +56,11 @@ pub struct PinningService {
 #[derive(Debug, Clone)]
 pub struct Ownership {
     /// The value of `meta.pinsync` on the requests this manifest makes.
-    pub identity: String,
+    pub(crate) identity: String,
     /// An unmarked request found for a CID is re-made with the mark, so it
     /// becomes this manifest's (`take_over_unmarked: true`); by default it
     /// is adopted as foreign and left alone.
-    pub take_over_unmarked: bool,
+    pub(crate) take_over_unmarked: bool,
 }
 
 /// Whose a request is, by its `meta.pinsync`.
@@ -85,7 +85,18 @@ struct Pin<'a> {
 
 #[derive(Deserialize)]
 struct PinResults {
+    /// The total matched, by the spec; some services give the page's
+    /// length, or an estimate. Only ever a hint that there is more.
+    #[serde(default)]
+    count: Option<u64>,
     results: Vec<PinStatus>,
+}
+
+impl PinResults {
+    /// Whether `count` says more matched than this page holds.
+    fn count_says_more(&self) -> bool {
+        self.count.is_some_and(|c| c > self.results.len() as u64)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,14 +191,19 @@ impl PinningService {
             .append_pair("status", ALL_STATUSES)
             .append_pair("limit", &LIST_PAGE.to_string());
         let answer = self.send(CallKind::List, self.client.get(url)).await?;
-        let results = http::read_json::<PinResults>(&answer, "pins", "results")?.results;
-        if results.len() >= LIST_PAGE {
-            // A full page may hide more: not an answer to rely on.
+        let page = http::read_json::<PinResults>(&answer, "pins", "results")?;
+        if page.results.len() >= LIST_PAGE || page.count_says_more() {
+            // A page that may hide more (full, or cut short by a service's
+            // own cap) is not an answer to add by.
             return Err(ProviderError::BadResponse(format!(
-                "a lookup of {} CIDs found {LIST_PAGE} requests or more",
-                cids.len()
+                "a lookup of {} CIDs answered {} requests of {}; not all were seen",
+                cids.len(),
+                page.results.len(),
+                page.count
+                    .map_or_else(|| "more".to_owned(), |c| c.to_string())
             )));
         }
+        let results = page.results;
         let canonical = |cid: &str| {
             crate::manifest::ContentId::parse(cid)
                 .map_or_else(|_| cid.to_owned(), |c| c.canonical().to_owned())
@@ -203,7 +219,8 @@ impl PinningService {
         Ok(found)
     }
 
-    async fn batch(
+    /// One batch of the look-ahead, handed back with its CIDs.
+    async fn lookup_batch(
         &self,
         batch: Vec<String>,
     ) -> (Vec<String>, Result<Vec<Vec<PinStatus>>, ProviderError>) {
@@ -223,8 +240,9 @@ impl PinningService {
             .chunks(LOOKUP_CIDS)
             .map(|b| b.iter().map(|c| (*c).to_owned()).collect())
             .collect();
-        let mut batches = futures::stream::iter(batches.into_iter().map(|batch| self.batch(batch)))
-            .buffer_unordered(concurrency.max(1));
+        let mut batches =
+            futures::stream::iter(batches.into_iter().map(|batch| self.lookup_batch(batch)))
+                .buffer_unordered(concurrency.max(1));
         while let Some((batch, found)) = batches.next().await {
             let found = match found {
                 Ok(found) => found,
@@ -251,22 +269,24 @@ impl PinningService {
             Some(found) => found,
             None => self.lookup(request.cid).await?,
         };
+        // Ours first (a rerun after a crash finds its own add), then the
+        // most advanced.
         let live = found
             .into_iter()
             .filter(|p| p.status != "failed")
-            .min_by_key(|p| crate::refresh::rank(p.status()));
+            .min_by_key(|p| self.preference(p));
         if let Some(existing) = live {
             let mark = existing.mark(&self.ownership.identity);
             if mark == Mark::Unmarked && self.ownership.take_over_unmarked {
                 let replaced = self.replace(request, &existing.requestid).await?;
                 return Ok(PinReceipt {
-                    pin_id: Some(http::clean_message(&replaced.requestid)),
+                    pin_id: Some(http::pin_id(&replaced.requestid)?),
                     already_pinned: true,
                     foreign: false,
                 });
             }
             return Ok(PinReceipt {
-                pin_id: Some(http::clean_message(&existing.requestid)),
+                pin_id: Some(http::pin_id(&existing.requestid)?),
                 already_pinned: true,
                 foreign: mark != Mark::Ours,
             });
@@ -280,7 +300,7 @@ impl PinningService {
             .await?;
         let created: PinStatus = http::read_json(&answer, "add", "PinStatus")?;
         Ok(PinReceipt {
-            pin_id: Some(http::clean_message(&created.requestid)),
+            pin_id: Some(http::pin_id(&created.requestid)?),
             already_pinned: false,
             foreign: false,
         })
@@ -354,7 +374,7 @@ impl PinningService {
         }
         let replaced = self.replace(request, request_id).await?;
         Ok(PinReceipt {
-            pin_id: Some(http::clean_message(&replaced.requestid)),
+            pin_id: Some(http::pin_id(&replaced.requestid)?),
             already_pinned: false,
             foreign: false,
         })
@@ -374,6 +394,15 @@ impl PinningService {
             )
             .await?;
         http::read_json(&answer, "replace", "PinStatus")
+    }
+
+    /// Which of several requests for one CID stands for the pin: this
+    /// manifest's before anyone else's, then the most advanced status.
+    fn preference(&self, p: &PinStatus) -> (bool, u8) {
+        (
+            p.mark(&self.ownership.identity) != Mark::Ours,
+            p.status().rank(),
+        )
     }
 
     /// The body of an add or a replace: the manifest's labels and the mark.
@@ -403,7 +432,7 @@ impl PinningService {
                 .lookup(request.cid)
                 .await?
                 .into_iter()
-                .min_by_key(|p| crate::refresh::rank(p.status())),
+                .min_by_key(|p| self.preference(p)),
         };
         Ok(found.map_or(ProviderStatus::Missing, |p| p.status()))
     }
@@ -418,10 +447,15 @@ impl PinningService {
         }
         let answer = self.send(CallKind::List, self.client.get(url)).await?;
         let page: PinResults = http::read_json(&answer, "pins", "results")?;
-        // `count` is not trusted (some services report the page size): a
-        // short page ends the listing, and so does a page longer than asked
-        // for (a service without pagination, like ipfs-cluster, answers all).
-        let next = if page.results.len() == LIST_PAGE {
+        // `count` is not trusted to end a listing (some services report the
+        // page size): a short page ends it, unless `count` says there is
+        // more (a service that caps `limit` lower); so does a page longer
+        // than asked for (one without pagination, like ipfs-cluster).
+        let more = page.results.len() == LIST_PAGE
+            || (!page.results.is_empty()
+                && page.results.len() < LIST_PAGE
+                && page.count_says_more());
+        let next = if more {
             Some(next_before(&page.results, cursor)?)
         } else {
             None
@@ -429,15 +463,17 @@ impl PinningService {
         let pins = page
             .results
             .into_iter()
-            .map(|p| ListedPin {
-                status: p.status(),
-                foreign: p.mark(&self.ownership.identity) != Mark::Ours,
-                cid: http::clean_message(&p.pin.cid),
-                cluster: None,
-                pin_id: Some(http::clean_message(&p.requestid)),
-                name: p.pin.name.as_deref().map(http::clean_message),
+            .map(|p| {
+                Ok(ListedPin {
+                    status: p.status(),
+                    foreign: p.mark(&self.ownership.identity) != Mark::Ours,
+                    cid: http::clean_message(&p.pin.cid),
+                    cluster: None,
+                    pin_id: Some(http::pin_id(&p.requestid)?),
+                    name: p.pin.name.as_deref().map(http::clean_message),
+                })
             })
-            .collect();
+            .collect::<Result<_, ProviderError>>()?;
         Ok(Listing { pins, next })
     }
 }
@@ -465,12 +501,23 @@ fn next_before(results: &[PinStatus], cursor: Option<&str>) -> Result<String, Pr
         digits = digits.min(fraction_digits(&result.created));
     }
     let unit_nanos = 10u128.pow(9 - digits);
+    // A time before 1970 or past 2554 cannot be a cursor: refused, not
+    // clamped (a clamped `before` would skip requests without a word).
+    let out_of_range = || {
+        ProviderError::BadResponse(
+            "a request's `created` is before 1970 or after 2554; the listing cannot be paged"
+                .into(),
+        )
+    };
     let since_epoch = oldest
         .unwrap_or(UNIX_EPOCH)
         .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
+        .map_err(|_| out_of_range())?
         .as_nanos();
     let start = since_epoch - since_epoch % unit_nanos;
+    if u64::try_from(start + unit_nanos).is_err() {
+        return Err(out_of_range());
+    }
     let at = |nanos: u128| {
         let t = UNIX_EPOCH + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
         match digits {
@@ -517,15 +564,22 @@ fn parse_created(text: &str) -> Option<SystemTime> {
         .checked_sub(6)
         .filter(|&i| text.is_char_boundary(i))?;
     let (local, offset) = text.split_at(split);
-    let (sign, hm) = offset.split_at(1);
+    let (east, hm) = match (offset.strip_prefix('+'), offset.strip_prefix('-')) {
+        (Some(hm), _) => (true, hm),
+        (_, Some(hm)) => (false, hm),
+        _ => return None,
+    };
     let (h, m) = hm.split_once(':')?;
-    let minutes = h.parse::<u64>().ok()? * 60 + m.parse::<u64>().ok()?;
-    let shift = Duration::from_secs(minutes * 60);
+    let (h, m) = (h.parse::<u64>().ok()?, m.parse::<u64>().ok()?);
+    if h > 23 || m > 59 {
+        return None;
+    }
+    let shift = Duration::from_secs((h * 60 + m) * 60);
     let local = humantime::parse_rfc3339(&format!("{local}Z")).ok()?;
-    match sign {
-        "+" => local.checked_sub(shift),
-        "-" => local.checked_add(shift),
-        _ => None,
+    if east {
+        local.checked_sub(shift)
+    } else {
+        local.checked_add(shift)
     }
 }
 
@@ -626,6 +680,9 @@ mod tests {
             "",
             "yesterday",
             "2026-03-01T10:00:05*02:00",
+            "2026-03-01T10:00:05é0:00",
+            "2026-03-01T10:00:05+99:00",
+            "é",
             "2026-03-01T10:00:05",
         ] {
             let err = next_before(&page(&[bad]), None).unwrap_err();
@@ -634,5 +691,8 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+        // Through an offset, a time before 1970: refused, not clamped.
+        let err = next_before(&page(&["1970-01-01T00:30:00+01:00"]), None).unwrap_err();
+        assert!(err.to_string().contains("before 1970"), "{err}");
     }
 }

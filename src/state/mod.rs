@@ -20,12 +20,14 @@ pub use lock::{LockError, StateLock};
 pub use state_file::{Restored, StateFile, StateFileError};
 
 /// Version of the state file format this build writes. Version 2 added
-/// what the provider last said of each pin; a version 1 state is read as
-/// one with nothing observed yet, and the first write keeps it as the backup.
-pub const STATE_FORMAT_VERSION: u32 = 2;
+/// what the provider last said of each pin, version 3 the `foreign` mark
+/// of adopted Pinning Service requests; an older state is read as one with
+/// nothing observed and nothing foreign, and the first write keeps it as
+/// the backup.
+pub const STATE_FORMAT_VERSION: u32 = 3;
 
-/// Older versions this build reads.
-pub const READS_STATE_VERSIONS: [u32; 2] = [1, 2];
+/// The versions this build reads.
+pub const READS_STATE_VERSIONS: [u32; 3] = [1, 2, 3];
 
 /// What pinsync has pinned, keyed by (target, canonical CID).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -90,6 +92,18 @@ pub enum ProviderStatus {
 }
 
 impl ProviderStatus {
+    /// Which of several answers for one pin counts: pinned before pinning,
+    /// before queued, before failed, before missing.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Pinned => 0,
+            Self::Pinning => 1,
+            Self::Queued => 2,
+            Self::Failed => 3,
+            Self::Missing => 4,
+        }
+    }
+
     /// Whether the pin needs pinning again: drift.
     pub fn is_lost(self) -> bool {
         matches!(self, Self::Failed | Self::Missing)

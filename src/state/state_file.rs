@@ -28,7 +28,7 @@ pub enum StateFileError {
     )]
     Corrupt { path: PathBuf, reason: String },
     #[error(
-        "state file {path} has format version {found}; this pinsync reads versions 1 and {STATE_FORMAT_VERSION}"
+        "state file {path} has format version {found}; this pinsync reads versions 1 to {STATE_FORMAT_VERSION}"
     )]
     UnsupportedVersion { path: PathBuf, found: u64 },
     /// Reading or writing one of the state's files failed.
@@ -385,7 +385,7 @@ mod tests {
                 "name": "p1", "meta": {"team": "web"}, "pin_id": "id-1",
                 "pinned_at": "2026-01-01T00:00:00Z", "status": "managed"})
         );
-        assert_eq!(json["format_version"], 2);
+        assert_eq!(json["format_version"], 3);
         assert_eq!(json["serial"], 3);
     }
 
@@ -432,7 +432,7 @@ mod tests {
         );
         let json: serde_json::Value =
             serde_json::from_slice(&fs::read(file.path()).unwrap()).unwrap();
-        assert_eq!(json["format_version"], 2);
+        assert_eq!(json["format_version"], 3);
         assert_eq!(file.load().unwrap(), state);
     }
 

@@ -63,7 +63,7 @@ fn apply_pins_with_the_documented_requests_and_records_them() {
 
     // The state holds each pin, with AIOZ's pin id from `data.id`.
     let state = p.state();
-    assert_eq!(state["format_version"], 2);
+    assert_eq!(state["format_version"], 3);
     let pins = state["pins"].as_array().unwrap();
     assert_eq!(pins.len(), 3);
     let emu_ids: Vec<Value> = emu
@@ -530,7 +530,7 @@ fn a_version_1_state_is_migrated_and_kept_as_the_backup() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(emu.pin_calls(), 1, "only the pin the v1 state lacked");
     let state = p.state();
-    assert_eq!(state["format_version"], 2);
+    assert_eq!(state["format_version"], 3);
     assert_eq!(state["lineage"], "v1-lineage");
     assert!(state["serial"].as_u64().unwrap() > 3);
     assert_eq!(

@@ -338,3 +338,83 @@ fn an_ipfs_cluster_style_service_is_listed_in_one_call_and_pruned_by_cid() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(emu.psa_requests().len(), 1199);
 }
+
+/// A rerun after a crash finds this manifest's own request for a CID even
+/// where a hand-made one is further along: it adopts its own (as owned),
+/// not the hand-made one (as foreign), so its billed request is never lost
+/// track of.
+#[test]
+fn of_several_requests_for_a_cid_its_own_is_adopted_first() {
+    let emu = Emulator::start();
+    let hand_made = emu.psa_add_by_hand(json!([{"cid": CID_A, "name": "by hand"}]));
+    emu.psa_traps(json!({"pinning_ms": 600_000}));
+    let ours =
+        emu.psa_add_by_hand(json!([{"cid": CID_A, "name": "a", "meta": {"pinsync": "pinsync"}}]));
+    let p = Project::new(&emu, &pin(CID_A, "a", &["psa"]));
+    let r = p.run(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("(1 already pinned)"), "{r:?}");
+    let state = p.state();
+    let record = &state["pins"][0];
+    assert_eq!(
+        record["pin_id"],
+        ours[0].as_str(),
+        "not {hand_made:?}: {state}"
+    );
+    assert!(record.get("foreign").is_none(), "{state}");
+    assert_eq!(emu.psa_requests().len(), 2, "nothing added");
+}
+
+/// On this type a rename is one replace of the request (`POST
+/// /pins/{requestid}`), never an add beside it.
+#[test]
+fn a_rename_is_one_replace_and_no_add() {
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &pin(CID_B, "docs", &["psa"]));
+    assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
+    let id = recorded_ids(&p).into_values().next().unwrap();
+    let adds_before = psa_calls(&emu, "POST", "/psa/pins").len();
+    p.write_manifest(&emu, &pin(CID_B, "docs-v2", &["psa"]));
+    let r = p.run(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let posts = psa_calls(&emu, "POST", "/psa/pins");
+    let new: Vec<&Value> = posts[adds_before..].iter().collect();
+    assert_eq!(new.len(), 1, "{new:#?}");
+    assert_eq!(new[0]["path"], format!("/psa/pins/{id}"));
+    let held = emu.psa_requests();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0]["name"], "docs-v2");
+    assert_eq!(
+        recorded_ids(&p).into_values().next().unwrap(),
+        held[0]["id"].as_str().unwrap()
+    );
+}
+
+/// A proxy in front of the service that echoes the request's headers in
+/// its error puts the bearer token in the answer: it reaches no output and
+/// no file.
+#[test]
+fn a_token_echoed_back_by_the_service_is_redacted_everywhere() {
+    let emu = Emulator::start();
+    emu.faults(json!({"fail_next": [
+        {"on": "POST /psa/pins", "echo_headers": true, "status": 400},
+        {"on": "GET /psa/pins", "echo_headers": true, "status": 400},
+    ]}));
+    let p = Project::new(&emu, &psa_pins(&many_cids(2)));
+    let r = p.run(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let echoed = emu
+        .requests()
+        .iter()
+        .filter(|r| r["fault"] == "fail_next:echo_headers")
+        .count();
+    assert_eq!(echoed, 2, "both faults answered");
+    assert!(
+        r.stdout.contains("[redacted]") || r.stdout.contains("authorization"),
+        "{r:?}"
+    );
+    assert_no_secret("apply output", &format!("{r:?}"));
+    for (path, text) in p.all_files() {
+        assert_no_secret(&path.display().to_string(), &text);
+    }
+}

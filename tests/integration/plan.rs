@@ -74,7 +74,7 @@ fn json_plan_is_machine_readable_and_carries_no_secret() {
     let run = p.run(&["plan", "--json"]);
     assert_eq!(run.code, 0, "{run:?}");
     let plan: Value = serde_json::from_str(&run.stdout).expect("stdout is JSON only");
-    assert_eq!(plan["format_version"], 2);
+    assert_eq!(plan["format_version"], 3);
     assert_eq!(plan["guards"], serde_json::json!([]));
     assert_eq!(plan["summary"]["pin"], 2);
     let changes = plan["changes"].as_array().unwrap();
