@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::faults::{FaultConfig, Provider};
+use crate::limits::Limit;
 use crate::pinning_service::{NewRequest, Traps};
 use crate::store::{Shared, lock};
 
@@ -27,6 +28,7 @@ pub fn routes() -> Router<Shared> {
         .route("/_emulator/reset", post(reset))
         .route("/_emulator/pins/status", post(set_pin_status))
         .route("/_emulator/psa", get(get_traps).post(set_traps))
+        .route("/_emulator/limits", get(get_limits).post(set_limits))
         .route("/_emulator/psa/requests", post(add_psa_requests))
 }
 
@@ -119,10 +121,12 @@ async fn stats(State(state): State<Shared>) -> Response {
     let pins = lock(&state.aioz).active_count()
         + lock(&state.pinarkive).count()
         + lock(&state.psa).count();
+    let rate_limited = lock(&state.limits).refused().clone();
     axum::Json(json!({
         "requests": state.counters.requests.load(Ordering::Relaxed),
         "pin_calls": state.counters.pin_calls.load(Ordering::Relaxed),
         "pins": pins,
+        "rate_limited": rate_limited,
     }))
     .into_response()
 }
@@ -211,10 +215,32 @@ async fn reset(State(state): State<Shared>) -> Response {
     *lock(&state.pinarkive) = Default::default();
     *lock(&state.psa) = Default::default();
     *lock(&state.faults) = FaultConfig::default();
+    lock(&state.limits).reset_counts();
     lock(&state.log).clear();
     state.counters.requests.store(0, Ordering::Relaxed);
     state.counters.pin_calls.store(0, Ordering::Relaxed);
     axum::Json(json!({"reset": true})).into_response()
+}
+
+async fn get_limits(State(state): State<Shared>) -> Response {
+    axum::Json(lock(&state.limits).current()).into_response()
+}
+
+/// Replaces every provider's limit (`{"aioz": {"per_second": 20, "burst":
+/// 20, "headers_always": true}}`); an empty object lifts them all. The
+/// buckets start full and the refusal counts at zero.
+async fn set_limits(State(state): State<Shared>, body: Bytes) -> Response {
+    let limits: BTreeMap<Provider, Limit> = match serde_json::from_slice(&body) {
+        Ok(limits) => limits,
+        Err(e) => return bad_request(format!("invalid limits: {e}")),
+    };
+    if let Some(e) = limits.values().find_map(|l| l.validate().err()) {
+        return bad_request(format!("invalid limits: {e}"));
+    }
+    let mut current = lock(&state.limits);
+    current.set(limits);
+    current.reset_counts();
+    axum::Json(current.current()).into_response()
 }
 
 async fn get_traps(State(state): State<Shared>) -> Response {

@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::{aioz, pinarkive};
 
 /// Which emulated service a request is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     Aioz,
@@ -43,6 +43,16 @@ impl Provider {
         } else {
             None
         }
+    }
+
+    pub fn from_name(name: &str) -> Option<Provider> {
+        [
+            Provider::Aioz,
+            Provider::Pinarkive,
+            Provider::PinningService,
+        ]
+        .into_iter()
+        .find(|p| p.name() == name)
     }
 
     pub fn name(self) -> &'static str {

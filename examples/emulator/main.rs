@@ -11,6 +11,7 @@
 mod aioz;
 mod control;
 mod faults;
+mod limits;
 mod pinarkive;
 mod pinning_service;
 mod requests;
@@ -91,6 +92,11 @@ struct Cli {
     /// service pins asynchronously).
     #[arg(long, default_value_t = 0)]
     aioz_pinning_ms: u64,
+    /// Enforce a rate limit on one provider's requests, as the services do
+    /// (429 with Retry-After and X-RateLimit-* past it): `aioz=20/s`,
+    /// `psa=180/min`, `pinarkive=10/s,burst=5`. Repeatable.
+    #[arg(long = "limit", value_name = "PROVIDER=RATE")]
+    limit: Vec<String>,
     /// Do not keep the request log (for benchmarks); counters still work.
     #[arg(long)]
     no_request_log: bool,
@@ -100,6 +106,23 @@ struct Cli {
 }
 
 impl Cli {
+    fn limits(&self) -> anyhow::Result<std::collections::BTreeMap<Provider, limits::Limit>> {
+        self.limit
+            .iter()
+            .map(|spec| {
+                let (name, rate) = spec
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("{spec:?} is not PROVIDER=RATE"))?;
+                let provider = Provider::from_name(name)
+                    .ok_or_else(|| anyhow::anyhow!("unknown provider {name:?} in {spec:?}"))?;
+                Ok((
+                    provider,
+                    limits::Limit::parse(rate).map_err(anyhow::Error::msg)?,
+                ))
+            })
+            .collect()
+    }
+
     fn fault_config(&self) -> anyhow::Result<FaultConfig> {
         let config = FaultConfig {
             delay_ms: self.delay_ms,
@@ -111,12 +134,7 @@ impl Cli {
             malformed_rate: self.malformed_rate,
             wrong_shape_rate: self.wrong_shape_rate,
             fail_next: Default::default(),
-            only: match self.only.as_deref() {
-                Some("aioz") => Some(Provider::Aioz),
-                Some("pinarkive") => Some(Provider::Pinarkive),
-                Some("psa") => Some(Provider::PinningService),
-                _ => None,
-            },
+            only: self.only.as_deref().and_then(Provider::from_name),
         };
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
@@ -136,7 +154,10 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    requests::started();
     let faults = cli.fault_config().context("invalid fault flags")?;
+    let mut limits = limits::Limits::default();
+    limits.set(cli.limits().context("invalid --limit")?);
     let state: Shared = Arc::new(AppState {
         settings: Settings {
             aioz_api_key: cli.aioz_api_key,
@@ -151,6 +172,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         pinarkive: Mutex::default(),
         psa: Mutex::default(),
         faults: Mutex::new(faults),
+        limits: Mutex::new(limits),
         log: Mutex::default(),
         counters: Counters::default(),
     });

@@ -34,8 +34,17 @@ pub struct LoggedRequest {
     /// `null` while in flight, when the connection was dropped, or when the
     /// client went away before the answer.
     pub status: Option<u16>,
-    /// The injected fault, if any (`drop`, `error`, `fail_next:status`, ...).
+    /// The injected fault, if any (`drop`, `error`, `fail_next:status`,
+    /// `limit` for a refusal by the rate limit, ...).
     pub fault: Option<String>,
+    /// When it arrived: milliseconds since the emulator started.
+    pub received_ms: u64,
+}
+
+/// When the emulator started, for `received_ms`.
+pub fn started() -> Instant {
+    static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(Instant::now)
 }
 
 /// Requests in arrival order. An entry is added on arrival and completed with
@@ -111,13 +120,30 @@ pub async fn gate(State(state): State<Shared>, request: Request, next: Next) -> 
         (request, None)
     };
 
-    let decision =
-        lock(&state.faults).decide(provider, request.method().as_str(), request.uri().path());
+    let verdict = lock(&state.limits).take(provider);
+    let decision = if verdict.refused_for.is_some() {
+        // Over the limit: refused before faults or the handler.
+        crate::faults::Decision::default()
+    } else {
+        lock(&state.faults).decide(provider, request.method().as_str(), request.uri().path())
+    };
     if !decision.delay.is_zero() {
         tokio::time::sleep(decision.delay).await;
     }
-    let label = decision.label();
-    let (response, answered) = match decision.fault {
+    let label = if verdict.refused_for.is_some() {
+        Some("limit".to_string())
+    } else {
+        decision.label()
+    };
+    let (mut response, answered) = match decision.fault {
+        _ if verdict.refused_for.is_some() => {
+            let refusal = Fault::Status {
+                status: 429,
+                retry_after: None,
+                body: None,
+            };
+            (refusal.respond(provider, request.headers()), true)
+        }
         Some(Fault::Drop) => (Fault::Drop.respond(provider, request.headers()), false),
         Some(Fault::DropAfter) => {
             let headers = request.headers().clone();
@@ -127,6 +153,9 @@ pub async fn gate(State(state): State<Shared>, request: Request, next: Next) -> 
         Some(fault) => (fault.respond(provider, request.headers()), true),
         None => (next.run(request).await, true),
     };
+    if let Some(headers) = verdict.headers {
+        response.headers_mut().extend(headers);
+    }
     let status = answered.then(|| response.status().as_u16());
 
     if let Some((generation, index)) = slot {
@@ -187,6 +216,7 @@ async fn record(
         raw_body: String::from_utf8_lossy(&bytes).into_owned(),
         status: None,
         fault: None,
+        received_ms: u64::try_from(started().elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     let slot = {
         let mut log = lock(&state.log);

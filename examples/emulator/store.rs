@@ -50,6 +50,7 @@ pub struct AppState {
     pub pinarkive: Mutex<PinarkiveStore>,
     pub psa: Mutex<crate::pinning_service::PsaStore>,
     pub faults: Mutex<FaultConfig>,
+    pub limits: Mutex<crate::limits::Limits>,
     pub log: Mutex<RequestLog>,
     pub counters: Counters,
 }

@@ -5,9 +5,11 @@
 //!
 //! The limit is a GCRA limiter from `governor`, on tokio's clock, so tests
 //! with paused time see it. On top of it the pacer follows what the service
-//! says of its own limit: `X-RateLimit-Remaining` and `X-RateLimit-Reset`
-//! on any answer cap the calls until the reset, and a 429 pauses every call
-//! to the provider (not only the refused one) until `Retry-After`.
+//! says of its own limit: a 429 pauses every call to the provider (not only
+//! the refused one) until `Retry-After` or `X-RateLimit-Reset`, and so does
+//! an answer whose `X-RateLimit-Remaining` is 0; and where the service
+//! gives `X-RateLimit-Limit` with its reset, the pace is lowered to that
+//! rate for the rest of the run (never raised).
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
@@ -62,12 +64,13 @@ pub struct Pacer {
 /// What the service's answers said of its limit.
 #[derive(Debug, Default)]
 struct ServerWord {
-    /// A 429 paused every call until then.
+    /// A 429, or a spent budget, paused every call until then.
     paused_until: Option<Instant>,
     /// 429s in a row, for the pause when the service gives no time.
     refused_in_a_row: u32,
-    /// Calls the service said are left, and when its count resets.
-    budget: Option<(u64, Instant)>,
+    /// The pace the service's own numbers allow, in calls a second, and
+    /// its limiter: the lowest seen.
+    adapted: Option<(f64, Arc<Limiter>)>,
 }
 
 impl Pacer {
@@ -76,12 +79,7 @@ impl Pacer {
         let clock = TokioClock {
             origin: Instant::now(),
         };
-        let limiter = |l: &RateLimit| {
-            let quota = Quota::with_period(l.period().max(Duration::from_nanos(1)))
-                .expect("a period of at least 1 ns")
-                .allow_burst(NonZeroU32::new(l.burst).unwrap_or(NonZeroU32::MIN));
-            RateLimiter::new(quota, InMemoryState::default(), clock.clone())
-        };
+        let limiter = |l: &RateLimit| limiter_of(l.period(), l.burst, &clock);
         Self {
             limit,
             kind_limits: by_kind.clone(),
@@ -112,7 +110,12 @@ impl Pacer {
             let Some(until) = wait else { break };
             tokio::time::sleep_until(until).await;
         }
-        let limiters = self.overall.iter().chain(self.by_kind.get(&kind));
+        let adapted = self.server().adapted.as_ref().map(|(_, l)| l.clone());
+        let limiters = self
+            .overall
+            .iter()
+            .chain(self.by_kind.get(&kind))
+            .chain(adapted.as_deref());
         for limiter in limiters {
             while let Err(not_until) = limiter.check() {
                 let wait = not_until.wait_time_from(self.clock.now());
@@ -126,26 +129,38 @@ impl Pacer {
         let now = Instant::now();
         let wall = SystemTime::now();
         let mut server = self.server();
-        let reset = header_number(headers, "x-ratelimit-reset").map(|r| until_reset(r, wall));
-        if let (Some(remaining), Some(reset)) =
-            (header_number(headers, "x-ratelimit-remaining"), reset)
-        {
-            // Fractions and negatives are a broken header: read as none left.
-            let remaining = if remaining >= 1.0 {
-                remaining as u64
-            } else {
-                0
-            };
-            server.budget = Some((remaining, now + reset.min(MAX_PAUSE)));
-        }
-        if status == StatusCode::TOO_MANY_REQUESTS {
+        let reset = header_number(headers, "x-ratelimit-reset")
+            .map(|r| until_reset(r, wall).min(MAX_PAUSE));
+        // Below one is none left (fractions and negatives are broken).
+        let spent = header_number(headers, "x-ratelimit-remaining").is_some_and(|r| r < 1.0);
+        let refused = status == StatusCode::TOO_MANY_REQUESTS;
+        let pause = if refused {
             let backoff = FIRST_PAUSE * 2u32.saturating_pow(server.refused_in_a_row.min(10));
-            let pause = retry_after.or(reset).unwrap_or(backoff).min(MAX_PAUSE);
             server.refused_in_a_row += 1;
-            let until = now + pause;
-            server.paused_until = Some(server.paused_until.map_or(until, |p| p.max(until)));
+            Some(retry_after.or(reset).unwrap_or(backoff))
         } else {
             server.refused_in_a_row = 0;
+            reset.filter(|_| spent)
+        };
+        if let Some(pause) = pause {
+            let until = now + pause.min(MAX_PAUSE);
+            server.paused_until = Some(server.paused_until.map_or(until, |p| p.max(until)));
+        }
+        // At the limit, `Limit` calls per `Reset` is the pace the service
+        // allows from here on.
+        let allowed = header_number(headers, "x-ratelimit-limit")
+            .zip(reset)
+            .filter(|_| refused || spent)
+            .map(|(limit, reset)| limit / reset.as_secs_f64().max(1.0))
+            .filter(|rate| rate.is_finite() && *rate >= 1.0 / 3600.0);
+        if let Some(rate) = allowed
+            && server
+                .adapted
+                .as_ref()
+                .is_none_or(|(current, _)| rate < *current)
+        {
+            let period = Duration::try_from_secs_f64(1.0 / rate).unwrap_or(MAX_PAUSE);
+            server.adapted = Some((rate, Arc::new(limiter_of(period, 1, &self.clock))));
         }
     }
 
@@ -156,23 +171,23 @@ impl Pacer {
 }
 
 impl ServerWord {
-    /// `None` when a call may go now (and counts it against the budget);
-    /// otherwise when to ask again.
+    /// `None` when a call may go now; otherwise when to ask again.
     fn take_turn(&mut self, now: Instant) -> Option<Instant> {
-        if let Some(until) = self.paused_until {
-            if until > now {
-                return Some(until);
-            }
-            self.paused_until = None;
+        let until = self.paused_until?;
+        if until > now {
+            return Some(until);
         }
-        match &mut self.budget {
-            Some((_, reset)) if *reset <= now => self.budget = None,
-            Some((0, reset)) => return Some(*reset),
-            Some((remaining, _)) => *remaining -= 1,
-            None => {}
-        }
+        self.paused_until = None;
         None
     }
+}
+
+/// A limiter of one call every `period`, in bursts of up to `burst`.
+fn limiter_of(period: Duration, burst: u32, clock: &TokioClock) -> Limiter {
+    let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
+        .expect("a period of at least 1 ns")
+        .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
+    RateLimiter::new(quota, InMemoryState::default(), clock.clone())
 }
 
 /// A header's value as a number.
@@ -227,5 +242,186 @@ impl Pacers {
                 p
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Per;
+
+    fn limit(calls: u32, per: Per, burst: u32) -> RateLimit {
+        RateLimit { calls, per, burst }
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.insert(*name, value.parse().unwrap());
+        }
+        h
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_go_at_the_limit_after_the_first_burst() {
+        let pacer = Pacer::new(Some(limit(10, Per::Second, 3)), &BTreeMap::new());
+        let start = Instant::now();
+        for _ in 0..3 {
+            pacer.turn(CallKind::Pin).await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "the burst goes at once");
+        for _ in 0..10 {
+            pacer.turn(CallKind::Pin).await;
+        }
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(1000) && took < Duration::from_millis(1100),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kind_limit_holds_that_kind_only() {
+        let lists = BTreeMap::from([(CallKind::List, limit(1, Per::Second, 1))]);
+        let pacer = Pacer::new(None, &lists);
+        let start = Instant::now();
+        for _ in 0..20 {
+            pacer.turn(CallKind::Pin).await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        for _ in 0..3 {
+            pacer.turn(CallKind::List).await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_pauses_every_call_until_retry_after() {
+        let pacer = Pacer::unlimited();
+        pacer.observe(
+            StatusCode::TOO_MANY_REQUESTS,
+            &HeaderMap::new(),
+            Some(Duration::from_secs(3)),
+        );
+        let start = Instant::now();
+        pacer.turn(CallKind::Status).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+        // Without a time, a pause doubles with each 429 in a row (this is
+        // the third).
+        for _ in 0..2 {
+            pacer.observe(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), None);
+        }
+        let start = Instant::now();
+        pacer.turn(CallKind::Pin).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(4));
+        pacer.observe(StatusCode::OK, &HeaderMap::new(), None);
+        pacer.observe(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), None);
+        let start = Instant::now();
+        pacer.turn(CallKind::Pin).await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(1),
+            "a success starts over"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_budget_pauses_until_its_reset() {
+        let pacer = Pacer::unlimited();
+        let left = headers(&[("x-ratelimit-remaining", "3"), ("x-ratelimit-reset", "10")]);
+        pacer.observe(StatusCode::OK, &left, None);
+        let start = Instant::now();
+        pacer.turn(CallKind::Pin).await;
+        assert_eq!(start.elapsed(), Duration::ZERO, "calls are left");
+        let spent = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "10")]);
+        pacer.observe(StatusCode::OK, &spent, None);
+        pacer.turn(CallKind::Pin).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+        // An epoch reset, as some services send it, is read too.
+        let epoch = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 5;
+        let mut said = headers(&[("x-ratelimit-remaining", "0")]);
+        said.insert("x-ratelimit-reset", epoch.to_string().parse().unwrap());
+        pacer.observe(StatusCode::OK, &said, None);
+        let start = Instant::now();
+        pacer.turn(CallKind::Pin).await;
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_secs(3) && waited <= Duration::from_secs(6),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_limit_the_pace_drops_to_what_the_service_allows() {
+        let pacer = Pacer::new(Some(limit(100, Per::Second, 100)), &BTreeMap::new());
+        let said = headers(&[
+            ("x-ratelimit-limit", "20"),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "2"),
+        ]);
+        pacer.observe(
+            StatusCode::TOO_MANY_REQUESTS,
+            &said,
+            Some(Duration::from_secs(2)),
+        );
+        let start = Instant::now();
+        for _ in 0..11 {
+            pacer.turn(CallKind::Pin).await;
+        }
+        // The pause, then 10 a second (20 per 2 s), one at a time.
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+        // A higher rate later does not raise it.
+        let said = headers(&[
+            ("x-ratelimit-limit", "1000"),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1"),
+        ]);
+        pacer.observe(StatusCode::OK, &said, None);
+        let start = Instant::now();
+        for _ in 0..10 {
+            pacer.turn(CallKind::Pin).await;
+        }
+        assert!(
+            start.elapsed() >= Duration::from_millis(1900),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn broken_headers_cannot_stop_the_run_for_long() {
+        assert!(until_reset(-5.0, SystemTime::now()).is_zero());
+        let pacer = Pacer::unlimited();
+        for reset in ["1e30", "99999999999999", "-3", "soon"] {
+            let said = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", reset)]);
+            pacer.observe(StatusCode::OK, &said, None);
+            if let Some(until) = pacer.server().paused_until {
+                assert!(until <= Instant::now() + MAX_PAUSE, "{reset}");
+            }
+        }
+        pacer.observe(
+            StatusCode::TOO_MANY_REQUESTS,
+            &headers(&[("retry-after", "999999999")]),
+            Some(Duration::from_secs(999_999_999)),
+        );
+        let paused = pacer.server().paused_until.unwrap();
+        assert!(paused <= Instant::now() + MAX_PAUSE);
+    }
+
+    #[test]
+    fn a_registry_keeps_one_pacer_per_provider_until_its_limits_change() {
+        let pacers = Pacers::default();
+        let none = BTreeMap::new();
+        let a = pacers.get("aioz", Some(limit(180, Per::Minute, 1)), &none);
+        let again = pacers.get("aioz", Some(limit(180, Per::Minute, 1)), &none);
+        assert!(Arc::ptr_eq(&a, &again), "shared across reconciles");
+        let other = pacers.get("arkive", Some(limit(180, Per::Minute, 1)), &none);
+        assert!(!Arc::ptr_eq(&a, &other));
+        let changed = pacers.get("aioz", Some(limit(60, Per::Minute, 1)), &none);
+        assert!(!Arc::ptr_eq(&a, &changed), "a new limit, a new pacer");
     }
 }

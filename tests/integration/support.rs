@@ -110,6 +110,16 @@ impl Emulator {
         self.post("/_emulator/faults", config);
     }
 
+    /// Counters: requests, pin calls, pins held, refusals by the limits.
+    pub fn stats(&self) -> Value {
+        self.get("/_emulator/stats")
+    }
+
+    /// Replaces the rate limits the emulator enforces.
+    pub fn limits(&self, limits: Value) {
+        self.post("/_emulator/limits", limits);
+    }
+
     /// Replaces the Pinning Service traps (`/psa`).
     pub fn psa_traps(&self, traps: Value) {
         self.post("/_emulator/psa", traps);
