@@ -25,6 +25,8 @@ struct PinningService {
     comment: &'static str,
     base_url: &'static str,
     token_var: &'static str,
+    /// The `rate_limit` (and `rate_limits`) lines of its published limit.
+    pace: &'static [&'static str],
 }
 
 /// The service whose block is written live.
@@ -33,6 +35,7 @@ const LIVE_SERVICE: PinningService = PinningService {
     comment: "Pinata: 180 requests a minute, 30 a minute for listing",
     base_url: "https://api.pinata.cloud/psa",
     token_var: "PINATA_JWT",
+    pace: &["rate_limit: 180/min", "rate_limits: {list: 30/min}"],
 };
 
 /// Services whose blocks are written commented, ready to uncomment.
@@ -42,30 +45,35 @@ const READY_SERVICES: &[PinningService] = &[
         comment: "Filebase: 100 requests a second",
         base_url: "https://api.filebase.io/v1/ipfs",
         token_var: "FILEBASE_TOKEN",
+        pace: &["rate_limit: 100/s"],
     },
     PinningService {
         name: "foreverland",
         comment: "4EVERLAND",
         base_url: "https://api.4everland.dev",
         token_var: "FOREVERLAND_TOKEN",
+        pace: &[],
     },
     PinningService {
         name: "crust",
         comment: "Crust",
         base_url: "https://pin.crustcode.com/psa",
         token_var: "CRUST_TOKEN",
+        pace: &[],
     },
     PinningService {
         name: "aioz-psa",
         comment: "AIOZ W3IPFS: 180 requests a minute",
         base_url: "https://api-ipfs.attoaioz.cyou/api/psa",
         token_var: "AIOZ_PSA_TOKEN",
+        pace: &["rate_limit: 180/min"],
     },
     PinningService {
         name: "cluster",
         comment: "ipfs-cluster's pinsvcapi endpoint",
         base_url: "http://127.0.0.1:9097",
         token_var: "CLUSTER_TOKEN",
+        pace: &[],
     },
 ];
 
@@ -85,6 +93,9 @@ impl PinningService {
         text.push_str(&format!("  {prefix}  type: pinning-service\n"));
         text.push_str(&format!("  {prefix}  base_url: {}\n", self.base_url));
         text.push_str(&format!("  {prefix}  token: ${{{}}}\n", self.token_var));
+        for line in self.pace {
+            text.push_str(&format!("  {prefix}  {line}\n"));
+        }
         text
     }
 }
@@ -110,6 +121,7 @@ fn starter(kind: ProviderKind) -> Starter {
                 "    api_key: ${AIOZ_PINNING_API_KEY}\n".into(),
                 "    secret_key: ${AIOZ_PINNING_SECRET_KEY}\n".into(),
                 "    # base_url: https://api-ipfs.attoaioz.cyou   (the default)\n".into(),
+                "    # rate_limit: 180/min   (the default; `none` turns pacing off)\n".into(),
             ]
             .concat(),
             target: "aioz",
@@ -132,6 +144,7 @@ fn starter(kind: ProviderKind) -> Starter {
                     "send Authorization: Bearer, not X-API-Key",
                 ),
                 "    # base_url: https://api.pinarkive.com   (the default)\n".into(),
+                "    # rate_limit: {rate: 100/min, burst: 10}   (the default)\n".into(),
             ]
             .concat(),
             target: "arkive",

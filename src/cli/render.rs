@@ -111,8 +111,49 @@ pub fn plan(plan: &Plan, p: Palette) -> String {
             "Pins no longer in the manifest stay pinned on the provider; the state keeps them as orphaned."
         );
     }
+    for (name, pace) in &plan.pace {
+        let _ = writeln!(out, "{name}: {}", pace_note(pace));
+    }
     for (name, reached) in endpoints(plan) {
         let _ = writeln!(out, "Provider `{name}` {reached}");
+    }
+    out
+}
+
+/// `2,000 calls, about 11 min at 180/min`.
+fn pace_note(pace: &crate::plan::Pace) -> String {
+    let calls = format!(
+        "{} call{}",
+        grouped(pace.calls),
+        plural(usize::try_from(pace.calls).unwrap_or(usize::MAX))
+    );
+    match (pace.duration(), &pace.rate_limit) {
+        (Some(time), Some(limit)) => format!("{calls}, about {} at {limit}", about(time)),
+        (Some(time), None) => format!("{calls}, about {} at its limits", about(time)),
+        (None, _) => format!("{calls} (no rate limit set)"),
+    }
+}
+
+/// A duration to the unit a person plans by: `40 s`, `11 min`, `2 h 5 min`.
+fn about(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "a moment".into(),
+        1..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", (s + 30) / 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// `12,345`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
     }
     out
 }
@@ -279,6 +320,12 @@ pub fn markdown(plan: &Plan, refused: &[String]) -> String {
             md_text(c.labels.name.as_deref().unwrap_or("")),
             md_text(&note)
         );
+    }
+    if !plan.pace.is_empty() {
+        out.push('\n');
+        for (name, pace) in &plan.pace {
+            let _ = writeln!(out, "- `{name}`: {}", md_text(&pace_note(pace)));
+        }
     }
     for (name, reached) in endpoints(plan) {
         // A provider name is letters, digits, '-' and '_': safe in code.
@@ -610,6 +657,7 @@ mod tests {
                 repin: 0,
                 unchanged: 4,
             },
+            pace: BTreeMap::new(),
         };
         assert_eq!(
             super::plan(&plan, Palette::plain()),
@@ -668,6 +716,14 @@ mod tests {
                 unpin: 2,
                 unchanged: 4,
             },
+            pace: BTreeMap::from([(
+                "arkive".to_string(),
+                crate::plan::Pace {
+                    calls: 2000,
+                    rate_limit: Some("100/min (bursts of 10)".into()),
+                    seconds: Some(1194),
+                },
+            )]),
         };
         let refused = ["this plan would unpin 2 of the 3 pins on arkive; pass it with --max-unpins 2 (or more), or --force-unpins".to_string()];
         let text = super::markdown(&plan, &refused);

@@ -4,7 +4,10 @@
 //! I/O, so it is tested directly and a plan can be printed, saved and
 //! applied later. [`guards`] says whether a plan unpins too much.
 
+mod pace;
 pub mod saved_plan;
+
+pub use pace::{Pace, pace};
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
@@ -166,6 +169,10 @@ pub struct Plan {
     pub providers: BTreeMap<String, ProviderConfig>,
     pub changes: Vec<Change>,
     pub summary: Summary,
+    /// Each provider's calls and the time they take at its rate limit.
+    /// Worked out from the rest, never read from a saved plan.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pace: BTreeMap<String, Pace>,
 }
 
 /// Diffs the manifest against the state.
@@ -270,7 +277,7 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
         // Unpins come last: every pin of the plan lands before any of them.
         changes.append(&mut unpins);
     }
-    Plan {
+    let mut plan = Plan {
         format_version: PLAN_FORMAT_VERSION,
         state: StateRef {
             lineage: state.lineage.clone(),
@@ -279,7 +286,10 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
         providers: manifest.providers.clone(),
         changes,
         summary,
-    }
+        pace: BTreeMap::new(),
+    };
+    plan.pace = pace(&plan);
+    plan
 }
 
 /// Why a recorded pin is left as it is on its provider.

@@ -108,12 +108,14 @@ pub fn decode(bytes: &[u8]) -> anyhow::Result<Plan> {
             version.format_version
         );
     }
-    let plan: Plan =
+    let mut plan: Plan =
         serde_json::from_slice(bytes).context("it does not have the shape of a plan")?;
     let problems = problems(&plan);
     if !problems.is_empty() {
         bail!("{}", problems.join("; "));
     }
+    // Derived, so worked out again rather than trusted.
+    plan.pace = super::pace(&plan);
     Ok(plan)
 }
 

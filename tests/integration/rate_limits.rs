@@ -120,3 +120,45 @@ fn a_429_pauses_the_providers_other_calls() {
         .count();
     assert!(after > 0, "the apply went on after the pause");
 }
+
+/// The plan says, per provider, the calls it makes and how long they take
+/// at the limit; `--json` carries both.
+#[test]
+fn the_plan_says_how_long_its_calls_take_at_each_limit() {
+    let emu = Emulator::start();
+    let p = Project::new(
+        &emu,
+        &(many_pins(2000, &["aioz"]) + &many_pins(25, &["psa"])),
+    );
+    with_rate_limit(&p, "aioz", "180/min");
+    let r = p.run(&["plan"]);
+    assert!(
+        r.stdout
+            .contains("aioz: 2,000 calls, about 11 min at 180/min"),
+        "{}",
+        &r.stdout[r.stdout.len().saturating_sub(600)..]
+    );
+    // 25 adds and 3 lookups of ten CIDs.
+    assert!(
+        r.stdout.contains("psa: 28 calls (no rate limit set)"),
+        "{}",
+        &r.stdout[r.stdout.len().saturating_sub(600)..]
+    );
+    let r = p.run(&["plan", "--json"]);
+    let plan: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(plan["pace"]["aioz"]["calls"], 2000);
+    assert_eq!(plan["pace"]["aioz"]["rate_limit"], "180/min");
+    assert_eq!(
+        plan["pace"]["aioz"]["seconds"], 666,
+        "1,999 calls a third of a second apart"
+    );
+    assert_eq!(plan["pace"]["psa"]["calls"], 28);
+    assert!(plan["pace"]["psa"].get("seconds").is_none());
+    let r = p.run(&["plan", "--format", "markdown"]);
+    assert!(
+        r.stdout
+            .contains("- `aioz`: 2,000 calls, about 11 min at 180/min"),
+        "{}",
+        r.stdout
+    );
+}
