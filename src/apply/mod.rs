@@ -23,7 +23,7 @@ use crate::provider::{
 };
 use crate::retry::RetryPolicy;
 use crate::state::{
-    Journal, PinRecord, PinStatus, State, StateFile, StateFileError, StoredPin, now_rfc3339,
+    PinRecord, PinStatus, Recorder, State, StateFileError, StateStore, StoredPin, now_rfc3339,
 };
 
 /// How to run an apply.
@@ -374,7 +374,7 @@ impl ApplyError {
 pub async fn apply(
     plan: &Plan,
     providers: &Providers,
-    file: &StateFile,
+    store: &dyn StateStore,
     mut state: State,
     options: ApplyOptions,
     stop: &CancellationToken,
@@ -420,12 +420,8 @@ pub async fn apply(
         });
     }
 
-    // An earlier journal must be folded in before a new one starts.
-    if file.has_journal() {
-        file.save(&state)?;
-    }
     state.ensure_lineage();
-    let journal = Journal::create(&file.journal_path(), &state)?;
+    let journal = store.recorder(&state)?;
     // Cancelled by the caller's stop, or by the recorder when a write fails.
     let halt = stop.child_token();
     let (tx, rx) = mpsc::channel::<Recorded>();
@@ -574,9 +570,9 @@ pub async fn apply(
     drop(tx);
     let recorded = recorder.join().unwrap_or_else(|_| {
         Err((
-            StateFileError::io("record to journal", &file.journal_path())(std::io::Error::other(
-                "the recorder thread panicked",
-            )),
+            StateFileError::io("record to", std::path::Path::new(&store.describe()))(
+                std::io::Error::other("the recorder thread panicked"),
+            ),
             0,
         ))
     });
@@ -590,7 +586,7 @@ pub async fn apply(
             });
         }
     };
-    if let Err(error) = file.save(&state) {
+    if let Err(error) = store.save(&state) {
         return Err(ApplyError::SaveFailed {
             error,
             report: Box::new(report),
@@ -761,7 +757,7 @@ enum Recorded {
 fn record(
     rx: mpsc::Receiver<Recorded>,
     mut state: State,
-    mut journal: Journal,
+    mut journal: Box<dyn Recorder>,
     halt: &CancellationToken,
 ) -> Result<State, (StateFileError, usize)> {
     let mut pins = Vec::new();

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::manifest::PinKey;
-use crate::state::Journal;
+use crate::state::{Journal, StateFile};
 
 /// A provider that answers from a script (then `otherwise`), after
 /// `latency`, and notes when each call came.
@@ -511,7 +511,7 @@ fn the_recorder_journals_confirmations_in_the_order_they_arrive() {
             }
         })
     };
-    let state = record(rx, state, journal, &CancellationToken::new()).unwrap();
+    let state = record(rx, state, Box::new(journal), &CancellationToken::new()).unwrap();
     sender.join().unwrap();
     assert_eq!(state.pins.len(), 30);
     let text = std::fs::read_to_string(file.journal_path()).unwrap();

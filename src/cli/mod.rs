@@ -19,7 +19,7 @@ use crate::manifest::{self, Diagnostics, ProviderKind};
 use crate::plan::{self, saved_plan};
 use crate::provider::HttpSettings;
 use crate::retry::RetryPolicy;
-use crate::state::{State, StateFile, StateLock, StoredPin};
+use crate::state::{State, StateFile, StateStore, StoredPin};
 use crate::watch::{EventLog, LogFormat, WatchOptions};
 use progress::ApplyProgress;
 use render::Palette;
@@ -698,7 +698,7 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<ExitCode> {
 /// takes a noticeable time, and they do not depend on each other.
 fn load_manifest_and_state(
     manifest_path: &Path,
-    state_file: &StateFile,
+    state_file: &dyn StateStore,
 ) -> anyhow::Result<(manifest::Manifest, State)> {
     std::thread::scope(|scope| {
         let state = scope.spawn(|| state_file.load());
@@ -710,7 +710,7 @@ fn load_manifest_and_state(
 
 fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let state_file = args.state.file(&args.manifest.file);
-    let _lock = StateLock::acquire(state_file.path(), args.calls.lock_timeout, "pinsync apply")?;
+    let _lock = state_file.lock(args.calls.lock_timeout, "pinsync apply")?;
     if args.plan.is_some() && args.refresh {
         bail!(
             "--refresh makes a new plan; it cannot be used with a saved PLAN (run `pinsync refresh` first)"
@@ -826,7 +826,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
 
 fn watch_command(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let state_file = args.state.file(&args.manifest.file);
-    let _lock = StateLock::acquire(state_file.path(), args.calls.lock_timeout, "pinsync watch")?;
+    let _lock = state_file.lock(args.calls.lock_timeout, "pinsync watch")?;
     let state = state_file.load()?;
     let options = WatchOptions {
         interval: args.interval,
@@ -921,11 +921,7 @@ fn confirm() -> anyhow::Result<bool> {
 
 fn refresh_command(args: &RefreshArgs) -> anyhow::Result<ExitCode> {
     let state_file = args.state.file(&args.manifest.file);
-    let _lock = StateLock::acquire(
-        state_file.path(),
-        args.calls.lock_timeout,
-        "pinsync refresh",
-    )?;
+    let _lock = state_file.lock(args.calls.lock_timeout, "pinsync refresh")?;
     let (m, mut state) = load_manifest_and_state(&args.manifest.file, &state_file)?;
     if state.pins.is_empty() {
         print("The state holds no pins; nothing to refresh.\n")?;
@@ -947,11 +943,7 @@ fn import_command(args: &ImportArgs) -> anyhow::Result<ExitCode> {
     let _lock = if args.print_manifest {
         None
     } else {
-        Some(StateLock::acquire(
-            state_file.path(),
-            args.calls.lock_timeout,
-            "pinsync import",
-        )?)
+        Some(state_file.lock(args.calls.lock_timeout, "pinsync import")?)
     };
     let (m, mut state) = load_manifest_and_state(&args.manifest.file, &state_file)?;
     let only = match &args.target {
@@ -1048,7 +1040,7 @@ fn refresh_providers(
 }
 
 /// Writes a refreshed state: a new serial, the old file kept as backup.
-fn save_refreshed(state_file: &StateFile, state: &mut State) -> anyhow::Result<()> {
+fn save_refreshed(state_file: &dyn StateStore, state: &mut State) -> anyhow::Result<()> {
     state.ensure_lineage();
     state.serial += 1;
     state_file.save(state)?;
@@ -1082,11 +1074,7 @@ fn state_list(args: &StateListArgs) -> anyhow::Result<ExitCode> {
 
 fn state_restore(args: &StateRestoreArgs) -> anyhow::Result<ExitCode> {
     let state_file = args.state.file(&args.manifest.file);
-    let _lock = StateLock::acquire(
-        state_file.path(),
-        args.lock_timeout,
-        "pinsync state restore",
-    )?;
+    let _lock = state_file.lock(args.lock_timeout, "pinsync state restore")?;
     let from = args
         .from
         .clone()

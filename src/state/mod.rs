@@ -7,6 +7,7 @@
 mod journal;
 mod lock;
 pub(crate) mod state_file;
+mod store;
 
 use std::collections::BTreeMap;
 
@@ -18,6 +19,7 @@ pub use crate::file_io::FileError;
 pub use journal::Journal;
 pub use lock::{LockError, StateLock};
 pub use state_file::{Restored, StateFile, StateFileError};
+pub use store::{HeldLock, Recorder, StateStore};
 
 /// Version of the state file format this build writes. Version 2 added
 /// what the provider last said of each pin, version 3 the `foreign` mark

@@ -23,7 +23,7 @@ use crate::apply::{self, ApplyOptions, Halt, Outcome as PinOutcome, Progress};
 use crate::manifest::{self, Diagnostics, Manifest};
 use crate::plan::{self, Change};
 use crate::provider::{HttpSettings, ProviderError};
-use crate::state::{State, StateFile};
+use crate::state::{State, StateStore};
 
 pub use event_log::{EventLog, Level, LogFormat};
 pub use status_file::{Outcome, Status};
@@ -61,7 +61,7 @@ impl Trigger {
 /// The reconciler's memory between runs.
 struct Reconciler<'a> {
     manifest_path: &'a Path,
-    state_file: &'a StateFile,
+    state_file: &'a dyn StateStore,
     state: Option<State>,
     last_good: Option<Manifest>,
     /// The manifest's text at the last reconcile, to log what changed.
@@ -75,7 +75,7 @@ struct Reconciler<'a> {
 /// The caller holds the state lock.
 pub async fn watch(
     manifest_path: &Path,
-    state_file: &StateFile,
+    state_file: &dyn StateStore,
     state: State,
     options: &WatchOptions,
     log: EventLog,
@@ -89,7 +89,7 @@ pub async fn watch(
         "watching the manifest",
         json!({
             "manifest": manifest_path.display().to_string(),
-            "state": state_file.path().display().to_string(),
+            "state": state_file.describe(),
             "interval": humantime::format_duration(options.interval).to_string(),
         }),
     );

@@ -1,0 +1,83 @@
+//! Where a state is kept, behind one trait, so that everything above it
+//! (plan, apply, watch, the state commands) is the same code whatever the
+//! store: the file beside the manifest (the default), or a shared database.
+
+use std::time::Duration;
+
+use super::{Journal, LockError, State, StateFile, StateFileError, StateLock, StoredPin};
+use crate::manifest::PinKey;
+
+/// A place a state is kept.
+pub trait StateStore: Send + Sync {
+    /// The store as messages name it: a path, or a URL without its password.
+    fn describe(&self) -> String;
+
+    /// The state, with the confirmed changes an interrupted apply left.
+    fn load(&self) -> Result<State, StateFileError>;
+
+    /// Makes `state` the stored state, whole (after a refresh, an import,
+    /// and at the end of an apply).
+    fn save(&self, state: &State) -> Result<(), StateFileError>;
+
+    /// Starts recording an apply's confirmed changes on top of `state`
+    /// (which has its lineage): each batch is durable before it returns.
+    fn recorder(&self, state: &State) -> Result<Box<dyn Recorder>, StateFileError>;
+
+    /// Takes the store's lock for `command`, waiting up to `wait` for a
+    /// holder to finish; released when the returned value is dropped.
+    fn lock(&self, wait: Duration, command: &str) -> Result<Box<dyn HeldLock>, LockError>;
+}
+
+/// Durable appends of an apply's confirmed changes.
+pub trait Recorder: Send {
+    /// Records one batch (pins confirmed, pins removed), bringing the state
+    /// to `serial`.
+    fn append(
+        &mut self,
+        serial: u64,
+        pins: &[StoredPin],
+        unpinned: &[PinKey],
+    ) -> Result<(), StateFileError>;
+}
+
+/// A lock held on a store, released on drop.
+pub trait HeldLock: Send {}
+
+impl StateStore for StateFile {
+    fn describe(&self) -> String {
+        self.path().display().to_string()
+    }
+
+    fn load(&self) -> Result<State, StateFileError> {
+        StateFile::load(self)
+    }
+
+    fn save(&self, state: &State) -> Result<(), StateFileError> {
+        StateFile::save(self, state)
+    }
+
+    fn recorder(&self, state: &State) -> Result<Box<dyn Recorder>, StateFileError> {
+        // An earlier journal must be folded in before a new one starts.
+        if self.has_journal() {
+            StateFile::save(self, state)?;
+        }
+        Ok(Box::new(Journal::create(&self.journal_path(), state)?))
+    }
+
+    fn lock(&self, wait: Duration, command: &str) -> Result<Box<dyn HeldLock>, LockError> {
+        Ok(Box::new(StateLock::acquire(self.path(), wait, command)?))
+    }
+}
+
+impl Recorder for Journal {
+    fn append(
+        &mut self,
+        serial: u64,
+        pins: &[StoredPin],
+        unpinned: &[PinKey],
+    ) -> Result<(), StateFileError> {
+        Journal::append(self, serial, pins, unpinned)
+    }
+}
+
+impl HeldLock for StateLock {}
