@@ -192,12 +192,39 @@ struct ManifestArg {
 
 #[derive(Debug, Args)]
 struct StateArg {
-    /// The state file [default: the manifest's name with .state.json, beside it]
-    #[arg(long, value_name = "FILE")]
-    state: Option<PathBuf>,
+    /// The state: a file, or a PostgreSQL workspace
+    /// (postgres://USER@HOST/DB?workspace=NAME) [default: the manifest's name
+    /// with .state.json, beside it]
+    #[arg(
+        long,
+        value_name = "FILE|URL",
+        env = "PINSYNC_STATE",
+        hide_env_values = true
+    )]
+    state: Option<String>,
 }
 
 impl StateArg {
+    /// Where the state is kept: a PostgreSQL URL, or a file.
+    fn store(&self, manifest: &Path) -> anyhow::Result<Box<dyn StateStore>> {
+        match self.state.as_deref() {
+            Some(url) if crate::state::is_postgres_url(url) => {
+                let pgpass = std::env::var_os("PGPASSFILE")
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pgpass")));
+                let location = crate::state::PgLocation::parse(
+                    url,
+                    |v| std::env::var(v).ok(),
+                    pgpass.as_deref(),
+                )
+                .map_err(anyhow::Error::msg)?;
+                Ok(Box::new(crate::state::PgStore::new(location)))
+            }
+            _ => Ok(Box::new(self.file(manifest))),
+        }
+    }
+
+    /// The state file (for the commands that only a file has).
     fn file(&self, manifest: &Path) -> StateFile {
         match &self.state {
             Some(p) => StateFile::new(p),
@@ -638,8 +665,8 @@ fn exit_without_freeing<T>(value: T) {
 }
 
 fn plan_command(args: &PlanArgs) -> anyhow::Result<ExitCode> {
-    let state_file = args.state.file(&args.manifest.file);
-    let (m, mut state) = load_manifest_and_state(&args.manifest.file, &state_file)?;
+    let state_file = args.state.store(&args.manifest.file)?;
+    let (m, mut state) = load_manifest_and_state(&args.manifest.file, state_file.as_ref())?;
     if args.refresh {
         // Read-only: what is learned shapes this plan and is not written.
         let report = refresh_providers(&m, &mut state, &CallArgs::default())?;
@@ -709,8 +736,9 @@ fn load_manifest_and_state(
 }
 
 fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
-    let state_file = args.state.file(&args.manifest.file);
-    let _lock = state_file.lock(args.calls.lock_timeout, "pinsync apply")?;
+    let state_file = args.state.store(&args.manifest.file)?;
+    let state_file = state_file.as_ref();
+    let lock = state_file.lock(args.calls.lock_timeout, "pinsync apply")?;
     if args.plan.is_some() && args.refresh {
         bail!(
             "--refresh makes a new plan; it cannot be used with a saved PLAN (run `pinsync refresh` first)"
@@ -725,11 +753,11 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
             (plan, state)
         }
         None => {
-            let (m, mut state) = load_manifest_and_state(&args.manifest.file, &state_file)?;
+            let (m, mut state) = load_manifest_and_state(&args.manifest.file, state_file)?;
             if args.refresh {
                 let report = refresh_providers(&m, &mut state, &args.calls)?;
                 print(&render::refresh(&report))?;
-                save_refreshed(&state_file, &mut state)?;
+                save_refreshed(state_file, &mut state)?;
             }
             (plan::plan(&m, &state, args.unpin.plan_options()), state)
         }
@@ -768,8 +796,19 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
                 "\nInterrupted: no new calls will start; waiting for calls in flight, then saving the state."
             );
         })?;
+        if let Some(lost) = lock.lost() {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                lost.cancelled().await;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\nThe state's lease was lost (taken over, or the database is out of reach): no new calls will start."
+                );
+                stop.cancel();
+            });
+        }
         anyhow::Ok(
-            apply::apply(&plan, &providers, &state_file, state, options, &stop, &dyn_progress)
+            apply::apply(&plan, &providers, state_file, state, options, &stop, &dyn_progress)
                 .await,
         )
     })?;
@@ -810,7 +849,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         })?;
         progress.finish();
         crate::wait::record(&mut state, &waited.seen);
-        save_refreshed(&state_file, &mut state)?;
+        save_refreshed(state_file, &mut state)?;
         print(&render::waited(&waited, args.wait_timeout, palette))?;
         succeeded &= waited.failed.is_empty() && waited.timed_out.is_empty();
         exit_without_freeing((plan, state));
@@ -825,7 +864,8 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn watch_command(args: &WatchArgs) -> anyhow::Result<ExitCode> {
-    let state_file = args.state.file(&args.manifest.file);
+    let state_file = args.state.store(&args.manifest.file)?;
+    let state_file = state_file.as_ref();
     let _lock = state_file.lock(args.calls.lock_timeout, "pinsync watch")?;
     let state = state_file.load()?;
     let options = WatchOptions {
@@ -847,15 +887,7 @@ fn watch_command(args: &WatchArgs) -> anyhow::Result<ExitCode> {
                 serde_json::json!({"signal": name}),
             );
         })?;
-        crate::watch::watch(
-            &args.manifest.file,
-            &state_file,
-            state,
-            &options,
-            log,
-            &stop,
-        )
-        .await
+        crate::watch::watch(&args.manifest.file, state_file, state, &options, log, &stop).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -920,16 +952,17 @@ fn confirm() -> anyhow::Result<bool> {
 }
 
 fn refresh_command(args: &RefreshArgs) -> anyhow::Result<ExitCode> {
-    let state_file = args.state.file(&args.manifest.file);
+    let state_file = args.state.store(&args.manifest.file)?;
+    let state_file = state_file.as_ref();
     let _lock = state_file.lock(args.calls.lock_timeout, "pinsync refresh")?;
-    let (m, mut state) = load_manifest_and_state(&args.manifest.file, &state_file)?;
+    let (m, mut state) = load_manifest_and_state(&args.manifest.file, state_file)?;
     if state.pins.is_empty() {
         print("The state holds no pins; nothing to refresh.\n")?;
         return Ok(ExitCode::SUCCESS);
     }
     let report = refresh_providers(&m, &mut state, &args.calls)?;
     print(&render::refresh(&report))?;
-    save_refreshed(&state_file, &mut state)?;
+    save_refreshed(state_file, &mut state)?;
     Ok(if report.errors.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -938,14 +971,15 @@ fn refresh_command(args: &RefreshArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn import_command(args: &ImportArgs) -> anyhow::Result<ExitCode> {
-    let state_file = args.state.file(&args.manifest.file);
+    let state_file = args.state.store(&args.manifest.file)?;
+    let state_file = state_file.as_ref();
     // Printing records nothing, so it needs no lock.
     let _lock = if args.print_manifest {
         None
     } else {
         Some(state_file.lock(args.calls.lock_timeout, "pinsync import")?)
     };
-    let (m, mut state) = load_manifest_and_state(&args.manifest.file, &state_file)?;
+    let (m, mut state) = load_manifest_and_state(&args.manifest.file, state_file)?;
     let only = match &args.target {
         None => None,
         Some(text) => {
@@ -1005,7 +1039,7 @@ fn import_command(args: &ImportArgs) -> anyhow::Result<ExitCode> {
         eprint!("{text}");
     } else {
         if adopted > 0 {
-            save_refreshed(&state_file, &mut state)?;
+            save_refreshed(state_file, &mut state)?;
         }
         if !unmanaged.is_empty() {
             text.push_str("`pinsync import --print-manifest` prints manifest entries for those not in the manifest.\n");
@@ -1048,7 +1082,7 @@ fn save_refreshed(state_file: &dyn StateStore, state: &mut State) -> anyhow::Res
 }
 
 fn state_list(args: &StateListArgs) -> anyhow::Result<ExitCode> {
-    let state = args.state.file(&args.manifest.file).load()?;
+    let state = args.state.store(&args.manifest.file)?.load()?;
     if args.json {
         let pins: Vec<StoredPin> = state
             .pins
@@ -1073,6 +1107,16 @@ fn state_list(args: &StateListArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn state_restore(args: &StateRestoreArgs) -> anyhow::Result<ExitCode> {
+    if args
+        .state
+        .state
+        .as_deref()
+        .is_some_and(crate::state::is_postgres_url)
+    {
+        bail!(
+            "`pinsync state restore` puts back a state file's backup; a PostgreSQL state keeps no backup file"
+        );
+    }
     let state_file = args.state.file(&args.manifest.file);
     let _lock = state_file.lock(args.lock_timeout, "pinsync state restore")?;
     let from = args

@@ -32,6 +32,9 @@ pub enum LockError {
     },
     #[error("lock timeout {} is too long", humantime::format_duration(*.0))]
     WaitTooLong(Duration),
+    /// The database holding the state could not be asked.
+    #[error("lock the state {store}: {reason}")]
+    Database { store: String, reason: String },
     #[error("lock {path}: {source}")]
     Io {
         path: PathBuf,
@@ -131,7 +134,7 @@ fn describe_holder(file: &mut File) -> String {
     }
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_owned())

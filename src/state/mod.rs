@@ -6,6 +6,7 @@
 
 mod journal;
 mod lock;
+mod postgres;
 pub(crate) mod state_file;
 mod store;
 
@@ -18,6 +19,7 @@ use crate::manifest::{Labels, PinKey};
 pub use crate::file_io::FileError;
 pub use journal::Journal;
 pub use lock::{LockError, StateLock};
+pub use postgres::{PgLocation, PgStore, is_postgres_url};
 pub use state_file::{Restored, StateFile, StateFileError};
 pub use store::{HeldLock, Recorder, StateStore};
 

@@ -34,6 +34,10 @@ pub enum StateFileError {
     /// Reading or writing one of the state's files failed.
     #[error(transparent)]
     Io(#[from] FileError),
+    /// The database holding the state failed or refused (its URL is shown
+    /// without the password).
+    #[error("state {store}: {reason}")]
+    Database { store: String, reason: String },
 }
 
 impl StateFileError {

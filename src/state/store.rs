@@ -41,7 +41,13 @@ pub trait Recorder: Send {
 }
 
 /// A lock held on a store, released on drop.
-pub trait HeldLock: Send {}
+pub trait HeldLock: Send {
+    /// Cancelled if the lock is lost while held (a lease taken over after
+    /// a partition): the holder must stop making calls at once.
+    fn lost(&self) -> Option<tokio_util::sync::CancellationToken> {
+        None
+    }
+}
 
 impl StateStore for StateFile {
     fn describe(&self) -> String {
