@@ -162,6 +162,71 @@ enum StateCommand {
         after_help = "Examples:\n  pinsync state restore                       # from pins.state.json.backup\n  pinsync state restore --from old.state.json"
     )]
     Restore(StateRestoreArgs),
+    /// Who holds a PostgreSQL state's lease, or break a stuck one.
+    #[command(subcommand)]
+    Lock(LockCommand),
+    /// Create or upgrade a PostgreSQL state's tables (also done on first use).
+    Migrate(StateOnlyArgs),
+    /// Copy a state (a file by default) to another store, e.g. PostgreSQL.
+    #[command(
+        after_help = "Example:\n  pinsync state push --to 'postgres://ci@db.example/pins?workspace=prod'"
+    )]
+    Push(StateCopyArgs),
+    /// Copy a state from another store (e.g. PostgreSQL) into this one.
+    #[command(
+        after_help = "Example:\n  pinsync state pull --from 'postgres://ci@db.example/pins?workspace=prod'"
+    )]
+    Pull(StateCopyArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum LockCommand {
+    /// Show the lease's holder, when it was taken and when it expires.
+    Status(StateOnlyArgs),
+    /// Remove a lease taken longer ago than --if-older-than (its holder, if
+    /// alive, stops at its next renewal).
+    Break(LockBreakArgs),
+}
+
+#[derive(Debug, Args)]
+struct StateOnlyArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    #[command(flatten)]
+    state: StateArg,
+}
+
+#[derive(Debug, Args)]
+struct LockBreakArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    #[command(flatten)]
+    state: StateArg,
+    /// Only a lease taken longer ago than this is broken (e.g. 10m).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    if_older_than: Duration,
+}
+
+#[derive(Debug, Args)]
+struct StateCopyArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    #[command(flatten)]
+    state: StateArg,
+    /// The other store (push): a file or a postgres:// URL.
+    #[arg(
+        long,
+        value_name = "FILE|URL",
+        required_unless_present = "from",
+        conflicts_with = "from"
+    )]
+    to: Option<String>,
+    /// The other store (pull).
+    #[arg(long, value_name = "FILE|URL")]
+    from: Option<String>,
+    /// Wait this long for the locks.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    lock_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -209,9 +274,7 @@ impl StateArg {
     fn store(&self, manifest: &Path) -> anyhow::Result<Box<dyn StateStore>> {
         match self.state.as_deref() {
             Some(url) if crate::state::is_postgres_url(url) => {
-                let pgpass = std::env::var_os("PGPASSFILE")
-                    .map(PathBuf::from)
-                    .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pgpass")));
+                let pgpass = pgpass_file();
                 let location = crate::state::PgLocation::parse(
                     url,
                     |v| std::env::var(v).ok(),
@@ -557,6 +620,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch(args) => watch_command(&args),
         Command::State(StateCommand::List(args)) => state_list(&args),
         Command::State(StateCommand::Restore(args)) => state_restore(&args),
+        Command::State(StateCommand::Lock(LockCommand::Status(args))) => lock_status(&args),
+        Command::State(StateCommand::Lock(LockCommand::Break(args))) => lock_break(&args),
+        Command::State(StateCommand::Migrate(args)) => state_migrate(&args),
+        Command::State(StateCommand::Push(args) | StateCommand::Pull(args)) => state_copy(&args),
         Command::Refresh(args) => refresh_command(&args),
         Command::Import(args) => import_command(&args),
         Command::Completions(args) => {
@@ -1103,6 +1170,117 @@ fn state_list(args: &StateListArgs) -> anyhow::Result<ExitCode> {
     } else {
         print(&render::state_list(&state))?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The PostgreSQL store `state` names, or an error saying the command is
+/// for one.
+fn postgres_store(state: &StateArg, command: &str) -> anyhow::Result<crate::state::PgStore> {
+    match state.state.as_deref() {
+        Some(url) if crate::state::is_postgres_url(url) => Ok(crate::state::PgStore::new(
+            crate::state::PgLocation::parse(
+                url,
+                |v| std::env::var(v).ok(),
+                pgpass_file().as_deref(),
+            )
+            .map_err(anyhow::Error::msg)?,
+        )),
+        _ => bail!(
+            "`pinsync {command}` is for a PostgreSQL state (--state postgres://...); a state file's \
+             lock is released by the kernel when its holder exits, so it never sticks"
+        ),
+    }
+}
+
+fn pgpass_file() -> Option<PathBuf> {
+    std::env::var_os("PGPASSFILE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pgpass")))
+}
+
+fn lock_status(args: &StateOnlyArgs) -> anyhow::Result<ExitCode> {
+    let store = postgres_store(&args.state, "state lock status")?;
+    match store.lease()? {
+        None => print(&format!("{}: no lease is held.\n", store.describe()))?,
+        Some(l) => print(&format!(
+            "{}: {} by {}, taken {} ({:.0} s ago), {} {}.\n",
+            store.describe(),
+            if l.expired {
+                "lease expired, was held"
+            } else {
+                "lease held"
+            },
+            l.holder,
+            l.acquired_at,
+            l.age,
+            if l.expired { "expired" } else { "expires" },
+            l.expires_at
+        ))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn lock_break(args: &LockBreakArgs) -> anyhow::Result<ExitCode> {
+    let store = postgres_store(&args.state, "state lock break")?;
+    match store.break_lease(args.if_older_than)? {
+        Some(l) => print(&format!(
+            "Broke the lease held by {} since {}.\n",
+            l.holder, l.acquired_at
+        ))?,
+        None => {
+            print(&format!(
+                "No lease older than {} on {}; nothing was broken.\n",
+                humantime::format_duration(args.if_older_than),
+                store.describe()
+            ))?;
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn state_migrate(args: &StateOnlyArgs) -> anyhow::Result<ExitCode> {
+    let store = postgres_store(&args.state, "state migrate")?;
+    let version = store.migrate()?;
+    print(&format!(
+        "{}: the schema is at version {version}.\n",
+        store.describe()
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `state push --to` / `state pull --from`: the whole state, its lineage
+/// and serial kept, under both stores' locks.
+fn state_copy(args: &StateCopyArgs) -> anyhow::Result<ExitCode> {
+    let here = args.state.store(&args.manifest.file)?;
+    let other_arg = StateArg {
+        state: args.to.clone().or_else(|| args.from.clone()),
+    };
+    let other = other_arg.store(&args.manifest.file)?;
+    let (from, to) = if args.to.is_some() {
+        (here.as_ref(), other.as_ref())
+    } else {
+        (other.as_ref(), here.as_ref())
+    };
+    let _from_lock = from.lock(args.lock_timeout, "pinsync state copy")?;
+    let _to_lock = to.lock(args.lock_timeout, "pinsync state copy")?;
+    let state = from.load()?;
+    let existing = to.load()?;
+    if !existing.pins.is_empty() && existing.lineage != state.lineage {
+        bail!(
+            "{} already holds a state of another lineage ({} pins); nothing was copied",
+            to.describe(),
+            existing.pins.len()
+        );
+    }
+    to.save(&state)?;
+    print(&format!(
+        "Copied {} pins (serial {}) from {} to {}.\n",
+        state.pins.len(),
+        state.serial,
+        from.describe(),
+        to.describe()
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -19,7 +19,7 @@ use crate::manifest::{Labels, PinKey};
 pub use crate::file_io::FileError;
 pub use journal::Journal;
 pub use lock::{LockError, StateLock};
-pub use postgres::{PgLocation, PgStore, is_postgres_url};
+pub use postgres::{LeaseInfo, PgLocation, PgStore, is_postgres_url};
 pub use state_file::{Restored, StateFile, StateFileError};
 pub use store::{HeldLock, Recorder, StateStore};
 

@@ -319,6 +319,72 @@ impl PgStore {
     }
 }
 
+/// Who holds a workspace's lease, as `state lock status` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseInfo {
+    /// The holder's JSON (command, host, pid, since, CI run).
+    pub holder: String,
+    pub acquired_at: String,
+    pub expires_at: String,
+    /// Seconds since it was taken.
+    pub age: f64,
+    /// Past its expiry: the next run takes it over.
+    pub expired: bool,
+}
+
+impl PgStore {
+    /// The workspace's lease, if one is recorded.
+    pub fn lease(&self) -> Result<Option<LeaseInfo>, StateFileError> {
+        self.with_client(|client, location| {
+            let s = &location.schema;
+            let row = client.query_opt(
+                &format!(
+                    "SELECT holder::text, acquired_at::text, expires_at::text,
+                            extract(epoch FROM now() - acquired_at)::float8, expires_at < now()
+                     FROM {s}.leases WHERE workspace = $1"
+                ),
+                &[&location.workspace],
+            )?;
+            Ok(row.map(|r| LeaseInfo {
+                holder: r.get(0),
+                acquired_at: r.get(1),
+                expires_at: r.get(2),
+                age: r.get(3),
+                expired: r.get(4),
+            }))
+        })
+    }
+
+    /// Removes the workspace's lease if it was taken more than `older_than`
+    /// ago; the lease removed, if any. Its holder, if alive, finds it gone
+    /// at its next renewal or write and stops.
+    pub fn break_lease(&self, older_than: Duration) -> Result<Option<LeaseInfo>, StateFileError> {
+        let before = self.lease()?;
+        let broken = self.with_client(|client, location| {
+            let s = &location.schema;
+            client.execute(
+                &format!(
+                    "DELETE FROM {s}.leases WHERE workspace = $1
+                     AND acquired_at < now() - $2 * interval '1 second'"
+                ),
+                &[&location.workspace, &older_than.as_secs_f64()],
+            )
+        })?;
+        Ok(before.filter(|_| broken > 0))
+    }
+
+    /// Brings the schema to this build's version; the version it is at.
+    pub fn migrate(&self) -> Result<i32, StateFileError> {
+        self.with_client(|client, location| {
+            let s = &location.schema;
+            let version: Option<i32> = client
+                .query_one(&format!("SELECT max(version) FROM {s}.migrations"), &[])?
+                .get(0);
+            Ok(version.unwrap_or(0))
+        })
+    }
+}
+
 fn db_error(location: &PgLocation, e: &postgres::Error) -> StateFileError {
     StateFileError::Database {
         store: location.shown.clone(),
