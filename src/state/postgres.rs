@@ -487,10 +487,8 @@ fn upsert_pins(
 
 impl StateStore for PgStore {
     fn describe(&self) -> String {
-        format!(
-            "{} (workspace {})",
-            self.location.shown, self.location.workspace
-        )
+        // The URL names the workspace (`?workspace=`).
+        self.location.shown.clone()
     }
 
     fn load(&self) -> Result<State, StateFileError> {
