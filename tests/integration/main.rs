@@ -11,6 +11,7 @@ mod init;
 mod pinning_service;
 mod pinning_service_traps;
 mod plan;
+mod postgres;
 mod prune;
 mod rate_limits;
 mod refresh;

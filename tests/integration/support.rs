@@ -17,7 +17,18 @@ pub const AIOZ_SECRET: &str = "aiozSECRET-1a2b3c4d-SECRET";
 pub const ARKIVE_KEY: &str = "arkiveKEY-5e6f7a8b-SECRET";
 /// The Pinning Service token, for the emulator's `/psa` and the npm mock.
 pub const PSA_TOKEN: &str = "psaTOKEN-7c6b5a49-SECRET";
-pub const ALL_SECRETS: [&str; 4] = [AIOZ_KEY, AIOZ_SECRET, ARKIVE_KEY, PSA_TOKEN];
+/// The password of role `pinsync` in a [`Postgres`] cluster (never in its URLs).
+pub const PG_PASSWORD: &str = "pgPASS-3e4f5a6b-SECRET";
+/// The password of a [`Postgres`] cluster's superuser `postgres`.
+pub const PG_SUPERUSER_PASSWORD: &str = "pgSUPER-8a9b0c1d-SECRET";
+pub const ALL_SECRETS: [&str; 6] = [
+    AIOZ_KEY,
+    AIOZ_SECRET,
+    ARKIVE_KEY,
+    PSA_TOKEN,
+    PG_PASSWORD,
+    PG_SUPERUSER_PASSWORD,
+];
 
 /// Real CIDs (CIDv0 and CIDv1 of different content).
 pub const CID_A: &str = "Qmc1135ziMvmFG534i75E8HpJoLqzLzgKBxfjBV9cBsMAs";
@@ -555,5 +566,387 @@ impl Drop for PsaMock {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The tools a [`Postgres`] cluster needs, all from one installation.
+const PG_TOOLS: [&str; 5] = ["initdb", "pg_ctl", "postgres", "psql", "pg_isready"];
+
+/// The directory holding PostgreSQL's server binaries: the newest version
+/// under `lib_root` (Debian's `/usr/lib/postgresql/<version>/bin`, off
+/// PATH), else the directory of the `initdb` on `path`; or why not.
+pub fn find_pg_bin(lib_root: &Path, path: &std::ffi::OsStr) -> Result<PathBuf, String> {
+    let complete = |dir: &Path| PG_TOOLS.iter().all(|t| dir.join(t).is_file());
+    let mut versions: Vec<(Vec<u32>, PathBuf)> = std::fs::read_dir(lib_root)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version = entry
+                .file_name()
+                .to_str()?
+                .split('.')
+                .map(|part| part.parse().ok())
+                .collect::<Option<Vec<u32>>>()?;
+            let bin = entry.path().join("bin");
+            complete(&bin).then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Ok(bin);
+    }
+    for dir in std::env::split_paths(path) {
+        let initdb = dir.join("initdb");
+        if !initdb.is_file() {
+            continue;
+        }
+        // A symlink's target directory holds the same version's tools.
+        let real = std::fs::canonicalize(&initdb)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf));
+        if let Some(bin) = real.into_iter().chain([dir]).find(|d| complete(d)) {
+            return Ok(bin);
+        }
+    }
+    Err(format!(
+        "these tests need a PostgreSQL server of their own, but its binaries ({}) are not in \
+         {}/<version>/bin nor on PATH: install them with `apt-get install postgresql` (Debian, \
+         Ubuntu) or your system's PostgreSQL server package",
+        PG_TOOLS.join(", "),
+        lib_root.display()
+    ))
+}
+
+/// The user `name`'s uid and gid, if it exists.
+fn os_user(name: &str) -> Option<(u32, u32)> {
+    let c_name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a zeroed passwd is a valid out-parameter for getpwnam_r.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut found = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call and buf's length is given.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            c_name.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    (rc == 0 && !found.is_null()).then_some((pwd.pw_uid, pwd.pw_gid))
+}
+
+/// How the PostgreSQL tools are run on this machine.
+struct PgTools {
+    bin: PathBuf,
+    /// Under root (which PostgreSQL refuses), the unprivileged user the
+    /// tools run as: `runuser`, the user's name, uid and gid.
+    run_as: Option<(PathBuf, &'static str, u32, u32)>,
+}
+
+fn pg_tools() -> &'static PgTools {
+    static TOOLS: std::sync::OnceLock<PgTools> = std::sync::OnceLock::new();
+    TOOLS.get_or_init(|| {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let bin = find_pg_bin(Path::new("/usr/lib/postgresql"), &path)
+            .unwrap_or_else(|why| panic!("{why}"));
+        // SAFETY: geteuid has no preconditions.
+        let run_as = (unsafe { libc::geteuid() } == 0).then(|| {
+            const USER: &str = "postgres";
+            let (uid, gid) = os_user(USER).unwrap_or_else(|| {
+                panic!(
+                    "these tests run as root, and PostgreSQL refuses to run as root: they run it \
+                     as the unprivileged user `{USER}`, which does not exist here (`apt-get \
+                     install postgresql` creates it)"
+                )
+            });
+            let runuser = ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"]
+                .into_iter()
+                .map(PathBuf::from)
+                .chain(std::env::split_paths(&path).map(|d| d.join("runuser")))
+                .find(|p| p.is_file())
+                .unwrap_or_else(|| {
+                    panic!("these tests run as root and need `runuser` (util-linux) to run PostgreSQL as `{USER}`")
+                });
+            (runuser, USER, uid, gid)
+        });
+        PgTools { bin, run_as }
+    })
+}
+
+/// A throwaway PostgreSQL cluster in a temporary directory, listening on a
+/// free port of 127.0.0.1 only, with password (scram-sha-256) auth for
+/// every connection: the superuser `postgres` ([`PG_SUPERUSER_PASSWORD`]),
+/// and role `pinsync` ([`PG_PASSWORD`], CREATEDB) owning database
+/// `pinsync_test`. Stopped and removed on drop.
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Postgres {
+    pub const DATABASE: &str = "pinsync_test";
+    pub const USER: &str = "pinsync";
+
+    /// Makes and starts a new cluster; panics (with how to install
+    /// PostgreSQL) if its binaries are missing.
+    pub fn start() -> Self {
+        pg_tools();
+        let dir = tempfile::Builder::new()
+            .prefix("pinsync-pg-")
+            .tempdir()
+            .unwrap();
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let pg = Self { dir, port };
+        pg.give_to_server_user(pg.dir.path());
+        let socket_dir = pg.socket_dir();
+        std::fs::create_dir(&socket_dir).unwrap();
+        pg.give_to_server_user(&socket_dir);
+        let pwfile = pg.dir.path().join("superuser-password");
+        std::fs::write(&pwfile, PG_SUPERUSER_PASSWORD).unwrap();
+        pg.give_to_server_user(&pwfile);
+
+        let mut initdb = pg.tool("initdb");
+        initdb
+            .arg("--pgdata")
+            .arg(pg.data_dir())
+            .args(["--username", "postgres", "--auth=scram-sha-256"])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .args(["--encoding=UTF8", "--locale=C", "--no-sync"]);
+        pg.check(initdb, "initdb");
+        std::fs::remove_file(&pwfile).unwrap();
+
+        // Appended settings override initdb's; fsync off is safe here (an
+        // immediate stop still leaves every commit in the page cache).
+        let quoted = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "''"));
+        let settings = format!(
+            "\n# pinsync tests\nlisten_addresses = '127.0.0.1'\nport = {port}\n\
+             unix_socket_directories = {}\nfsync = off\n",
+            quoted(&socket_dir)
+        );
+        let conf = pg.data_dir().join("postgresql.conf");
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .unwrap();
+        std::io::Write::write_all(&mut file, settings.as_bytes()).unwrap();
+        drop(file);
+
+        pg.start_server();
+        pg.psql_on(
+            "postgres",
+            &format!(
+                "CREATE ROLE {user} LOGIN CREATEDB PASSWORD '{PG_PASSWORD}';
+                 CREATE DATABASE {db} OWNER {user};",
+                user = Self::USER,
+                db = Self::DATABASE
+            ),
+        );
+        pg
+    }
+
+    /// `postgres://pinsync@127.0.0.1:PORT/pinsync_test?workspace=NAME`:
+    /// no password (it is [`PG_PASSWORD`]).
+    pub fn url(&self, workspace: &str) -> String {
+        let workspace: String =
+            url::form_urlencoded::byte_serialize(workspace.as_bytes()).collect();
+        format!(
+            "postgres://{}@127.0.0.1:{}/{}?workspace={workspace}",
+            Self::USER,
+            self.port,
+            Self::DATABASE
+        )
+    }
+
+    /// Runs `sql` (any number of statements) in `pinsync_test` as the
+    /// superuser; the rows, `|` between columns. Panics on an error.
+    pub fn psql(&self, sql: &str) -> String {
+        self.psql_on(Self::DATABASE, sql)
+    }
+
+    fn psql_on(&self, database: &str, sql: &str) -> String {
+        let conninfo = format!(
+            "host={} port={} user=postgres dbname={database}",
+            self.socket_dir().display(),
+            self.port
+        );
+        self.try_psql(&conninfo, Some(PG_SUPERUSER_PASSWORD), sql)
+            .unwrap_or_else(|e| panic!("psql as the superuser: {e}\n--- sql\n{sql}"))
+    }
+
+    /// Runs `sql` in `pinsync_test` over TCP as `user` with `password`; the
+    /// rows, or psql's error.
+    pub fn psql_as(&self, user: &str, password: &str, sql: &str) -> Result<String, String> {
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user={user} dbname={}",
+            self.port,
+            Self::DATABASE
+        );
+        self.try_psql(&conninfo, Some(password), sql)
+    }
+
+    /// Runs `sql` with psql on `conninfo` (a libpq connection string or
+    /// URI); the password, if any, goes in psql's environment.
+    pub fn try_psql(
+        &self,
+        conninfo: &str,
+        password: Option<&str>,
+        sql: &str,
+    ) -> Result<String, String> {
+        let mut cmd = self.tool("psql");
+        cmd.args(["--no-psqlrc", "--no-password", "--quiet", "--no-align"])
+            .args(["--tuples-only", "--set=ON_ERROR_STOP=1", "--dbname"])
+            .arg(conninfo)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(password) = password {
+            cmd.env("PGPASSWORD", password);
+        }
+        let mut child = cmd.spawn().expect("run psql");
+        let mut stdin = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, sql.as_bytes()).unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() {
+            Ok(stdout.strip_suffix('\n').unwrap_or(&stdout).to_owned())
+        } else {
+            Err(format!(
+                "psql {}: {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                stdout
+            ))
+        }
+    }
+
+    /// Whether the server accepts connections on its TCP port.
+    pub fn accepts_connections(&self) -> bool {
+        let mut cmd = self.tool("pg_isready");
+        cmd.args(["--host=127.0.0.1", "--timeout=5"])
+            .arg(format!("--port={}", self.port))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd.status().expect("run pg_isready").success()
+    }
+
+    /// Stops the server at once (`pg_ctl stop -m immediate`: no checkpoint,
+    /// clients cut off), as a crash would.
+    pub fn stop(&self) {
+        let mut cmd = self.tool("pg_ctl");
+        cmd.arg("--pgdata").arg(self.data_dir()).args([
+            "--mode=immediate",
+            "--wait",
+            "--timeout=60",
+            "stop",
+        ]);
+        self.check(cmd, "pg_ctl stop");
+    }
+
+    /// Starts the (stopped) server again, on the same port and data, and
+    /// waits until it accepts connections.
+    pub fn restart(&self) {
+        self.start_server();
+    }
+
+    fn start_server(&self) {
+        let mut cmd = self.tool("pg_ctl");
+        cmd.arg("--pgdata")
+            .arg(self.data_dir())
+            .arg("--log")
+            .arg(self.log_path())
+            .args(["--wait", "--timeout=60", "start"]);
+        self.check(cmd, "pg_ctl start");
+        wait_until(
+            Duration::from_secs(60),
+            "PostgreSQL to accept connections",
+            || self.accepts_connections(),
+        );
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn socket_dir(&self) -> PathBuf {
+        self.dir.path().join("socket")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read(self.log_path())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// A PostgreSQL tool, run as the unprivileged user under root, with a
+    /// clean environment (no PG* variables from the caller).
+    fn tool(&self, name: &str) -> Command {
+        let tools = pg_tools();
+        let program = tools.bin.join(name);
+        let mut cmd = match &tools.run_as {
+            Some((runuser, user, ..)) => {
+                let mut cmd = Command::new(runuser);
+                cmd.args(["-u", user, "--"]).arg(program);
+                cmd
+            }
+            None => Command::new(program),
+        };
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("LC_ALL", "C")
+            .env("PGPASSFILE", self.dir.path().join("no-pgpass"))
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `cmd`; panics with its output and the server log on failure.
+    fn check(&self, mut cmd: Command, what: &str) {
+        let out = cmd.output().unwrap_or_else(|e| panic!("run {what}: {e}"));
+        assert!(
+            out.status.success(),
+            "{what} failed ({}):\n{}{}\n--- server log\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+    }
+
+    /// Under root, hands `path` to the user the server runs as.
+    fn give_to_server_user(&self, path: &Path) {
+        if let Some((_, user, uid, gid)) = &pg_tools().run_as {
+            std::os::unix::fs::chown(path, Some(*uid), Some(*gid))
+                .unwrap_or_else(|e| panic!("chown {} to {user}: {e}", path.display()));
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if self.data_dir().join("postmaster.pid").exists() {
+            let mut cmd = self.tool("pg_ctl");
+            cmd.arg("--pgdata")
+                .arg(self.data_dir())
+                .args(["--mode=immediate", "--wait", "--timeout=60", "stop"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let _ = cmd.status();
+        }
     }
 }
