@@ -12,6 +12,7 @@ mod pinning_service;
 mod pinning_service_traps;
 mod plan;
 mod postgres;
+mod postgres_state;
 mod prune;
 mod rate_limits;
 mod refresh;

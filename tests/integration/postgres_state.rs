@@ -1,0 +1,289 @@
+//! The state on a real PostgreSQL: the core loop, leases that never stick,
+//! a holder that loses its lease, two workspaces, a database that goes
+//! away mid-apply, and a password that never shows.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// `pinsync ARGS --state URL` with the database password in the
+/// environment only.
+fn on_pg(p: &Project, url: &str, args: &[&str]) -> Command {
+    let mut cmd = p.command(args);
+    cmd.args(["--state", url]).env("PGPASSWORD", PG_PASSWORD);
+    cmd
+}
+
+/// Creates the tables first, so that a test can watch them from the start.
+fn migrate(p: &Project, url: &str) {
+    let r = on_pg(p, url, &["state", "migrate"]).run();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("the schema is at version 1"), "{r:?}");
+}
+
+fn pins_in(pg: &Postgres, workspace: &str) -> usize {
+    pg.psql(&format!(
+        "SELECT count(*) FROM pinsync.pins WHERE workspace = '{workspace}'"
+    ))
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+#[test]
+fn apply_plan_and_list_work_on_postgres_and_no_file_is_written() {
+    let pg = Postgres::start();
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &many_pins(30, &["aioz"]));
+    let url = pg.url("ci");
+    let r = on_pg(&p, &url, &["apply", "--auto-approve"]).run();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(pins_in(&pg, "ci"), 30);
+    let r = on_pg(&p, &url, &["plan", "--detailed-exitcode"]).run();
+    assert_eq!(r.code, 0, "in sync: {r:?}");
+    let r = on_pg(&p, &url, &["state", "list", "--json"]).run();
+    let listed: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(listed["pins"].as_array().unwrap().len(), 30);
+    assert!(
+        !p.state_path().exists(),
+        "no state file beside the manifest"
+    );
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM pinsync.leases").trim(),
+        "0",
+        "lease released"
+    );
+    // PINSYNC_STATE is the same as --state.
+    let mut cmd = p.command(&["plan", "--detailed-exitcode"]);
+    cmd.env("PINSYNC_STATE", &url)
+        .env("PGPASSWORD", PG_PASSWORD);
+    assert_eq!(cmd.run().code, 0);
+}
+
+#[test]
+fn the_database_password_never_shows_even_when_it_is_wrong_or_in_the_url() {
+    let pg = Postgres::start();
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &many_pins(3, &["aioz"]));
+    let with_password = pg
+        .url("w")
+        .replacen("pinsync@", &format!("pinsync:{PG_PASSWORD}@"), 1);
+    let ok = p
+        .command(&["apply", "--auto-approve", "--state", &with_password])
+        .run();
+    assert_eq!(ok.code, 0, "{ok:?}");
+    let mut wrong = p.command(&["plan", "--state", &pg.url("w")]);
+    wrong.env("PGPASSWORD", "pgWRONG-0000-SECRET");
+    let wrong = wrong.run();
+    assert_eq!(wrong.code, 1, "{wrong:?}");
+    assert!(
+        wrong.stderr.contains("password authentication failed"),
+        "{wrong:?}"
+    );
+    let held = p
+        .command(&["state", "lock", "status", "--state", &with_password])
+        .run();
+    for run in [&ok, &wrong, &held] {
+        let text = format!("{run:?}");
+        assert_no_secret("output", &text);
+        assert!(!text.contains("pgWRONG-0000-SECRET"), "{text}");
+    }
+    for (path, text) in p.all_files() {
+        assert_no_secret(&path.display().to_string(), &text);
+    }
+}
+
+#[test]
+fn a_second_apply_on_the_workspace_names_the_holder_and_another_workspace_runs() {
+    let pg = Postgres::start();
+    let emu = Emulator::start_with(&["--delay-ms", "100"]);
+    let p = Project::new(&emu, &many_pins(40, &["aioz"]));
+    migrate(&p, &pg.url("prod"));
+    let mut first = spawn_quiet(on_pg(
+        &p,
+        &pg.url("prod"),
+        &["apply", "--auto-approve", "--concurrency", "1"],
+    ));
+    wait_until(Duration::from_secs(30), "the first apply's lease", || {
+        pg.psql("SELECT count(*) FROM pinsync.leases WHERE workspace = 'prod'")
+            .trim()
+            == "1"
+    });
+    let second = on_pg(&p, &pg.url("prod"), &["apply", "--auto-approve"]).run();
+    assert_eq!(second.code, 1, "{second:?}");
+    assert!(
+        second.stderr.contains("is locked by") && second.stderr.contains("pinsync apply"),
+        "{second:?}"
+    );
+    // Another workspace in the same schema is not blocked.
+    let other = Project::new(&emu, &many_pins(2, &["arkive/cl0-global"]));
+    let r = on_pg(&other, &pg.url("staging"), &["apply", "--auto-approve"]).run();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(first.wait().unwrap().code(), Some(0));
+    assert_eq!(pins_in(&pg, "prod"), 40);
+    assert_eq!(pins_in(&pg, "staging"), 2);
+}
+
+/// A holder killed with SIGKILL renews nothing: its lease expires and the
+/// next run takes over, losing nothing and pinning nothing twice.
+#[test]
+fn a_killed_holders_lease_expires_and_the_next_run_takes_over() {
+    let pg = Postgres::start();
+    let emu = Emulator::start_with(&["--delay-ms", "50"]);
+    let p = Project::new(&emu, &many_pins(60, &["aioz"]));
+    let url = format!("{}&lease=5s", pg.url("prod"));
+    migrate(&p, &url);
+    let mut holder = spawn_quiet(on_pg(
+        &p,
+        &url,
+        &["apply", "--auto-approve", "--concurrency", "2"],
+    ));
+    wait_until(Duration::from_secs(30), "some pins recorded", || {
+        pins_in(&pg, "prod") >= 5
+    });
+    signal(&holder, libc::SIGKILL);
+    holder.wait().unwrap();
+    let recorded = pins_in(&pg, "prod");
+    let refused = on_pg(&p, &url, &["apply", "--auto-approve"]).run();
+    assert_eq!(refused.code, 1, "the lease is still live: {refused:?}");
+    let started = Instant::now();
+    let r = on_pg(
+        &p,
+        &url,
+        &["apply", "--auto-approve", "--lock-timeout", "30s"],
+    )
+    .run();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "taken over once it expired"
+    );
+    assert_eq!(pins_in(&pg, "prod"), 60);
+    let held = emu.pins();
+    assert_eq!(held.len(), 60, "nothing pinned twice");
+    // What the killed run recorded was not pinned again.
+    let again = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("pinned "))
+        .count();
+    assert!(
+        again <= 60 - recorded + 8,
+        "{again} pinned after {recorded} recorded"
+    );
+}
+
+/// A holder whose lease is broken (as after a partition) stops making
+/// calls at once and exits 1.
+#[test]
+fn a_holder_whose_lease_is_broken_stops() {
+    let pg = Postgres::start();
+    let emu = Emulator::start_with(&["--delay-ms", "100"]);
+    let p = Project::new(&emu, &many_pins(200, &["aioz"]));
+    let url = format!("{}&lease=6s", pg.url("prod"));
+    migrate(&p, &url);
+    let mut holder = on_pg(&p, &url, &["apply", "--auto-approve", "--concurrency", "1"]);
+    let holder = holder
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "some pins recorded", || {
+        pins_in(&pg, "prod") >= 3
+    });
+    let broke = on_pg(
+        &p,
+        &url,
+        &["state", "lock", "break", "--if-older-than", "0s"],
+    )
+    .run();
+    assert_eq!(broke.code, 0, "{broke:?}");
+    let out = holder.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("lease was lost"), "{stderr}");
+    assert!(emu.pins().len() < 200, "it stopped before the end");
+    // The next run finishes the job.
+    let r = on_pg(&p, &url, &["apply", "--auto-approve"]).run();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(emu.pins().len(), 200);
+    assert_eq!(pins_in(&pg, "prod"), 200);
+}
+
+/// PostgreSQL going away mid-apply: the write fails, no further call is
+/// made, the apply exits 1; once it is back, the next run finishes.
+#[test]
+fn postgres_stopped_mid_apply_stops_the_calls_and_the_next_run_finishes() {
+    let pg = Postgres::start();
+    let emu = Emulator::start_with(&["--delay-ms", "50"]);
+    let p = Project::new(&emu, &many_pins(100, &["aioz"]));
+    // A short lease: the stopped run cannot release its own, so the next
+    // run waits for it to expire.
+    let url = format!("{}&lease=5s", pg.url("prod"));
+    migrate(&p, &url);
+    let holder = on_pg(&p, &url, &["apply", "--auto-approve", "--concurrency", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "some pins recorded", || {
+        pins_in(&pg, "prod") >= 5
+    });
+    pg.stop();
+    let out = holder.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let called = emu.pin_calls();
+    assert!(called < 100, "the calls stopped: {called}");
+    pg.restart();
+    let r = on_pg(
+        &p,
+        &url,
+        &["apply", "--auto-approve", "--lock-timeout", "60s"],
+    )
+    .run();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(pins_in(&pg, "prod"), 100);
+    assert_eq!(emu.pins().len(), 100);
+}
+
+#[test]
+fn a_file_state_is_pushed_to_postgres_and_pulled_back_with_its_history() {
+    let pg = Postgres::start();
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &many_pins(12, &["aioz"]));
+    assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
+    let file_state = p.state();
+    let url = pg.url("moved");
+    let r = on_pg(&p, &url, &[]).args(["state", "push"]).run();
+    assert_eq!(r.code, 1, "push needs --to: {r:?}");
+    let mut push = p.command(&["state", "push", "--to", &url]);
+    push.env("PGPASSWORD", PG_PASSWORD);
+    let r = push.run();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(pins_in(&pg, "moved"), 12);
+    let head =
+        pg.psql("SELECT lineage || ' ' || serial FROM pinsync.workspaces WHERE name = 'moved'");
+    assert_eq!(
+        head.trim(),
+        format!(
+            "{} {}",
+            file_state["lineage"].as_str().unwrap(),
+            file_state["serial"]
+        ),
+        "the history travels with it"
+    );
+    let r = on_pg(&p, &url, &["plan", "--detailed-exitcode"]).run();
+    assert_eq!(r.code, 0, "in sync on PostgreSQL: {r:?}");
+    std::fs::remove_file(p.state_path()).unwrap();
+    let mut pull = p.command(&["state", "pull", "--from", &url]);
+    pull.env("PGPASSWORD", PG_PASSWORD);
+    assert_eq!(pull.run().code, 0);
+    assert_eq!(p.state()["pins"].as_array().unwrap().len(), 12);
+    assert_eq!(p.run(&["plan", "--detailed-exitcode"]).code, 0);
+}
