@@ -270,20 +270,20 @@ struct StateArg {
 }
 
 impl StateArg {
-    /// Where the state is kept: a PostgreSQL URL, or a file.
+    /// Where the state is kept: `--state` (or `PINSYNC_STATE`), else the
+    /// manifest's `state:`, else the file beside the manifest.
     fn store(&self, manifest: &Path) -> anyhow::Result<Box<dyn StateStore>> {
+        match self.postgres_url(manifest)? {
+            Some(url) => Ok(Box::new(crate::state::PgStore::new(pg_location(&url)?))),
+            None => Ok(Box::new(self.file(manifest))),
+        }
+    }
+
+    /// The PostgreSQL URL of the state, if it is on PostgreSQL.
+    fn postgres_url(&self, manifest: &Path) -> anyhow::Result<Option<String>> {
         match self.state.as_deref() {
-            Some(url) if crate::state::is_postgres_url(url) => {
-                let pgpass = pgpass_file();
-                let location = crate::state::PgLocation::parse(
-                    url,
-                    |v| std::env::var(v).ok(),
-                    pgpass.as_deref(),
-                )
-                .map_err(anyhow::Error::msg)?;
-                Ok(Box::new(crate::state::PgStore::new(location)))
-            }
-            _ => Ok(Box::new(self.file(manifest))),
+            Some(text) => Ok(Some(text.to_owned()).filter(|t| crate::state::is_postgres_url(t))),
+            None => manifest_state_url(manifest),
         }
     }
 
@@ -1173,21 +1173,72 @@ fn state_list(args: &StateListArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn pg_location(url: &str) -> anyhow::Result<crate::state::PgLocation> {
+    crate::state::PgLocation::parse(url, |v| std::env::var(v).ok(), pgpass_file().as_deref())
+        .map_err(anyhow::Error::msg)
+}
+
+/// The URL the manifest's `state:` names, if it has one. Only a manifest
+/// with a top-level `state:` line is parsed here, so the others are not
+/// read twice.
+fn manifest_state_url(manifest: &Path) -> anyhow::Result<Option<String>> {
+    let Ok(crate::file_io::Bounded::Read(text)) =
+        crate::file_io::read_bounded(manifest, manifest::MAX_MANIFEST_BYTES as u64)
+    else {
+        // Missing or too large: the manifest's own load says so.
+        return Ok(None);
+    };
+    if !text
+        .split(|b| *b == b'\n')
+        .any(|line| line.starts_with(b"state:"))
+    {
+        return Ok(None);
+    }
+    let Some(state) = manifest::load(manifest)?.state else {
+        return Ok(None);
+    };
+    let var = &state.url.var;
+    let url = std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!("the manifest's state.url names ${var}, which is not set")
+        })?;
+    // Not echoed: it may hold a password.
+    if !crate::state::is_postgres_url(&url) {
+        bail!("${var} (the manifest's state.url) must hold a postgres:// URL");
+    }
+    let Some(workspace) = state.workspace else {
+        return Ok(Some(url));
+    };
+    let mut parsed = url::Url::parse(&url)
+        .map_err(|e| anyhow::anyhow!("${var} (the manifest's state.url) is not a URL ({e})"))?;
+    let others: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(k, _)| k != "workspace")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    parsed
+        .query_pairs_mut()
+        .clear()
+        .extend_pairs(others)
+        .append_pair("workspace", &workspace);
+    Ok(Some(parsed.to_string()))
+}
+
 /// The PostgreSQL store `state` names, or an error saying the command is
 /// for one.
-fn postgres_store(state: &StateArg, command: &str) -> anyhow::Result<crate::state::PgStore> {
-    match state.state.as_deref() {
-        Some(url) if crate::state::is_postgres_url(url) => Ok(crate::state::PgStore::new(
-            crate::state::PgLocation::parse(
-                url,
-                |v| std::env::var(v).ok(),
-                pgpass_file().as_deref(),
-            )
-            .map_err(anyhow::Error::msg)?,
-        )),
-        _ => bail!(
-            "`pinsync {command}` is for a PostgreSQL state (--state postgres://...); a state file's \
-             lock is released by the kernel when its holder exits, so it never sticks"
+fn postgres_store(
+    state: &StateArg,
+    manifest: &Path,
+    command: &str,
+) -> anyhow::Result<crate::state::PgStore> {
+    match state.postgres_url(manifest)? {
+        Some(url) => Ok(crate::state::PgStore::new(pg_location(&url)?)),
+        None => bail!(
+            "`pinsync {command}` is for a PostgreSQL state (--state postgres://..., or the \
+             manifest's state:); a state file's lock is released by the kernel when its \
+             holder exits, so it never sticks"
         ),
     }
 }
@@ -1199,7 +1250,7 @@ fn pgpass_file() -> Option<PathBuf> {
 }
 
 fn lock_status(args: &StateOnlyArgs) -> anyhow::Result<ExitCode> {
-    let store = postgres_store(&args.state, "state lock status")?;
+    let store = postgres_store(&args.state, &args.manifest.file, "state lock status")?;
     match store.lease()? {
         None => print(&format!("{}: no lease is held.\n", store.describe()))?,
         Some(l) => print(&format!(
@@ -1221,7 +1272,7 @@ fn lock_status(args: &StateOnlyArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn lock_break(args: &LockBreakArgs) -> anyhow::Result<ExitCode> {
-    let store = postgres_store(&args.state, "state lock break")?;
+    let store = postgres_store(&args.state, &args.manifest.file, "state lock break")?;
     match store.break_lease(args.if_older_than)? {
         Some(l) => print(&format!(
             "Broke the lease held by {} since {}.\n",
@@ -1240,7 +1291,7 @@ fn lock_break(args: &LockBreakArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn state_migrate(args: &StateOnlyArgs) -> anyhow::Result<ExitCode> {
-    let store = postgres_store(&args.state, "state migrate")?;
+    let store = postgres_store(&args.state, &args.manifest.file, "state migrate")?;
     let version = store.migrate()?;
     print(&format!(
         "{}: the schema is at version {version}.\n",

@@ -41,11 +41,22 @@ pub struct Manifest {
     /// `prune: true`: pins gone from the manifest are unpinned, not only
     /// marked orphaned.
     pub prune: bool,
+    /// `state:`: where the state is kept when the command line says nothing.
+    pub state: Option<StateConfig>,
     /// One entry per (provider, cluster, canonical CID), sorted by key.
     /// A sorted list rather than a map: built in place from the parsed pins
     /// and only ever walked in order (by `plan`), it costs a third of the
     /// memory of a map at 100,000 pins.
     pub pins: Vec<(PinKey, DesiredPin)>,
+}
+
+/// `state: {url: ${PINSYNC_STATE_URL}, workspace: NAME}`: a PostgreSQL
+/// state, its URL read from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateConfig {
+    pub url: SecretRef,
+    /// Sets the URL's `workspace=`.
+    pub workspace: Option<String>,
 }
 
 /// What the manifest asks for on one target.

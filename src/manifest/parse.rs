@@ -32,8 +32,11 @@ pub(super) const MANIFEST_FIELDS: &[&str] = &[
     "providers",
     "defaults",
     "prune",
+    "state",
     "pins",
 ];
+/// Fields of `state`.
+pub(super) const STATE_FIELDS: &[&str] = &["url", "workspace"];
 /// Fields of one entry of `providers`.
 pub(super) const PROVIDER_FIELDS: &[&str] = &[
     "type",
@@ -330,6 +333,7 @@ impl Walker<'_> {
             path: self.file.to_path_buf(),
             providers: BTreeMap::new(),
             prune: false,
+            state: None,
             pins: Vec::new(),
         };
         let Node::Mapping(mut top) = root else {
@@ -368,6 +372,9 @@ impl Walker<'_> {
                 Some(prune) => manifest.prune = prune,
                 None => self.problem(s.at, "`prune` must be true or false"),
             }
+        }
+        if let Some(node) = top.get("state") {
+            manifest.state = self.state(node);
         }
 
         if let Some(v) = self.required(top, "version", "the manifest")
@@ -589,6 +596,32 @@ impl Walker<'_> {
             take_over_unmarked,
             rate_limit,
             rate_limits,
+        })
+    }
+
+    /// `state: {url: ${VAR}, workspace: NAME}`: the state on PostgreSQL,
+    /// its URL from the environment (it may hold a password).
+    fn state(&mut self, node: &Node) -> Option<super::StateConfig> {
+        let map = self.mapping(node, "`state`")?;
+        self.known_keys(map, STATE_FIELDS, "`state`");
+        let url = self
+            .required(map, "url", "`state`")
+            .and_then(|n| self.secret(n));
+        let workspace = map.get("workspace").and_then(|n| {
+            let s = self.scalar(n, "`workspace`")?;
+            if is_valid_name(s.as_str()) && s.chars().count() <= 63 {
+                Some(s.as_str().to_owned())
+            } else {
+                self.problem(
+                    s.at,
+                    "`workspace` may hold only letters, digits, '-' and '_' (63 at most)",
+                );
+                None
+            }
+        });
+        Some(super::StateConfig {
+            url: url?,
+            workspace,
         })
     }
 

@@ -147,6 +147,25 @@ pub(crate) fn schema() -> Value {
                 "type": "boolean",
                 "default": false,
             },
+            "state": {
+                "description": "Where the state is kept when --state and PINSYNC_STATE say \
+                    nothing: a PostgreSQL workspace shared by every CI runner and watch server.",
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["url"],
+                "properties": {
+                    "url": credential(
+                        "The environment variable holding the postgres:// URL, as ${VAR} (it \
+                         may hold a password, so it is never written in the manifest)."
+                    ),
+                    "workspace": {
+                        "description": "The workspace: one state each (sets the URL's workspace=).",
+                        "type": "string",
+                        "pattern": NAME_PATTERN,
+                        "maxLength": 63,
+                    },
+                },
+            },
             "pins": {
                 "description": "What must be pinned: one entry per CID.",
                 "type": "array",

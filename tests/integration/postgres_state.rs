@@ -287,3 +287,45 @@ fn a_file_state_is_pushed_to_postgres_and_pulled_back_with_its_history() {
     assert_eq!(p.state()["pins"].as_array().unwrap().len(), 12);
     assert_eq!(p.run(&["plan", "--detailed-exitcode"]).code, 0);
 }
+
+/// `state: {url: ${VAR}, workspace: NAME}` in the manifest: the state is on
+/// PostgreSQL with no flag, its URL read from the environment.
+#[test]
+fn the_manifest_can_name_its_postgres_state() {
+    let pg = Postgres::start();
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &many_pins(4, &["aioz"]));
+    let text = std::fs::read_to_string(p.manifest()).unwrap().replacen(
+        "version: 1\n",
+        "version: 1\nstate:\n  url: ${PINSYNC_STATE_URL}\n  workspace: from-manifest\n",
+        1,
+    );
+    std::fs::write(p.manifest(), text).unwrap();
+    let unset = p.run(&["apply", "--auto-approve"]);
+    assert_eq!(unset.code, 1, "{unset:?}");
+    assert!(
+        unset
+            .stderr
+            .contains("$PINSYNC_STATE_URL, which is not set"),
+        "{unset:?}"
+    );
+    let mut cmd = p.command(&["apply", "--auto-approve"]);
+    // The URL's own workspace is replaced by the manifest's.
+    cmd.env("PINSYNC_STATE_URL", pg.url("ignored"))
+        .env("PGPASSWORD", PG_PASSWORD);
+    let r = cmd.run();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(pins_in(&pg, "from-manifest"), 4);
+    assert!(!p.state_path().exists());
+    let literal = std::fs::read_to_string(p.manifest())
+        .unwrap()
+        .replace("${PINSYNC_STATE_URL}", &pg.url("x"));
+    std::fs::write(p.manifest(), literal).unwrap();
+    let r = p.run(&["validate"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("pins.yaml:3:8: credentials must name an environment variable"),
+        "{r:?}"
+    );
+}
