@@ -933,7 +933,14 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
 fn watch_command(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let state_file = args.state.store(&args.manifest.file)?;
     let state_file = state_file.as_ref();
-    let _lock = state_file.lock(args.calls.lock_timeout, "pinsync watch")?;
+    let log = EventLog::new(args.log_format);
+    // On a shared state, a second server waits for the lease (standby)
+    // rather than failing, and takes over once the holder's lease ends.
+    let lock = if args.state.postgres_url(&args.manifest.file)?.is_some() {
+        wait_for_lease(state_file, args, log)?
+    } else {
+        state_file.lock(args.calls.lock_timeout, "pinsync watch")?
+    };
     let state = state_file.load()?;
     let options = WatchOptions {
         interval: args.interval,
@@ -942,8 +949,8 @@ fn watch_command(args: &WatchArgs) -> anyhow::Result<ExitCode> {
         http: args.calls.http(),
         status_file: args.status_file.clone(),
     };
-    let log = EventLog::new(args.log_format);
     let runtime = calls_runtime()?;
+    let lost = lock.lost();
     runtime.block_on(async {
         let stop = CancellationToken::new();
         spawn_stop_on_signals(stop.clone(), move |name| {
@@ -954,9 +961,76 @@ fn watch_command(args: &WatchArgs) -> anyhow::Result<ExitCode> {
                 serde_json::json!({"signal": name}),
             );
         })?;
+        if let Some(lost) = lost.clone() {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                lost.cancelled().await;
+                log.event(
+                    crate::watch::Level::Error,
+                    "lease",
+                    "the state's lease was lost (taken over, or the database is out of reach): stopping",
+                    serde_json::json!({}),
+                );
+                stop.cancel();
+            });
+        }
         crate::watch::watch(&args.manifest.file, state_file, state, &options, log, &stop).await
     })?;
+    if lost.is_some_and(|l| l.is_cancelled()) {
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits, as a standby, until this server holds the state's lease: says
+/// so once in the log and the status file, then takes over when the
+/// holder releases it or its lease expires.
+fn wait_for_lease(
+    store: &dyn StateStore,
+    args: &WatchArgs,
+    log: EventLog,
+) -> anyhow::Result<Box<dyn crate::state::HeldLock>> {
+    let mut said = false;
+    loop {
+        match store.lock(Duration::from_secs(2), "pinsync watch") {
+            Ok(lock) => {
+                if said {
+                    log.event(
+                        crate::watch::Level::Info,
+                        "lease",
+                        "active: this server took over the lease and applies",
+                        serde_json::json!({}),
+                    );
+                }
+                return Ok(lock);
+            }
+            Err(crate::state::LockError::Held { holder, .. }) => {
+                if said {
+                    continue;
+                }
+                said = true;
+                log.event(
+                    crate::watch::Level::Info,
+                    "lease",
+                    &format!(
+                        "standby: {holder} holds the lease; this server takes over when it ends"
+                    ),
+                    serde_json::json!({"held_by": holder}),
+                );
+                if let Some(path) = &args.status_file {
+                    let status = crate::watch::StandbyStatus {
+                        pid: std::process::id(),
+                        manifest: args.manifest.file.clone(),
+                        role: crate::watch::Role::Standby,
+                        held_by: holder,
+                        since: crate::state::now_rfc3339(),
+                    };
+                    crate::watch::status_file::write(path, &status)?;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// The runtime that drives provider calls: one thread. The calls wait on

@@ -7,7 +7,7 @@
 
 mod event_log;
 mod manifest_diff;
-mod status_file;
+pub(crate) mod status_file;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,7 +26,7 @@ use crate::provider::{HttpSettings, ProviderError};
 use crate::state::{State, StateStore};
 
 pub use event_log::{EventLog, Level, LogFormat};
-pub use status_file::{Outcome, Status};
+pub use status_file::{Outcome, Role, StandbyStatus, Status};
 
 /// How watch runs.
 #[derive(Debug, Clone)]
@@ -417,6 +417,7 @@ impl Reconciler<'_> {
         let status = Status {
             pid: std::process::id(),
             manifest: self.manifest_path.to_path_buf(),
+            role: status_file::Role::Active,
             last_run_at: now,
             last_result: outcome,
             last_success_at: self.last_success_at.clone(),

@@ -22,11 +22,33 @@ pub enum Outcome {
     Error,
 }
 
+/// Which part a watch server plays on its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// It holds the state's lock and applies.
+    Active,
+    /// Another server holds the lease; this one waits to take over.
+    Standby,
+}
+
+/// What the status file says while a server waits for the lease.
+#[derive(Debug, Clone, Serialize)]
+pub struct StandbyStatus {
+    pub pid: u32,
+    pub manifest: PathBuf,
+    pub role: Role,
+    /// Who holds the lease, as its lock says.
+    pub held_by: String,
+    pub since: String,
+}
+
 /// What the status file says.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     pub pid: u32,
     pub manifest: PathBuf,
+    pub role: Role,
     /// When the last reconcile finished.
     pub last_run_at: String,
     pub last_result: Outcome,
@@ -43,7 +65,7 @@ pub struct Status {
 }
 
 /// Replaces the status file at `path` with `status`.
-pub fn write(path: &Path, status: &Status) -> anyhow::Result<()> {
+pub fn write(path: &Path, status: &impl Serialize) -> anyhow::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(status)?;
     bytes.push(b'\n');
     crate::file_io::replace(path, &bytes, None).context("write status file")

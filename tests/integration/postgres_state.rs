@@ -329,3 +329,56 @@ fn the_manifest_can_name_its_postgres_state() {
         "{r:?}"
     );
 }
+
+fn status_of(p: &Project, name: &str) -> Option<serde_json::Value> {
+    serde_json::from_slice(&std::fs::read(p.path(name)).ok()?).ok()
+}
+
+/// Two watch servers on one workspace: one applies, the other waits as a
+/// standby; kill the active one and the standby takes over within the
+/// lease, applying what the manifest asks.
+#[test]
+fn of_two_watch_servers_one_applies_and_the_other_takes_over_when_it_dies() {
+    let pg = Postgres::start();
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &many_pins(5, &["aioz"]));
+    let url = format!("{}&lease=5s", pg.url("prod"));
+    migrate(&p, &url);
+    let watch = |status: &str| {
+        Background::spawn(on_pg(
+            &p,
+            &url,
+            &["watch", "--interval", "1h", "--status-file", status],
+        ))
+    };
+    let a = watch("a.json");
+    wait_until(Duration::from_secs(30), "server a applies", || {
+        status_of(&p, "a.json").is_some_and(|s| s["role"] == "active" && s["last_result"] == "ok")
+    });
+    let b = watch("b.json");
+    wait_until(Duration::from_secs(30), "server b waits", || {
+        status_of(&p, "b.json").is_some_and(|s| s["role"] == "standby")
+    });
+    assert!(b.output().contains("standby:"), "{}", b.output());
+    assert_eq!(emu.pins().len(), 5);
+    // The active server dies; the manifest meanwhile asks for more.
+    a.stop(libc::SIGKILL);
+    p.write_manifest(&emu, &many_pins(8, &["aioz"]));
+    let started = std::time::Instant::now();
+    wait_until(
+        Duration::from_secs(40),
+        "server b takes over and applies",
+        || {
+            status_of(&p, "b.json")
+                .is_some_and(|s| s["role"] == "active" && s["last_result"] == "ok")
+        },
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "within the lease and a poll"
+    );
+    assert_eq!(emu.pins().len(), 8, "applied once, by the new holder");
+    assert_eq!(pins_in(&pg, "prod"), 8);
+    let (code, _) = b.stop(libc::SIGTERM);
+    assert_eq!(code, 0);
+}
