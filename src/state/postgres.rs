@@ -302,7 +302,9 @@ impl PgStore {
                     let mut guard = client.lock().unwrap_or_else(PoisonError::into_inner);
                     if guard.as_ref().is_none_or(Client::is_closed) {
                         let mut fresh = location.connect().map_err(|e| db_error(location, &e))?;
-                        migrate(&mut fresh, location).map_err(|e| db_error(location, &e))?;
+                        let version =
+                            migrate(&mut fresh, location).map_err(|e| db_error(location, &e))?;
+                        check_version(location, version)?;
                         *guard = Some(fresh);
                     }
                     let connection = guard.as_mut().expect("connected above");
@@ -404,10 +406,25 @@ fn reason(e: &postgres::Error) -> String {
     reason
 }
 
-/// Creates the schema's tables, or brings them to [`SCHEMA_VERSION`].
-/// Concurrent first runs wait on the migrations table's lock, not on an
-/// advisory lock another schema could share.
-pub fn migrate(client: &mut Client, location: &PgLocation) -> Result<(), postgres::Error> {
+/// Refuses a schema a newer pinsync made: this build would misread it.
+fn check_version(location: &PgLocation, version: i32) -> Result<(), StateFileError> {
+    if version > SCHEMA_VERSION {
+        return Err(StateFileError::Database {
+            store: location.shown.clone(),
+            reason: format!(
+                "schema {} is at version {version}, made by a newer pinsync; this one knows \
+                 version {SCHEMA_VERSION}: upgrade pinsync",
+                location.schema
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Creates the schema's tables, or brings them to [`SCHEMA_VERSION`]; the
+/// version found before. Concurrent first runs wait on the migrations
+/// table's lock, not on an advisory lock another schema could share.
+pub fn migrate(client: &mut Client, location: &PgLocation) -> Result<i32, postgres::Error> {
     let s = &location.schema;
     let mut tx = client.transaction()?;
     tx.batch_execute(&format!(
@@ -442,7 +459,8 @@ pub fn migrate(client: &mut Client, location: &PgLocation) -> Result<(), postgre
              INSERT INTO {s}.migrations (version) VALUES ({SCHEMA_VERSION});"
         ))?;
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(current.unwrap_or(0).max(SCHEMA_VERSION))
 }
 
 fn key_columns(key: &PinKey) -> (&str, &str, &str) {
@@ -654,7 +672,7 @@ impl Lease {
             store: location.shown.clone(),
             reason: reason(&e),
         };
-        let mut client = connect_migrated(&location).map_err(db)?;
+        let mut client = connect_migrated(&location)?;
         loop {
             let s = &location.schema;
             let lease_secs = location.lease.as_secs_f64();
@@ -779,17 +797,24 @@ fn renew(
     }
 }
 
-fn connect_migrated(location: &PgLocation) -> Result<Client, postgres::Error> {
-    // Called from the CLI's thread, outside any runtime; see with_client for
-    // the calls made from inside one.
-    let location = location.clone();
-    std::thread::spawn(move || {
-        let mut client = location.connect()?;
-        migrate(&mut client, &location)?;
-        Ok(client)
+/// A connection on a thread of its own (see [`PgStore::with_client`]),
+/// the schema migrated and checked.
+fn connect_migrated(location: &PgLocation) -> Result<Client, LockError> {
+    let failed = |reason: String| LockError::Database {
+        store: location.shown.clone(),
+        reason,
+    };
+    let owned = location.clone();
+    let (client, version) = std::thread::spawn(move || {
+        let mut client = owned.connect()?;
+        let version = migrate(&mut client, &owned)?;
+        Ok::<_, postgres::Error>((client, version))
     })
     .join()
-    .unwrap_or_else(|_| panic!("the database thread panicked"))
+    .map_err(|_| failed("the database thread panicked".into()))?
+    .map_err(|e| failed(reason(&e)))?;
+    check_version(location, version).map_err(|e| failed(e.to_string()))?;
+    Ok(client)
 }
 
 /// The URL of the CI run holding the lease, where the environment says.

@@ -382,3 +382,27 @@ fn of_two_watch_servers_one_applies_and_the_other_takes_over_when_it_dies() {
     let (code, _) = b.stop(libc::SIGTERM);
     assert_eq!(code, 0);
 }
+
+/// A schema a newer pinsync migrated is refused, not misread.
+#[test]
+fn a_schema_from_a_newer_pinsync_is_refused() {
+    let pg = Postgres::start();
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &many_pins(1, &["aioz"]));
+    let url = pg.url("prod");
+    migrate(&p, &url);
+    pg.psql("INSERT INTO pinsync.migrations (version) VALUES (99)");
+    for args in [
+        &["plan"][..],
+        &["apply", "--auto-approve"],
+        &["state", "migrate"],
+    ] {
+        let r = on_pg(&p, &url, args).run();
+        assert_eq!(r.code, 1, "{args:?}: {r:?}");
+        assert!(
+            r.stderr.contains("version 99, made by a newer pinsync"),
+            "{args:?}: {r:?}"
+        );
+    }
+    assert!(emu.pins().is_empty(), "no call was made");
+}
