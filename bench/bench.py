@@ -413,6 +413,87 @@ def bench_pacing(workdir, emulator, with_refresh=True):
     return out
 
 
+class Postgres:
+    """A throwaway PostgreSQL cluster on a free port of 127.0.0.1 (trust
+    auth: it listens on loopback only and dies with the run). As root, the
+    server runs as the `postgres` user, as PostgreSQL requires."""
+
+    def __init__(self, workdir):
+        import glob
+        import socket
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not bins:
+            raise SystemExit("the PostgreSQL benchmark needs the server: apt-get install postgresql")
+        self.bin = Path(bins[-1]).parent
+        self.dir = workdir / "pg"
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_user:
+            shutil.chown(self.dir, "postgres")
+        data = self.dir / "data"
+        self.run("initdb", "-D", data, "-U", "pinsync", "--auth=trust")
+        self.run("pg_ctl", "-D", data, "-w", "-l", self.dir / "log", "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1", "start")
+        self.run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "pinsync", "pins")
+
+    def run(self, tool, *args):
+        subprocess.run([*self.as_user, str(self.bin / tool), *map(str, args)], check=True, stdout=subprocess.DEVNULL)
+
+    def url(self, workspace):
+        return f"postgres://pinsync@127.0.0.1:{self.port}/pins?workspace={workspace}"
+
+    def stop(self):
+        self.run("pg_ctl", "-D", self.dir / "data", "-m", "fast", "stop")
+
+
+def bench_postgres(workdir, emulator, runs):
+    """plan of 100k pins (x2 targets) in sync, and apply of 100k pins on one
+    target, with the state on PostgreSQL against the state file."""
+    big = 100_000
+    manifest = workdir / f"pins-{big}.yaml"
+    state = workdir / f"pins-{big}.insync.state.json"
+    pg = Postgres(workdir)
+    out = {}
+    try:
+        url = pg.url("plan")
+        r = run_measured([PINSYNC, "state", "push", "-f", manifest, "--state", state, "--to", url], workdir, env=env_for_pinsync())
+        if r["rc"] != 0:
+            raise SystemExit(f"state push exited {r['rc']}:\n{r['stderr'][-2000:]}")
+        out["push"] = {"wall": r["wall"], "rss_mb": r["maxrss_kb"] / 1024}
+        log(f"state push of {2 * big} pins to PostgreSQL: {r['wall']:.2f}s")
+        on_pg = [PINSYNC, "plan", "-f", manifest, "--state", url]
+        on_file = [PINSYNC, "plan", "-f", manifest, "--state", state]
+        rc = subprocess.run([*on_pg, "--detailed-exitcode"], stdout=subprocess.DEVNULL, env=env_for_pinsync()).returncode
+        if rc != 0:
+            raise SystemExit(f"plan on PostgreSQL exited {rc}, not 0 (in sync)")
+        pg_median, file_median = hyperfine("postgres-plan", [on_pg, on_file], runs, workdir)
+        out["plan"] = {"postgres": pg_median, "file": file_median, "rss_mb": peak_rss_mb(on_pg, workdir)}
+        applies = {"postgres": [], "file": []}
+        apply_manifest = workdir / f"apply-{big}-one-target.yaml"
+        for i in range(2):
+            for store in ["postgres", "file"]:
+                d = workdir / f"pg-apply-{store}-{i}"
+                shutil.rmtree(d, ignore_errors=True)
+                d.mkdir()
+                target = pg.url(f"apply{i}") if store == "postgres" else d / "pins.state.json"
+                emulator.start(0)
+                try:
+                    r = run_measured([PINSYNC, "apply", "-f", apply_manifest, "--state", target, "--auto-approve", "--concurrency", "64"], workdir, env=env_for_pinsync())
+                finally:
+                    emulator.stop()
+                if r["rc"] != 0:
+                    raise SystemExit(f"apply on {store} exited {r['rc']}:\n{r['stderr'][-2000:]}")
+                applies[store].append(r["wall"])
+                log(f"apply of {big} pins, state on {store}: {r['wall']:.2f}s")
+        out["apply"] = {k: statistics.median(v) for k, v in applies.items()}
+    finally:
+        pg.stop()
+    return out
+
+
 def bench_pinning_service(workdir, emulator):
     """Apply, then refresh, of 10,000 pins on the emulator's Pinning Service
     API, with the traps real services set: `created` to the second, `count`
@@ -746,6 +827,14 @@ def report(args, m, vp, lat, thr, life):
     psa_calls = pc["refresh"]["psa"]["calls"]
     out.append(f"\nOn Pinata (30 lists a minute), the `pinning-service` refresh's {psa_calls} calls would take about {psa_calls / 30:.1f} min.\n")
 
+    pgb = life["postgres"]
+    out.append("## The state on PostgreSQL (a local server, against the state file)\n")
+    out.append("| what | PostgreSQL | file | ratio |\n|---|---|---|---|")
+    out.append(f"| `plan` of 100,000 pins x 2 targets, in sync (median) | {ms(pgb['plan']['postgres'])}, {pgb['plan']['rss_mb']:.0f} MB | {ms(pgb['plan']['file'])} | {pgb['plan']['postgres'] / pgb['plan']['file']:.2f}x |")
+    out.append(f"| `apply` of 100,000 pins on one target (median of 2) | {ms(pgb['apply']['postgres'])} | {ms(pgb['apply']['file'])} | {pgb['apply']['postgres'] / pgb['apply']['file']:.2f}x |")
+    out.append(f"| `state push` of the 200,000-pin state to PostgreSQL | {ms(pgb['push']['wall'])}, {pgb['push']['rss_mb']:.0f} MB | | |")
+    out.append("")
+
     # Targets.
     big = 100_000
     apply_big = thr.get(big)
@@ -832,6 +921,7 @@ def main():
         thr = bench_apply_throughput(workdir, emulator, sizes, args.apply_runs, args.wrk_seconds)
         life = bench_lifecycle(workdir, emulator, args.runs)
         life["pacing"] = bench_pacing(workdir, emulator)
+        life["postgres"] = bench_postgres(workdir, emulator, args.runs)
     finally:
         emulator.stop()
 
