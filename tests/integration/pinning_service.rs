@@ -8,6 +8,7 @@ use crate::support::*;
 fn project(mock: &PsaMock, pins: &str) -> Project {
     let p = Project {
         dir: tempfile::tempdir().unwrap(),
+        state_url: None,
     };
     write_manifest(&p, mock, pins);
     p

@@ -131,6 +131,18 @@ fn both_providers(n: usize) -> String {
 
 #[test]
 fn apply_killed_at_random_moments_never_corrupts_loses_or_doubles_a_pin() {
+    killed_at_random_moments(None, 12);
+}
+
+/// The same on a PostgreSQL state: a killed holder's lease (5 s here)
+/// expires and the next run, waiting for it, takes over.
+#[test]
+fn apply_killed_at_random_moments_on_postgres_never_loses_or_doubles_a_pin() {
+    let pg = Postgres::start();
+    killed_at_random_moments(Some(format!("{}&lease=5s", pg.url("crash"))), 6);
+}
+
+fn killed_at_random_moments(state_url: Option<String>, kills: u32) {
     let seed = std::env::var("PINSYNC_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -138,13 +150,21 @@ fn apply_killed_at_random_moments_never_corrupts_loses_or_doubles_a_pin() {
     let mut rng = fastrand::Rng::with_seed(seed);
     const PINS: usize = 60;
     let emu = Emulator::start_with(&["--delay-ms", "50"]);
-    let p = Project::new(&emu, &both_providers(PINS));
-    let apply = ["apply", "--auto-approve", "--concurrency", "8"];
+    let on_file = state_url.is_none();
+    let p = Project::with_state(&emu, &both_providers(PINS), state_url);
+    let apply = [
+        "apply",
+        "--auto-approve",
+        "--concurrency",
+        "8",
+        "--lock-timeout",
+        "30s",
+    ];
 
     let mut recorded: BTreeMap<Key, Value> = BTreeMap::new();
     let mut seen_requests = 0;
     let mut log = Vec::new();
-    for kill in 1..=12 {
+    for kill in 1..=kills {
         // Where the kill lands, measured from an event of this run rather
         // than from the spawn alone, so machine load cannot push every kill
         // into the same phase: in start-up (lock, replay, folding the last
@@ -185,7 +205,9 @@ fn apply_killed_at_random_moments_never_corrupts_loses_or_doubles_a_pin() {
         );
 
         for name in ["pins.state.json", "pins.state.json.backup"] {
-            if let Ok(bytes) = std::fs::read(p.path(name)) {
+            if let Ok(bytes) = std::fs::read(p.path(name))
+                && on_file
+            {
                 serde_json::from_slice::<Value>(&bytes).unwrap_or_else(|e| {
                     panic!(
                         "{ctx}: {name} is not JSON ({e}):\n{}",
@@ -272,6 +294,12 @@ fn apply_killed_at_random_moments_never_corrupts_loses_or_doubles_a_pin() {
         "{ctx}"
     );
     assert!(!p.path("pins.state.json.journal").exists(), "{ctx}");
+    if !on_file {
+        assert!(
+            !p.state_path().exists(),
+            "{ctx}: no state file beside a PostgreSQL state"
+        );
+    }
 }
 
 /// The random kills above cannot tell a lost journal from calls in flight
@@ -1037,6 +1065,7 @@ fn an_absurd_retry_after_fails_the_pin_instead_of_panicking() {
 fn validate_base_url(url: &str, extra: &str) -> Run {
     let p = Project {
         dir: tempfile::tempdir().unwrap(),
+        state_url: None,
     };
     let text = format!(
         "version: 1

@@ -170,14 +170,23 @@ impl Drop for Emulator {
 /// A scratch project: a temp dir holding `pins.yaml` and its state.
 pub struct Project {
     pub dir: tempfile::TempDir,
+    /// A PostgreSQL state (given to pinsync as `PINSYNC_STATE`, with the
+    /// password in `PGPASSWORD`); `None`: the state file beside the manifest.
+    pub state_url: Option<String>,
 }
 
 impl Project {
     /// A project whose providers point at `emu`, with these pins (YAML
     /// list items, indented by two spaces).
     pub fn new(emu: &Emulator, pins: &str) -> Self {
+        Self::with_state(emu, pins, None)
+    }
+
+    /// A project whose state is `state_url` (PostgreSQL), or the file.
+    pub fn with_state(emu: &Emulator, pins: &str, state_url: Option<String>) -> Self {
         let p = Self {
             dir: tempfile::tempdir().unwrap(),
+            state_url,
         };
         p.write_manifest(emu, pins);
         p
@@ -243,6 +252,9 @@ pins:
             .env("PINARKIVE_API_KEY", ARKIVE_KEY)
             .env("PSA_TOKEN", PSA_TOKEN)
             .stdin(Stdio::null());
+        if let Some(url) = &self.state_url {
+            cmd.env("PINSYNC_STATE", url).env("PGPASSWORD", PG_PASSWORD);
+        }
         cmd
     }
 

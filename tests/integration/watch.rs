@@ -42,6 +42,7 @@ fn applies_at_start_then_on_in_place_edits_and_rename_over() {
     // `git pull` and many editors write a new file and rename it over.
     let staging = Project {
         dir: tempfile::tempdir_in(p.dir.path()).unwrap(),
+        state_url: None,
     };
     staging.write_manifest(
         &emu,
