@@ -1391,11 +1391,20 @@ fn state_copy(args: &StateCopyArgs) -> anyhow::Result<ExitCode> {
     let _to_lock = to.lock(args.lock_timeout, "pinsync state copy")?;
     let state = from.load()?;
     let existing = to.load()?;
-    if !existing.pins.is_empty() && existing.lineage != state.lineage {
+    if !existing.lineage.is_empty() && existing.lineage != state.lineage {
         bail!(
-            "{} already holds a state of another lineage ({} pins); nothing was copied",
+            "{} already holds a state of another lineage ({} pins, serial {}); nothing was copied",
             to.describe(),
-            existing.pins.len()
+            existing.pins.len(),
+            existing.serial
+        );
+    }
+    if existing.serial > state.serial {
+        bail!(
+            "{} holds a newer state of this lineage (serial {} against {}); nothing was copied",
+            to.describe(),
+            existing.serial,
+            state.serial
         );
     }
     to.save(&state)?;

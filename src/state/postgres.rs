@@ -60,7 +60,8 @@ impl std::fmt::Debug for PgLocation {
 
 /// Whether `text` names a PostgreSQL state rather than a file.
 pub fn is_postgres_url(text: &str) -> bool {
-    text.starts_with("postgres://") || text.starts_with("postgresql://")
+    let lower = text.get(..13).unwrap_or(text).to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
 }
 
 impl PgLocation {
@@ -74,6 +75,12 @@ impl PgLocation {
         pgpass: Option<&std::path::Path>,
     ) -> Result<Self, String> {
         let url = url::Url::parse(text).map_err(|e| format!("the state URL is not a URL ({e})"))?;
+        // Not echoed: the query would show it.
+        if url.query_pairs().any(|(k, _)| k == "password") {
+            return Err(
+                "the state URL must not carry password= (use PGPASSWORD or .pgpass)".into(),
+            );
+        }
         let mut shown = url.clone();
         let _ = shown.set_password(None);
         let shown_text = shown.to_string();
@@ -160,7 +167,12 @@ impl PgLocation {
             .user(&user)
             .dbname(&db)
             .application_name("pinsync")
-            .connect_timeout(Duration::from_secs(10));
+            .connect_timeout(Duration::from_secs(10))
+            // A dead link must fail a call well within the lease, or a
+            // partitioned holder would not notice it lost the lease.
+            .keepalives_idle(Duration::from_secs(5))
+            .tcp_user_timeout(lease / 4)
+            .options(&format!("-c statement_timeout={}", (lease / 4).as_millis()));
         if let Some(password) = password {
             config.password(password);
         }
@@ -278,6 +290,9 @@ fn split_pgpass(line: &str) -> Vec<String> {
 pub struct PgStore {
     location: Arc<PgLocation>,
     client: Mutex<Option<Client>>,
+    /// The token of the lease this store's lock took: every write checks,
+    /// in its own transaction, that the lease is still this one's.
+    lease_token: Arc<Mutex<Option<String>>>,
 }
 
 impl PgStore {
@@ -285,6 +300,52 @@ impl PgStore {
         Self {
             location: Arc::new(location),
             client: Mutex::new(None),
+            lease_token: Arc::default(),
+        }
+    }
+
+    fn token(&self) -> Option<String> {
+        self.lease_token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Runs a write `f` in one transaction that first locks this store's
+    /// lease row: a taker waits for the commit, and a lease already taken
+    /// (or broken) fails the write, which commits nothing.
+    fn write(
+        &self,
+        f: impl FnOnce(&mut postgres::Transaction<'_>, &PgLocation) -> Result<(), postgres::Error>
+        + Send,
+    ) -> Result<(), StateFileError> {
+        let token = self.token();
+        let held = self.with_client(|client, location| {
+            let mut tx = client.transaction()?;
+            // Every writer holds the lease; one that does not writes nothing.
+            let Some(token) = &token else {
+                return Ok(false);
+            };
+            let s = &location.schema;
+            let ours = tx.query_opt(
+                &format!("SELECT 1 FROM {s}.leases WHERE workspace = $1 AND token = $2 FOR UPDATE"),
+                &[&location.workspace, token],
+            )?;
+            if ours.is_none() {
+                return Ok(false);
+            }
+            f(&mut tx, location)?;
+            tx.commit()?;
+            Ok(true)
+        })?;
+        if held {
+            Ok(())
+        } else {
+            Err(StateFileError::Database {
+                store: self.location.shown.clone(),
+                reason: "this run's lease was taken over or broken; nothing more was recorded"
+                    .into(),
+            })
         }
     }
 
@@ -361,18 +422,25 @@ impl PgStore {
     /// ago; the lease removed, if any. Its holder, if alive, finds it gone
     /// at its next renewal or write and stops.
     pub fn break_lease(&self, older_than: Duration) -> Result<Option<LeaseInfo>, StateFileError> {
-        let before = self.lease()?;
-        let broken = self.with_client(|client, location| {
+        self.with_client(|client, location| {
             let s = &location.schema;
-            client.execute(
+            let row = client.query_opt(
                 &format!(
                     "DELETE FROM {s}.leases WHERE workspace = $1
-                     AND acquired_at < now() - $2 * interval '1 second'"
+                       AND acquired_at < now() - $2 * interval '1 second'
+                     RETURNING holder::text, acquired_at::text, expires_at::text,
+                       extract(epoch FROM now() - acquired_at)::float8, expires_at < now()"
                 ),
                 &[&location.workspace, &older_than.as_secs_f64()],
-            )
-        })?;
-        Ok(before.filter(|_| broken > 0))
+            )?;
+            Ok(row.map(|r| LeaseInfo {
+                holder: r.get(0),
+                acquired_at: r.get(1),
+                expires_at: r.get(2),
+                age: r.get(3),
+                expired: r.get(4),
+            }))
+        })
     }
 
     /// Brings the schema to this build's version; the version it is at.
@@ -551,16 +619,14 @@ impl StateStore for PgStore {
                 record: record.clone(),
             })
             .collect();
-        self.with_client(|client, location| {
+        self.write(|tx, location| {
             let s = &location.schema;
-            let mut tx = client.transaction()?;
-            write_head(&mut tx, location, state)?;
+            write_head(tx, location, state)?;
             tx.execute(
                 &format!("DELETE FROM {s}.pins WHERE workspace = $1"),
                 &[&location.workspace],
             )?;
-            upsert_pins(&mut tx, location, &pins)?;
-            tx.commit()
+            upsert_pins(tx, location, &pins)
         })
     }
 
@@ -571,19 +637,22 @@ impl StateStore for PgStore {
             serial: state.serial,
             pins: Default::default(),
         };
-        self.with_client(|client, location| {
-            let mut tx = client.transaction()?;
-            write_head(&mut tx, location, &head)?;
-            tx.commit()
-        })?;
-        Ok(Box::new(PgRecorder {
-            store: PgStore::new((*self.location).clone()),
-        }))
+        self.write(|tx, location| write_head(tx, location, &head))?;
+        let store = PgStore::new((*self.location).clone());
+        *store
+            .lease_token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = self.token();
+        Ok(Box::new(PgRecorder { store }))
     }
 
     fn lock(&self, wait: Duration, command: &str) -> Result<Box<dyn HeldLock>, LockError> {
-        Lease::acquire(self.location.clone(), wait, command)
-            .map(|l| Box::new(l) as Box<dyn HeldLock>)
+        let lease = Lease::acquire(self.location.clone(), wait, command)?;
+        *self
+            .lease_token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(lease.token.clone());
+        Ok(Box::new(lease))
     }
 }
 
@@ -616,10 +685,9 @@ impl Recorder for PgRecorder {
         pins: &[StoredPin],
         unpinned: &[PinKey],
     ) -> Result<(), StateFileError> {
-        self.store.with_client(|client, location| {
+        self.store.write(|tx, location| {
             let s = &location.schema;
-            let mut tx = client.transaction()?;
-            upsert_pins(&mut tx, location, pins)?;
+            upsert_pins(tx, location, pins)?;
             for key in unpinned {
                 let (p, c, cid) = key_columns(key);
                 tx.execute(
@@ -634,7 +702,7 @@ impl Recorder for PgRecorder {
                 &format!("UPDATE {s}.workspaces SET serial = $2 WHERE name = $1"),
                 &[&location.workspace, &serial],
             )?;
-            tx.commit()
+            Ok(())
         })
     }
 }
@@ -765,6 +833,7 @@ fn renew(
         if renewed.elapsed() < every {
             continue;
         }
+        let sent = Instant::now();
         let kept = client
             .execute(
                 &format!(
@@ -775,7 +844,8 @@ fn renew(
             )
             .ok();
         match kept {
-            Some(1) => renewed = Instant::now(),
+            // Counted from the send: the database's expiry runs from there.
+            Some(1) => renewed = sent,
             Some(_) => {
                 lost.cancel();
                 return;
@@ -898,11 +968,20 @@ mod tests {
             ),
             ("postgres://:pw@h/db?workspace=w", "no user"),
             ("postgres://ci:pw@h/?workspace=w", "no database"),
+            (
+                "postgres://ci@h/db?workspace=w&password=pw",
+                "must not carry password=",
+            ),
         ] {
             let err = PgLocation::parse(url, |_| None, None).unwrap_err();
             assert!(err.contains(expected), "{url}: {err}");
-            assert!(!err.contains(":pw@"), "{url}: {err}");
+            assert!(
+                !err.contains(":pw@") && !err.contains("=pw"),
+                "{url}: {err}"
+            );
         }
+        assert!(is_postgres_url("POSTGRES://ci@h/db") && is_postgres_url("postgresql://x"));
+        assert!(!is_postgres_url("pins.state.json") && !is_postgres_url("p"));
     }
 
     #[test]
