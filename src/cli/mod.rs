@@ -1028,6 +1028,16 @@ fn wait_for_lease(
                     crate::watch::status_file::write(path, &status)?;
                 }
             }
+            // The database out of reach: a standby waits for it too.
+            Err(e @ crate::state::LockError::Database { .. }) => {
+                log.event(
+                    crate::watch::Level::Warn,
+                    "lease",
+                    &format!("{e}; trying again in 5 s"),
+                    serde_json::json!({}),
+                );
+                std::thread::sleep(Duration::from_secs(5));
+            }
             Err(e) => return Err(e.into()),
         }
     }
