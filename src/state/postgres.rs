@@ -40,6 +40,9 @@ pub struct PgLocation {
     shown: String,
     pub workspace: String,
     pub schema: String,
+    /// The schema as SQL names it: quoted, so that any valid name (even a
+    /// reserved word such as `user`) works, and its case is kept.
+    schema_sql: String,
     pub lease: Duration,
 }
 
@@ -181,6 +184,7 @@ impl PgLocation {
             tls,
             shown: shown_text,
             workspace,
+            schema_sql: format!("\"{schema}\""),
             schema,
             lease,
         })
@@ -326,7 +330,7 @@ impl PgStore {
             let Some(token) = &token else {
                 return Ok(false);
             };
-            let s = &location.schema;
+            let s = &location.schema_sql;
             let ours = tx.query_opt(
                 &format!("SELECT 1 FROM {s}.leases WHERE workspace = $1 AND token = $2 FOR UPDATE"),
                 &[&location.workspace, token],
@@ -399,7 +403,7 @@ impl PgStore {
     /// The workspace's lease, if one is recorded.
     pub fn lease(&self) -> Result<Option<LeaseInfo>, StateFileError> {
         self.with_client(|client, location| {
-            let s = &location.schema;
+            let s = &location.schema_sql;
             let row = client.query_opt(
                 &format!(
                     "SELECT holder::text, acquired_at::text, expires_at::text,
@@ -423,7 +427,7 @@ impl PgStore {
     /// at its next renewal or write and stops.
     pub fn break_lease(&self, older_than: Duration) -> Result<Option<LeaseInfo>, StateFileError> {
         self.with_client(|client, location| {
-            let s = &location.schema;
+            let s = &location.schema_sql;
             let row = client.query_opt(
                 &format!(
                     "DELETE FROM {s}.leases WHERE workspace = $1
@@ -446,7 +450,7 @@ impl PgStore {
     /// Brings the schema to this build's version; the version it is at.
     pub fn migrate(&self) -> Result<i32, StateFileError> {
         self.with_client(|client, location| {
-            let s = &location.schema;
+            let s = &location.schema_sql;
             let version: Option<i32> = client
                 .query_one(&format!("SELECT max(version) FROM {s}.migrations"), &[])?
                 .get(0);
@@ -493,7 +497,7 @@ fn check_version(location: &PgLocation, version: i32) -> Result<(), StateFileErr
 /// version found before. Concurrent first runs wait on the migrations
 /// table's lock, not on an advisory lock another schema could share.
 pub fn migrate(client: &mut Client, location: &PgLocation) -> Result<i32, postgres::Error> {
-    let s = &location.schema;
+    let s = &location.schema_sql;
     // Up to date: no DDL, so a role with no right to create anything can
     // use a schema its administrator migrated.
     let exists: Option<String> = client
@@ -561,7 +565,7 @@ fn upsert_pins(
     location: &PgLocation,
     pins: &[StoredPin],
 ) -> Result<(), postgres::Error> {
-    let s = &location.schema;
+    let s = &location.schema_sql;
     let statement = tx.prepare(&format!(
         "INSERT INTO {s}.pins (workspace, provider, cluster, cid, record)
          SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[])
@@ -595,7 +599,7 @@ impl StateStore for PgStore {
 
     fn load(&self) -> Result<State, StateFileError> {
         let rows = self.with_client(|client, location| {
-            let s = &location.schema;
+            let s = &location.schema_sql;
             let head = client.query_opt(
                 &format!("SELECT lineage, serial FROM {s}.workspaces WHERE name = $1"),
                 &[&location.workspace],
@@ -636,7 +640,7 @@ impl StateStore for PgStore {
             })
             .collect();
         self.write(|tx, location| {
-            let s = &location.schema;
+            let s = &location.schema_sql;
             write_head(tx, location, state)?;
             tx.execute(
                 &format!("DELETE FROM {s}.pins WHERE workspace = $1"),
@@ -677,7 +681,7 @@ fn write_head(
     location: &PgLocation,
     state: &State,
 ) -> Result<(), postgres::Error> {
-    let s = &location.schema;
+    let s = &location.schema_sql;
     let serial = i64::try_from(state.serial).unwrap_or(i64::MAX);
     tx.execute(
         &format!(
@@ -702,7 +706,7 @@ impl Recorder for PgRecorder {
         unpinned: &[PinKey],
     ) -> Result<(), StateFileError> {
         self.store.write(|tx, location| {
-            let s = &location.schema;
+            let s = &location.schema_sql;
             upsert_pins(tx, location, pins)?;
             for key in unpinned {
                 let (p, c, cid) = key_columns(key);
@@ -758,7 +762,7 @@ impl Lease {
         };
         let mut client = connect_migrated(&location)?;
         loop {
-            let s = &location.schema;
+            let s = &location.schema_sql;
             let lease_secs = location.lease.as_secs_f64();
             let taken = client
                 .query_opt(
@@ -841,7 +845,7 @@ fn renew(
     stop: &AtomicBool,
     lost: &CancellationToken,
 ) {
-    let s = &location.schema;
+    let s = &location.schema_sql;
     let every = location.lease / 3;
     let mut renewed = Instant::now();
     while !stop.load(Ordering::Relaxed) {
@@ -933,7 +937,7 @@ impl Drop for Lease {
         // Best effort: an unreleased lease expires anyway.
         let _ = std::thread::spawn(move || {
             if let Ok(mut client) = location.connect() {
-                let s = &location.schema;
+                let s = &location.schema_sql;
                 let _ = client.execute(
                     &format!("DELETE FROM {s}.leases WHERE workspace = $1 AND token = $2"),
                     &[&location.workspace, &token],

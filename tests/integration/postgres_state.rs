@@ -469,3 +469,37 @@ fn a_role_without_create_rights_uses_a_migrated_schema() {
     let denied = pg.psql("SELECT has_database_privilege('limited', 'pinsync_test', 'CREATE')");
     assert_eq!(denied.trim(), "f", "the role really cannot create");
 }
+
+/// Two schemas in one database, one named by a reserved word, hold two
+/// states that never meet.
+#[test]
+fn two_schemas_in_one_database_keep_apart_even_one_named_user() {
+    let pg = Postgres::start();
+    let emu = Emulator::start();
+    let a = Project::new(&emu, &many_pins(2, &["aioz"]));
+    let b = Project::new(&emu, &many_pins(5, &["arkive/cl0-global"]));
+    let in_user = format!("{}&schema=user", pg.url("prod"));
+    let in_team = format!("{}&schema=team_b", pg.url("prod"));
+    assert_eq!(
+        on_pg(&a, &in_user, &["apply", "--auto-approve"]).run().code,
+        0
+    );
+    assert_eq!(
+        on_pg(&b, &in_team, &["apply", "--auto-approve"]).run().code,
+        0
+    );
+    assert_eq!(pg.psql("SELECT count(*) FROM \"user\".pins").trim(), "2");
+    assert_eq!(pg.psql("SELECT count(*) FROM team_b.pins").trim(), "5");
+    assert_eq!(
+        on_pg(&a, &in_user, &["plan", "--detailed-exitcode"])
+            .run()
+            .code,
+        0
+    );
+    assert_eq!(
+        on_pg(&b, &in_team, &["plan", "--detailed-exitcode"])
+            .run()
+            .code,
+        0
+    );
+}
