@@ -736,7 +736,12 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let (m, mut state) = load_manifest_and_state(&args.manifest.file, state_file.as_ref())?;
     if args.refresh {
         // Read-only: what is learned shapes this plan and is not written.
-        let report = refresh_providers(&m, &mut state, &CallArgs::default())?;
+        let report = refresh_providers(
+            &m,
+            &mut state,
+            &CallArgs::default(),
+            &CancellationToken::new(),
+        )?;
         eprint!("{}", render::refresh(&report));
     }
     let plan = plan::plan(&m, &state, args.unpin.plan_options());
@@ -822,7 +827,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         None => {
             let (m, mut state) = load_manifest_and_state(&args.manifest.file, state_file)?;
             if args.refresh {
-                let report = refresh_providers(&m, &mut state, &args.calls)?;
+                let report = refresh_providers(&m, &mut state, &args.calls, &until_lost(&*lock))?;
                 print(&render::refresh(&report))?;
                 save_refreshed(state_file, &mut state)?;
             }
@@ -896,7 +901,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         let mut state = state;
         let pins = crate::wait::Awaited::from_state(&state, &report.confirmed);
         let waited = runtime.block_on(async {
-            let stop = CancellationToken::new();
+            let stop = until_lost(&*lock).child_token();
             spawn_stop_on_signals(stop.clone(), |_| {})?;
             anyhow::Ok(
                 crate::wait::wait(
@@ -1105,13 +1110,13 @@ fn confirm() -> anyhow::Result<bool> {
 fn refresh_command(args: &RefreshArgs) -> anyhow::Result<ExitCode> {
     let state_file = args.state.store(&args.manifest.file)?;
     let state_file = state_file.as_ref();
-    let _lock = state_file.lock(args.calls.lock_timeout, "pinsync refresh")?;
+    let lock = state_file.lock(args.calls.lock_timeout, "pinsync refresh")?;
     let (m, mut state) = load_manifest_and_state(&args.manifest.file, state_file)?;
     if state.pins.is_empty() {
         print("The state holds no pins; nothing to refresh.\n")?;
         return Ok(ExitCode::SUCCESS);
     }
-    let report = refresh_providers(&m, &mut state, &args.calls)?;
+    let report = refresh_providers(&m, &mut state, &args.calls, &until_lost(&*lock))?;
     print(&render::refresh(&report))?;
     save_refreshed(state_file, &mut state)?;
     Ok(if report.errors.is_empty() {
@@ -1125,7 +1130,7 @@ fn import_command(args: &ImportArgs) -> anyhow::Result<ExitCode> {
     let state_file = args.state.store(&args.manifest.file)?;
     let state_file = state_file.as_ref();
     // Printing records nothing, so it needs no lock.
-    let _lock = if args.print_manifest {
+    let lock = if args.print_manifest {
         None
     } else {
         Some(state_file.lock(args.calls.lock_timeout, "pinsync import")?)
@@ -1152,7 +1157,9 @@ fn import_command(args: &ImportArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let providers = apply::connect(&m.providers, &used, args.calls.http())?;
     let retry = args.calls.apply_options().retry;
-    let stop = CancellationToken::new();
+    let stop = lock
+        .as_deref()
+        .map_or_else(CancellationToken::new, until_lost);
     let listings = calls_runtime()?.block_on(futures::future::join_all(providers.iter().map(
         |(name, provider)| async {
             let listed = crate::refresh::list_all(provider.as_ref(), retry, &stop).await;
@@ -1205,10 +1212,17 @@ fn import_command(args: &ImportArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Refreshes `state`'s pins on every provider the manifest declares.
+/// A token cancelled when the state's lease is lost (never, for a lock
+/// that cannot be lost): the calls of a command that holds it stop.
+fn until_lost(lock: &dyn crate::state::HeldLock) -> CancellationToken {
+    lock.lost().unwrap_or_default()
+}
+
 fn refresh_providers(
     m: &manifest::Manifest,
     state: &mut State,
     calls: &CallArgs,
+    stop: &CancellationToken,
 ) -> anyhow::Result<crate::refresh::RefreshReport> {
     let used: std::collections::BTreeSet<String> = state
         .pins
@@ -1219,9 +1233,7 @@ fn refresh_providers(
     let providers = apply::connect(&m.providers, &used, calls.http())?;
     let runtime = calls_runtime()?;
     let retry = calls.apply_options().retry;
-    Ok(runtime.block_on(async {
-        crate::refresh::refresh(state, &providers, retry, &CancellationToken::new()).await
-    }))
+    Ok(runtime.block_on(async { crate::refresh::refresh(state, &providers, retry, stop).await }))
 }
 
 /// Writes a refreshed state: a new serial, the old file kept as backup.

@@ -503,3 +503,39 @@ fn two_schemas_in_one_database_keep_apart_even_one_named_user() {
         0
     );
 }
+
+/// `apply --wait` holds the lease while it polls: a lease broken during the
+/// wait stops the polling at once, and the run exits 1 recording nothing.
+#[test]
+fn a_wait_stops_when_its_lease_is_broken() {
+    let pg = Postgres::start();
+    let emu = Emulator::start_with(&["--aioz-pinning-ms", "600000"]);
+    let p = Project::new(&emu, &many_pins(3, &["aioz"]));
+    let url = format!("{}&lease=6s", pg.url("prod"));
+    migrate(&p, &url);
+    let holder = on_pg(
+        &p,
+        &url,
+        &["apply", "--auto-approve", "--wait", "--wait-timeout", "5m"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_until(Duration::from_secs(30), "the pins recorded", || {
+        pins_in(&pg, "prod") == 3
+    });
+    pg.psql("DELETE FROM pinsync.leases");
+    let broken_at = Instant::now();
+    let out = holder.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        broken_at.elapsed() < Duration::from_secs(30),
+        "stopped, not waited out"
+    );
+}
