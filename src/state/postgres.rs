@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::lock::Holder;
 use super::store::{HeldLock, Recorder, StateStore};
-use super::{LockError, State, StateFileError, StoredPin};
+use super::{LockError, PinRef, State, StateFileError, StoredPin};
 use crate::manifest::PinKey;
 
 /// Version of the schema this build creates and reads.
@@ -399,26 +399,32 @@ pub struct LeaseInfo {
     pub expired: bool,
 }
 
+/// The columns a [`LeaseInfo`] is read from, in its fields' order.
+const LEASE_COLUMNS: &str = "holder::text, acquired_at::text, expires_at::text,
+     extract(epoch FROM now() - acquired_at)::float8, expires_at < now()";
+
+impl LeaseInfo {
+    fn from_row(r: &postgres::Row) -> Self {
+        Self {
+            holder: r.get(0),
+            acquired_at: r.get(1),
+            expires_at: r.get(2),
+            age: r.get(3),
+            expired: r.get(4),
+        }
+    }
+}
+
 impl PgStore {
     /// The workspace's lease, if one is recorded.
     pub fn lease(&self) -> Result<Option<LeaseInfo>, StateFileError> {
         self.with_client(|client, location| {
             let s = &location.schema_sql;
             let row = client.query_opt(
-                &format!(
-                    "SELECT holder::text, acquired_at::text, expires_at::text,
-                            extract(epoch FROM now() - acquired_at)::float8, expires_at < now()
-                     FROM {s}.leases WHERE workspace = $1"
-                ),
+                &format!("SELECT {LEASE_COLUMNS} FROM {s}.leases WHERE workspace = $1"),
                 &[&location.workspace],
             )?;
-            Ok(row.map(|r| LeaseInfo {
-                holder: r.get(0),
-                acquired_at: r.get(1),
-                expires_at: r.get(2),
-                age: r.get(3),
-                expired: r.get(4),
-            }))
+            Ok(row.as_ref().map(LeaseInfo::from_row))
         })
     }
 
@@ -432,18 +438,11 @@ impl PgStore {
                 &format!(
                     "DELETE FROM {s}.leases WHERE workspace = $1
                        AND acquired_at < now() - $2 * interval '1 second'
-                     RETURNING holder::text, acquired_at::text, expires_at::text,
-                       extract(epoch FROM now() - acquired_at)::float8, expires_at < now()"
+                     RETURNING {LEASE_COLUMNS}"
                 ),
                 &[&location.workspace, &older_than.as_secs_f64()],
             )?;
-            Ok(row.map(|r| LeaseInfo {
-                holder: r.get(0),
-                acquired_at: r.get(1),
-                expires_at: r.get(2),
-                age: r.get(3),
-                expired: r.get(4),
-            }))
+            Ok(row.as_ref().map(LeaseInfo::from_row))
         })
     }
 
@@ -563,7 +562,7 @@ fn key_columns(key: &PinKey) -> (&str, &str, &str) {
 fn upsert_pins(
     tx: &mut postgres::Transaction<'_>,
     location: &PgLocation,
-    pins: &[StoredPin],
+    pins: &[PinRef<'_>],
 ) -> Result<(), postgres::Error> {
     let s = &location.schema_sql;
     let statement = tx.prepare(&format!(
@@ -577,7 +576,7 @@ fn upsert_pins(
         let mut cids = Vec::with_capacity(chunk.len());
         let mut records = Vec::with_capacity(chunk.len());
         for pin in chunk {
-            let (p, c, cid) = key_columns(&pin.key);
+            let (p, c, cid) = key_columns(pin.key);
             providers.push(p);
             clusters.push(c);
             cids.push(cid);
@@ -631,13 +630,11 @@ impl StateStore for PgStore {
     }
 
     fn save(&self, state: &State) -> Result<(), StateFileError> {
-        let pins: Vec<StoredPin> = state
+        // Borrowed, not cloned: at the end of an apply of 100,000 pins.
+        let pins: Vec<PinRef<'_>> = state
             .pins
             .iter()
-            .map(|(key, record)| StoredPin {
-                key: key.clone(),
-                record: record.clone(),
-            })
+            .map(|(key, record)| PinRef { key, record })
             .collect();
         self.write(|tx, location| {
             let s = &location.schema_sql;
@@ -705,9 +702,16 @@ impl Recorder for PgRecorder {
         pins: &[StoredPin],
         unpinned: &[PinKey],
     ) -> Result<(), StateFileError> {
+        let pins: Vec<PinRef<'_>> = pins
+            .iter()
+            .map(|p| PinRef {
+                key: &p.key,
+                record: &p.record,
+            })
+            .collect();
         self.store.write(|tx, location| {
             let s = &location.schema_sql;
-            upsert_pins(tx, location, pins)?;
+            upsert_pins(tx, location, &pins)?;
             for key in unpinned {
                 let (p, c, cid) = key_columns(key);
                 tx.execute(
