@@ -105,15 +105,16 @@ impl Pacer {
 
     /// Waits until a call of `kind` may be sent.
     pub async fn turn(&self, kind: CallKind) {
-        // What the service said comes first: a pause or a spent budget
-        // holds every call, whatever the configured limit allows.
-        loop {
-            // The guard is dropped before the wait.
-            let wait = self.server().take_turn(Instant::now());
-            let Some(until) = wait else { break };
-            tokio::time::sleep_until(until).await;
-        }
-        let adapted = self.server().adapted.as_ref().map(|(_, l)| l.clone());
+        // What the service said comes first: a pause holds every call,
+        // whatever the configured limit allows.
+        let adapted = loop {
+            // One lock a call; the guard is dropped before any wait.
+            let turn = self.server().take_turn(Instant::now());
+            match turn {
+                Ok(adapted) => break adapted,
+                Err(until) => tokio::time::sleep_until(until).await,
+            }
+        };
         let limiters = self
             .overall
             .iter()
@@ -174,14 +175,15 @@ impl Pacer {
 }
 
 impl ServerWord {
-    /// `None` when a call may go now; otherwise when to ask again.
-    fn take_turn(&mut self, now: Instant) -> Option<Instant> {
-        let until = self.paused_until?;
-        if until > now {
-            return Some(until);
+    /// When a call may go now, the pace the service's numbers set (if
+    /// any); otherwise when to ask again.
+    fn take_turn(&mut self, now: Instant) -> Result<Option<Arc<Limiter>>, Instant> {
+        match self.paused_until {
+            Some(until) if until > now => return Err(until),
+            Some(_) => self.paused_until = None,
+            None => {}
         }
-        self.paused_until = None;
-        None
+        Ok(self.adapted.as_ref().map(|(_, l)| l.clone()))
     }
 }
 
