@@ -15,6 +15,14 @@ fn on_pg(p: &Project, url: &str, args: &[&str]) -> Command {
     cmd
 }
 
+/// A child whose output is kept for `wait_with_output`.
+fn spawn_piped(mut cmd: Command) -> std::process::Child {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Creates the tables first, so that a test can watch them from the start.
 fn migrate(p: &Project, url: &str) {
     let r = on_pg(p, url, &["state", "migrate"]).run();
@@ -183,12 +191,11 @@ fn a_holder_whose_lease_is_broken_stops() {
     let p = Project::new(&emu, &many_pins(200, &["aioz"]));
     let url = format!("{}&lease=6s", pg.url("prod"));
     migrate(&p, &url);
-    let mut holder = on_pg(&p, &url, &["apply", "--auto-approve", "--concurrency", "1"]);
-    let holder = holder
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let holder = spawn_piped(on_pg(
+        &p,
+        &url,
+        &["apply", "--auto-approve", "--concurrency", "1"],
+    ));
     wait_until(Duration::from_secs(30), "some pins recorded", || {
         pins_in(&pg, "prod") >= 3
     });
@@ -226,11 +233,11 @@ fn postgres_stopped_mid_apply_stops_the_calls_and_the_next_run_finishes() {
     // run waits for it to expire.
     let url = format!("{}&lease=5s", pg.url("prod"));
     migrate(&p, &url);
-    let holder = on_pg(&p, &url, &["apply", "--auto-approve", "--concurrency", "2"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let holder = spawn_piped(on_pg(
+        &p,
+        &url,
+        &["apply", "--auto-approve", "--concurrency", "2"],
+    ));
     wait_until(Duration::from_secs(30), "some pins recorded", || {
         pins_in(&pg, "prod") >= 5
     });
@@ -421,11 +428,11 @@ fn a_batch_after_the_lease_is_broken_is_not_recorded_and_the_holder_stops() {
     let p = Project::new(&emu, &many_pins(300, &["aioz"]));
     let url = pg.url("prod");
     migrate(&p, &url);
-    let holder = on_pg(&p, &url, &["apply", "--auto-approve", "--concurrency", "1"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let holder = spawn_piped(on_pg(
+        &p,
+        &url,
+        &["apply", "--auto-approve", "--concurrency", "1"],
+    ));
     wait_until(Duration::from_secs(30), "some pins recorded", || {
         pins_in(&pg, "prod") >= 3
     });
@@ -513,15 +520,11 @@ fn a_wait_stops_when_its_lease_is_broken() {
     let p = Project::new(&emu, &many_pins(3, &["aioz"]));
     let url = format!("{}&lease=6s", pg.url("prod"));
     migrate(&p, &url);
-    let holder = on_pg(
+    let holder = spawn_piped(on_pg(
         &p,
         &url,
         &["apply", "--auto-approve", "--wait", "--wait-timeout", "5m"],
-    )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
+    ));
     wait_until(Duration::from_secs(30), "the pins recorded", || {
         pins_in(&pg, "prod") == 3
     });
