@@ -586,7 +586,7 @@ pub async fn apply(
             });
         }
     };
-    if let Err(error) = store.save(&state) {
+    if let Err(error) = store.finish(&state) {
         return Err(ApplyError::SaveFailed {
             error,
             report: Box::new(report),

@@ -24,8 +24,32 @@ use super::store::{HeldLock, Recorder, StateStore};
 use super::{LockError, PinRef, State, StateFileError, StoredPin};
 use crate::manifest::PinKey;
 
-/// Version of the schema this build creates and reads.
-const SCHEMA_VERSION: i32 = 1;
+/// The schema's versions, oldest first: each step's SQL brings a schema at
+/// the version before it to its own (`{s}` stands for the quoted schema).
+/// A new version is a new step at the end; a released step never changes.
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "CREATE TABLE {s}.workspaces (
+         name text PRIMARY KEY,
+         lineage text NOT NULL,
+         serial bigint NOT NULL);
+     CREATE TABLE {s}.pins (
+         workspace text NOT NULL REFERENCES {s}.workspaces (name) ON DELETE CASCADE,
+         provider text NOT NULL,
+         cluster text NOT NULL,
+         cid text NOT NULL,
+         record jsonb NOT NULL,
+         PRIMARY KEY (workspace, provider, cluster, cid));
+     CREATE TABLE {s}.leases (
+         workspace text PRIMARY KEY,
+         token text NOT NULL,
+         holder jsonb NOT NULL,
+         acquired_at timestamptz NOT NULL,
+         expires_at timestamptz NOT NULL);",
+)];
+
+/// The version this build writes: its last migration's.
+const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 /// The lease a holder takes when the URL does not say (`lease=`).
 const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// Rows sent in one statement when a whole state is written.
@@ -524,30 +548,16 @@ pub fn migrate(client: &mut Client, location: &PgLocation) -> Result<i32, postgr
     let current: Option<i32> = tx
         .query_one(&format!("SELECT max(version) FROM {s}.migrations"), &[])?
         .get(0);
-    if current.unwrap_or(0) < SCHEMA_VERSION {
-        tx.batch_execute(&format!(
-            "CREATE TABLE {s}.workspaces (
-                 name text PRIMARY KEY,
-                 lineage text NOT NULL,
-                 serial bigint NOT NULL);
-             CREATE TABLE {s}.pins (
-                 workspace text NOT NULL REFERENCES {s}.workspaces (name) ON DELETE CASCADE,
-                 provider text NOT NULL,
-                 cluster text NOT NULL,
-                 cid text NOT NULL,
-                 record jsonb NOT NULL,
-                 PRIMARY KEY (workspace, provider, cluster, cid));
-             CREATE TABLE {s}.leases (
-                 workspace text PRIMARY KEY,
-                 token text NOT NULL,
-                 holder jsonb NOT NULL,
-                 acquired_at timestamptz NOT NULL,
-                 expires_at timestamptz NOT NULL);
-             INSERT INTO {s}.migrations (version) VALUES ({SCHEMA_VERSION});"
-        ))?;
+    let from = current.unwrap_or(0);
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > from) {
+        tx.batch_execute(&sql.replace("{s}", s))?;
+        tx.execute(
+            &format!("INSERT INTO {s}.migrations (version) VALUES ($1)"),
+            &[version],
+        )?;
     }
     tx.commit()?;
-    Ok(current.unwrap_or(0).max(SCHEMA_VERSION))
+    Ok(from.max(SCHEMA_VERSION))
 }
 
 fn key_columns(key: &PinKey) -> (&str, &str, &str) {
@@ -645,6 +655,13 @@ impl StateStore for PgStore {
             )?;
             upsert_pins(tx, location, &pins)
         })
+    }
+
+    fn finish(&self, state: &State) -> Result<(), StateFileError> {
+        // Every pin row was committed as its batch landed (the recorder
+        // started from the state this store holds, under its lease), so
+        // rewriting 100,000 rows would only repeat them.
+        self.write(|tx, location| write_head(tx, location, state))
     }
 
     fn recorder(&self, state: &State) -> Result<Box<dyn Recorder>, StateFileError> {
@@ -955,6 +972,19 @@ impl Drop for Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn migrations_are_numbered_one_by_one_from_one() {
+        let versions: Vec<i32> = MIGRATIONS.iter().map(|(v, _)| *v).collect();
+        let expected: Vec<i32> = (1..=SCHEMA_VERSION).collect();
+        assert_eq!(versions, expected);
+        for (version, sql) in MIGRATIONS {
+            assert!(
+                sql.contains("{s}."),
+                "step {version} names no table in the schema"
+            );
+        }
+    }
 
     #[test]
     fn urls_are_read_and_the_password_is_never_shown() {

@@ -19,6 +19,14 @@ pub trait StateStore: Send + Sync {
     /// and at the end of an apply).
     fn save(&self, state: &State) -> Result<(), StateFileError>;
 
+    /// Ends an apply whose every change a [`Recorder`] of this store made
+    /// durable: makes `state` (the recorder's start with its batches) the
+    /// stored state. The file folds its journal in; a store that commits
+    /// each batch in place has only the head left to write.
+    fn finish(&self, state: &State) -> Result<(), StateFileError> {
+        self.save(state)
+    }
+
     /// Starts recording an apply's confirmed changes on top of `state`
     /// (which has its lineage): each batch is durable before it returns.
     fn recorder(&self, state: &State) -> Result<Box<dyn Recorder>, StateFileError>;

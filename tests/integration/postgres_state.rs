@@ -70,6 +70,46 @@ fn apply_plan_and_list_work_on_postgres_and_no_file_is_written() {
 }
 
 #[test]
+fn an_apply_writes_only_the_rows_it_changed() {
+    let pg = Postgres::start();
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &many_pins(30, &["aioz"]));
+    let url = pg.url("ci");
+    assert_eq!(on_pg(&p, &url, &["apply", "--auto-approve"]).run().code, 0);
+    // A row's xmin is the transaction that last wrote it.
+    let versions = |pg: &Postgres| {
+        pg.psql(
+            "SELECT string_agg(cid || ':' || xmin::text, ',' ORDER BY cid) FROM pinsync.pins
+             WHERE workspace = 'ci'",
+        )
+    };
+    let before = versions(&pg);
+    p.write_manifest(&emu, &many_pins(31, &["aioz"]));
+    assert_eq!(on_pg(&p, &url, &["apply", "--auto-approve"]).run().code, 0);
+    assert_eq!(pins_in(&pg, "ci"), 31);
+    let after = versions(&pg);
+    let unchanged = before
+        .trim()
+        .split(',')
+        .filter(|row| after.contains(row))
+        .count();
+    assert_eq!(
+        unchanged, 30,
+        "the 30 pins already there were not rewritten"
+    );
+    let r = on_pg(&p, &url, &["state", "list", "--json"]).run();
+    let listed: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        pg.psql("SELECT serial FROM pinsync.workspaces WHERE name = 'ci'")
+            .trim(),
+        listed["serial"].to_string(),
+        "the head has the serial of the last batch"
+    );
+    let r = on_pg(&p, &url, &["plan", "--detailed-exitcode"]).run();
+    assert_eq!(r.code, 0, "in sync: {r:?}");
+}
+
+#[test]
 fn the_database_password_never_shows_even_when_it_is_wrong_or_in_the_url() {
     let pg = Postgres::start();
     let emu = Emulator::start();
