@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::manifest::{ContentId, Labels, Manifest, PinKey, Target};
+use crate::manifest::{CanonicalCid, ContentId, Labels, Manifest, Name, PinKey, Target};
 use crate::provider::ListedPin;
 use crate::state::{Observed, PinRecord, PinStatus, State, StoredPin};
 
@@ -31,15 +31,13 @@ pub fn adopt(
     only: Option<&Target>,
     at: &str,
 ) -> Imported {
-    let wanted: BTreeMap<&str, Vec<(&Target, &Labels)>> = manifest
+    let wanted: BTreeMap<&CanonicalCid, Vec<(&Target, &Labels)>> = manifest
         .pins
         .iter()
         .filter(|(k, _)| k.target.provider == provider)
         .filter(|(k, _)| only.is_none_or(|t| covers(t, &k.target)))
         .fold(BTreeMap::new(), |mut m, (k, pin)| {
-            m.entry(k.cid.as_str())
-                .or_default()
-                .push((&k.target, &pin.labels));
+            m.entry(&k.cid).or_default().push((&k.target, &pin.labels));
             m
         });
     let mut found = Imported::default();
@@ -51,15 +49,15 @@ pub fn adopt(
             continue;
         };
         let listed_target = Target {
-            provider: provider.to_owned(),
-            cluster: pin.cluster.clone(),
+            provider: provider.into(),
+            cluster: pin.cluster.as_deref().map(Name::new),
         };
         let targets: Vec<(&Target, &Labels)> = wanted
             .get(cid.canonical())
             .map(|ts| {
                 ts.iter()
                     .copied()
-                    .filter(|(t, _)| t.cluster.is_none() || t.cluster == pin.cluster)
+                    .filter(|(t, _)| t.cluster.is_none() || t.cluster == listed_target.cluster)
                     .collect()
             })
             .unwrap_or_default();
@@ -89,10 +87,11 @@ pub fn adopt(
             continue;
         }
         found.adopted += 1;
+        let cid_as_pinned = PinRecord::as_pinned(&key, &pin.cid);
         state.record(StoredPin {
             key,
             record: PinRecord {
-                cid_as_pinned: pin.cid.clone(),
+                cid_as_pinned,
                 // The provider's own name where it reports one (a
                 // manifest that names it otherwise shows as `~`);
                 // what it does not report is taken as the manifest's.
@@ -182,7 +181,7 @@ mod tests {
             listed(A, None, ProviderStatus::Pinned),
             // The CIDv1 of a CIDv0 the manifest writes: the same pin.
             listed(
-                ContentId::parse(B_V0).unwrap().canonical(),
+                &ContentId::parse(B_V0).unwrap().canonical().to_string(),
                 None,
                 ProviderStatus::Failed,
             ),

@@ -36,7 +36,7 @@ impl Awaited {
                 let r = state.pins.get(k)?;
                 Some(Self {
                     key: k.clone(),
-                    cid: r.cid_as_pinned.clone(),
+                    cid: r.sent_cid(k).into_owned(),
                     pin_id: r.pin_id.clone(),
                 })
             })
@@ -84,7 +84,7 @@ pub async fn wait(
     let mut pause = FIRST_PAUSE;
     loop {
         let checks = pending.iter().map(|(pin, _)| async move {
-            match providers.get(&pin.key.target.provider) {
+            match providers.get(pin.key.target.provider.as_str()) {
                 Some(provider) => provider
                     .status(pin.request())
                     .await

@@ -390,7 +390,7 @@ pub async fn apply(
     let calls: Vec<&Change> = plan
         .changes
         .iter()
-        .filter(|c| c.calls(plan.providers.get(&c.target.provider)))
+        .filter(|c| c.calls(plan.providers.get(c.target.provider.as_str())))
         .collect();
     // Each provider gets its own pool of `concurrency` calls, so one that is
     // slow or down cannot hold the slots the others need.
@@ -441,7 +441,7 @@ pub async fn apply(
 
     // State-only changes first: they need no provider and cannot fail.
     for change in &plan.changes {
-        if change.calls(plan.providers.get(&change.target.provider)) {
+        if change.calls(plan.providers.get(change.target.provider.as_str())) {
             continue;
         }
         let status = match change.action {
@@ -455,10 +455,10 @@ pub async fn apply(
                 PinStatus::Orphaned
             }
         };
+        let key = change.key();
         run.record(Recorded::Pin(StoredPin {
-            key: change.key(),
             record: PinRecord {
-                cid_as_pinned: change.cid.clone(),
+                cid_as_pinned: PinRecord::as_pinned(&key, &change.cid),
                 labels: change.labels.clone(),
                 pin_id: None,
                 pinned_at: String::new(),
@@ -466,6 +466,7 @@ pub async fn apply(
                 observed: None,
                 foreign: false,
             },
+            key,
         }));
     }
 
@@ -646,10 +647,10 @@ impl Run<'_> {
                         },
                     );
                 }
+                let key = change.key();
                 self.record(Recorded::Pin(StoredPin {
-                    key: change.key(),
                     record: PinRecord {
-                        cid_as_pinned: change.cid.clone(),
+                        cid_as_pinned: PinRecord::as_pinned(&key, &change.cid),
                         labels: change.labels.clone(),
                         pin_id,
                         pinned_at: now_rfc3339(),
@@ -657,6 +658,7 @@ impl Run<'_> {
                         observed: None,
                         foreign: receipt.foreign,
                     },
+                    key,
                 }));
             }
             Outcome::Unpinned(receipt) => {
@@ -679,12 +681,12 @@ impl Run<'_> {
                 let credentials = || {
                     pools
                         .iter()
-                        .find(|pool| pool.name == provider)
+                        .find(|pool| pool.name == provider.as_str())
                         .map_or_else(Vec::new, |pool| pool.credentials.clone())
                 };
                 self.report
                     .not_attempted
-                    .entry(provider.clone())
+                    .entry(provider.to_string())
                     .or_insert_with(|| NotAttempted {
                         why,
                         pins: 0,
@@ -895,8 +897,8 @@ async fn call_with_retries(pool: &Pool<'_>, change: &Change, ctx: &CallContext<'
 pub fn providers_used(plan: &Plan) -> BTreeSet<String> {
     plan.changes
         .iter()
-        .filter(|c| c.calls(plan.providers.get(&c.target.provider)))
-        .map(|c| c.target.provider.clone())
+        .filter(|c| c.calls(plan.providers.get(c.target.provider.as_str())))
+        .map(|c| c.target.provider.to_string())
         .collect()
 }
 

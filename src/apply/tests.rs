@@ -497,7 +497,7 @@ fn the_recorder_journals_confirmations_in_the_order_they_arrive() {
                 let pin = StoredPin {
                     key: change.key(),
                     record: PinRecord {
-                        cid_as_pinned: change.cid.clone(),
+                        cid_as_pinned: None,
                         labels: change.labels.clone(),
                         pin_id: None,
                         pinned_at: "2026-12-01T00:00:00Z".into(),
@@ -524,7 +524,7 @@ fn the_recorder_journals_confirmations_in_the_order_they_arrive() {
             journaled.push(pin["cid"].as_str().unwrap().to_owned());
         }
     }
-    let expected: Vec<String> = order.iter().map(|k| k.cid.clone()).collect();
+    let expected: Vec<String> = order.iter().map(|k| k.cid.to_string()).collect();
     assert_eq!(journaled, expected, "in the order sent");
     assert_eq!(serials, (1..=serials.len() as u64).collect::<Vec<_>>());
     assert_eq!(state.serial, serials.len() as u64);
@@ -545,7 +545,7 @@ fn move_plan() -> (Plan, State) {
         state.record(StoredPin {
             key: key.clone(),
             record: PinRecord {
-                cid_as_pinned: pin.cid.clone(),
+                cid_as_pinned: pin.cid_as_written.clone(),
                 labels: pin.labels.clone(),
                 pin_id: None,
                 pinned_at: "2026-12-01T00:00:00Z".into(),

@@ -1140,7 +1140,7 @@ fn import_command(args: &ImportArgs) -> anyhow::Result<ExitCode> {
         None => None,
         Some(text) => {
             let target = crate::manifest::Target::parse(text).map_err(anyhow::Error::msg)?;
-            if !m.providers.contains_key(&target.provider) {
+            if !m.providers.contains_key(target.provider.as_str()) {
                 bail!(
                     "--target {text}: the manifest declares no provider `{}`",
                     target.provider
@@ -1227,7 +1227,7 @@ fn refresh_providers(
     let used: std::collections::BTreeSet<String> = state
         .pins
         .keys()
-        .map(|k| k.target.provider.clone())
+        .map(|k| k.target.provider.to_string())
         .filter(|p| m.providers.contains_key(p))
         .collect();
     let providers = apply::connect(&m.providers, &used, calls.http())?;

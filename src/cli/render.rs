@@ -515,7 +515,7 @@ pub fn state_list(state: &State) -> String {
         .map(|(key, r)| {
             [
                 key.target.to_string(),
-                r.cid_as_pinned.clone(),
+                r.sent_cid(key).into_owned(),
                 r.labels.name.clone().unwrap_or_else(|| "-".into()),
                 r.pin_id.clone().unwrap_or_else(|| "-".into()),
                 match r.status {

@@ -11,7 +11,9 @@ use cid::Cid;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContentId {
     written: String,
-    canonical: String,
+    canonical: CanonicalCid,
+    /// Whether `written` is the canonical text itself.
+    written_canonically: bool,
 }
 
 impl ContentId {
@@ -34,17 +36,18 @@ impl ContentId {
         }
         let cid = Cid::try_from(text)
             .map_err(|e| format!("invalid CID {text:?}: {}", explain(text, &e)))?;
-        let canonical = if cid.version() == cid::Version::V0 {
+        let v1 = if cid.version() == cid::Version::V0 {
             cid.into_v1()
                 .map_err(|e| format!("invalid CID {text:?}: {e}"))?
-                .to_string()
         } else {
-            // `to_string` on a v1 CID is its base32 form, whatever base it was written in.
-            cid.to_string()
+            cid
         };
+        let canonical = CanonicalCid::of(&v1);
+        let written_canonically = CanonicalCid::parse(text).is_ok_and(|c| c == canonical);
         Ok(Self {
             written: text.to_owned(),
             canonical,
+            written_canonically,
         })
     }
 
@@ -54,8 +57,242 @@ impl ContentId {
     }
 
     /// The CIDv1 base32 form used as the identity of a pin.
-    pub fn canonical(&self) -> &str {
+    pub fn canonical(&self) -> &CanonicalCid {
         &self.canonical
+    }
+
+    /// The CID as written, where that is not its canonical text.
+    pub fn written_if_not_canonical(&self) -> Option<&str> {
+        (!self.written_canonically).then_some(self.written.as_str())
+    }
+}
+
+/// A CID in its canonical CIDv1 form, kept as its bytes: 36 bytes instead
+/// of a 59-character string, held inline, with no allocation of its own for
+/// the usual sizes. It orders, prints and serialises as its text (`b` and
+/// base32), so state files and plans keep their order.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CanonicalCid(CidBytes);
+
+/// Inline up to [`INLINE`] bytes (a CIDv1 of a 32-byte digest is 36).
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum CidBytes {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+const INLINE: usize = 38;
+const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+impl CanonicalCid {
+    fn from_bytes(bytes: &[u8]) -> Self {
+        Self(match u8::try_from(bytes.len()) {
+            Ok(len) if bytes.len() <= INLINE => {
+                let mut inline = [0; INLINE];
+                inline[..bytes.len()].copy_from_slice(bytes);
+                CidBytes::Inline { len, bytes: inline }
+            }
+            _ => CidBytes::Heap(bytes.into()),
+        })
+    }
+
+    fn of(cid: &Cid) -> Self {
+        Self::from_bytes(&cid.to_bytes())
+    }
+
+    /// Reads the canonical text (as state files and saved plans hold it):
+    /// `b`, then lowercase base32 without padding, of the bytes of a CIDv1.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("{text:?} is not a CID in canonical form (CIDv1, base32)");
+        let digits = text.strip_prefix('b').ok_or_else(bad)?.as_bytes();
+        let mut bytes = Vec::with_capacity(digits.len() * 5 / 8);
+        let (mut acc, mut bits) = (0u32, 0u32);
+        for &c in digits {
+            let value = match c {
+                b'a'..=b'z' => c - b'a',
+                b'2'..=b'7' => c - b'2' + 26,
+                _ => return Err(bad()),
+            };
+            acc = (acc << 5) | u32::from(value);
+            bits += 5;
+            if bits >= 8 {
+                bits -= 8;
+                bytes.push((acc >> bits) as u8);
+                acc &= (1 << bits) - 1;
+            }
+        }
+        // What is left must be padding: fewer than 5 bits, all zero, or the
+        // text is not the canonical spelling of these bytes.
+        if bits >= 5 || acc != 0 {
+            return Err(bad());
+        }
+        match Cid::try_from(bytes.as_slice()) {
+            Ok(cid) if cid.version() == cid::Version::V1 => Ok(Self::from_bytes(&bytes)),
+            _ => Err(bad()),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match &self.0 {
+            CidBytes::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            CidBytes::Heap(bytes) => bytes,
+        }
+    }
+
+    /// Number of base32 digits after the `b`.
+    fn digits(&self) -> usize {
+        (self.bytes().len() * 8).div_ceil(5)
+    }
+
+    /// The `g`-th base32 digit's value (the last one zero-padded), if any.
+    fn digit(&self, g: usize) -> Option<u8> {
+        if g >= self.digits() {
+            return None;
+        }
+        let bytes = self.bytes();
+        let (byte, offset) = (g * 5 / 8, g * 5 % 8);
+        let pair = u16::from(bytes[byte]) << 8 | u16::from(*bytes.get(byte + 1).unwrap_or(&0));
+        Some(((pair >> (11 - offset)) & 0x1f) as u8)
+    }
+
+    /// The first 37 digits as two numbers, for sorting many CIDs by
+    /// fixed-size keys: where two CIDs' numbers differ, they order as the
+    /// CIDs do (a missing digit counts as the lowest, which ties with a
+    /// real one only where the full comparison then decides).
+    pub(crate) fn sort_prefix(&self) -> (u128, u64) {
+        let rank = |g| self.digit(g).map_or(0, |d| u64::from(text_rank(d)));
+        let head = (0..25).fold(0u128, |acc, g| acc << 5 | u128::from(rank(g)));
+        let tail = (25..37).fold(0u64, |acc, g| acc << 5 | rank(g));
+        (head, tail)
+    }
+}
+
+#[cfg(test)]
+impl CanonicalCid {
+    /// A valid CIDv1 (raw, sha2-256) whose digest is `seed`'s first 32
+    /// bytes, zero-padded: distinct seeds, distinct CIDs.
+    pub(crate) fn for_test(seed: &str) -> Self {
+        let mut digest = [0u8; 32];
+        let n = seed.len().min(32);
+        digest[..n].copy_from_slice(&seed.as_bytes()[..n]);
+        let hash = cid::multihash::Multihash::<64>::wrap(0x12, &digest).expect("32 bytes fit");
+        Self::of(&Cid::new_v1(0x55, hash))
+    }
+
+    /// Any bytes, a CID or not: for testing the order of the text.
+    pub(crate) fn from_test_bytes(bytes: &[u8]) -> Self {
+        Self::from_bytes(bytes)
+    }
+}
+
+/// Tests name pins by short stand-ins ("bafy1"): those that are not CIDs
+/// become [`CanonicalCid::for_test`] of themselves.
+#[cfg(test)]
+impl From<&str> for CanonicalCid {
+    fn from(text: &str) -> Self {
+        Self::parse(text).unwrap_or_else(|_| Self::for_test(text))
+    }
+}
+
+/// Where a base32 digit's character sorts: `2`..`7` come before `a`..`z`.
+fn text_rank(digit: u8) -> u8 {
+    if digit < 26 { digit + 6 } else { digit - 26 }
+}
+
+impl Ord for CanonicalCid {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        let (a, b) = (self.bytes(), other.bytes());
+        // Digits before the one holding the first differing bit are equal.
+        let first_bit = match a.iter().zip(b).position(|(x, y)| x != y) {
+            Some(i) => i * 8 + (a[i] ^ b[i]).leading_zeros() as usize,
+            None if a.len() == b.len() => return Ordering::Equal,
+            None => a.len().min(b.len()) * 8,
+        };
+        let mut g = first_bit / 5;
+        loop {
+            match (self.digit(g), other.digit(g)) {
+                (Some(x), Some(y)) if x == y => g += 1,
+                (Some(x), Some(y)) => return text_rank(x).cmp(&text_rank(y)),
+                (None, Some(_)) => return Ordering::Less,
+                (Some(_), None) => return Ordering::Greater,
+                (None, None) => return Ordering::Equal,
+            }
+        }
+    }
+}
+
+impl PartialOrd for CanonicalCid {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for CanonicalCid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // On the stack for the usual sizes: a state of 2,000,000 pins
+        // writes as many.
+        let mut buffer = [0u8; 64];
+        let mut heap = Vec::new();
+        let text: &mut [u8] = if self.digits() < buffer.len() {
+            &mut buffer[..1 + self.digits()]
+        } else {
+            heap.resize(1 + self.digits(), 0);
+            &mut heap
+        };
+        text[0] = b'b';
+        for (g, c) in text[1..].iter_mut().enumerate() {
+            *c = BASE32[usize::from(self.digit(g).expect("within digits"))];
+        }
+        f.pad(std::str::from_utf8(text).expect("base32 is ASCII"))
+    }
+}
+
+impl fmt::Debug for CanonicalCid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+/// Whether `text` is this CID's canonical text, without making it.
+impl PartialEq<str> for CanonicalCid {
+    fn eq(&self, text: &str) -> bool {
+        let Some(digits) = text.strip_prefix('b') else {
+            return false;
+        };
+        digits.len() == self.digits()
+            && digits
+                .bytes()
+                .enumerate()
+                .all(|(g, c)| self.digit(g).is_some_and(|d| BASE32[usize::from(d)] == c))
+    }
+}
+
+impl PartialEq<&str> for CanonicalCid {
+    fn eq(&self, other: &&str) -> bool {
+        *self == **other
+    }
+}
+
+impl serde::Serialize for CanonicalCid {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CanonicalCid {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = CanonicalCid;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a CID in canonical form (CIDv1, base32)")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<CanonicalCid, E> {
+                CanonicalCid::parse(text).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 
@@ -116,8 +353,8 @@ mod tests {
     #[test]
     fn v0_and_v1_of_the_same_content_share_a_canonical_form() {
         let v0 = ContentId::parse(V0).unwrap();
-        let v1 = ContentId::parse(v0.canonical()).unwrap();
-        assert!(v0.canonical().starts_with("bafy"));
+        let v1 = ContentId::parse(&v0.canonical().to_string()).unwrap();
+        assert!(v0.canonical().to_string().starts_with("bafy"));
         assert_eq!(v0.canonical(), v1.canonical());
         assert_eq!(v0.written(), V0);
     }
@@ -125,11 +362,80 @@ mod tests {
     #[test]
     fn v1_in_another_base_is_canonicalised_to_base32() {
         let v1 = ContentId::parse(V0).unwrap();
-        let cid = Cid::try_from(v1.canonical()).unwrap();
+        let cid = Cid::try_from(v1.canonical().to_string()).unwrap();
         let b58 = cid
             .to_string_of_base(cid::multibase::Base::Base58Btc)
             .unwrap();
         assert_eq!(ContentId::parse(&b58).unwrap().canonical(), v1.canonical());
+    }
+
+    #[test]
+    fn canonical_cids_print_parse_and_order_as_their_text() {
+        let v0 = ContentId::parse(V0).unwrap();
+        let text = v0.canonical().to_string();
+        assert_eq!(
+            text,
+            Cid::try_from(V0).unwrap().into_v1().unwrap().to_string()
+        );
+        assert_eq!(CanonicalCid::parse(&text).unwrap(), *v0.canonical());
+        assert!(*v0.canonical() == *text.as_str());
+        assert!(v0.written_if_not_canonical() == Some(V0));
+        assert_eq!(
+            ContentId::parse(&text).unwrap().written_if_not_canonical(),
+            None
+        );
+        assert_eq!(format!("{:>70}|", v0.canonical()), format!("{text:>70}|"));
+        // Random bytes, many sharing prefixes or ending early.
+        let mut rng = fastrand::Rng::with_seed(11);
+        let cids: Vec<CanonicalCid> = (0..3_000)
+            .map(|_| {
+                let len = rng.usize(0..45);
+                let bytes: Vec<u8> = (0..len)
+                    .map(|i| {
+                        if i < rng.usize(0..6) {
+                            0x01
+                        } else {
+                            [0, 1, 0x55, 0xff, rng.u8(..)][rng.usize(..5)]
+                        }
+                    })
+                    .collect();
+                CanonicalCid::from_test_bytes(&bytes)
+            })
+            .collect();
+        for pair in cids.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            assert_eq!(a.cmp(b), a.to_string().cmp(&b.to_string()), "{a} {b}");
+            let (ka, kb) = (a.sort_prefix(), b.sort_prefix());
+            if ka != kb {
+                assert_eq!(ka.cmp(&kb), a.cmp(b), "sort keys of {a} {b}");
+            }
+        }
+        let mut by_ord = cids.clone();
+        by_ord.sort();
+        let mut by_text: Vec<String> = cids.iter().map(ToString::to_string).collect();
+        by_text.sort();
+        assert_eq!(
+            by_ord.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            by_text
+        );
+    }
+
+    #[test]
+    fn only_canonical_text_parses_as_a_canonical_cid() {
+        let text = ContentId::parse(V0).unwrap().canonical().to_string();
+        for bad in [
+            "",
+            "b",
+            V0,
+            &text.to_uppercase(),
+            &text[..text.len() - 1],
+            &format!("{text}a"),
+            "bafy1",
+            // A CIDv0's bytes in base32 are not a CIDv1.
+            "bciqftfeehedf6klbt32bfaglxezl4uwfnwm4lftlmxqbcerz6cmlx3y",
+        ] {
+            assert!(CanonicalCid::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

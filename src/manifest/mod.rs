@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-pub use content_id::ContentId;
+pub use content_id::{CanonicalCid, ContentId};
 pub use diagnostic::{Diagnostic, Diagnostics, Position};
 pub use parse::{MAX_MANIFEST_BYTES, parse};
 pub use provider_config::{
@@ -26,7 +26,7 @@ pub use provider_config::{
 };
 pub(crate) use schema::{SCHEMA_URL, schema};
 pub(crate) use target::is_valid_name;
-pub use target::{PinKey, Target};
+pub use target::{Name, PinKey, Target};
 
 /// The only manifest format version this build understands.
 pub const MANIFEST_VERSION: u64 = 1;
@@ -115,13 +115,24 @@ impl Labels {
 /// One pin the manifest wants on one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredPin {
-    /// The CID as the manifest writes it; this is what providers receive.
-    pub cid: String,
+    /// The CID as the manifest writes it, where that is not its canonical
+    /// text (see [`DesiredPin::sent_cid`]).
+    pub cid_as_written: Option<Box<str>>,
     pub labels: Labels,
     /// Multiaddrs known to provide the data, sent where the API takes them
     /// (the Pinning Service API's `origins`). A hint for fetching, not a
     /// label: a change to them alone changes nothing already pinned.
     pub origins: Vec<String>,
+}
+
+impl DesiredPin {
+    /// The CID providers receive for the pin `key`: as the manifest wrote it.
+    pub fn sent_cid(&self, key: &PinKey) -> std::borrow::Cow<'_, str> {
+        match &self.cid_as_written {
+            Some(written) => std::borrow::Cow::Borrowed(written),
+            None => std::borrow::Cow::Owned(key.cid.to_string()),
+        }
+    }
 }
 
 /// Most origins one pin may give (the Pinning Service API's limit).

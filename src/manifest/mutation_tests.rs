@@ -83,7 +83,9 @@ fn mutated_manifests_never_panic_and_errors_have_positions() {
             Ok(m) => {
                 valid += 1;
                 assert!(
-                    m.pins.iter().all(|(k, _)| k.cid.starts_with('b')),
+                    m.pins
+                        .iter()
+                        .all(|(k, _)| k.cid.to_string().starts_with('b')),
                     "canonical CIDs are base32 v1"
                 );
             }

@@ -744,7 +744,7 @@ impl Walker<'_> {
                     continue;
                 }
             };
-            match providers.get(&target.provider) {
+            match providers.get(target.provider.as_str()) {
                 None => {
                     let known: Vec<&str> = providers.keys().map(String::as_str).collect();
                     self.problem(
@@ -857,7 +857,7 @@ impl Walker<'_> {
                     cid: cid.canonical().to_owned(),
                 };
                 let pin = DesiredPin {
-                    cid: cid.written().to_owned(),
+                    cid_as_written: cid.written_if_not_canonical().map(Into::into),
                     labels: labels.clone(),
                     origins: origins.clone(),
                 };
@@ -871,14 +871,15 @@ impl Walker<'_> {
         for i in 0..found.len() {
             if kept > 0 && found[kept - 1].0 == found[i].0 {
                 let (first, this) = (&found[kept - 1], &found[i]);
-                let same = if first.1.cid == this.1.cid {
+                let (first_cid, this_cid) = (first.1.sent_cid(&first.0), this.1.sent_cid(&this.0));
+                let same = if first_cid == this_cid {
                     String::new()
                 } else {
-                    format!(" (written there as {}, the same content)", first.1.cid)
+                    format!(" (written there as {first_cid}, the same content)")
                 };
                 let message = format!(
                     "CID {} is already pinned to {} at line {}{same}",
-                    this.1.cid, this.0.target, first.2.line
+                    this_cid, this.0.target, first.2.line
                 );
                 let at = this.2;
                 self.problem(at, message);

@@ -28,8 +28,8 @@ pub(super) fn sort_by_key_then_position<T>(entries: &mut [(PinKey, T, Position)]
         ranks.insert(target, rank as u32);
     }
 
-    // 32 bytes a key; the first 24 bytes of a CIDv1 (`bafkrei` and 17
-    // characters of digest) tell apart any two different CIDs in practice.
+    // 32 bytes a key; the first 37 digits of a CIDv1 (`afkrei` and 31 of
+    // its digest) tell apart any two different CIDs in practice.
     struct SortKey {
         head: u128,
         tail: u64,
@@ -40,7 +40,7 @@ pub(super) fn sort_by_key_then_position<T>(entries: &mut [(PinKey, T, Position)]
         .iter()
         .enumerate()
         .map(|(index, (key, ..))| {
-            let (head, tail) = leading_bytes(&key.cid);
+            let (head, tail) = key.cid.sort_prefix();
             SortKey {
                 head,
                 tail,
@@ -53,29 +53,14 @@ pub(super) fn sort_by_key_then_position<T>(entries: &mut [(PinKey, T, Position)]
         (a.target, a.head, a.tail)
             .cmp(&(b.target, b.head, b.tail))
             .then_with(|| {
-                // Same target and the same first 24 bytes: in practice the
-                // same CID written twice.
+                // Same target and the same first 37 digits: in practice
+                // the same CID written twice.
                 let (x, y) = (&entries[a.index as usize], &entries[b.index as usize]);
                 x.0.cid.cmp(&y.0.cid).then(x.2.cmp(&y.2))
             })
     });
     let mut order: Vec<u32> = keys.into_iter().map(|k| k.index).collect();
     permute(entries, &mut order);
-}
-
-/// The first 24 bytes of `s`, zero-padded, as big-endian numbers: where two
-/// strings' numbers differ, they order as the strings do (a string that ends
-/// first pads with 0, below any byte it could be compared with, or ties with
-/// a NUL, after which the full comparison decides).
-fn leading_bytes(s: &str) -> (u128, u64) {
-    let mut buf = [0u8; 24];
-    let n = s.len().min(24);
-    buf[..n].copy_from_slice(&s.as_bytes()[..n]);
-    let (head, tail) = buf.split_at(16);
-    (
-        u128::from_be_bytes(head.try_into().expect("16 bytes")),
-        u64::from_be_bytes(tail.try_into().expect("8 bytes")),
-    )
 }
 
 /// Rearranges `entries` so that position `i` holds what was at `order[i]`,

@@ -1,17 +1,156 @@
 //! Where a pin goes, and the identity of one managed pin.
 
+use std::collections::BTreeSet;
 use std::fmt::{self, Write as _};
 
 use serde::{Deserialize, Serialize};
+
+use super::CanonicalCid;
 
 /// A provider, and for providers that have them, a cluster on it.
 ///
 /// Written `provider` or `provider/cluster` in the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Target {
-    pub provider: String,
+    pub provider: Name,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<String>,
+    pub cluster: Option<Name>,
+}
+
+/// A provider's or a cluster's name, interned: a manifest of a million
+/// pins names a handful of targets, and each pin holds only pointers to
+/// their one copy.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Name(&'static str);
+
+impl Name {
+    /// The one copy of `text`, made the first time it is seen. Names are
+    /// few (a manifest's targets, a state's), so keeping each for the
+    /// life of the process costs nothing.
+    pub fn new(text: &str) -> Self {
+        thread_local! {
+            static SEEN: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        static ALL: std::sync::Mutex<BTreeSet<&'static str>> =
+            std::sync::Mutex::new(BTreeSet::new());
+        if let Some(name) = SEEN.with_borrow(|seen| seen.iter().find(|s| **s == text).copied()) {
+            return Self(name);
+        }
+        let name = {
+            let mut all = ALL
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match all.get(text) {
+                Some(name) => *name,
+                None => {
+                    let name: &'static str = Box::leak(text.into());
+                    all.insert(name);
+                    name
+                }
+            }
+        };
+        // A hostile state could name millions: only the first few are
+        // looked up without the lock.
+        SEEN.with_borrow_mut(|seen| {
+            if seen.len() < 32 {
+                seen.push(name);
+            }
+        });
+        Self(name)
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.0
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        self.0
+    }
+}
+
+impl From<&str> for Name {
+    fn from(text: &str) -> Self {
+        Self::new(text)
+    }
+}
+
+impl From<&String> for Name {
+    fn from(text: &String) -> Self {
+        Self::new(text)
+    }
+}
+
+impl From<String> for Name {
+    fn from(text: String) -> Self {
+        Self::new(&text)
+    }
+}
+
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for Name {
+    fn eq(&self, other: &String) -> bool {
+        self.0 == other
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.0)
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.0, f)
+    }
+}
+
+impl Serialize for Name {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Name;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a name")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Name, E> {
+                Ok(Name::new(text))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
 }
 
 impl Target {
@@ -32,8 +171,8 @@ impl Target {
                 "target {text:?} has more than one '/'; write \"provider\" or \"provider/cluster\""
             )),
             _ => Ok(Self {
-                provider: provider.to_owned(),
-                cluster: cluster.map(str::to_owned),
+                provider: Name::new(provider),
+                cluster: cluster.map(Name::new),
             }),
         }
     }
@@ -92,7 +231,7 @@ pub struct PinKey {
     #[serde(flatten)]
     pub target: Target,
     /// Canonical CIDv1 form (see [`super::ContentId`]).
-    pub cid: String,
+    pub cid: CanonicalCid,
 }
 
 impl fmt::Display for PinKey {

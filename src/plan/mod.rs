@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{Labels, Manifest, PinKey, ProviderConfig, ProviderKind, Target};
+use crate::manifest::{
+    CanonicalCid, Labels, Manifest, PinKey, ProviderConfig, ProviderKind, Target,
+};
 use crate::state::{PinStatus, State};
 
 /// Version of the plan document (`--json`, `--out`).
@@ -62,7 +64,7 @@ pub struct Change {
     /// The CID as the manifest writes it (for `orphan`: as it was pinned).
     pub cid: String,
     /// The canonical CIDv1 that identifies the pin.
-    pub canonical_cid: String,
+    pub canonical_cid: CanonicalCid,
     #[serde(flatten)]
     pub labels: Labels,
     /// `pin`, `repin`, `update`: the manifest's origins for the pin.
@@ -197,7 +199,7 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
                 summary.pin += 1;
                 changes.push(Change {
                     origins: pin.origins.clone(),
-                    ..Change::new(Action::Pin, key, &pin.cid, &pin.labels)
+                    ..Change::new(Action::Pin, key, &pin.sent_cid(key), &pin.labels)
                 });
             }
             Ordering::Greater => {
@@ -206,7 +208,7 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
                 let change = |action, reason| Change {
                     pin_id: record.pin_id.clone(),
                     reason,
-                    ..Change::new(action, key, &record.cid_as_pinned, &record.labels)
+                    ..Change::new(action, key, &record.sent_cid(key), &record.labels)
                 };
                 match unpinnable {
                     Some(Ok(())) => {
@@ -245,7 +247,7 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
                         pin_id: record.pin_id.clone().filter(|_| failed && !record.foreign),
                         reason: Some(format!("{reason} (checked {})", observed.at)),
                         origins: pin.origins.clone(),
-                        ..Change::new(Action::Repin, key, &pin.cid, &pin.labels)
+                        ..Change::new(Action::Repin, key, &pin.sent_cid(key), &pin.labels)
                     });
                     continue;
                 }
@@ -266,7 +268,7 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
                         .foreign
                         .then(|| FOREIGN.to_owned() + "; its labels there are left as they are"),
                     origins: pin.origins.clone(),
-                    ..Change::new(Action::Update, key, &record.cid_as_pinned, &pin.labels)
+                    ..Change::new(Action::Update, key, &record.sent_cid(key), &pin.labels)
                 });
             }
         }
@@ -302,7 +304,7 @@ fn unpinnable(
     key: &PinKey,
     record: &crate::state::PinRecord,
 ) -> Result<(), String> {
-    let Some(config) = manifest.providers.get(&key.target.provider) else {
+    let Some(config) = manifest.providers.get(key.target.provider.as_str()) else {
         return Err(format!(
             "provider `{}` is no longer in the manifest; declare it again to unpin",
             key.target.provider
@@ -338,7 +340,7 @@ fn keep_shared_cluster_copies(
         return;
     }
     // Targets of each (provider, CID), wanted or recorded.
-    let mut targets: BTreeMap<(&str, &str), BTreeSet<&Target>> = BTreeMap::new();
+    let mut targets: BTreeMap<(&str, &CanonicalCid), BTreeSet<&Target>> = BTreeMap::new();
     let keys = manifest
         .pins
         .iter()
@@ -346,7 +348,7 @@ fn keep_shared_cluster_copies(
         .chain(state.pins.keys());
     for key in keys.filter(|k| by_cid(&k.target.provider)) {
         targets
-            .entry((key.target.provider.as_str(), key.cid.as_str()))
+            .entry((key.target.provider.as_str(), &key.cid))
             .or_default()
             .insert(&key.target);
     }
@@ -354,7 +356,7 @@ fn keep_shared_cluster_copies(
         std::mem::take(unpins).into_iter().partition(|c| {
             by_cid(&c.target.provider)
                 && targets
-                    .get(&(c.target.provider.as_str(), c.canonical_cid.as_str()))
+                    .get(&(c.target.provider.as_str(), &c.canonical_cid))
                     .is_some_and(|t| t.len() > 1)
         });
     *unpins = kept;
@@ -381,13 +383,13 @@ fn keep_shared_cluster_copies(
 /// A CID unpinned from one target while this plan pins (or re-pins) it on
 /// another is a move: its unpin waits for those pins (make before break).
 fn mark_moves(changes: &[Change], unpins: &mut [Change]) {
-    let unpinned: BTreeSet<&str> = unpins.iter().map(|c| c.canonical_cid.as_str()).collect();
-    let mut pinned_to: BTreeMap<&str, Vec<&Target>> = BTreeMap::new();
+    let unpinned: BTreeSet<&CanonicalCid> = unpins.iter().map(|c| &c.canonical_cid).collect();
+    let mut pinned_to: BTreeMap<&CanonicalCid, Vec<&Target>> = BTreeMap::new();
     for c in changes
         .iter()
         .filter(|c| matches!(c.action, Action::Pin | Action::Repin))
     {
-        if unpinned.contains(c.canonical_cid.as_str()) {
+        if unpinned.contains(&c.canonical_cid) {
             pinned_to
                 .entry(&c.canonical_cid)
                 .or_default()
@@ -395,7 +397,7 @@ fn mark_moves(changes: &[Change], unpins: &mut [Change]) {
         }
     }
     for unpin in unpins {
-        if let Some(targets) = pinned_to.get(unpin.canonical_cid.as_str()) {
+        if let Some(targets) = pinned_to.get(&unpin.canonical_cid) {
             unpin.moved_to = targets.iter().map(|&t| t.clone()).collect();
         }
     }
@@ -439,7 +441,7 @@ pub fn guards(plan: &Plan, state: &State, allowance: UnpinAllowance) -> Vec<Stri
             .max(n);
         let guard = plan
             .providers
-            .get(&target.provider)
+            .get(target.provider.as_str())
             .map(|c| c.unpin_guard)
             .unwrap_or_default();
         let over_count = n > guard.count as usize;
@@ -475,16 +477,17 @@ mod tests {
     fn applied(m: &Manifest) -> State {
         let mut state = State::new();
         for (key, pin) in &m.pins {
-            state
-                .pins
-                .insert(key.clone(), record(&pin.cid, pin.labels.clone()));
+            state.pins.insert(
+                key.clone(),
+                record(pin.cid_as_written.clone(), pin.labels.clone()),
+            );
         }
         state
     }
 
-    fn record(cid: &str, labels: Labels) -> PinRecord {
+    fn record(cid_as_pinned: Option<Box<str>>, labels: Labels) -> PinRecord {
         PinRecord {
-            cid_as_pinned: cid.into(),
+            cid_as_pinned,
             labels,
             pin_id: None,
             pinned_at: "2026-01-01T00:00:00Z".into(),

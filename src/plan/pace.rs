@@ -34,7 +34,7 @@ impl Pace {
 pub fn pace(plan: &Plan) -> BTreeMap<String, Pace> {
     let mut by_kind: BTreeMap<&str, BTreeMap<CallKind, f64>> = BTreeMap::new();
     for change in &plan.changes {
-        let config = plan.providers.get(&change.target.provider);
+        let config = plan.providers.get(change.target.provider.as_str());
         let Some(config) = config else { continue };
         let calls = by_kind.entry(&change.target.provider).or_default();
         for (kind, n) in crate::provider::requests_for(change, config) {

@@ -143,7 +143,7 @@ fn problems(plan: &Plan) -> Vec<String> {
     for (i, change) in plan.changes.iter().enumerate() {
         let at = format!("change {}", i + 1);
         let target = &change.target;
-        match plan.providers.get(&target.provider) {
+        match plan.providers.get(target.provider.as_str()) {
             None => problems.push(format!(
                 "{at}: provider {:?} is not declared in the plan",
                 target.provider
@@ -161,7 +161,7 @@ fn problems(plan: &Plan) -> Vec<String> {
         }
         match ContentId::parse(&change.cid) {
             Err(e) => problems.push(format!("{at}: {e}")),
-            Ok(cid) if cid.canonical() != change.canonical_cid => problems.push(format!(
+            Ok(cid) if *cid.canonical() != change.canonical_cid => problems.push(format!(
                 "{at}: canonical_cid {:?} is not the canonical form of {:?}",
                 change.canonical_cid, change.cid
             )),
@@ -186,7 +186,7 @@ fn problems(plan: &Plan) -> Vec<String> {
             }
         }
         for to in &change.moved_to {
-            if !plan.providers.contains_key(&to.provider)
+            if !plan.providers.contains_key(to.provider.as_str())
                 || !to.cluster.as_deref().is_none_or(is_valid_name)
             {
                 problems.push(format!("{at}: moved_to names an unknown target {to:?}"));
@@ -201,7 +201,7 @@ fn problems(plan: &Plan) -> Vec<String> {
                 counted.unpin += 1;
                 let aioz = plan
                     .providers
-                    .get(&target.provider)
+                    .get(target.provider.as_str())
                     .is_some_and(|c| c.kind == ProviderKind::Aioz);
                 if aioz && change.pin_id.is_none() {
                     problems.push(format!("{at}: an AIOZ unpin needs the pin's id"));
@@ -455,7 +455,7 @@ mod tests {
         state.record(StoredPin {
             key: key.clone(),
             record: PinRecord {
-                cid_as_pinned: cid.into(),
+                cid_as_pinned: None,
                 labels: Labels {
                     name: None,
                     meta: Default::default(),

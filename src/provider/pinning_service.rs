@@ -206,7 +206,7 @@ impl PinningService {
         let results = page.results;
         let canonical = |cid: &str| {
             crate::manifest::ContentId::parse(cid)
-                .map_or_else(|_| cid.to_owned(), |c| c.canonical().to_owned())
+                .map_or_else(|_| cid.to_owned(), |c| c.canonical().to_string())
         };
         let wanted: Vec<String> = cids.iter().map(|c| canonical(c)).collect();
         let mut found: Vec<Vec<PinStatus>> = cids.iter().map(|_| Vec::new()).collect();

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{Labels, PinKey};
+use crate::manifest::{CanonicalCid, Labels, Name, PinKey};
 
 pub use crate::file_io::FileError;
 pub use journal::Journal;
@@ -58,8 +58,9 @@ pub enum PinStatus {
 /// One pin the provider confirmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PinRecord {
-    /// The CID as it was sent to the provider.
-    pub cid_as_pinned: String,
+    /// The CID as it was sent to the provider, where that is not the
+    /// key's canonical text (see [`PinRecord::sent_cid`]).
+    pub cid_as_pinned: Option<Box<str>>,
     pub labels: Labels,
     /// The provider's id for the pin, where it gives one (AIOZ's `data.id`,
     /// which unpinning needs).
@@ -73,6 +74,22 @@ pub struct PinRecord {
     /// manifest's `meta.pinsync` mark (made by hand or by another manifest).
     /// pinsync never unpins or replaces it.
     pub foreign: bool,
+}
+
+impl PinRecord {
+    /// What [`PinRecord::cid_as_pinned`] holds for `sent` as the CID of
+    /// `key`: nothing when it is the canonical text.
+    pub fn as_pinned(key: &PinKey, sent: &str) -> Option<Box<str>> {
+        (key.cid != *sent).then(|| sent.into())
+    }
+
+    /// The CID the provider was sent for the pin `key`.
+    pub fn sent_cid(&self, key: &PinKey) -> std::borrow::Cow<'_, str> {
+        match &self.cid_as_pinned {
+            Some(sent) => std::borrow::Cow::Borrowed(sent),
+            None => std::borrow::Cow::Owned(key.cid.to_string()),
+        }
+    }
 }
 
 /// The provider's word on a pin, and when it was asked.
@@ -158,7 +175,7 @@ struct FlatPinRef<'a> {
     provider: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     cluster: Option<&'a str>,
-    cid: &'a str,
+    cid: &'a CanonicalCid,
     /// Left out when it is the canonical `cid` itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     cid_as_pinned: Option<&'a str>,
@@ -181,12 +198,12 @@ struct FlatPinRef<'a> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FlatPin {
-    provider: String,
+    provider: Name,
     #[serde(default)]
-    cluster: Option<String>,
-    cid: String,
+    cluster: Option<Name>,
+    cid: CanonicalCid,
     #[serde(default)]
-    cid_as_pinned: Option<String>,
+    cid_as_pinned: Option<Box<str>>,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -216,7 +233,7 @@ impl Serialize for PinRef<'_> {
             provider: &k.target.provider,
             cluster: k.target.cluster.as_deref(),
             cid: &k.cid,
-            cid_as_pinned: (r.cid_as_pinned != k.cid).then_some(r.cid_as_pinned.as_str()),
+            cid_as_pinned: r.cid_as_pinned.as_deref(),
             name: r.labels.name.as_deref(),
             meta: &r.labels.meta,
             pin_id: r.pin_id.as_deref(),
@@ -243,7 +260,10 @@ impl Serialize for StoredPin {
 impl<'de> Deserialize<'de> for StoredPin {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let f = FlatPin::deserialize(deserializer)?;
-        let cid_as_pinned = f.cid_as_pinned.unwrap_or_else(|| f.cid.clone());
+        // Kept only where it differs, so that equal records compare equal.
+        let cid_as_pinned = f
+            .cid_as_pinned
+            .filter(|sent| CanonicalCid::parse(sent).ok().as_ref() != Some(&f.cid));
         Ok(Self {
             key: PinKey {
                 target: crate::manifest::Target {

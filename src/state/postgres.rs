@@ -560,11 +560,11 @@ pub fn migrate(client: &mut Client, location: &PgLocation) -> Result<i32, postgr
     Ok(from.max(SCHEMA_VERSION))
 }
 
-fn key_columns(key: &PinKey) -> (&str, &str, &str) {
+fn key_columns(key: &PinKey) -> (&str, &str, String) {
     (
         key.target.provider.as_str(),
         key.target.cluster.as_deref().unwrap_or(""),
-        key.cid.as_str(),
+        key.cid.to_string(),
     )
 }
 

@@ -337,7 +337,7 @@ mod tests {
     use std::io::Write as _;
 
     use super::*;
-    use crate::manifest::{Labels, PinKey, Target};
+    use crate::manifest::{CanonicalCid, Labels, PinKey, Target};
     use crate::state::{PinRecord, PinStatus};
 
     fn pin(n: u32) -> StoredPin {
@@ -347,10 +347,10 @@ mod tests {
                     provider: "arkive".into(),
                     cluster: Some("cl1-eu".into()),
                 },
-                cid: format!("bafy{n}"),
+                cid: CanonicalCid::for_test(&format!("bafy{n}")),
             },
             record: PinRecord {
-                cid_as_pinned: format!("Qm{n}"),
+                cid_as_pinned: Some(format!("Qm{n}").into()),
                 labels: Labels {
                     name: Some(format!("p{n}")),
                     meta: [("team".to_string(), "web".to_string())].into(),
@@ -385,7 +385,7 @@ mod tests {
             serde_json::from_slice(&fs::read(file.path()).unwrap()).unwrap();
         assert_eq!(
             json["pins"][0],
-            serde_json::json!({"provider": "arkive", "cluster": "cl1-eu", "cid": "bafy1", "cid_as_pinned": "Qm1",
+            serde_json::json!({"provider": "arkive", "cluster": "cl1-eu", "cid": pin(1).key.cid.to_string(), "cid_as_pinned": "Qm1",
                 "name": "p1", "meta": {"team": "web"}, "pin_id": "id-1",
                 "pinned_at": "2026-01-01T00:00:00Z", "status": "managed"})
         );
@@ -413,11 +413,27 @@ mod tests {
     }
 
     #[test]
+    fn a_pin_whose_cid_is_not_canonical_is_refused_with_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.json"));
+        let text = br#"{"format_version": 3, "lineage": "l", "serial": 1, "pins": [
+    {"provider": "aioz", "cid": "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG", "pinned_at": "2026-01-01T00:00:00Z", "status": "managed"}
+  ]}"#;
+        fs::write(file.path(), text).unwrap();
+        let error = file.load().unwrap_err().to_string();
+        assert!(
+            error.contains("is not a CID in canonical form") && error.contains("line 2"),
+            "{error}"
+        );
+        assert_eq!(fs::read(file.path()).unwrap(), text, "left untouched");
+    }
+
+    #[test]
     fn a_version_1_state_is_read_and_kept_as_the_backup_of_its_first_write() {
         let dir = tempfile::tempdir().unwrap();
         let file = StateFile::new(dir.path().join("s.json"));
         let v1 = br#"{"format_version": 1, "lineage": "old", "serial": 4, "pins": [
-    {"provider": "aioz", "cid": "bafy1", "name": "a", "pin_id": "id-1", "pinned_at": "2026-01-01T00:00:00Z", "status": "managed"}
+    {"provider": "aioz", "cid": "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi", "name": "a", "pin_id": "id-1", "pinned_at": "2026-01-01T00:00:00Z", "status": "managed"}
   ]}"#;
         fs::write(file.path(), v1).unwrap();
         let state = file.load().unwrap();
@@ -474,11 +490,11 @@ mod tests {
         f.write_all(br#"{"serial":6,"pins":[{"provider":"#).unwrap();
         let loaded = file.load().unwrap();
         assert_eq!(loaded.serial, 5);
-        let cids: Vec<&str> = loaded.pins.keys().map(|k| k.cid.as_str()).collect();
+        let cids: Vec<CanonicalCid> = loaded.pins.keys().map(|k| k.cid.clone()).collect();
         assert_eq!(
             cids,
-            ["bafy1", "bafy3", "bafy4"],
-            "bafy2 was unpinned at serial 5"
+            [1, 3, 4].map(|n| pin(n).key.cid),
+            "pin 2 was unpinned at serial 5"
         );
     }
 
