@@ -60,6 +60,8 @@ const CHUNK: usize = 10_000;
 pub struct PgLocation {
     config: postgres::Config,
     tls: Tls,
+    /// The host the URL names, for messages about its certificate.
+    host: String,
     /// The URL without its password, for messages.
     shown: String,
     pub workspace: String,
@@ -70,12 +72,165 @@ pub struct PgLocation {
     pub lease: Duration,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Tls {
+/// `sslmode=`, with libpq's meanings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SslMode {
+    /// No TLS.
     Disable,
-    /// `require` and `verify-full` both verify the server's certificate
-    /// and name (stricter than libpq's `require`).
-    Verify,
+    /// TLS if the server offers it, else plain TCP.
+    Prefer,
+    /// TLS or no connection.
+    Require,
+    /// TLS, and the certificate chains to a trusted CA.
+    VerifyCa,
+    /// TLS, the certificate chains to a trusted CA and names the host.
+    VerifyFull,
+}
+
+/// What is checked of the server's certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Check {
+    /// Nothing but that the server holds its key (libpq's `require`
+    /// without a root certificate): it protects against eavesdropping,
+    /// not against a server that pretends to be the database.
+    Nothing,
+    /// That it chains to a trusted CA, whatever name it holds.
+    Chain,
+    /// That it chains to a trusted CA and names the host of the URL.
+    ChainAndName,
+}
+
+/// How a connection uses TLS.
+#[derive(Clone)]
+struct Tls {
+    mode: SslMode,
+    check: Check,
+    /// The CAs of `sslrootcert=`; without it, the Mozilla roots
+    /// (`webpki-roots`).
+    roots: Arc<rustls::RootCertStore>,
+    /// The file they came from, for messages.
+    root_file: Option<String>,
+}
+
+impl Tls {
+    fn new(mode: SslMode, root_file: Option<(String, rustls::RootCertStore)>) -> Self {
+        // As libpq: a root certificate makes `require` (and `prefer`) check
+        // the chain, as `verify-ca` does.
+        let check = match (mode, root_file.is_some()) {
+            (SslMode::VerifyFull, _) => Check::ChainAndName,
+            (SslMode::VerifyCa, _) | (_, true) => Check::Chain,
+            _ => Check::Nothing,
+        };
+        let (root_file, roots) = match root_file {
+            Some((path, roots)) => (Some(path), roots),
+            None => (
+                None,
+                rustls::RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                },
+            ),
+        };
+        Self {
+            mode,
+            check,
+            roots: Arc::new(roots),
+            root_file,
+        }
+    }
+
+    fn client_config(&self) -> rustls::ClientConfig {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let algorithms = provider.signature_verification_algorithms;
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions");
+        match self.check {
+            Check::ChainAndName => builder
+                .with_root_certificates(Arc::clone(&self.roots))
+                .with_no_client_auth(),
+            Check::Chain | Check::Nothing => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(ChainOnly {
+                    roots: (self.check == Check::Chain).then(|| Arc::clone(&self.roots)),
+                    algorithms,
+                }))
+                .with_no_client_auth(),
+        }
+    }
+}
+
+/// The verifier of `verify-ca` (the chain, not the name) and of `require`
+/// without a root certificate (neither). Either way the handshake's
+/// signatures are checked, so the server holds the certificate's key.
+#[derive(Debug)]
+struct ChainOnly {
+    roots: Option<Arc<rustls::RootCertStore>>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if let Some(roots) = &self.roots {
+            let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.algorithms.all,
+            )?;
+        }
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The CA certificates of the PEM file `path` (`sslrootcert=`).
+fn read_root_certs(path: &str) -> Result<rustls::RootCertStore, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let pem =
+        std::fs::read(path).map_err(|e| format!("sslrootcert {path:?}: cannot read it ({e})"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| format!("sslrootcert {path:?}: not a PEM file ({e})"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("sslrootcert {path:?}: a certificate in it is not valid ({e})"))?;
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "sslrootcert {path:?}: holds no certificate (-----BEGIN CERTIFICATE-----)"
+        ));
+    }
+    Ok(roots)
 }
 
 impl std::fmt::Debug for PgLocation {
@@ -93,9 +248,24 @@ pub fn is_postgres_url(text: &str) -> bool {
 
 impl PgLocation {
     /// Reads `postgres://user[:password]@host[:port]/db?workspace=NAME
-    /// [&schema=S][&lease=60s][&sslmode=disable|require|verify-full]`. The
+    /// [&schema=S][&lease=60s][&sslmode=MODE][&sslrootcert=PATH]`. The
     /// password, where the URL has none, comes from `PGPASSWORD` (through
     /// `env`) or the `.pgpass` file at `pgpass`.
+    ///
+    /// `sslmode` is libpq's: `disable` (no TLS), `prefer` (TLS if the server
+    /// offers it, else plain; the certificate is not verified), `require`
+    /// (TLS; the certificate is not verified, as libpq does when it has no
+    /// root certificate), `verify-ca` (TLS; the certificate chains to a
+    /// trusted CA, whatever host it names) or `verify-full` (the chain and
+    /// the host name). Without `sslmode`, a loopback host gets `disable`
+    /// and any other `verify-full` (stricter than libpq's `prefer`).
+    ///
+    /// `sslrootcert` is a PEM file of the CAs to trust instead of the
+    /// Mozilla roots, read here: a missing or empty file is an error. With
+    /// it, `require` and `prefer` check the chain as `verify-ca` does (as
+    /// libpq does with a root certificate), a URL without `sslmode` gets
+    /// `verify-full`, and `disable` does not read it. Unlike libpq,
+    /// `~/.postgresql/root.crt` is not read.
     pub fn parse(
         text: &str,
         env: impl Fn(&str) -> Option<String>,
@@ -134,11 +304,8 @@ impl PgLocation {
         let mut workspace = None;
         let mut schema = "pinsync".to_owned();
         let mut lease = DEFAULT_LEASE;
-        let mut tls = if is_loopback(&host) {
-            Tls::Disable
-        } else {
-            Tls::Verify
-        };
+        let mut sslmode = None;
+        let mut sslrootcert = None;
         for (key, value) in url.query_pairs() {
             match key.as_ref() {
                 "workspace" => workspace = Some(value.into_owned()),
@@ -154,16 +321,24 @@ impl PgLocation {
                         })?;
                 }
                 "sslmode" => {
-                    tls = match value.as_ref() {
-                        "disable" => Tls::Disable,
-                        "require" | "verify-ca" | "verify-full" => Tls::Verify,
+                    sslmode = Some(match value.as_ref() {
+                        "disable" => SslMode::Disable,
+                        "prefer" => SslMode::Prefer,
+                        "require" => SslMode::Require,
+                        "verify-ca" => SslMode::VerifyCa,
+                        "verify-full" => SslMode::VerifyFull,
                         other => {
                             return Err(fail(format!(
-                                "sslmode {other:?}: pinsync takes disable, require or verify-full"
+                                "sslmode {other:?}: pinsync takes disable, prefer, require, \
+                                 verify-ca or verify-full"
                             )));
                         }
-                    }
+                    });
                 }
+                "sslrootcert" if value.is_empty() => {
+                    return Err(fail("sslrootcert is empty (sslrootcert=PATH)".into()));
+                }
+                "sslrootcert" => sslrootcert = Some(value.into_owned()),
                 other => return Err(fail(format!("unknown parameter {other:?}"))),
             }
         }
@@ -182,6 +357,19 @@ impl PgLocation {
                 "schema {schema:?} must be letters, digits and '_', not starting with a digit"
             )));
         }
+        let mode = sslmode.unwrap_or(if sslrootcert.is_some() || !is_loopback(&host) {
+            SslMode::VerifyFull
+        } else {
+            SslMode::Disable
+        });
+        let root_file = match sslrootcert {
+            Some(path) if mode != SslMode::Disable => {
+                let roots = read_root_certs(&path).map_err(fail)?;
+                Some((path, roots))
+            }
+            _ => None,
+        };
+        let tls = Tls::new(mode, root_file);
         let password = url
             .password()
             .map(percent_decode)
@@ -199,13 +387,23 @@ impl PgLocation {
             // partitioned holder would not notice it lost the lease.
             .keepalives_idle(Duration::from_secs(5))
             .tcp_user_timeout(lease / 4)
-            .options(&format!("-c statement_timeout={}", (lease / 4).as_millis()));
+            .options(&format!("-c statement_timeout={}", (lease / 4).as_millis()))
+            .ssl_mode(match mode {
+                SslMode::Disable => postgres::config::SslMode::Disable,
+                SslMode::Prefer => postgres::config::SslMode::Prefer,
+                // Never the driver's default, `prefer`: a server that
+                // offers no TLS must not get the password in the clear.
+                SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                    postgres::config::SslMode::Require
+                }
+            });
         if let Some(password) = password {
             config.password(password);
         }
         Ok(Self {
             config,
             tls,
+            host,
             shown: shown_text,
             workspace,
             schema_sql: format!("\"{schema}\""),
@@ -215,22 +413,13 @@ impl PgLocation {
     }
 
     fn connect(&self) -> Result<Client, postgres::Error> {
-        match self.tls {
-            Tls::Disable => self.config.connect(NoTls),
-            Tls::Verify => {
-                let roots = rustls::RootCertStore {
-                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-                };
-                let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default protocol versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-                self.config
-                    .connect(tokio_postgres_rustls::MakeRustlsConnect::new(config))
-            }
+        match self.tls.mode {
+            SslMode::Disable => self.config.connect(NoTls),
+            _ => self
+                .config
+                .connect(tokio_postgres_rustls::MakeRustlsConnect::new(
+                    self.tls.client_config(),
+                )),
         }
     }
 }
@@ -483,10 +672,59 @@ impl PgStore {
 }
 
 fn db_error(location: &PgLocation, e: &postgres::Error) -> StateFileError {
+    let reason = match tls_hint(location, e) {
+        Some(hint) => format!("{hint}: {}", reason(e)),
+        None => reason(e),
+    };
     StateFileError::Database {
         store: location.shown.clone(),
-        reason: reason(e),
+        reason,
     }
+}
+
+/// What to do about a certificate the TLS handshake refused.
+fn tls_hint(location: &PgLocation, e: &postgres::Error) -> Option<String> {
+    use rustls::CertificateError as C;
+    let rustls::Error::InvalidCertificate(why) = rustls_error(e)? else {
+        return None;
+    };
+    match why {
+        C::UnknownIssuer => Some(match &location.tls.root_file {
+            Some(path) => {
+                format!("the server's certificate is not signed by a CA of sslrootcert {path:?}")
+            }
+            None => "the server's certificate is not signed by a CA pinsync trusts (the \
+                     Mozilla roots): name the CA's PEM file with sslrootcert=PATH"
+                .into(),
+        }),
+        C::NotValidForName | C::NotValidForNameContext { .. } => Some(format!(
+            "the server's certificate is not valid for host {:?}, which sslmode=verify-full \
+             checks: connect by a name the certificate holds, or use sslmode=verify-ca",
+            location.host
+        )),
+        _ => None,
+    }
+}
+
+/// The TLS error under a driver's error, if any: rustls's error is wrapped
+/// in an `io::Error`, whose `source` skips it.
+fn rustls_error(e: &postgres::Error) -> Option<&rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = next {
+        let inner = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        if let Some(tls) = inner
+            .unwrap_or(error)
+            .downcast_ref::<rustls::Error>()
+            .or_else(|| error.downcast_ref())
+        {
+            return Some(tls);
+        }
+        next = error.source();
+    }
+    None
 }
 
 /// The driver's message with its causes. It names no password, and the
@@ -999,13 +1237,17 @@ mod tests {
             ("prod", "team_a")
         );
         assert_eq!(l.lease, Duration::from_secs(90));
-        assert!(l.tls == Tls::Verify, "a remote host gets TLS");
+        assert_eq!(
+            (l.tls.mode, l.tls.check),
+            (SslMode::VerifyFull, Check::ChainAndName),
+            "a remote host gets verified TLS"
+        );
         assert!(!format!("{l:?}").contains("s3cret"), "{l:?}");
         assert_eq!(l.config.get_password(), Some(&b"s3cret!"[..]));
         let env = |v: &str| (v == "PGPASSWORD").then(|| "from-env".to_owned());
         let l = PgLocation::parse("postgres://ci@127.0.0.1/pins?workspace=w", env, None).unwrap();
         assert_eq!(l.config.get_password(), Some(&b"from-env"[..]));
-        assert!(l.tls == Tls::Disable, "loopback needs no TLS");
+        assert_eq!(l.tls.mode, SslMode::Disable, "loopback needs no TLS");
     }
 
     #[test]
@@ -1036,6 +1278,156 @@ mod tests {
         }
         assert!(is_postgres_url("POSTGRES://ci@h/db") && is_postgres_url("postgresql://x"));
         assert!(!is_postgres_url("pins.state.json") && !is_postgres_url("p"));
+    }
+
+    /// A self-signed CA certificate, in PEM.
+    fn ca_pem() -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    #[test]
+    fn sslmode_takes_libpqs_values_with_their_checks() {
+        let parse = |query: &str| {
+            PgLocation::parse(
+                &format!("postgres://ci:pw@db.example/pins?workspace=w{query}"),
+                |_| None,
+                None,
+            )
+            .map(|l| {
+                let ssl = l.config.get_ssl_mode();
+                (l.tls.mode, l.tls.check, ssl)
+            })
+        };
+        use postgres::config::SslMode as Driver;
+        for (query, expected) in [
+            (
+                "",
+                (SslMode::VerifyFull, Check::ChainAndName, Driver::Require),
+            ),
+            (
+                "&sslmode=disable",
+                (SslMode::Disable, Check::Nothing, Driver::Disable),
+            ),
+            (
+                "&sslmode=prefer",
+                (SslMode::Prefer, Check::Nothing, Driver::Prefer),
+            ),
+            (
+                "&sslmode=require",
+                (SslMode::Require, Check::Nothing, Driver::Require),
+            ),
+            (
+                "&sslmode=verify-ca",
+                (SslMode::VerifyCa, Check::Chain, Driver::Require),
+            ),
+            (
+                "&sslmode=verify-full",
+                (SslMode::VerifyFull, Check::ChainAndName, Driver::Require),
+            ),
+        ] {
+            assert_eq!(parse(query).unwrap(), expected, "{query}");
+        }
+        // Loopback: no TLS unless asked.
+        let l = PgLocation::parse(
+            "postgres://ci@localhost/pins?workspace=w&sslmode=require",
+            |_| None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (l.tls.mode, l.tls.check),
+            (SslMode::Require, Check::Nothing)
+        );
+        for bad in ["allow", "Require", "verify_full", ""] {
+            let err = parse(&format!("&sslmode={bad}")).unwrap_err();
+            assert!(
+                err.contains(&format!("sslmode {bad:?}"))
+                    && err.contains("disable, prefer, require, verify-ca or verify-full")
+                    && !err.contains(":pw@"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn sslrootcert_replaces_the_mozilla_roots_as_libpq_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        // Two CAs in one file, with text around them as openssl leaves it.
+        std::fs::write(&ca, format!("# team CA\n{}\n{}", ca_pem(), ca_pem())).unwrap();
+        let parse = |host: &str, query: &str| {
+            PgLocation::parse(
+                &format!("postgres://ci:pw@{host}/pins?workspace=w{query}"),
+                |_| None,
+                None,
+            )
+        };
+        let with = |mode: &str| format!("&sslmode={mode}&sslrootcert={}", ca.display());
+        for (mode, check) in [
+            ("verify-full", Check::ChainAndName),
+            ("verify-ca", Check::Chain),
+            // libpq: a root certificate makes require check the chain.
+            ("require", Check::Chain),
+            ("prefer", Check::Chain),
+        ] {
+            let l = parse("db.example", &with(mode)).unwrap();
+            assert_eq!(l.tls.check, check, "{mode}");
+            assert_eq!(l.tls.roots.len(), 2, "{mode}: the file's CAs only");
+            assert_eq!(l.tls.root_file.as_deref(), ca.to_str());
+        }
+        let l = parse("db.example", "&sslmode=verify-full").unwrap();
+        assert!(l.tls.roots.len() > 50, "the Mozilla roots by default");
+        // Without sslmode, even on loopback, a root certificate means verify-full.
+        let only_root = format!("&sslrootcert={}", ca.display());
+        let l = parse("127.0.0.1", &only_root).unwrap();
+        assert_eq!(
+            (l.tls.mode, l.tls.check),
+            (SslMode::VerifyFull, Check::ChainAndName)
+        );
+        // With disable it is not read, as in libpq.
+        let l = parse("db.example", "&sslmode=disable&sslrootcert=/nowhere/ca.pem").unwrap();
+        assert_eq!(l.tls.mode, SslMode::Disable);
+
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let key_only = dir.path().join("key.pem");
+        std::fs::write(
+            &key_only,
+            rcgen::KeyPair::generate().unwrap().serialize_pem(),
+        )
+        .unwrap();
+        let broken = dir.path().join("broken.pem");
+        std::fs::write(&broken, "-----BEGIN CERTIFICATE-----\nAAAA\n").unwrap();
+        let not_der = dir.path().join("not-der.pem");
+        std::fs::write(
+            &not_der,
+            "-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let missing = dir.path().join("missing.pem");
+        for (path, expected) in [
+            (&missing, "cannot read it"),
+            (&dir.path().to_path_buf(), "cannot read it"),
+            (&empty, "holds no certificate"),
+            (&key_only, "holds no certificate"),
+            (&broken, "not a PEM file"),
+            (&not_der, "is not valid"),
+        ] {
+            let query = format!("&sslmode=verify-full&sslrootcert={}", path.display());
+            let err = parse("db.example", &query).unwrap_err();
+            assert!(
+                err.contains(&format!("sslrootcert {:?}", path.display().to_string()))
+                    && err.contains(expected)
+                    && !err.contains(":pw@"),
+                "{}: {err}",
+                path.display()
+            );
+        }
+        let err = parse("db.example", "&sslrootcert=").unwrap_err();
+        assert!(err.contains("sslrootcert is empty"), "{err}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod pinning_service_traps;
 mod plan;
 mod postgres;
 mod postgres_state;
+mod postgres_tls;
 mod prune;
 mod rate_limits;
 mod refresh;

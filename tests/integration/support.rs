@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead as _, BufReader};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Once;
@@ -688,6 +689,54 @@ fn pg_tools() -> &'static PgTools {
     })
 }
 
+/// A certificate authority made for one test, which signs server
+/// certificates for a [`Postgres::start_tls`] cluster.
+pub struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    /// Its certificate, for `sslrootcert=`.
+    pub cert_pem: String,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let cert_pem = params.self_signed(&key).unwrap().pem();
+        Self {
+            issuer: rcgen::Issuer::new(params, key),
+            cert_pem,
+        }
+    }
+
+    /// Writes its certificate to `path`; the path, for a URL.
+    pub fn write_to(&self, path: &Path) -> String {
+        std::fs::write(path, &self.cert_pem).unwrap();
+        path.display().to_string()
+    }
+
+    /// A server certificate for `names` (host names or IP addresses) and
+    /// its key, in PEM.
+    pub fn server_cert(&self, names: &[&str]) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "pinsync test server");
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
 /// A throwaway PostgreSQL cluster in a temporary directory, listening on a
 /// free port of 127.0.0.1 only, with password (scram-sha-256) auth for
 /// every connection: the superuser `postgres` ([`PG_SUPERUSER_PASSWORD`]),
@@ -705,6 +754,18 @@ impl Postgres {
     /// Makes and starts a new cluster; panics (with how to install
     /// PostgreSQL) if its binaries are missing.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Like [`Postgres::start`], with `ssl = on` serving `cert_pem` and
+    /// `key_pem` (see [`TestCa`]), and TCP connections over TLS only: its
+    /// `pg_hba.conf` has `hostssl` lines and rejects every `hostnossl` one,
+    /// so a client that got in used TLS.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Self {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Self {
         pg_tools();
         let dir = tempfile::Builder::new()
             .prefix("pinsync-pg-")
@@ -736,11 +797,40 @@ impl Postgres {
         // Appended settings override initdb's; fsync off is safe here (an
         // immediate stop still leaves every commit in the page cache).
         let quoted = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "''"));
-        let settings = format!(
+        let mut settings = format!(
             "\n# pinsync tests\nlisten_addresses = '127.0.0.1'\nport = {port}\n\
              unix_socket_directories = {}\nfsync = off\n",
             quoted(&socket_dir)
         );
+        if let Some((cert_pem, key_pem)) = tls {
+            let cert = pg.dir.path().join("server.crt");
+            let key = pg.dir.path().join("server.key");
+            std::fs::write(&cert, cert_pem).unwrap();
+            pg.give_to_server_user(&cert);
+            // The server refuses a key that others can read.
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&key)
+                .unwrap();
+            std::io::Write::write_all(&mut file, key_pem.as_bytes()).unwrap();
+            drop(file);
+            pg.give_to_server_user(&key);
+            settings += &format!(
+                "ssl = on\nssl_cert_file = {}\nssl_key_file = {}\n",
+                quoted(&cert),
+                quoted(&key)
+            );
+            // The superuser's psql goes through the socket; TCP needs TLS.
+            std::fs::write(
+                pg.data_dir().join("pg_hba.conf"),
+                "local all all scram-sha-256\n\
+                 hostssl all all 127.0.0.1/32 scram-sha-256\n\
+                 hostnossl all all all reject\n",
+            )
+            .unwrap();
+        }
         let conf = pg.data_dir().join("postgresql.conf");
         let mut file = std::fs::OpenOptions::new()
             .append(true)
