@@ -44,13 +44,12 @@ fn as_pinned(pin: &Value) -> &str {
 /// `pinsync state list --json`, which must succeed: each listed pin and its
 /// record.
 fn listed(p: &Project, context: &str) -> BTreeMap<Key, Value> {
-    let run = p.run(&["state", "list", "--json"]);
-    assert_eq!(run.code, 0, "{context}: state list failed: {run:?}");
-    let doc: Value = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("{context}: state list --json is not JSON ({e}): {run:?}"));
+    let doc = p
+        .listed_state()
+        .unwrap_or_else(|why| panic!("{context}: {why}"));
     doc["pins"]
         .as_array()
-        .unwrap_or_else(|| panic!("{context}: no pins array: {run:?}"))
+        .unwrap()
         .iter()
         .map(|x| {
             let target = target_of(x["provider"].as_str().unwrap(), x["cluster"].as_str());
