@@ -506,7 +506,10 @@ fn split_pgpass(line: &str) -> Vec<String> {
 /// A state in one workspace of a PostgreSQL schema.
 pub struct PgStore {
     location: Arc<PgLocation>,
-    client: Mutex<Option<Client>>,
+    /// Shared with the store's recorder, which writes on the connection the
+    /// state was read on rather than opening one when the first pins are
+    /// confirmed.
+    client: Arc<Mutex<Option<Client>>>,
     /// The token of the lease this store's lock took: every write checks,
     /// in its own transaction, that the lease is still this one's.
     lease_token: Arc<Mutex<Option<String>>>,
@@ -516,7 +519,7 @@ impl PgStore {
     pub fn new(location: PgLocation) -> Self {
         Self {
             location: Arc::new(location),
-            client: Mutex::new(None),
+            client: Arc::default(),
             lease_token: Arc::default(),
         }
     }
@@ -910,11 +913,13 @@ impl StateStore for PgStore {
             pins: Default::default(),
         };
         self.write(|tx, location| write_head(tx, location, &head))?;
-        let store = PgStore::new((*self.location).clone());
-        *store
-            .lease_token
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = self.token();
+        // The same connection and lease: a new connection's handshake
+        // would keep the first confirmed pins unrecorded meanwhile.
+        let store = PgStore {
+            location: self.location.clone(),
+            client: self.client.clone(),
+            lease_token: self.lease_token.clone(),
+        };
         Ok(Box::new(PgRecorder { store }))
     }
 
@@ -988,7 +993,6 @@ impl Recorder for PgRecorder {
 
 /// A lease on a workspace, renewed by a thread of its own until dropped.
 pub struct Lease {
-    location: Arc<PgLocation>,
     token: String,
     stop: Arc<AtomicBool>,
     lost: CancellationToken,
@@ -1086,7 +1090,6 @@ impl Lease {
             std::thread::spawn(move || renew(client, &location, &token, &stop, &lost))
         };
         Ok(Self {
-            location,
             token,
             stop,
             lost,
@@ -1096,7 +1099,9 @@ impl Lease {
 }
 
 /// Renews the lease every third of its length; cancels `lost` (and stops)
-/// when it finds the lease gone or cannot renew it before it expires.
+/// when it finds the lease gone or cannot renew it before it expires. Once
+/// told to stop, releases the lease on the same connection, so that a run
+/// needs no other (a role's connection limit may allow no more).
 fn renew(
     mut client: Client,
     location: &PgLocation,
@@ -1144,6 +1149,18 @@ fn renew(
             }
         }
     }
+    let release = |client: &mut Client| {
+        client.execute(
+            &format!("DELETE FROM {s}.leases WHERE workspace = $1 AND token = $2"),
+            &[&location.workspace, &token],
+        )
+    };
+    // Best effort: an unreleased lease expires anyway.
+    if release(&mut client).is_err()
+        && let Ok(mut fresh) = location.connect()
+    {
+        let _ = release(&mut fresh);
+    }
 }
 
 /// A connection on a thread of its own (see [`PgStore::with_client`]),
@@ -1187,23 +1204,11 @@ impl HeldLock for Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        // The renewer releases the lease as it stops.
         self.stop.store(true, Ordering::Relaxed);
         if let Some(renewer) = self.renewer.take() {
             let _ = renewer.join();
         }
-        let location = self.location.clone();
-        let token = self.token.clone();
-        // Best effort: an unreleased lease expires anyway.
-        let _ = std::thread::spawn(move || {
-            if let Ok(mut client) = location.connect() {
-                let s = &location.schema_sql;
-                let _ = client.execute(
-                    &format!("DELETE FROM {s}.leases WHERE workspace = $1 AND token = $2"),
-                    &[&location.workspace, &token],
-                );
-            }
-        })
-        .join();
     }
 }
 

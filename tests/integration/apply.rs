@@ -7,11 +7,21 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 #[test]
-fn apply_pins_with_the_documented_requests_and_records_them() {
+fn apply_pins_with_the_documented_requests_and_records_them_file() {
+    apply_pins_with_the_documented_requests_and_records_them(None);
+}
+
+#[test]
+fn apply_pins_with_the_documented_requests_and_records_them_postgres() {
+    let pg = Postgres::start();
+    apply_pins_with_the_documented_requests_and_records_them(Some(pg.url("apply")));
+}
+
+fn apply_pins_with_the_documented_requests_and_records_them(state_url: Option<String>) {
     let emu = Emulator::start();
     let mut manifest = pin(CID_A, "homepage", &["aioz", "arkive/cl0-global"]);
     manifest += &format!("  - cid: {CID_B}\n    name: docs\n    meta: {{team: web}}\n");
-    let p = Project::new(&emu, &manifest);
+    let p = Project::with_state(&emu, &manifest, state_url);
     let run = p.run(&["apply", "--auto-approve"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("Apply complete: 3 pinned"), "{run:?}");
@@ -62,10 +72,20 @@ fn apply_pins_with_the_documented_requests_and_records_them() {
     );
 
     // The state holds each pin, with AIOZ's pin id from `data.id`.
-    let state = p.state();
-    assert_eq!(state["format_version"], 3);
+    if p.state_url.is_none() {
+        assert_eq!(p.state()["format_version"], 3);
+    }
+    let state = p.listed_state().unwrap();
+    assert!(!state["lineage"].as_str().unwrap().is_empty(), "{state}");
     let pins = state["pins"].as_array().unwrap();
     assert_eq!(pins.len(), 3);
+    assert!(
+        pins.iter().any(|x| x["provider"] == "aioz"
+            && x["cid"] == CID_B
+            && x["name"] == "docs"
+            && x["meta"] == json!({"team": "web"})),
+        "the labels are recorded: {state}"
+    );
     let emu_ids: Vec<Value> = emu
         .pins()
         .iter()
@@ -88,11 +108,12 @@ fn apply_pins_with_the_documented_requests_and_records_them() {
             && l.contains("homepage"))
     );
 
-    // In sync now: nothing to do, no call made.
+    // In sync now: nothing to do, no call made, nothing written.
     let run = p.run(&["apply", "--auto-approve"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("No changes."), "{run:?}");
     assert_eq!(emu.requests().len(), 3);
+    assert_eq!(p.listed_state().unwrap(), state);
 }
 
 #[test]
@@ -184,11 +205,26 @@ fn already_pinned_counts_as_success() {
 }
 
 #[test]
-fn a_rejected_pin_fails_at_once_with_the_providers_message_and_others_land() {
+fn a_rejected_pin_fails_at_once_with_the_providers_message_and_others_land_file() {
+    a_rejected_pin_fails_at_once_with_the_providers_message_and_others_land(None);
+}
+
+#[test]
+fn a_rejected_pin_fails_at_once_with_the_providers_message_and_others_land_postgres() {
+    let pg = Postgres::start();
+    a_rejected_pin_fails_at_once_with_the_providers_message_and_others_land(Some(
+        pg.url("rejected"),
+    ));
+}
+
+fn a_rejected_pin_fails_at_once_with_the_providers_message_and_others_land(
+    state_url: Option<String>,
+) {
     let emu = Emulator::start();
-    let p = Project::new(
+    let p = Project::with_state(
         &emu,
         &(pin(CID_A, "a", &["arkive/cl0-global"]) + &pin(CID_B, "b", &["arkive/cl9-nowhere"])),
+        state_url,
     );
     let run = p.run(&["apply", "--auto-approve"]);
     assert_eq!(run.code, 1, "{run:?}");
@@ -204,7 +240,7 @@ fn a_rejected_pin_fails_at_once_with_the_providers_message_and_others_land() {
         .filter(|r| r["body"]["cl"] == "cl9-nowhere")
         .collect();
     assert_eq!(to_bad.len(), 1, "a 4xx is not retried");
-    let pins = p.state()["pins"].as_array().unwrap().clone();
+    let pins = p.listed_pins();
     assert_eq!(pins.len(), 1);
     assert_eq!(pins[0]["cluster"], "cl0-global");
 }
@@ -247,9 +283,19 @@ fn retries_are_bounded_and_the_failure_is_reported() {
 }
 
 #[test]
-fn saved_plan_applies_exactly_and_refuses_once_the_state_moved() {
+fn saved_plan_applies_exactly_and_refuses_once_the_state_moved_file() {
+    saved_plan_applies_exactly_and_refuses_once_the_state_moved(None);
+}
+
+#[test]
+fn saved_plan_applies_exactly_and_refuses_once_the_state_moved_postgres() {
+    let pg = Postgres::start();
+    saved_plan_applies_exactly_and_refuses_once_the_state_moved(Some(pg.url("saved-plan")));
+}
+
+fn saved_plan_applies_exactly_and_refuses_once_the_state_moved(state_url: Option<String>) {
     let emu = Emulator::start();
-    let p = Project::new(&emu, &pin(CID_A, "a", &[]));
+    let p = Project::with_state(&emu, &pin(CID_A, "a", &[]), state_url);
     let run = p.run(&["plan", "--out", "first.plan"]);
     assert_eq!(run.code, 0, "{run:?}");
     let stale = p.path("stale.plan");
@@ -289,10 +335,26 @@ fn second_apply_on_a_locked_state_fails_at_once_naming_the_holder() {
 }
 
 #[test]
-fn interrupted_apply_keeps_confirmed_pins_and_the_next_apply_does_the_rest() {
+fn interrupted_apply_keeps_confirmed_pins_and_the_next_apply_does_the_rest_file() {
+    interrupted_apply_keeps_confirmed_pins_and_the_next_apply_does_the_rest(None);
+}
+
+/// Also: an interrupted run releases its lease, so the next one needs no
+/// `--lock-timeout`.
+#[test]
+fn interrupted_apply_keeps_confirmed_pins_and_the_next_apply_does_the_rest_postgres() {
+    let pg = Postgres::start();
+    interrupted_apply_keeps_confirmed_pins_and_the_next_apply_does_the_rest(Some(
+        pg.url("interrupted"),
+    ));
+}
+
+fn interrupted_apply_keeps_confirmed_pins_and_the_next_apply_does_the_rest(
+    state_url: Option<String>,
+) {
     let emu = Emulator::start_with(&["--delay-ms", "150"]);
     let manifest = many_pins(40, &[]);
-    let p = Project::new(&emu, &manifest);
+    let p = Project::with_state(&emu, &manifest, state_url);
     let mut child = p
         .command(&["apply", "--auto-approve", "--concurrency", "2"])
         .spawn()
@@ -306,7 +368,7 @@ fn interrupted_apply_keeps_confirmed_pins_and_the_next_apply_does_the_rest() {
 
     let held = emu.pins().len();
     assert!(held < 40, "interrupted before the end");
-    let recorded = p.state()["pins"].as_array().unwrap().len();
+    let recorded = p.listed_pins().len();
     assert_eq!(
         recorded, held,
         "every confirmed pin, including those in flight at the interrupt, is recorded"
@@ -321,7 +383,7 @@ fn interrupted_apply_keeps_confirmed_pins_and_the_next_apply_does_the_rest() {
         "only what was left is pinned"
     );
     assert!(!run.stdout.contains("already pinned"), "{run:?}");
-    assert_eq!(p.state()["pins"].as_array().unwrap().len(), 40);
+    assert_eq!(p.listed_pins().len(), 40);
 }
 
 #[test]

@@ -5,16 +5,9 @@
 use std::os::unix::process::CommandExt as _;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::*;
-
-fn listed(p: &Project) -> Vec<Value> {
-    let run = p.run(&["state", "list", "--json"]);
-    assert_eq!(run.code, 0, "{run:?}");
-    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
-    doc["pins"].as_array().unwrap().clone()
-}
 
 /// Files the command writes may not grow past `bytes`; SIGXFSZ is ignored,
 /// so a write past it fails with EFBIG, as on a full disk, rather than
@@ -66,7 +59,7 @@ fn a_journal_that_cannot_be_written_stops_the_calls() {
         "{run:?}"
     );
     let calls = emu.pin_calls() as usize;
-    let recorded = listed(&p).len();
+    let recorded = p.listed_pins().len();
     assert!(recorded >= 1, "the first batches fit: {run:?}");
     // One call in flight at a time: only the failed batch (one or two
     // answers, as fsyncs allow) and the call in flight may be unrecorded.
@@ -80,7 +73,7 @@ fn a_journal_that_cannot_be_written_stops_the_calls() {
     // ones come back as "already pinned".
     let run = p.run(&["apply", "--auto-approve"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(listed(&p).len(), PINS);
+    assert_eq!(p.listed_pins().len(), PINS);
     assert_eq!(emu.pins().len(), PINS);
     assert_eq!(emu.pin_calls() as usize, calls + PINS - recorded);
 }
@@ -142,7 +135,7 @@ fn a_refused_key_costs_one_call_per_slot_not_one_per_pin() {
     for key in ["wrong-aioz-key-SECRET", "wrong-arkive-key-SECRET"] {
         assert!(!format!("{run:?}").contains(key));
     }
-    assert!(listed(&p).is_empty());
+    assert!(p.listed_pins().is_empty());
 }
 
 /// Ctrl-C while a pin waits out a 30 s Retry-After: it is reported as not
@@ -169,7 +162,7 @@ fn ctrl_c_during_a_backoff_interrupts_the_pin_rather_than_failing_it() {
     );
     assert!(!out.lines().any(|l| l.starts_with("failed")), "{out}");
     assert_eq!(emu.pin_calls(), 1);
-    assert!(listed(&p).is_empty());
+    assert!(p.listed_pins().is_empty());
 }
 
 /// A second Ctrl-C does not wait for the calls in flight (here 20 s each):
@@ -189,7 +182,7 @@ fn a_second_ctrl_c_exits_at_once() {
     assert!(started.elapsed() < Duration::from_secs(10), "{out}");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("Interrupted again: exiting now"), "{out}");
-    assert!(listed(&p).is_empty());
+    assert!(p.listed_pins().is_empty());
     assert!(
         emu.pins().is_empty(),
         "the calls were still in the emulator's delay"
@@ -236,7 +229,11 @@ fn a_state_file_that_cannot_be_rewritten_keeps_every_pin_in_the_journal() {
         before,
         "the state file is untouched"
     );
-    assert_eq!(listed(&p).len(), 42, "the journal holds the two new pins");
+    assert_eq!(
+        p.listed_pins().len(),
+        42,
+        "the journal holds the two new pins"
+    );
     assert_eq!(emu.pin_calls(), 42);
     let run = p.run(&["apply", "--auto-approve"]);
     assert_eq!(run.code, 0, "{run:?}");

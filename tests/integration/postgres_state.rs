@@ -584,3 +584,33 @@ fn a_wait_stops_when_its_lease_is_broken() {
         "stopped, not waited out"
     );
 }
+
+/// An apply needs two connections: its lease's, and the state's, on which
+/// it also records each batch of confirmed pins. A recorder that opened a
+/// connection of its own when the first answers came would leave them
+/// unrecorded for a whole handshake (which a kill then loses), and would
+/// not fit a role allowed two connections; nor would a lease released on
+/// a new one, which would then stay until it expired.
+#[test]
+fn an_apply_records_on_the_connection_it_read_the_state_on() {
+    let pg = Postgres::start();
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &many_pins(10, &["aioz"]));
+    let url = pg.url("prod");
+    migrate(&p, &url);
+    pg.psql("ALTER ROLE pinsync CONNECTION LIMIT 2");
+    for pins in [10, 20] {
+        wait_until(
+            Duration::from_secs(10),
+            "the last run's connections to close",
+            || pg.psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'pinsync'") == "0",
+        );
+        p.write_manifest(&emu, &many_pins(pins, &["aioz"]));
+        // No --lock-timeout: the first run's lease must have been released.
+        let r = on_pg(&p, &url, &["apply", "--auto-approve"]).run();
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(pins_in(&pg, "prod"), pins);
+    }
+    assert_eq!(pg.psql("SELECT count(*) FROM pinsync.leases"), "0");
+    assert_eq!(emu.pins().len(), 20);
+}

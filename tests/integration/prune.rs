@@ -31,16 +31,26 @@ fn deletes(emu: &Emulator) -> Vec<Value> {
 }
 
 fn recorded(p: &Project) -> usize {
-    p.state()["pins"].as_array().unwrap().len()
+    p.listed_pins().len()
 }
 
 #[test]
-fn pins_gone_from_the_manifest_are_unpinned_only_with_prune() {
+fn pins_gone_from_the_manifest_are_unpinned_only_with_prune_file() {
+    pins_gone_from_the_manifest_are_unpinned_only_with_prune(None);
+}
+
+#[test]
+fn pins_gone_from_the_manifest_are_unpinned_only_with_prune_postgres() {
+    let pg = Postgres::start();
+    pins_gone_from_the_manifest_are_unpinned_only_with_prune(Some(pg.url("prune")));
+}
+
+fn pins_gone_from_the_manifest_are_unpinned_only_with_prune(state_url: Option<String>) {
     let emu = Emulator::start();
     let all = pin(CID_A, "a", &["aioz"])
         + &pin(CID_B, "b", &["aioz"])
         + &pin(CID_C, "c", &["arkive/cl1-eu"]);
-    let p = Project::new(&emu, &all);
+    let p = Project::with_state(&emu, &all, state_url);
     assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
     p.write_manifest(&emu, &pin(CID_A, "a", &["aioz"]));
 
@@ -107,12 +117,25 @@ fn prune_true_in_the_manifest_is_the_same_as_the_flag() {
 }
 
 #[test]
-fn an_empty_manifest_is_refused_with_exit_3_and_no_call_until_allowed() {
+fn an_empty_manifest_is_refused_with_exit_3_and_no_call_until_allowed_file() {
+    an_empty_manifest_is_refused_with_exit_3_and_no_call_until_allowed(None);
+}
+
+#[test]
+fn an_empty_manifest_is_refused_with_exit_3_and_no_call_until_allowed_postgres() {
+    let pg = Postgres::start();
+    an_empty_manifest_is_refused_with_exit_3_and_no_call_until_allowed(Some(
+        pg.url("empty-manifest"),
+    ));
+}
+
+fn an_empty_manifest_is_refused_with_exit_3_and_no_call_until_allowed(state_url: Option<String>) {
     let emu = Emulator::start();
-    let p = Project::new(&emu, &many_pins(12, &["aioz"]));
+    let p = Project::with_state(&emu, &many_pins(12, &["aioz"]), state_url);
     assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
     p.write_manifest(&emu, "  []\n");
-    let before = std::fs::read(p.state_path()).unwrap();
+    let before = p.listed_state().unwrap();
+    assert_eq!(before["pins"].as_array().unwrap().len(), 12);
 
     let run = p.run(&["apply", "--auto-approve", "--prune"]);
     assert_eq!(run.code, 3, "{run:?}");
@@ -126,11 +149,7 @@ fn an_empty_manifest_is_refused_with_exit_3_and_no_call_until_allowed() {
         "{run:?}"
     );
     assert!(deletes(&emu).is_empty());
-    assert_eq!(
-        std::fs::read(p.state_path()).unwrap(),
-        before,
-        "the state is untouched"
-    );
+    assert_eq!(p.listed_state().unwrap(), before, "the state is untouched");
 
     let run = p.run(&["plan", "--prune", "--detailed-exitcode"]);
     assert_eq!(run.code, 3, "{run:?}");
@@ -148,14 +167,25 @@ fn an_empty_manifest_is_refused_with_exit_3_and_no_call_until_allowed() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(deletes(&emu).len(), 12);
     assert!(held(&emu).is_empty());
+    assert_eq!(recorded(&p), 0);
 }
 
 #[test]
-fn unpinning_too_much_of_a_target_is_refused_until_forced() {
+fn unpinning_too_much_of_a_target_is_refused_until_forced_file() {
+    unpinning_too_much_of_a_target_is_refused_until_forced(None);
+}
+
+#[test]
+fn unpinning_too_much_of_a_target_is_refused_until_forced_postgres() {
+    let pg = Postgres::start();
+    unpinning_too_much_of_a_target_is_refused_until_forced(Some(pg.url("too-much")));
+}
+
+fn unpinning_too_much_of_a_target_is_refused_until_forced(state_url: Option<String>) {
     let emu = Emulator::start();
     let cids = many_cids(40);
     let pins = |n: usize| -> String { cids[..n].iter().map(|c| pin(c, "x", &["aioz"])).collect() };
-    let p = Project::new(&emu, &pins(40));
+    let p = Project::with_state(&emu, &pins(40), state_url);
     assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
     // 11 of 40 (27%): more than 10 and more than 25%.
     p.write_manifest(&emu, &pins(29));
@@ -170,15 +200,27 @@ fn unpinning_too_much_of_a_target_is_refused_until_forced() {
     assert_eq!(p.run(&["plan", "--prune", "--out", "prune.plan"]).code, 0);
     assert_eq!(p.run(&["apply", "prune.plan"]).code, 3);
     assert!(deletes(&emu).is_empty());
+    assert_eq!(recorded(&p), 40, "nothing left the state");
     let run = p.run(&["apply", "prune.plan", "--force-unpins"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(deletes(&emu).len(), 11);
+    assert_eq!(recorded(&p), 29);
 }
 
 #[test]
-fn a_move_pins_the_new_target_before_it_unpins_the_old() {
+fn a_move_pins_the_new_target_before_it_unpins_the_old_file() {
+    a_move_pins_the_new_target_before_it_unpins_the_old(None);
+}
+
+#[test]
+fn a_move_pins_the_new_target_before_it_unpins_the_old_postgres() {
+    let pg = Postgres::start();
+    a_move_pins_the_new_target_before_it_unpins_the_old(Some(pg.url("move")));
+}
+
+fn a_move_pins_the_new_target_before_it_unpins_the_old(state_url: Option<String>) {
     let emu = Emulator::start();
-    let p = Project::new(&emu, &pin(CID_A, "a", &["arkive/cl1-eu"]));
+    let p = Project::with_state(&emu, &pin(CID_A, "a", &["arkive/cl1-eu"]), state_url);
     assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
     p.write_manifest(&emu, &pin(CID_A, "a", &["aioz"]));
     let run = p.run(&["plan", "--prune"]);
@@ -200,7 +242,10 @@ fn a_move_pins_the_new_target_before_it_unpins_the_old() {
             )
         })
         .collect();
-    let new_id = p.state()["pins"][0]["pin_id"].as_str().unwrap().to_owned();
+    let recorded = p.listed_pins();
+    assert_eq!(recorded.len(), 1, "only the new pin: {recorded:?}");
+    assert_eq!(recorded[0]["provider"], "aioz", "{recorded:?}");
+    let new_id = recorded[0]["pin_id"].as_str().unwrap().to_owned();
     assert_eq!(
         calls,
         [
@@ -235,9 +280,19 @@ fn a_move_keeps_the_old_pin_while_the_new_one_is_still_retrieving() {
 }
 
 #[test]
-fn a_move_whose_new_pin_fails_keeps_the_old_pin() {
+fn a_move_whose_new_pin_fails_keeps_the_old_pin_file() {
+    a_move_whose_new_pin_fails_keeps_the_old_pin(None);
+}
+
+#[test]
+fn a_move_whose_new_pin_fails_keeps_the_old_pin_postgres() {
+    let pg = Postgres::start();
+    a_move_whose_new_pin_fails_keeps_the_old_pin(Some(pg.url("failed-move")));
+}
+
+fn a_move_whose_new_pin_fails_keeps_the_old_pin(state_url: Option<String>) {
     let emu = Emulator::start();
-    let p = Project::new(&emu, &pin(CID_A, "a", &["arkive/cl1-eu"]));
+    let p = Project::with_state(&emu, &pin(CID_A, "a", &["arkive/cl1-eu"]), state_url);
     assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
     p.write_manifest(&emu, &pin(CID_A, "a", &["aioz"]));
     emu.faults(json!({"fail_next": [{"status": 400}]}));
@@ -251,10 +306,19 @@ fn a_move_whose_new_pin_fails_keeps_the_old_pin() {
     );
     assert!(deletes(&emu).is_empty(), "the old pin was not unpinned");
     assert_eq!(held(&emu), [format!("pinarkive {CID_A}")]);
+    let recorded = p.listed_pins();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(
+        recorded[0]["cluster"], "cl1-eu",
+        "the old pin is still recorded"
+    );
     // The next apply finishes the move.
     let run = p.run(&["apply", "--auto-approve", "--prune"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(held(&emu), [format!("aioz {CID_A}")]);
+    let recorded = p.listed_pins();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0]["provider"], "aioz", "{recorded:?}");
 }
 
 #[test]

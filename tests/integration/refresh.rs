@@ -26,9 +26,8 @@ fn writes(emu: &Emulator) -> Vec<String> {
 }
 
 fn provider_statuses(p: &Project) -> Vec<String> {
-    let mut v: Vec<String> = p.state()["pins"]
-        .as_array()
-        .unwrap()
+    let mut v: Vec<String> = p
+        .listed_pins()
         .iter()
         .map(|x| {
             format!(
@@ -43,11 +42,22 @@ fn provider_statuses(p: &Project) -> Vec<String> {
 }
 
 #[test]
-fn refresh_finds_lost_and_failed_pins_and_apply_repins_them() {
+fn refresh_finds_lost_and_failed_pins_and_apply_repins_them_file() {
+    refresh_finds_lost_and_failed_pins_and_apply_repins_them(None);
+}
+
+#[test]
+fn refresh_finds_lost_and_failed_pins_and_apply_repins_them_postgres() {
+    let pg = Postgres::start();
+    refresh_finds_lost_and_failed_pins_and_apply_repins_them(Some(pg.url("refresh")));
+}
+
+fn refresh_finds_lost_and_failed_pins_and_apply_repins_them(state_url: Option<String>) {
     let emu = Emulator::start();
-    let p = Project::new(
+    let p = Project::with_state(
         &emu,
         &(pin(CID_A, "a", &[]) + &pin(CID_B, "b", &[]) + &pin(CID_C, "c", &["arkive/cl1-eu"])),
+        state_url,
     );
     assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
     change_pin(
@@ -92,7 +102,11 @@ fn refresh_finds_lost_and_failed_pins_and_apply_repins_them() {
     ];
     expected.sort();
     assert_eq!(provider_statuses(&p), expected);
-    assert!(p.state()["pins"][0]["checked_at"].is_string());
+    assert!(
+        p.listed_pins().iter().all(|x| x["checked_at"].is_string()),
+        "{:?}",
+        p.listed_pins()
+    );
 
     let run = p.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(run.code, 2, "{run:?}");
@@ -134,19 +148,44 @@ fn refresh_finds_lost_and_failed_pins_and_apply_repins_them() {
         "{run:?}"
     );
     assert!(!run.stdout.contains("lost or failed"), "{run:?}");
+    let mut expected = vec![
+        format!("{CID_A} pinned"),
+        format!("{CID_B} pinned"),
+        format!("{CID_C} pinned"),
+    ];
+    expected.sort();
+    assert_eq!(provider_statuses(&p), expected);
     assert!(p.run(&["plan"]).stdout.contains("No changes"));
 }
 
 #[test]
-fn plan_refresh_shows_drift_without_writing_and_apply_refresh_repairs_it() {
+fn plan_refresh_shows_drift_without_writing_and_apply_refresh_repairs_it_file() {
+    plan_refresh_shows_drift_without_writing_and_apply_refresh_repairs_it(None);
+}
+
+#[test]
+fn plan_refresh_shows_drift_without_writing_and_apply_refresh_repairs_it_postgres() {
+    let pg = Postgres::start();
+    plan_refresh_shows_drift_without_writing_and_apply_refresh_repairs_it(Some(
+        pg.url("plan-refresh"),
+    ));
+}
+
+fn plan_refresh_shows_drift_without_writing_and_apply_refresh_repairs_it(
+    state_url: Option<String>,
+) {
     let emu = Emulator::start();
-    let p = Project::new(&emu, &(pin(CID_A, "a", &[]) + &pin(CID_B, "b", &[])));
+    let p = Project::with_state(
+        &emu,
+        &(pin(CID_A, "a", &[]) + &pin(CID_B, "b", &[])),
+        state_url,
+    );
     assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
     change_pin(
         &emu,
         json!({"provider": "aioz", "cid": CID_B, "lost": true}),
     );
-    let before = std::fs::read(p.state_path()).unwrap();
+    let before = p.listed_state().unwrap();
 
     let run = p.run(&["plan", "--refresh"]);
     assert_eq!(run.code, 0, "{run:?}");
@@ -155,16 +194,19 @@ fn plan_refresh_shows_drift_without_writing_and_apply_refresh_repairs_it() {
         run.stderr.contains("1 missing"),
         "the refresh is told on stderr: {run:?}"
     );
-    assert_eq!(
-        std::fs::read(p.state_path()).unwrap(),
-        before,
-        "plan writes nothing"
-    );
+    assert_eq!(p.listed_state().unwrap(), before, "plan writes nothing");
 
     let run = p.run(&["apply", "--auto-approve", "--refresh"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("1 pinned"), "{run:?}");
     assert_eq!(emu.pins().len(), 2);
+    let mut expected = vec![format!("{CID_A} pinned"), format!("{CID_B} -")];
+    expected.sort();
+    assert_eq!(
+        provider_statuses(&p),
+        expected,
+        "the refresh was saved, and the re-pin recorded"
+    );
     let run = p.run(&["apply", "--refresh", "saved.plan"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(

@@ -44,13 +44,12 @@ fn as_pinned(pin: &Value) -> &str {
 /// `pinsync state list --json`, which must succeed: each listed pin and its
 /// record.
 fn listed(p: &Project, context: &str) -> BTreeMap<Key, Value> {
-    let run = p.run(&["state", "list", "--json"]);
-    assert_eq!(run.code, 0, "{context}: state list failed: {run:?}");
-    let doc: Value = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("{context}: state list --json is not JSON ({e}): {run:?}"));
+    let doc = p
+        .listed_state()
+        .unwrap_or_else(|why| panic!("{context}: {why}"));
     doc["pins"]
         .as_array()
-        .unwrap_or_else(|| panic!("{context}: no pins array: {run:?}"))
+        .unwrap()
         .iter()
         .map(|x| {
             let target = target_of(x["provider"].as_str().unwrap(), x["cluster"].as_str());
@@ -341,7 +340,19 @@ fn a_sigkill_loses_no_pin_whose_answer_had_arrived() {
 /// still wants, never loses the record of a pin it has not unpinned, and
 /// the next run finishes the rest.
 #[test]
-fn a_pruning_apply_killed_at_random_moments_unpins_only_what_is_unwanted() {
+fn a_pruning_apply_killed_at_random_moments_unpins_only_what_is_unwanted_file() {
+    pruning_apply_killed_at_random_moments(None, 8);
+}
+
+/// The same on a PostgreSQL state, where each killed holder's lease (5 s
+/// here) is waited out by the next run's `--lock-timeout`.
+#[test]
+fn a_pruning_apply_killed_at_random_moments_unpins_only_what_is_unwanted_postgres() {
+    let pg = Postgres::start();
+    pruning_apply_killed_at_random_moments(Some(format!("{}&lease=5s", pg.url("prune-crash"))), 4);
+}
+
+fn pruning_apply_killed_at_random_moments(state_url: Option<String>, kills: u32) {
     let seed = std::env::var("PINSYNC_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -350,7 +361,7 @@ fn a_pruning_apply_killed_at_random_moments_unpins_only_what_is_unwanted() {
     const PINS: usize = 60;
     let emu = Emulator::start_with(&["--delay-ms", "40"]);
     let all = both_providers(PINS);
-    let p = Project::new(&emu, &all);
+    let p = Project::with_state(&emu, &all, state_url);
     assert_eq!(
         p.run(&["apply", "--auto-approve", "--concurrency", "8"])
             .code,
@@ -376,6 +387,8 @@ fn a_pruning_apply_killed_at_random_moments_unpins_only_what_is_unwanted() {
         "--force-unpins",
         "--concurrency",
         "4",
+        "--lock-timeout",
+        "30s",
     ];
     let mut mid_run = 0;
     let deletes = |emu: &Emulator| {
@@ -384,7 +397,7 @@ fn a_pruning_apply_killed_at_random_moments_unpins_only_what_is_unwanted() {
             .filter(|r| r["method"] == "DELETE")
             .count()
     };
-    for kill in 1..=8 {
+    for kill in 1..=kills {
         // Measured from this run's first unpin call, so machine load cannot
         // push every kill before the unpins start or after they end.
         let delay = rng.u64(0..=60);

@@ -233,8 +233,43 @@ pins:
         self.path("pins.state.json")
     }
 
+    /// The state file, parsed: for tests of the file itself. A test that
+    /// runs on either store reads the state with [`Project::listed_state`].
     pub fn state(&self) -> Value {
+        assert!(
+            self.state_url.is_none(),
+            "this project's state is in PostgreSQL, not in a file: use listed_state()"
+        );
         serde_json::from_slice(&std::fs::read(self.state_path()).unwrap()).unwrap()
+    }
+
+    /// The state as `pinsync state list --json` shows it, from whichever
+    /// store the project uses: `{lineage, serial, pins}`, each pin shaped as
+    /// in the state file; or why not. On PostgreSQL, a state file beside
+    /// the manifest is an error too: the state went to the wrong store.
+    pub fn listed_state(&self) -> Result<Value, String> {
+        let run = self.run(&["state", "list", "--json"]);
+        if run.code != 0 {
+            return Err(format!("state list --json failed: {run:?}"));
+        }
+        if self.state_url.is_some() && self.state_path().exists() {
+            return Err(format!(
+                "the state is meant to be in PostgreSQL, yet {} was written",
+                self.state_path().display()
+            ));
+        }
+        let doc: Value = serde_json::from_str(&run.stdout)
+            .map_err(|e| format!("state list --json is not JSON ({e}): {run:?}"))?;
+        if !doc["pins"].is_array() {
+            return Err(format!("state list --json has no pins array: {run:?}"));
+        }
+        Ok(doc)
+    }
+
+    /// The pins [`Project::listed_state`] shows, which must be readable.
+    pub fn listed_pins(&self) -> Vec<Value> {
+        let doc = self.listed_state().unwrap_or_else(|why| panic!("{why}"));
+        doc["pins"].as_array().unwrap().clone()
     }
 
     /// `pinsync ARGS` in the project dir with credentials set, no terminal.
