@@ -850,16 +850,24 @@ impl StateStore for PgStore {
     fn load(&self) -> Result<State, StateFileError> {
         let rows = self.with_client(|client, location| {
             let s = &location.schema_sql;
-            let head = client.query_opt(
+            // One snapshot, so that a plan made during an apply pairs the
+            // serial with the pins it had.
+            let mut tx = client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let head = tx.query_opt(
                 &format!("SELECT lineage, serial FROM {s}.workspaces WHERE name = $1"),
                 &[&location.workspace],
             )?;
-            let pins = client.query(
+            let pins = tx.query(
                 &format!(
                     "SELECT record FROM {s}.pins WHERE workspace = $1 ORDER BY provider, cluster, cid"
                 ),
                 &[&location.workspace],
             )?;
+            tx.commit()?;
             Ok((head, pins))
         })?;
         let (head, pins) = rows;
