@@ -22,6 +22,7 @@ use anyhow::Context as _;
 pub use content_id::ContentId;
 pub use diagnostic::{Diagnostic, Diagnostics, Position};
 pub use include::{IncludeEntry, LoadObserver};
+pub(crate) use include::{MATCH as GLOB_MATCH, base_dir, has_wildcards};
 pub use parse::{MAX_MANIFEST_BYTES, parse};
 pub use provider_config::{
     AuthStyle, CallKind, Per, ProviderConfig, ProviderKind, RateLimit, SecretRef, UnpinGuard,
@@ -182,6 +183,16 @@ pub fn load_observed(path: &Path, observer: &mut dyn LoadObserver) -> anyhow::Re
     drop(bytes); // the tree owns its text; at 100,000 pins this is 13 MB
     let mut source = include::Disk { observer };
     Ok(parse::walk(path, tree, &mut source)?)
+}
+
+/// The files `entries` of the manifest at `manifest` name now, as a load
+/// would read them (without reading them).
+pub(crate) fn included_files(manifest: &Path, entries: &[IncludeEntry]) -> Vec<PathBuf> {
+    include::resolve(manifest, entries)
+        .files
+        .into_iter()
+        .map(|f| f.path)
+        .collect()
 }
 
 /// Reads and validates the manifest alone: its include entries are
