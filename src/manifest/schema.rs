@@ -14,6 +14,10 @@
 //! endpoints and targets, and the fields of each provider type. What takes
 //! more than one value to decide (a target's provider is declared, a CID is
 //! valid, a CID is not twice on one target) is left to `pinsync validate`.
+//!
+//! A file that `include:` names has a schema of its own under
+//! `definitions/included_file`: `pins` and `defaults`, built from the same
+//! pieces as the manifest's.
 
 use serde_json::{Map, Value, json};
 
