@@ -78,8 +78,8 @@ enum Command {
         after_help = "Examples:\n  pinsync apply\n  pinsync apply --auto-approve --concurrency 16\n  pinsync apply pins.plan"
     )]
     Apply(ApplyArgs),
-    /// Keep applying: at start, on every change to the manifest, and every
-    /// --interval. Runs until SIGINT or SIGTERM.
+    /// Keep applying: at start, on every change to the manifest or a file it
+    /// includes, and every --interval. Runs until SIGINT or SIGTERM.
     ///
     /// Watch holds the state lock for its whole life, so a CI `apply` on the
     /// same state fails clearly instead of racing it. An invalid manifest is
