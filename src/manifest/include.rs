@@ -75,6 +75,9 @@ pub(crate) struct Resolved {
 /// directories.
 pub(crate) fn resolve(manifest: &Path, entries: &[IncludeEntry]) -> Resolved {
     let mut resolved = Resolved::default();
+    if entries.is_empty() {
+        return resolved;
+    }
     let dir = base_dir(manifest);
     let main = fs::canonicalize(manifest).ok();
     let mut seen: HashSet<PathBuf> = HashSet::new();
