@@ -20,7 +20,8 @@ fuzz_target!(|data: &[u8]| {
             assert!(!diagnostics.0.is_empty());
             // YAML breaks lines at \n, \r\n and a lone \r.
             let lines = data.split(|&b| b == b'\n' || b == b'\r').count();
-            for d in &diagnostics.0 {
+            // Problems of a file the input includes are at places in that file.
+            for d in diagnostics.0.iter().filter(|d| d.file == Path::new("fuzz.yaml")) {
                 assert!(d.position.line >= 1 && d.position.line <= lines + 1, "{d}");
                 assert!(d.position.column >= 1, "{d}");
             }

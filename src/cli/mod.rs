@@ -78,8 +78,8 @@ enum Command {
         after_help = "Examples:\n  pinsync apply\n  pinsync apply --auto-approve --concurrency 16\n  pinsync apply pins.plan"
     )]
     Apply(ApplyArgs),
-    /// Keep applying: at start, on every change to the manifest, and every
-    /// --interval. Runs until SIGINT or SIGTERM.
+    /// Keep applying: at start, on every change to the manifest or a file it
+    /// includes, and every --interval. Runs until SIGINT or SIGTERM.
     ///
     /// Watch holds the state lock for its whole life, so a CI `apply` on the
     /// same state fails clearly instead of racing it. An invalid manifest is
@@ -712,8 +712,13 @@ fn init_command(args: &InitArgs) -> anyhow::Result<ExitCode> {
 
 fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     let m = manifest::load(&args.manifest.file)?;
+    let included = match m.included.len() {
+        0 => String::new(),
+        1 => ", 1 included file".to_owned(),
+        n => format!(", {n} included files"),
+    };
     print(&format!(
-        "{}: valid ({} provider{}, {} pin target{})\n",
+        "{}: valid ({} provider{}, {} pin target{}{included})\n",
         m.path.display(),
         m.providers.len(),
         if m.providers.len() == 1 { "" } else { "s" },
@@ -1290,7 +1295,8 @@ fn manifest_state_url(manifest: &Path) -> anyhow::Result<Option<String>> {
     {
         return Ok(None);
     }
-    let Some(state) = manifest::load(manifest)?.state else {
+    // The included files hold only pins: the main manifest says it all.
+    let Some(state) = manifest::load_main(manifest)?.state else {
         return Ok(None);
     };
     let var = &state.url.var;

@@ -6,6 +6,7 @@
 
 mod content_id;
 mod diagnostic;
+mod include;
 mod parse;
 mod pin_order;
 mod provider_config;
@@ -20,6 +21,8 @@ use anyhow::Context as _;
 
 pub use content_id::{CanonicalCid, ContentId};
 pub use diagnostic::{Diagnostic, Diagnostics, Position};
+pub use include::{IncludeEntry, LoadObserver};
+pub(crate) use include::{MATCH as GLOB_MATCH, base_dir, has_wildcards};
 pub use parse::{MAX_MANIFEST_BYTES, parse};
 pub use provider_config::{
     AuthStyle, CallKind, Per, ProviderConfig, ProviderKind, RateLimit, SecretRef, UnpinGuard,
@@ -43,6 +46,8 @@ pub struct Manifest {
     pub prune: bool,
     /// `state:`: where the state is kept when the command line says nothing.
     pub state: Option<StateConfig>,
+    /// The files `include:` named, in the order they were read.
+    pub included: Vec<PathBuf>,
     /// One entry per (provider, cluster, canonical CID), sorted by key.
     /// A sorted list rather than a map: built in place from the parsed pins
     /// and only ever walked in order (by `plan`), it costs a third of the
@@ -173,11 +178,42 @@ pub(crate) fn check_origin_count(n: usize) -> Result<(), String> {
 /// I/O errors come back as `anyhow` errors naming the file; problems in the
 /// content come back as [`Diagnostics`] inside the error, so callers can
 /// downcast to print them all.
+///
+/// The files it includes are read one after another, each under the same
+/// size limit, and their problems are reported at their own places.
 pub fn load(path: &Path) -> anyhow::Result<Manifest> {
+    load_observed(path, &mut ())
+}
+
+/// [`load`], telling `observer` of each file as it is read and of what
+/// `include:` expanded to (watch's diff log and file watches).
+pub fn load_observed(path: &Path, observer: &mut dyn LoadObserver) -> anyhow::Result<Manifest> {
     let bytes = read_bounded(path)?;
-    let tree = parse::tree(path, &bytes)?;
+    observer.read(path, &bytes);
+    let tree = parse::tree(path, &bytes, parse::Kind::Main)?;
     drop(bytes); // the tree owns its text; at 100,000 pins this is 13 MB
-    Ok(parse::walk(path, tree)?)
+    let mut source = include::Disk { observer };
+    Ok(parse::walk(path, tree, &mut source)?)
+}
+
+/// The files `entries` of the manifest at `manifest` name now, as a load
+/// would read them (without reading them).
+pub(crate) fn included_files(manifest: &Path, entries: &[IncludeEntry]) -> Vec<PathBuf> {
+    include::resolve(manifest, entries)
+        .files
+        .into_iter()
+        .map(|f| f.path)
+        .collect()
+}
+
+/// Reads and validates the manifest alone: its include entries are
+/// checked but not followed (for what only the main manifest says, such
+/// as `state:`).
+pub fn load_main(path: &Path) -> anyhow::Result<Manifest> {
+    let bytes = read_bounded(path)?;
+    let tree = parse::tree(path, &bytes, parse::Kind::Main)?;
+    drop(bytes);
+    Ok(parse::walk(path, tree, &mut include::MainOnly)?)
 }
 
 /// Reads the file, refusing one over [`parse::MAX_MANIFEST_BYTES`] before
@@ -192,15 +228,14 @@ fn read_bounded(path: &Path) -> anyhow::Result<Vec<u8>> {
         Bounded::TooLarge(size) => Err(Diagnostics::single(
             path,
             Position { line: 1, column: 1 },
-            format!(
-                "manifest is {size} bytes or more; the limit is {} MiB",
-                limit / (1024 * 1024)
-            ),
+            parse::too_large(parse::Kind::Main, size, true),
         )
         .into()),
     }
 }
 
+#[cfg(test)]
+mod include_tests;
 #[cfg(test)]
 mod mutation_tests;
 #[cfg(test)]

@@ -6,8 +6,9 @@
 //! and `validate` must report all of them, each with its line and column.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::include::{self, IncludeEntry, ReadFailure, Source};
 use super::provider_config::check_base_url;
 use super::target::is_valid_name;
 use super::yaml_tree::{self, LoadError, Mapping, Node, Scalar, Sequence};
@@ -33,8 +34,13 @@ pub(super) const MANIFEST_FIELDS: &[&str] = &[
     "defaults",
     "prune",
     "state",
+    "include",
     "pins",
 ];
+/// Fields of an `include` entry written as a mapping.
+pub(super) const INCLUDE_FIELDS: &[&str] = &["path", "optional"];
+/// Top-level fields of an included file.
+pub(super) const INCLUDED_FILE_FIELDS: &[&str] = &["defaults", "pins"];
 /// Fields of `state`.
 pub(super) const STATE_FIELDS: &[&str] = &["url", "workspace"];
 /// Fields of one entry of `providers`.
@@ -63,24 +69,51 @@ pub(super) const PIN_FIELDS: &[&str] = &["cid", "name", "to", "meta", "origins"]
 /// Longest `identity` accepted.
 pub(super) const MAX_IDENTITY_CHARS: usize = 64;
 
-/// Parses and validates manifest bytes read from `path`.
+/// Parses and validates manifest bytes read from `path`; the files it
+/// includes are read from disk, relative to `path`.
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest, Diagnostics> {
-    walk(path, tree(path, bytes)?)
+    let mut source = include::Disk { observer: &mut () };
+    walk(path, tree(path, bytes, Kind::Main)?, &mut source)
+}
+
+/// Which file of a manifest is read: the main one, or one it includes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Main,
+    Included,
+}
+
+impl Kind {
+    fn what(self) -> &'static str {
+        match self {
+            Self::Main => "the manifest",
+            Self::Included => "an included file",
+        }
+    }
+}
+
+/// The message for a file over [`MAX_MANIFEST_BYTES`] (`size` bytes or more).
+pub(super) fn too_large(kind: Kind, size: u64, or_more: bool) -> String {
+    format!(
+        "{} is {size} bytes{}; the limit is {} MiB",
+        match kind {
+            Kind::Main => "manifest",
+            Kind::Included => "included file",
+        },
+        if or_more { " or more" } else { "" },
+        MAX_MANIFEST_BYTES / (1024 * 1024)
+    )
 }
 
 /// Reads manifest bytes into a positioned tree, refusing what the tree
 /// cannot hold (size, encoding, depth, syntax).
-pub(super) fn tree(path: &Path, bytes: &[u8]) -> Result<Node, Diagnostics> {
+pub(super) fn tree(path: &Path, bytes: &[u8], kind: Kind) -> Result<Node, Diagnostics> {
     let at_start = Position { line: 1, column: 1 };
     if bytes.len() > MAX_MANIFEST_BYTES {
         return Err(Diagnostics::single(
             path,
             at_start,
-            format!(
-                "manifest is {} bytes; the limit is {} MiB",
-                bytes.len(),
-                MAX_MANIFEST_BYTES / (1024 * 1024)
-            ),
+            too_large(kind, bytes.len() as u64, false),
         ));
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -104,25 +137,34 @@ pub(super) fn tree(path: &Path, bytes: &[u8]) -> Result<Node, Diagnostics> {
         });
         return Err(Diagnostics(problems.collect()));
     }
-    yaml_tree::load(text).map_err(|e| load_error(path, text, e))
+    yaml_tree::load(text).map_err(|e| load_error(path, text, e, kind))
 }
 
-/// Validates a tree into a manifest, reporting every problem.
-pub(super) fn walk(path: &Path, root: Node) -> Result<Manifest, Diagnostics> {
+/// Validates a tree into a manifest, reading the files it includes from
+/// `source`, and reporting every problem: the main manifest's first, then
+/// each included file's, each file's in file order.
+pub(super) fn walk(
+    path: &Path,
+    root: Node,
+    source: &mut dyn Source,
+) -> Result<Manifest, Diagnostics> {
     let mut walker = Walker {
-        file: path,
+        files: vec![path.to_path_buf()],
+        current: 0,
         problems: Vec::new(),
     };
-    let manifest = walker.manifest(root);
+    let manifest = walker.manifest(root, source);
     if walker.problems.is_empty() {
         Ok(manifest)
     } else {
-        walker.problems.sort_by_key(|d| d.position);
-        Err(Diagnostics(walker.problems))
+        walker.problems.sort_by_key(|(file, d)| (*file, d.position));
+        Err(Diagnostics(
+            walker.problems.into_iter().map(|(_, d)| d).collect(),
+        ))
     }
 }
 
-fn load_error(path: &Path, text: &str, e: LoadError) -> Diagnostics {
+fn load_error(path: &Path, text: &str, e: LoadError, kind: Kind) -> Diagnostics {
     // The parser marks the node after an anchor or tag, which for a block
     // mapping is the first `:` below it; point at the `&`/`!` itself.
     let last_before = |at: Position, c: char| {
@@ -161,7 +203,7 @@ fn load_error(path: &Path, text: &str, e: LoadError) -> Diagnostics {
             )
         }
         LoadError::Syntax { at, message } => (at, format!("YAML syntax error: {message}")),
-        LoadError::TopLevelNotMapping(at) => (at, "the manifest must be a mapping".into()),
+        LoadError::TopLevelNotMapping(at) => (at, format!("{} must be a mapping", kind.what())),
         LoadError::Anchor(at) => (last_before(at, '&'), NO_ANCHORS.into()),
         LoadError::Tag(at) => (last_before(at, '!'), "YAML tags are not supported".into()),
         LoadError::KeyNotScalar(at) => (at, "mapping keys must be plain strings".into()),
@@ -304,36 +346,97 @@ fn raw_problems(text: &str) -> Vec<(Position, String)> {
     problems
 }
 
-/// Walks the YAML tree, building the model and recording problems.
-struct Walker<'a> {
-    file: &'a Path,
-    problems: Vec<Diagnostic>,
+/// Walks the YAML trees of the manifest and the files it includes,
+/// building the model and recording problems.
+struct Walker {
+    /// The files read: the manifest, then each included file.
+    files: Vec<PathBuf>,
+    /// Index into `files` of the file being walked.
+    current: u32,
+    /// Each problem with the index of its file.
+    problems: Vec<(u32, Diagnostic)>,
 }
 
 /// A target named in the manifest, with where it was written.
+#[derive(Clone)]
 struct TargetAt {
     target: Target,
     position: Position,
 }
 
-impl Walker<'_> {
+/// `defaults:` of the manifest or of an included file.
+#[derive(Clone, Default)]
+struct Defaults {
+    to: Option<Vec<TargetAt>>,
+}
+
+impl Defaults {
+    /// An included file's defaults for its pins: its own fields, and the
+    /// main manifest's for the fields it does not set.
+    fn over(self, main: &Self) -> Self {
+        Self {
+            to: self.to.or_else(|| main.to.clone()),
+        }
+    }
+}
+
+/// Where a pin's CID is written: the file (an index into
+/// [`Walker::files`]) and the place in it. Orders by file, then place, as
+/// the pins are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Place {
+    file: u32,
+    at: Position,
+}
+
+/// Every (target, CID) of the manifest and its included files, with where
+/// its CID was written.
+type Found = Vec<(PinKey, DesiredPin, Place)>;
+
+/// What the main manifest declares that its included files' pins use.
+struct Context {
+    /// Every declared provider, with its type when that is readable.
+    declared: BTreeMap<String, Option<ProviderKind>>,
+    defaults: Defaults,
+}
+
+impl Walker {
     fn problem(&mut self, position: Position, message: impl Into<String>) {
-        self.problems.push(Diagnostic {
-            file: self.file.to_path_buf(),
-            position,
-            message: message.into(),
-        });
+        self.problem_in(self.current, position, message);
+    }
+
+    fn problem_in(&mut self, file: u32, position: Position, message: impl Into<String>) {
+        self.problems.push((
+            file,
+            Diagnostic {
+                file: self.files[file as usize].clone(),
+                position,
+                message: message.into(),
+            },
+        ));
+    }
+
+    /// `file:line:col` of a place, as diagnostics print it.
+    fn describe(&self, place: Place) -> String {
+        format!(
+            "{}:{}:{}",
+            self.files[place.file as usize].display(),
+            place.at.line,
+            place.at.column
+        )
     }
 
     /// Takes the tree by value so each pin's nodes are freed as soon as the
     /// pin is read: at 100,000 pins the tree and the model need not both
-    /// be whole in memory at once.
-    fn manifest(&mut self, root: Node) -> Manifest {
+    /// be whole in memory at once. Included files are read after the
+    /// manifest's own pins, one at a time, each tree freed before the next.
+    fn manifest(&mut self, root: Node, source: &mut dyn Source) -> Manifest {
         let mut manifest = Manifest {
-            path: self.file.to_path_buf(),
+            path: self.files[0].clone(),
             providers: BTreeMap::new(),
             prune: false,
             state: None,
+            included: Vec::new(),
             pins: Vec::new(),
         };
         let Node::Mapping(mut top) = root else {
@@ -346,6 +449,7 @@ impl Walker<'_> {
                 Position { line: 1, column: 1 },
                 "the manifest is empty; it needs `version`, `providers` and `pins`",
             );
+            source.included(&[], &[]);
             return manifest;
         }
         self.known_keys(top, MANIFEST_FIELDS, "the manifest");
@@ -410,21 +514,171 @@ impl Walker<'_> {
 
         let defaults = top
             .get("defaults")
-            .and_then(|d| self.defaults(d, &declared));
+            .map(|d| self.defaults(d, &declared))
+            .unwrap_or_default();
+        let includes = top.get("include").map(|node| self.include(node));
 
-        if self.required(top, "pins", "the manifest").is_some() {
+        let mut found: Found = Vec::new();
+        // With `include`, the manifest may leave every pin to its files.
+        let pins = if includes.is_some() {
+            top.get("pins").is_some()
+        } else {
+            self.required(top, "pins", "the manifest").is_some()
+        };
+        if pins {
             let at = top.entries.iter().position(|(k, _)| k.text == "pins");
             let (_, pins) = top.entries.swap_remove(at.expect("just found"));
             match pins {
                 Node::Sequence(seq) => {
-                    self.pins(seq, defaults.as_deref(), &declared, &mut manifest)
+                    self.pins(seq, defaults.to.as_deref(), &declared, &mut found);
                 }
                 other => {
                     self.sequence(&other, "`pins`");
                 }
             }
         }
+        let entries = includes.unwrap_or_default();
+        if source.follows_includes() {
+            let resolved = include::resolve(&self.files[0], &entries);
+            for (at, message) in resolved.problems {
+                self.problem_in(0, at, message);
+            }
+            let paths: Vec<PathBuf> = resolved.files.iter().map(|f| f.path.clone()).collect();
+            source.included(&entries, &paths);
+            let context = Context { declared, defaults };
+            for file in resolved.files {
+                let at = entries[file.entry].at;
+                self.included_file(file.path, at, source, &context, &mut found);
+            }
+            manifest.included = paths;
+        }
+        manifest.pins = self.finish_pins(found);
         manifest
+    }
+
+    /// `include: [PATH_OR_GLOB, {path: PATH_OR_GLOB, optional: true}, ...]`.
+    fn include(&mut self, node: &Node) -> Vec<IncludeEntry> {
+        let Some(seq) = self.sequence(node, "`include`") else {
+            return Vec::new();
+        };
+        let mut entries = Vec::new();
+        for item in seq.iter() {
+            let (path, optional) = if let Some(map) = item.as_mapping() {
+                self.known_keys(map, INCLUDE_FIELDS, "an `include` entry");
+                let optional = self.flag(map, "optional");
+                let Some(path) = self.required(map, "path", "an `include` entry") else {
+                    continue;
+                };
+                (path, optional)
+            } else {
+                (item, false)
+            };
+            let Some(s) = self.scalar(path, "an `include` path") else {
+                continue;
+            };
+            if s.as_str().is_empty() {
+                self.problem(s.at, "an `include` path is empty");
+                continue;
+            }
+            entries.push(IncludeEntry {
+                written: s.as_str().to_owned(),
+                optional,
+                at: s.at,
+            });
+        }
+        entries
+    }
+
+    /// One included file: its `pins`, and `defaults` for them.
+    fn included_file(
+        &mut self,
+        path: PathBuf,
+        entry_at: Position,
+        source: &mut dyn Source,
+        context: &Context,
+        found: &mut Found,
+    ) {
+        let at_start = Position { line: 1, column: 1 };
+        let bytes = source.read(&path);
+        self.files.push(path);
+        let index = u32::try_from(self.files.len() - 1).expect("far fewer files");
+        let path = &self.files[index as usize];
+        let bytes = match bytes {
+            Ok(bytes) => bytes,
+            Err(ReadFailure::TooLarge(size)) => {
+                self.problem_in(index, at_start, too_large(Kind::Included, size, true));
+                return;
+            }
+            Err(ReadFailure::Io(e)) => {
+                let message = format!("cannot read included file {}: {e}", path.display());
+                self.problem_in(0, entry_at, message);
+                return;
+            }
+        };
+        let tree = tree(path, &bytes, Kind::Included);
+        drop(bytes);
+        let top = match tree {
+            Ok(Node::Mapping(top)) => top,
+            Ok(other) => {
+                // The loader refuses any other top level; kept total.
+                self.current = index;
+                self.mapping(&other, "an included file");
+                self.current = 0;
+                return;
+            }
+            Err(diagnostics) => {
+                self.problems
+                    .extend(diagnostics.0.into_iter().map(|d| (index, d)));
+                return;
+            }
+        };
+        self.current = index;
+        self.included_top(top, context, found);
+        self.current = 0;
+    }
+
+    fn included_top(&mut self, mut top: Mapping, context: &Context, found: &mut Found) {
+        for key in top.keys() {
+            let name = key.as_str();
+            if INCLUDED_FILE_FIELDS.contains(&name) {
+                continue;
+            }
+            let message = if name == "include" {
+                "an included file cannot include other files; list every file in the main \
+                 manifest's `include`"
+                    .to_owned()
+            } else if MANIFEST_FIELDS.contains(&name) {
+                format!(
+                    "`{name}` belongs in the main manifest; an included file holds only: {}",
+                    INCLUDED_FILE_FIELDS.join(", ")
+                )
+            } else {
+                format!(
+                    "unknown field `{name}` in an included file; expected one of: {}",
+                    INCLUDED_FILE_FIELDS.join(", ")
+                )
+            };
+            let at = key.at;
+            self.problem(at, message);
+        }
+        let defaults = top
+            .get("defaults")
+            .map(|d| self.defaults(d, &context.declared))
+            .unwrap_or_default()
+            .over(&context.defaults);
+        if self.required(&top, "pins", "an included file").is_none() {
+            return;
+        }
+        let at = top.entries.iter().position(|(k, _)| k.text == "pins");
+        let (_, pins) = top.entries.swap_remove(at.expect("just found"));
+        match pins {
+            Node::Sequence(seq) => {
+                self.pins(seq, defaults.to.as_deref(), &context.declared, found);
+            }
+            other => {
+                self.sequence(&other, "`pins`");
+            }
+        }
     }
 
     fn provider(&mut self, name: &Scalar, node: &Node, identity: &str) -> Option<ProviderConfig> {
@@ -713,11 +967,14 @@ impl Walker<'_> {
         &mut self,
         node: &Node,
         providers: &BTreeMap<String, Option<ProviderKind>>,
-    ) -> Option<Vec<TargetAt>> {
-        let map = self.mapping(node, "`defaults`")?;
+    ) -> Defaults {
+        let Some(map) = self.mapping(node, "`defaults`") else {
+            return Defaults::default();
+        };
         self.known_keys(map, DEFAULTS_FIELDS, "`defaults`");
-        let to = map.get("to")?;
-        Some(self.targets(to, providers))
+        Defaults {
+            to: map.get("to").map(|to| self.targets(to, providers)),
+        }
     }
 
     fn targets(
@@ -799,16 +1056,20 @@ impl Walker<'_> {
         targets
     }
 
+    /// Reads the pins of the file being walked into `found`.
     fn pins(
         &mut self,
         seq: Sequence,
         defaults: Option<&[TargetAt]>,
         providers: &BTreeMap<String, Option<ProviderKind>>,
-        manifest: &mut Manifest,
+        found: &mut Found,
     ) {
-        // Every (target, CID) with where its CID was written; sorted below, so
-        // duplicates meet as neighbours and the map is built in one pass.
-        let mut found: Vec<(PinKey, DesiredPin, Position)> = Vec::with_capacity(seq.len() * 2);
+        found.reserve(seq.len() * defaults.map_or(1, <[TargetAt]>::len));
+        let no_targets = if self.current == 0 {
+            "this pin names no targets: give it `to:` or set `defaults.to`"
+        } else {
+            "this pin names no targets: give it `to:`, or set `defaults.to` in this file or the main manifest"
+        };
         for item in seq.items {
             let Some(map) = self.mapping(&item, "a pin") else {
                 continue;
@@ -839,16 +1100,17 @@ impl Walker<'_> {
                 None => match defaults {
                     Some(d) => d,
                     None => {
-                        self.problem(
-                            item.at(),
-                            "this pin names no targets: give it `to:` or set `defaults.to`",
-                        );
+                        self.problem(item.at(), no_targets);
                         continue;
                     }
                 },
             };
             let Some((cid, cid_at)) = cid else {
                 continue;
+            };
+            let place = Place {
+                file: self.current,
+                at: cid_at,
             };
             let labels = Labels { name, meta };
             for t in targets {
@@ -861,10 +1123,17 @@ impl Walker<'_> {
                     labels: labels.clone(),
                     origins: origins.clone(),
                 };
-                found.push((key, pin, cid_at));
+                found.push((key, pin, place));
             }
         }
-        // Among equal keys the first in the file comes first.
+    }
+
+    /// Sorts the pins of every file by key, reports each key given more
+    /// than once (in one file or in two) at its later places, naming the
+    /// first, and keeps the first.
+    fn finish_pins(&mut self, mut found: Found) -> Vec<(PinKey, DesiredPin)> {
+        // Among equal keys the first read comes first; duplicates meet as
+        // neighbours and the list is built in one pass.
         super::pin_order::sort_by_key_then_position(&mut found);
         // Report and drop the later copies of a key, compacting in place.
         let mut kept = 0;
@@ -878,11 +1147,13 @@ impl Walker<'_> {
                     format!(" (written there as {first_cid}, the same content)")
                 };
                 let message = format!(
-                    "CID {} is already pinned to {} at line {}{same}",
-                    this_cid, this.0.target, first.2.line
+                    "CID {} is already pinned to {} at {}{same}",
+                    this_cid,
+                    this.0.target,
+                    self.describe(first.2)
                 );
                 let at = this.2;
-                self.problem(at, message);
+                self.problem_in(at.file, at.at, message);
             } else {
                 found.swap(kept, i);
                 kept += 1;
@@ -890,7 +1161,7 @@ impl Walker<'_> {
         }
         found.truncate(kept);
         // Reuses the allocation: no second copy of 200,000 pins.
-        manifest.pins = found.into_iter().map(|(key, pin, _)| (key, pin)).collect();
+        found.into_iter().map(|(key, pin, _)| (key, pin)).collect()
     }
 
     /// `origins: [multiaddr, ...]`.

@@ -638,12 +638,12 @@ const BAD: &[Case] = &[
             (
                 11,
                 10,
-                "CID bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi is already pinned to arkive at line 10",
+                "CID bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi is already pinned to arkive at pins.yaml:10:10",
             ),
             (
                 13,
                 10,
-                "is already pinned to arkive at line 9 (written there as QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG, the same content)",
+                "is already pinned to arkive at pins.yaml:9:10 (written there as QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG, the same content)",
             ),
         ],
     ),
@@ -793,7 +793,7 @@ const BAD: &[Case] = &[
             (12, 10, "has no clusters"),
             (12, 19, "unknown provider `ghost`"),
             (13, 15, "a meta value must be a string, found a list"),
-            (16, 10, "is already pinned to arkive at line 14"),
+            (16, 10, "is already pinned to arkive at pins.yaml:14:10"),
             (18, 1, "unknown field `extra` in the manifest"),
         ],
     ),

@@ -8,11 +8,11 @@
 
 use std::collections::HashMap;
 
-use super::{PinKey, Position, Target};
+use super::{PinKey, Target};
 
 /// Sorts `entries` by key, ties by position: the order of
 /// `a.0.cmp(&b.0).then(a.2.cmp(&b.2))`.
-pub(super) fn sort_by_key_then_position<T>(entries: &mut [(PinKey, T, Position)]) {
+pub(super) fn sort_by_key_then_position<T, P: Ord>(entries: &mut [(PinKey, T, P)]) {
     assert!(
         u32::try_from(entries.len()).is_ok(),
         "far more pins than a manifest can hold"
@@ -85,6 +85,7 @@ fn permute<E>(entries: &mut [E], order: &mut [u32]) {
 mod tests {
     use std::cmp::Ordering;
 
+    use super::super::Position;
     use super::*;
 
     fn reference_order<T>(a: &(PinKey, T, Position), b: &(PinKey, T, Position)) -> Ordering {

@@ -14,6 +14,10 @@
 //! endpoints and targets, and the fields of each provider type. What takes
 //! more than one value to decide (a target's provider is declared, a CID is
 //! valid, a CID is not twice on one target) is left to `pinsync validate`.
+//!
+//! A file that `include:` names has a schema of its own under
+//! `definitions/included_file`: `pins` and `defaults`, built from the same
+//! pieces as the manifest's.
 
 use serde_json::{Map, Value, json};
 
@@ -110,7 +114,7 @@ pub(crate) fn schema() -> Value {
             `pinsync validate` checks it fully; `pinsync plan` shows what apply would change.",
         "type": "object",
         "additionalProperties": false,
-        "required": ["version", "providers", "pins"],
+        "required": ["version", "providers"],
         "properties": {
             "version": {
                 "description": format!("The manifest format: always {MANIFEST_VERSION}."),
@@ -133,14 +137,10 @@ pub(crate) fn schema() -> Value {
                 "propertyNames": {"pattern": NAME_PATTERN},
                 "additionalProperties": provider(),
             },
-            "defaults": {
-                "description": "Values for pins that give none.",
-                "type": "object",
-                "additionalProperties": false,
-                "properties": {
-                    "to": targets("Targets of the pins that have no `to`."),
-                },
-            },
+            "defaults": defaults(
+                "Values for pins that give none (here and in included files, for the fields \
+                 an included file's own `defaults` does not set)."
+            ),
             "prune": {
                 "description": "`true`: pins gone from the manifest are unpinned (as with \
                     `--prune`); otherwise they are kept pinned and marked orphaned.",
@@ -166,12 +166,15 @@ pub(crate) fn schema() -> Value {
                     },
                 },
             },
+            "include": include(),
             "pins": {
-                "description": "What must be pinned: one entry per CID.",
+                "description": "What must be pinned: one entry per CID. Optional when \
+                    `include` names files that hold the pins.",
                 "type": "array",
                 "items": pin(),
             },
         },
+        "anyOf": [{"required": ["pins"]}, {"required": ["include"]}],
         // Without `defaults.to`, every pin must name its targets.
         "if": {
             "required": ["defaults"],
@@ -179,6 +182,78 @@ pub(crate) fn schema() -> Value {
         },
         "else": {
             "properties": {"pins": {"items": {"required": ["to"]}}},
+        },
+        "definitions": {
+            "included_file": included_file(),
+        },
+    })
+}
+
+/// `defaults:`, of the manifest or of an included file.
+fn defaults(description: &str) -> Value {
+    json!({
+        "description": description,
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "to": targets("Targets of the pins that have no `to`."),
+        },
+    })
+}
+
+/// `include:`: paths and globs, each a string or `{path, optional}`.
+fn include() -> Value {
+    let path = "A path or a glob (`*`, `?`, `[abc]`, `**`; `*` matches no `/` and no \
+                leading `.`), relative to this manifest's directory.";
+    json!({
+        "description": "Files that hold more pins, read after this manifest's own, each \
+            entry in turn, the files a glob matches in sorted order; a file named twice is \
+            read once. A missing path, or a glob that matches no file, is an error unless \
+            the entry is `{path: ..., optional: true}`. An included file holds only `pins` \
+            and `defaults` (see definitions/included_file), and includes nothing itself.",
+        "type": "array",
+        "items": {
+            "oneOf": [
+                {"description": path, "type": "string", "minLength": 1},
+                {
+                    "description": "An entry with options.",
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["path"],
+                    "properties": {
+                        "path": {"description": path, "type": "string", "minLength": 1},
+                        "optional": {
+                            "description": "`true`: a missing file, or a glob matching \
+                                nothing, is not an error.",
+                            "type": "boolean",
+                            "default": false,
+                        },
+                    },
+                },
+            ],
+        },
+    })
+}
+
+/// A file that `include:` names: pins, and defaults for them.
+fn included_file() -> Value {
+    json!({
+        "title": "pinsync included file (pins.d/*.yaml)",
+        "description": "Pins of a manifest kept in a file of their own, named by the main \
+            manifest's `include`. Providers, state and the rest stay in the main manifest.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["pins"],
+        "properties": {
+            "defaults": defaults(
+                "Values for this file's pins that give none; a field not set here is the \
+                 main manifest's `defaults`."
+            ),
+            "pins": {
+                "description": "What must be pinned: one entry per CID.",
+                "type": "array",
+                "items": pin(),
+            },
         },
     })
 }
@@ -417,7 +492,8 @@ mod tests {
     use std::path::Path;
 
     use super::super::parse::{
-        DEFAULTS_FIELDS, MANIFEST_FIELDS, PIN_FIELDS, PROVIDER_FIELDS, UNPIN_GUARD_FIELDS,
+        DEFAULTS_FIELDS, INCLUDE_FIELDS, INCLUDED_FILE_FIELDS, MANIFEST_FIELDS, PIN_FIELDS,
+        PROVIDER_FIELDS, UNPIN_GUARD_FIELDS,
     };
     use super::*;
 
@@ -438,6 +514,7 @@ mod tests {
     fn every_mapping_has_exactly_the_fields_the_parser_accepts() {
         let schema = schema();
         let provider = &schema["properties"]["providers"]["additionalProperties"];
+        let included = &schema["definitions"]["included_file"];
         for (what, object, parser) in [
             ("the manifest", &schema, MANIFEST_FIELDS),
             ("a provider", provider, PROVIDER_FIELDS),
@@ -452,6 +529,22 @@ mod tests {
                 DEFAULTS_FIELDS,
             ),
             ("a pin", &schema["properties"]["pins"]["items"], PIN_FIELDS),
+            (
+                "an include entry",
+                &schema["properties"]["include"]["items"]["oneOf"][1],
+                INCLUDE_FIELDS,
+            ),
+            ("an included file", included, INCLUDED_FILE_FIELDS),
+            (
+                "an included file's defaults",
+                &included["properties"]["defaults"],
+                DEFAULTS_FIELDS,
+            ),
+            (
+                "an included file's pin",
+                &included["properties"]["pins"]["items"],
+                PIN_FIELDS,
+            ),
         ] {
             assert_eq!(field_names(object), set(parser), "{what}");
             assert_eq!(object["additionalProperties"], json!(false), "{what}");

@@ -1,16 +1,18 @@
 //! Watch mode: pinsync as a long-running reconciler next to a git checkout.
 //!
-//! Applies at start, then on every change to the manifest (debounced) and
-//! every `interval`, one apply at a time, holding the state lock for the
-//! life of the process. A manifest that does not validate is reported and
-//! the last good one stays in force.
+//! Applies at start, then on every change to the manifest or a file it
+//! includes (debounced) and every `interval`, one apply at a time, holding
+//! the state lock for the life of the process. A manifest that does not
+//! validate is reported and the last good one stays in force.
 
 mod event_log;
 mod manifest_diff;
 pub(crate) mod status_file;
+mod watch_set;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -20,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{self, ApplyOptions, Halt, Outcome as PinOutcome, Progress};
-use crate::manifest::{self, Diagnostics, Manifest};
+use crate::manifest::{self, Diagnostics, IncludeEntry, LoadObserver, Manifest};
 use crate::plan::{self, Change};
 use crate::provider::{HttpSettings, ProviderError};
 use crate::state::{State, StateStore};
@@ -64,8 +66,13 @@ struct Reconciler<'a> {
     state_file: &'a dyn StateStore,
     state: Option<State>,
     last_good: Option<Manifest>,
-    /// The manifest's text at the last reconcile, to log what changed.
-    last_text: Option<String>,
+    /// The text of each file of the manifest at the last reconcile (the
+    /// manifest and the files it includes), to log what changed; `None`
+    /// before the first.
+    last_texts: Option<BTreeMap<PathBuf, String>>,
+    /// The manifest's include entries as last read.
+    includes: Vec<IncludeEntry>,
+    files: FileWatch,
     last_success_at: Option<String>,
     options: &'a WatchOptions,
     log: EventLog,
@@ -82,7 +89,7 @@ pub async fn watch(
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
     let (tx, mut changes) = mpsc::unbounded_channel::<()>();
-    let _watcher = watch_manifest(manifest_path, tx)?;
+    let files = FileWatch::start(manifest_path, tx)?;
     log.event(
         Level::Info,
         "start",
@@ -98,7 +105,9 @@ pub async fn watch(
         state_file,
         state: Some(state),
         last_good: None,
-        last_text: None,
+        last_texts: None,
+        includes: Vec::new(),
+        files,
         last_success_at: None,
         options,
         log,
@@ -141,40 +150,150 @@ pub async fn watch(
     Ok(())
 }
 
-/// Watches the manifest's directory (editors and `git pull` replace files
-/// by rename, which a watch on the file itself loses) and sends a tick for
-/// each change to the manifest's name.
-fn watch_manifest(
-    path: &Path,
+/// The file watcher: the directories of the manifest, of the files it
+/// includes and of its globs (see [`watch_set`]), and a tick sent for each
+/// event on one of its files.
+struct FileWatch {
+    watcher: notify::RecommendedWatcher,
+    /// The directories watched now.
+    watched: BTreeMap<PathBuf, RecursiveMode>,
+    filter: Arc<Mutex<watch_set::Filter>>,
     tx: mpsc::UnboundedSender<()>,
-) -> anyhow::Result<notify::RecommendedWatcher> {
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} is not a file path", path.display()))?
-        .to_owned();
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
-        // Reads (ours included) are not changes.
-        if matches!(event.kind, EventKind::Access(_)) {
+}
+
+impl FileWatch {
+    /// Watches the manifest's directory; its includes are added once read.
+    fn start(manifest: &Path, tx: mpsc::UnboundedSender<()>) -> anyhow::Result<Self> {
+        let set = watch_set::WatchSet::new(manifest, &[]);
+        let filter = Arc::new(Mutex::new(set.filter));
+        let events = (filter.clone(), tx.clone());
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else { return };
+            // Reads (ours included) are not changes.
+            if matches!(event.kind, EventKind::Access(_)) {
+                return;
+            }
+            let (filter, tx) = &events;
+            let filter = filter
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if event.paths.iter().any(|p| filter.matches(p)) {
+                let _ = tx.send(());
+            }
+        })
+        .context("start the file watcher")?;
+        let mut files = Self {
+            watcher,
+            watched: BTreeMap::new(),
+            filter,
+            tx,
+        };
+        if let Some(e) = files.follow(set.dirs).into_iter().next() {
+            return Err(e);
+        }
+        Ok(files)
+    }
+
+    /// Watches what `set` names and stops watching the rest; the
+    /// directories that could not be watched, with why.
+    fn update(&mut self, set: watch_set::WatchSet) -> Vec<anyhow::Error> {
+        *self
+            .filter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = set.filter;
+        self.follow(set.dirs)
+    }
+
+    fn follow(&mut self, dirs: BTreeMap<PathBuf, RecursiveMode>) -> Vec<anyhow::Error> {
+        let mut errors = Vec::new();
+        for (dir, mode) in &self.watched {
+            if dirs.get(dir) != Some(mode) {
+                // Gone already when the directory was removed.
+                let _ = self.watcher.unwatch(dir);
+            }
+        }
+        self.watched.retain(|dir, mode| dirs.get(dir) == Some(mode));
+        for (dir, mode) in dirs {
+            if self.watched.contains_key(&dir) {
+                continue;
+            }
+            match self.watcher.watch(&dir, mode) {
+                Ok(()) => {
+                    self.watched.insert(dir, mode);
+                }
+                Err(e) => {
+                    errors.push(anyhow::Error::new(e).context(format!("watch {}", dir.display())))
+                }
+            }
+        }
+        errors
+    }
+}
+
+/// Logs what changed in each file a load reads, as it reads it, and keeps
+/// the texts for the next time.
+struct DiffLog<'a> {
+    log: EventLog,
+    texts: &'a mut BTreeMap<PathBuf, String>,
+    /// At the first load there is nothing to compare with.
+    first: bool,
+    /// What `include:` expanded to, when the load got that far.
+    included: Option<(Vec<IncludeEntry>, Vec<PathBuf>)>,
+}
+
+impl DiffLog<'_> {
+    fn log_diff(&self, path: &Path, old: &str, new: &str) {
+        let diff = manifest_diff::ManifestDiff::between(old, new);
+        if diff.is_empty() {
             return;
         }
-        if event
-            .paths
-            .iter()
-            .any(|p| p.file_name() == Some(name.as_os_str()))
-        {
-            let _ = tx.send(());
+        let file = path.display().to_string();
+        self.log.event(
+            Level::Info,
+            "manifest_diff",
+            &format!("{file}: +{} -{} lines", diff.added, diff.removed),
+            json!({"file": file, "added": diff.added, "removed": diff.removed, "lines": diff.lines}),
+        );
+    }
+
+    /// After the load: the files no longer included are logged as removed
+    /// and forgotten.
+    fn finish(&mut self, manifest: &Path) {
+        let Some((_, files)) = &self.included else {
+            return; // the include list is unknown: nothing is known gone
+        };
+        let gone: Vec<PathBuf> = self
+            .texts
+            .keys()
+            .filter(|p| p.as_path() != manifest && !files.contains(p))
+            .cloned()
+            .collect();
+        for path in gone {
+            if let Some(old) = self.texts.remove(&path)
+                && !self.first
+            {
+                self.log_diff(&path, &old, "");
+            }
         }
-    })
-    .context("start the file watcher")?;
-    watcher
-        .watch(&dir, RecursiveMode::NonRecursive)
-        .with_context(|| format!("watch {}", dir.display()))?;
-    Ok(watcher)
+    }
+}
+
+impl LoadObserver for DiffLog<'_> {
+    fn read(&mut self, path: &Path, bytes: &[u8]) {
+        let text = String::from_utf8_lossy(bytes);
+        let old = self.texts.get(path);
+        if old.is_some_and(|old| *old == text) {
+            return;
+        }
+        if !self.first {
+            self.log_diff(path, old.map_or("", String::as_str), &text);
+        }
+        self.texts.insert(path.to_path_buf(), text.into_owned());
+    }
+
+    fn included(&mut self, entries: &[IncludeEntry], files: &[PathBuf]) {
+        self.included = Some((entries.to_vec(), files.to_vec()));
+    }
 }
 
 impl Reconciler<'_> {
@@ -187,8 +306,8 @@ impl Reconciler<'_> {
             self.log
                 .event(Level::Info, trigger.as_str(), "reconciling", json!({}));
         }
-        self.log_manifest_diff();
-        let (result, error) = match manifest::load(self.manifest_path) {
+        let loaded = self.load();
+        let (result, error) = match loaded {
             Ok(m) => {
                 self.last_good = Some(m);
                 (None, None)
@@ -377,27 +496,66 @@ impl Reconciler<'_> {
         Ok(())
     }
 
-    /// Logs the lines of the manifest that changed since the last reconcile
-    /// (a log reader sees what a save or a `git pull` brought).
-    fn log_manifest_diff(&mut self) {
-        use crate::file_io::{Bounded, read_bounded};
-        let limit = crate::manifest::MAX_MANIFEST_BYTES as u64;
-        let Ok(Bounded::Read(bytes)) = read_bounded(self.manifest_path, limit) else {
-            return; // the load below reports what is wrong
+    /// Loads the manifest, logging the lines of each of its files that
+    /// changed since the last reconcile (a log reader sees what a save or
+    /// a `git pull` brought), then watches the files it includes now.
+    fn load(&mut self) -> anyhow::Result<Manifest> {
+        let first = self.last_texts.is_none();
+        let mut texts = self.last_texts.take().unwrap_or_default();
+        let mut observer = DiffLog {
+            log: self.log,
+            texts: &mut texts,
+            first,
+            included: None,
         };
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        if let Some(old) = &self.last_text {
-            let diff = manifest_diff::ManifestDiff::between(old, &text);
-            if !diff.is_empty() {
-                self.log.event(
-                    Level::Info,
-                    "manifest_diff",
-                    &format!("+{} -{} lines", diff.added, diff.removed),
-                    json!({"added": diff.added, "removed": diff.removed, "lines": diff.lines}),
-                );
-            }
+        let loaded = manifest::load_observed(self.manifest_path, &mut observer);
+        observer.finish(self.manifest_path);
+        let included = observer.included.take();
+        self.last_texts = Some(texts);
+        // Without a readable manifest the last include list stays watched.
+        let seen = included.map(|(entries, files)| {
+            self.includes = entries;
+            files
+        });
+        self.watch_includes(seen);
+        loaded
+    }
+
+    /// Watches the directories and files of the current include list.
+    /// A directory watched for the first time may have gained a file
+    /// between the load's listing and the watch: it is listed again, and a
+    /// difference is a change.
+    fn watch_includes(&mut self, seen: Option<Vec<PathBuf>>) {
+        let set = watch_set::WatchSet::new(self.manifest_path, &self.includes);
+        let before: Vec<PathBuf> = self.files.watched.keys().cloned().collect();
+        for e in self.files.update(set) {
+            self.log
+                .event(Level::Warn, "watch", &format!("{e:#}"), json!({}));
         }
-        self.last_text = Some(text);
+        let added = self
+            .files
+            .watched
+            .keys()
+            .filter(|d| !before.contains(d))
+            .count();
+        if added == 0 {
+            return;
+        }
+        self.log.event(
+            Level::Info,
+            "watch",
+            &format!(
+                "watching {} director{} for changes to the manifest and the files it includes",
+                self.files.watched.len(),
+                if self.files.watched.len() == 1 { "y" } else { "ies" }
+            ),
+            json!({"directories": self.files.watched.keys().map(|d| d.display().to_string()).collect::<Vec<_>>()}),
+        );
+        if let Some(seen) = seen
+            && manifest::included_files(self.manifest_path, &self.includes) != seen
+        {
+            let _ = self.files.tx.send(());
+        }
     }
 
     fn write_status(

@@ -7,6 +7,7 @@ mod completions_and_man;
 mod exit_codes;
 mod failures;
 mod import;
+mod include;
 mod init;
 mod pinning_service;
 mod pinning_service_traps;

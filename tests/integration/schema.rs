@@ -3,9 +3,12 @@
 //! - It is a draft-07 schema (the validator checks it against the
 //!   meta-schema) with its `$id`, and every field has a description.
 //! - Every manifest the repository shows (`pins.yaml`, `examples/*.yaml`,
-//!   the README's manifest blocks, and its ready provider blocks given a
-//!   version and pins) matches it, and `pinsync validate` accepts it; the
-//!   whole manifests start with the line that points editors at the schema.
+//!   `examples/*/pins.yaml` with the files it includes, the README's
+//!   manifest blocks with its included-file blocks beside them, and its
+//!   ready provider blocks given a version and pins) matches it, and
+//!   `pinsync validate` accepts it; the whole manifests start with the line
+//!   that points editors at the schema. Every included file shown matches
+//!   `definitions/included_file`.
 //! - The structural cases of the bad-manifest corpus (wrong types, unknown
 //!   fields, unknown provider types, missing fields) are refused by the
 //!   schema at the places `validate` names; the corpus's other cases need
@@ -53,20 +56,64 @@ fn refusals(validator: &jsonschema::Validator, what: &str, yaml: &str) -> Vec<(S
 
 /// Checks that `yaml` matches the schema and that `pinsync validate` accepts it.
 pub fn assert_valid_both_ways(validator: &jsonschema::Validator, what: &str, yaml: &str) {
-    let refused = refusals(validator, what, yaml);
+    assert_valid_with_files(validator, what, yaml, &[]);
+}
+
+/// [`assert_valid_both_ways`], with `beside` (paths relative to the
+/// manifest, and their text) written next to it for its `include`.
+fn assert_valid_with_files(
+    validator: &jsonschema::Validator,
+    what: &str,
+    yaml: &str,
+    beside: &[(String, String)],
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pins.yaml");
+    fs::write(&file, yaml).unwrap();
+    for (path, text) in beside {
+        let path = dir.path().join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+    assert_valid_at(validator, what, &file);
+}
+
+/// Checks that the manifest at `file` matches the schema and that
+/// `pinsync validate` accepts it there (with the files it includes).
+fn assert_valid_at(validator: &jsonschema::Validator, what: &str, file: &Path) {
+    let yaml = fs::read_to_string(file).unwrap();
+    let refused = refusals(validator, what, &yaml);
     assert!(
         refused.is_empty(),
         "{what}: refused by the schema: {refused:#?}\n{yaml}"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("pins.yaml");
-    fs::write(&file, yaml).unwrap();
     let run = std::process::Command::new(pinsync_bin())
         .args(["validate", "-f"])
-        .arg(&file)
+        .arg(file)
         .env_clear()
         .run();
     assert_eq!(run.code, 0, "{what}: {run:?}\n{yaml}");
+}
+
+/// A validator for a file that `include:` names: the schema's
+/// `definitions/included_file`.
+fn included_file_validator() -> jsonschema::Validator {
+    let schema = printed_schema();
+    jsonschema::draft7::new(&schema["definitions"]["included_file"])
+        .expect("definitions/included_file is a valid draft-07 schema")
+}
+
+/// The README's blocks that show an included file: those whose first line
+/// is `# DIR/NAME.yaml`, with the line they start on, the path, the text.
+fn readme_included_blocks() -> Vec<(usize, String, String)> {
+    readme_yaml_blocks()
+        .into_iter()
+        .filter_map(|(line, text)| {
+            let path = text.lines().next()?.strip_prefix("# ")?;
+            (path.contains('/') && path.ends_with(".yaml") && !path.contains(' '))
+                .then(|| (line, path.to_owned(), text.clone()))
+        })
+        .collect()
 }
 
 /// Every ```yaml block of the README, with the line it starts on.
@@ -94,13 +141,20 @@ pub fn is_manifest(yaml: &str) -> bool {
     yaml.lines().any(|l| l.starts_with("version:"))
 }
 
-/// `pins.yaml` and `examples/*.yaml`, by path.
+/// `pins.yaml`, `examples/*.yaml` and `examples/*/pins.yaml` (a manifest
+/// with the files it includes), by path.
 pub fn example_manifest_files() -> Vec<PathBuf> {
     let mut files = vec![project_root().join("pins.yaml")];
     let mut examples: Vec<PathBuf> = fs::read_dir(project_root().join("examples"))
         .expect("read examples/")
         .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .filter_map(|p| {
+            if p.is_dir() {
+                Some(p.join("pins.yaml")).filter(|m| m.is_file())
+            } else {
+                Some(p).filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            }
+        })
         .collect();
     examples.sort();
     assert!(!examples.is_empty(), "no examples/*.yaml");
@@ -132,6 +186,13 @@ fn the_schema_is_draft_07_with_its_id_and_every_field_described() {
     assert_eq!(schema["$id"], "https://pinsync.dev/schema/pins-v1.json");
     let mut all = Vec::new();
     walk("manifest".into(), &schema, &mut all);
+    for (name, sub) in schema["definitions"].as_object().expect("definitions") {
+        walk(format!("definitions.{name}"), sub, &mut all);
+    }
+    assert!(
+        schema["properties"]["include"]["description"].is_string(),
+        "the schema knows include"
+    );
     let mut undescribed = Vec::new();
     for (path, sub) in &all {
         if let Some(props) = sub["properties"].as_object() {
@@ -159,14 +220,18 @@ fn every_example_manifest_matches_the_schema_and_validates() {
     let validator = schema_validator();
     let mut seen = 0;
     for file in example_manifest_files() {
-        let text = fs::read_to_string(&file).unwrap();
-        assert_valid_both_ways(&validator, &file.display().to_string(), &text);
+        assert_valid_at(&validator, &file.display().to_string(), &file);
         seen += 1;
     }
+    // The README's included files, beside each of its manifests.
+    let included: Vec<(String, String)> = readme_included_blocks()
+        .into_iter()
+        .map(|(_, path, text)| (path, text))
+        .collect();
     for (line, block) in readme_yaml_blocks() {
         let what = format!("README.md block at line {line}");
         if is_manifest(&block) {
-            assert_valid_both_ways(&validator, &what, &block);
+            assert_valid_with_files(&validator, &what, &block, &included);
             seen += 1;
         } else if block.starts_with("providers:") {
             // Ready provider blocks, to paste into a manifest.
@@ -177,6 +242,66 @@ fn every_example_manifest_matches_the_schema_and_validates() {
     }
     // pins.yaml, the emulator's, the README's manifest and provider blocks.
     assert!(seen >= 4, "only {seen} manifests checked");
+}
+
+#[test]
+fn every_example_included_file_matches_the_included_file_schema() {
+    let validator = included_file_validator();
+    let mut files: Vec<(String, String)> = readme_included_blocks()
+        .into_iter()
+        .map(|(line, _, text)| (format!("README.md block at line {line}"), text))
+        .collect();
+    let readme = files.len();
+    assert!(readme >= 2, "the README shows {readme} included files");
+    for manifest in example_manifest_files() {
+        let dir = manifest.parent().unwrap();
+        if dir == project_root() || dir == project_root().join("examples") {
+            continue;
+        }
+        for entry in fs::read_dir(dir.join("pins.d")).expect("an example's pins.d/") {
+            let path = entry.unwrap().path();
+            files.push((
+                path.display().to_string(),
+                fs::read_to_string(&path).unwrap(),
+            ));
+        }
+    }
+    assert!(files.len() > readme, "no examples/*/pins.d/*.yaml");
+    for (what, text) in &files {
+        let refused = refusals(&validator, what, text);
+        assert!(refused.is_empty(), "{what}: refused: {refused:#?}\n{text}");
+    }
+    // It is the schema of an included file, not of a manifest.
+    let refused = refusals(
+        &validator,
+        "a manifest",
+        "version: 1\nproviders: {}\npins: []\n",
+    );
+    assert!(!refused.is_empty(), "version and providers refused");
+}
+
+#[test]
+fn a_manifest_needs_pins_or_include_and_each_include_entry_its_shape() {
+    let validator = schema_validator();
+    let head = "version: 1\nproviders: {}\n";
+    let neither = refusals(&validator, "neither", head);
+    assert!(
+        !neither.is_empty(),
+        "a manifest with neither pins nor include"
+    );
+    let include = format!("{head}include: [\"pins.d/*.yaml\", {{path: x.yaml, optional: true}}]\n");
+    assert_eq!(refusals(&validator, "include", &include), []);
+    let bad = format!("{head}include: [{{path: x.yaml, optional: yes, extra: 1}}, 3, \"\"]\n");
+    let refused: Vec<String> = refusals(&validator, "bad include", &bad)
+        .into_iter()
+        .map(|(at, _)| at)
+        .collect();
+    for at in ["/include/0", "/include/1", "/include/2"] {
+        assert!(
+            refused.iter().any(|r| r == at),
+            "{at} not refused: {refused:?}"
+        );
+    }
 }
 
 /// The line editors (yaml-language-server) read a manifest's schema from.
