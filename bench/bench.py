@@ -298,6 +298,64 @@ def bench_validate_plan(workdir, runs, base_url):
     return rows
 
 
+def write_split_manifest(directory, count, files, targets, base_url, renamed_every=0):
+    """A manifest that includes `files` files of `count / files` pins each
+    (`pins.d/NNN.yaml`); with `renamed_every`, every such pin has another
+    name (a `~` change)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    included = directory / "pins.d"
+    if included.exists():
+        shutil.rmtree(included)
+    included.mkdir()
+    write_manifest(directory / "pins.yaml", 0, targets, base_url)
+    text = (directory / "pins.yaml").read_text().replace("pins:\n", 'include: ["pins.d/*.yaml"]\npins: []\n')
+    (directory / "pins.yaml").write_text(text)
+    to = "[" + ", ".join(targets) + "]"
+    per_file = count // files
+    for f in range(files):
+        lines = ["pins:"]
+        for i in range(f * per_file, (f + 1) * per_file):
+            renamed = renamed_every and i % renamed_every == 0
+            lines.append(f"  - cid: {cid_v1(i)}")
+            lines.append(f"    name: bench-pin-{i:06d}{'-renamed' if renamed else ''}")
+            lines.append(f"    to: {to}")
+        (included / f"{f:03d}.yaml").write_text("\n".join(lines) + "\n")
+    return directory / "pins.yaml"
+
+
+def bench_split(workdir, runs, base_url):
+    """1,000,000 pins across 100 included files (and 100,000 across 10, for
+    the growth): validate, plan in sync, plan with 1% renamed, against the
+    parse floor of the same files; and the state's bytes per pin."""
+    rows = {}
+    for n, files in [(100_000, 10), (1_000_000, 100)]:
+        here = workdir / f"split-{n}"
+        manifest = write_split_manifest(here, n, files, TWO_TARGETS, base_url)
+        changed = write_split_manifest(workdir / f"split-{n}-changed", n, files, TWO_TARGETS, base_url, renamed_every=100)
+        state = here / "state.json"
+        write_state(state, n, TWO_TARGETS)
+        rc = subprocess.run([PINSYNC, "plan", "-f", manifest, "--state", state, "--detailed-exitcode"], stdout=subprocess.DEVNULL).returncode
+        if rc != 0:
+            raise SystemExit(f"plan of the split manifest at {n} against its in-sync state exited {rc}, not 0")
+        parts = sorted((here / "pins.d").glob("*.yaml"))
+        commands = {
+            "parse floor": [PARSE_FLOOR, manifest, *parts],
+            "validate": [PINSYNC, "validate", "-f", manifest],
+            "plan (in sync)": [PINSYNC, "plan", "-f", manifest, "--state", state],
+            "plan (1% renamed)": [PINSYNC, "plan", "-f", changed, "--state", state],
+        }
+        log(f"split manifest: {n} pins x 2 targets in {files} files, {state.stat().st_size / 1e6:.0f} MB state")
+        medians = hyperfine(f"split-{n}", list(commands.values()), runs, workdir)
+        for (name, command), median in zip(commands.items(), medians):
+            rows[(name, n)] = {"median": median, "rss_mb": peak_rss_mb(command, workdir)}
+        rows[("sizes", n)] = {
+            "files": files,
+            "manifest": sum(p.stat().st_size for p in parts) + manifest.stat().st_size,
+            "state": state.stat().st_size,
+        }
+    return rows
+
+
 def bench_lifecycle(workdir, emulator, runs):
     """plan --prune of 100k pins (x2 targets) of which 10% leave the manifest,
     against plan in sync; and refresh of 100k pins on one target: calls made
@@ -835,6 +893,26 @@ def report(args, m, vp, lat, thr, life):
     out.append(f"| `state push` of the 200,000-pin state to PostgreSQL | {ms(pgb['push']['wall'])}, {pgb['push']['rss_mb']:.0f} MB | | |")
     out.append("")
 
+    sp = life["split"]
+    out.append(f"## A million pins across 100 included files (median of {max(3, args.runs - 2)} runs)\n")
+    out.append(
+        "The main manifest holds the providers and `include: [\"pins.d/*.yaml\"]`; each included file "
+        "holds its share of the pins, each on two targets. The parse floor parses the same files into a "
+        "generic YAML value each, one after another. The state is the in-sync file state; per pin is per "
+        "recorded pin (one CID on one target).\n"
+    )
+    out.append("| pins (x2 targets) | files | manifests | state | state per pin | parse floor | validate | plan, in sync | plan, 1% renamed | plan in sync / floor |")
+    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n in sorted({k[1] for k in sp}):
+        sz = sp[("sizes", n)]
+        cell = lambda r: f"{ms(r['median'])}, {r['rss_mb']:.0f} MB"
+        f, pi = sp[("parse floor", n)], sp[("plan (in sync)", n)]
+        out.append(
+            f"| {n:,} | {sz['files']} | {sz['manifest'] / 1e6:.0f} MB | {sz['state'] / 1e6:.0f} MB | {sz['state'] / (2 * n):.0f} B | "
+            f"{cell(f)} | {cell(sp[('validate', n)])} | {cell(pi)} | {cell(sp[('plan (1% renamed)', n)])} | {pi['median'] / f['median']:.1f}x |"
+        )
+    out.append("")
+
     # Targets.
     big = 100_000
     apply_big = thr.get(big)
@@ -886,6 +964,14 @@ def report(args, m, vp, lat, thr, life):
     else:
         targets.append(("state bytes linear in N", "skipped (--quick)", None))
 
+    million = sp[("plan (in sync)", 1_000_000)]
+    targets.append(("plan 1M in sync (100 files) < 5 s (median)", ms(million["median"]), million["median"] < 5))
+    targets.append(("plan 1M in sync (100 files) < 1 GB peak", f"{million['rss_mb']:.0f} MB", million["rss_mb"] < 1024))
+    growth = million["median"] / sp[("plan (in sync)", 100_000)]["median"]
+    targets.append(("plan 1M in sync <= 11x 100k (split manifests)", f"{growth:.1f}x", growth <= 11))
+    per_pin = sp[("sizes", 1_000_000)]["state"] / 2_000_000
+    targets.append(("file state <= 200 B per recorded pin at 1M", f"{per_pin:.0f} B", per_pin <= 200))
+
     out.append("## Targets\n")
     out.append("| target | measured | |")
     out.append("|---|---|---|")
@@ -922,6 +1008,7 @@ def main():
         life = bench_lifecycle(workdir, emulator, args.runs)
         life["pacing"] = bench_pacing(workdir, emulator)
         life["postgres"] = bench_postgres(workdir, emulator, args.runs)
+        life["split"] = bench_split(workdir, max(3, args.runs - 2), emulator.base_url)
     finally:
         emulator.stop()
 
