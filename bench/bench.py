@@ -116,15 +116,14 @@ def write_state(path, count, targets):
                 # AIOZ answers with an id (a UUID), which the state keeps.
                 h = hashlib.sha256(f"id-{i}".encode()).hexdigest()
                 pin["pin_id"] = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-8{h[17:20]}-{h[20:32]}"
-            pin["pinned_at"] = "2026-01-01T00:00:00Z"
-            pin["status"] = "managed"
+            pin["pinned_at"] = "2026-01-01T00:00:00Z"  # managed: no "status"
             pins.append(pin)
     # pinsync keeps pins ordered by (provider, cluster, canonical CID).
     pins.sort(key=lambda p: (p["provider"], p.get("cluster") is not None, p.get("cluster", ""), p["cid"]))
     # As pinsync writes it: the header, then one compact pin per line.
     lines = ",\n    ".join(json.dumps(p, separators=(",", ":")) for p in pins)
     path.write_text(
-        '{\n  "format_version": 3,\n  "lineage": "be0c4a11-00000000-00000000-00000001",\n'
+        '{\n  "format_version": 4,\n  "lineage": "be0c4a11-00000000-00000000-00000001",\n'
         f'  "serial": 1,\n  "pins": [\n    {lines}\n  ]\n}}\n'
     )
 

@@ -27,11 +27,12 @@ pub use store::{HeldLock, Recorder, StateStore};
 /// what the provider last said of each pin, version 3 the `foreign` mark
 /// of adopted Pinning Service requests; an older state is read as one with
 /// nothing observed and nothing foreign, and the first write keeps it as
-/// the backup.
-pub const STATE_FORMAT_VERSION: u32 = 3;
+/// the backup. Version 4 leaves out `"status": "managed"`, the status of
+/// nearly every pin (19 of its 210 bytes).
+pub const STATE_FORMAT_VERSION: u32 = 4;
 
 /// The versions this build reads.
-pub const READS_STATE_VERSIONS: [u32; 3] = [1, 2, 3];
+pub const READS_STATE_VERSIONS: [u32; 4] = [1, 2, 3, 4];
 
 /// What pinsync has pinned, keyed by (target, canonical CID).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -45,10 +46,11 @@ pub struct State {
 }
 
 /// Whether a recorded pin is still asked for by the manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PinStatus {
     /// In the manifest and pinned.
+    #[default]
     Managed,
     /// Gone from the manifest; still pinned on the provider (pinsync does
     /// not unpin), kept here so nothing is forgotten.
@@ -186,7 +188,8 @@ struct FlatPinRef<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pin_id: Option<&'a str>,
     pinned_at: &'a str,
-    status: PinStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<PinStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     provider_status: Option<ProviderStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -211,6 +214,7 @@ struct FlatPin {
     #[serde(default)]
     pin_id: Option<String>,
     pinned_at: String,
+    #[serde(default)]
     status: PinStatus,
     #[serde(default)]
     provider_status: Option<ProviderStatus>,
@@ -226,8 +230,10 @@ pub(crate) struct PinRef<'a> {
     pub record: &'a PinRecord,
 }
 
-impl Serialize for PinRef<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+impl<'a> PinRef<'a> {
+    /// The stored shape; `status_always`: with `status` even when it is
+    /// `managed` (for `state list --json`, read by scripts).
+    fn flat(&self, status_always: bool) -> FlatPinRef<'a> {
         let (k, r) = (self.key, self.record);
         FlatPinRef {
             provider: &k.target.provider,
@@ -238,21 +244,29 @@ impl Serialize for PinRef<'_> {
             meta: &r.labels.meta,
             pin_id: r.pin_id.as_deref(),
             pinned_at: &r.pinned_at,
-            status: r.status,
+            status: (status_always || r.status != PinStatus::Managed).then_some(r.status),
             provider_status: r.observed.as_ref().map(|o| o.status),
             checked_at: r.observed.as_ref().map(|o| o.at.as_str()),
             foreign: r.foreign,
         }
-        .serialize(serializer)
     }
 }
 
+/// The state file's and the database's shape: `managed` left out.
+impl Serialize for PinRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.flat(false).serialize(serializer)
+    }
+}
+
+/// With every field, `status` too (the journal, `state list --json`).
 impl Serialize for StoredPin {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         PinRef {
             key: &self.key,
             record: &self.record,
         }
+        .flat(true)
         .serialize(serializer)
     }
 }

@@ -387,9 +387,12 @@ mod tests {
             json["pins"][0],
             serde_json::json!({"provider": "arkive", "cluster": "cl1-eu", "cid": pin(1).key.cid.to_string(), "cid_as_pinned": "Qm1",
                 "name": "p1", "meta": {"team": "web"}, "pin_id": "id-1",
-                "pinned_at": "2026-01-01T00:00:00Z", "status": "managed"})
+                "pinned_at": "2026-01-01T00:00:00Z"}),
+            "a managed pin's status is left out"
         );
-        assert_eq!(json["format_version"], 3);
+        // `state list --json` and the journal keep it.
+        assert_eq!(serde_json::to_value(pin(1)).unwrap()["status"], "managed");
+        assert_eq!(json["format_version"], 4);
         assert_eq!(json["serial"], 3);
     }
 
@@ -452,7 +455,7 @@ mod tests {
         );
         let json: serde_json::Value =
             serde_json::from_slice(&fs::read(file.path()).unwrap()).unwrap();
-        assert_eq!(json["format_version"], 3);
+        assert_eq!(json["format_version"], 4);
         assert_eq!(file.load().unwrap(), state);
     }
 

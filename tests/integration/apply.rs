@@ -73,7 +73,7 @@ fn apply_pins_with_the_documented_requests_and_records_them(state_url: Option<St
 
     // The state holds each pin, with AIOZ's pin id from `data.id`.
     if p.state_url.is_none() {
-        assert_eq!(p.state()["format_version"], 3);
+        assert_eq!(p.state()["format_version"], 4);
     }
     let state = p.listed_state().unwrap();
     assert!(!state["lineage"].as_str().unwrap().is_empty(), "{state}");
@@ -592,7 +592,7 @@ fn a_version_1_state_is_migrated_and_kept_as_the_backup() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(emu.pin_calls(), 1, "only the pin the v1 state lacked");
     let state = p.state();
-    assert_eq!(state["format_version"], 3);
+    assert_eq!(state["format_version"], 4);
     assert_eq!(state["lineage"], "v1-lineage");
     assert!(state["serial"].as_u64().unwrap() > 3);
     assert_eq!(
