@@ -30,15 +30,6 @@ fn migrate(p: &Project, url: &str) {
     assert!(r.stdout.contains("the schema is at version 1"), "{r:?}");
 }
 
-fn pins_in(pg: &Postgres, workspace: &str) -> usize {
-    pg.psql(&format!(
-        "SELECT count(*) FROM pinsync.pins WHERE workspace = '{workspace}'"
-    ))
-    .trim()
-    .parse()
-    .unwrap()
-}
-
 #[test]
 fn apply_plan_and_list_work_on_postgres_and_no_file_is_written() {
     let pg = Postgres::start();
@@ -47,7 +38,7 @@ fn apply_plan_and_list_work_on_postgres_and_no_file_is_written() {
     let url = pg.url("ci");
     let r = on_pg(&p, &url, &["apply", "--auto-approve"]).run();
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(pins_in(&pg, "ci"), 30);
+    assert_eq!(pg.pins_in("ci"), 30);
     let r = on_pg(&p, &url, &["plan", "--detailed-exitcode"]).run();
     assert_eq!(r.code, 0, "in sync: {r:?}");
     let r = on_pg(&p, &url, &["state", "list", "--json"]).run();
@@ -86,7 +77,7 @@ fn an_apply_writes_only_the_rows_it_changed() {
     let before = versions(&pg);
     p.write_manifest(&emu, &many_pins(31, &["aioz"]));
     assert_eq!(on_pg(&p, &url, &["apply", "--auto-approve"]).run().code, 0);
-    assert_eq!(pins_in(&pg, "ci"), 31);
+    assert_eq!(pg.pins_in("ci"), 31);
     let after = versions(&pg);
     let unchanged = before
         .trim()
@@ -169,8 +160,8 @@ fn a_second_apply_on_the_workspace_names_the_holder_and_another_workspace_runs()
     let r = on_pg(&other, &pg.url("staging"), &["apply", "--auto-approve"]).run();
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(first.wait().unwrap().code(), Some(0));
-    assert_eq!(pins_in(&pg, "prod"), 40);
-    assert_eq!(pins_in(&pg, "staging"), 2);
+    assert_eq!(pg.pins_in("prod"), 40);
+    assert_eq!(pg.pins_in("staging"), 2);
 }
 
 /// A holder killed with SIGKILL renews nothing: its lease expires and the
@@ -188,11 +179,11 @@ fn a_killed_holders_lease_expires_and_the_next_run_takes_over() {
         &["apply", "--auto-approve", "--concurrency", "2"],
     ));
     wait_until(Duration::from_secs(30), "some pins recorded", || {
-        pins_in(&pg, "prod") >= 5
+        pg.pins_in("prod") >= 5
     });
     signal(&holder, libc::SIGKILL);
     holder.wait().unwrap();
-    let recorded = pins_in(&pg, "prod");
+    let recorded = pg.pins_in("prod");
     let refused = on_pg(&p, &url, &["apply", "--auto-approve"]).run();
     assert_eq!(refused.code, 1, "the lease is still live: {refused:?}");
     let started = Instant::now();
@@ -207,7 +198,7 @@ fn a_killed_holders_lease_expires_and_the_next_run_takes_over() {
         started.elapsed() < Duration::from_secs(20),
         "taken over once it expired"
     );
-    assert_eq!(pins_in(&pg, "prod"), 60);
+    assert_eq!(pg.pins_in("prod"), 60);
     let held = emu.pins();
     assert_eq!(held.len(), 60, "nothing pinned twice");
     // What the killed run recorded was not pinned again.
@@ -237,7 +228,7 @@ fn a_holder_whose_lease_is_broken_stops() {
         &["apply", "--auto-approve", "--concurrency", "1"],
     ));
     wait_until(Duration::from_secs(30), "some pins recorded", || {
-        pins_in(&pg, "prod") >= 3
+        pg.pins_in("prod") >= 3
     });
     let broke = on_pg(
         &p,
@@ -259,7 +250,7 @@ fn a_holder_whose_lease_is_broken_stops() {
     let r = on_pg(&p, &url, &["apply", "--auto-approve"]).run();
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(emu.pins().len(), 200);
-    assert_eq!(pins_in(&pg, "prod"), 200);
+    assert_eq!(pg.pins_in("prod"), 200);
 }
 
 /// PostgreSQL going away mid-apply: the write fails, no further call is
@@ -281,7 +272,7 @@ fn postgres_stopped_mid_apply_stops_the_calls_and_the_next_run_finishes() {
         &["apply", "--auto-approve", "--concurrency", "2"],
     ));
     wait_until(Duration::from_secs(30), "some pins recorded", || {
-        pins_in(&pg, "prod") >= 5
+        pg.pins_in("prod") >= 5
     });
     pg.stop();
     let out = holder.wait_with_output().unwrap();
@@ -301,7 +292,7 @@ fn postgres_stopped_mid_apply_stops_the_calls_and_the_next_run_finishes() {
     )
     .run();
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(pins_in(&pg, "prod"), 300);
+    assert_eq!(pg.pins_in("prod"), 300);
     assert_eq!(emu.pins().len(), 300);
 }
 
@@ -319,7 +310,7 @@ fn a_file_state_is_pushed_to_postgres_and_pulled_back_with_its_history() {
     push.env("PGPASSWORD", PG_PASSWORD);
     let r = push.run();
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(pins_in(&pg, "moved"), 12);
+    assert_eq!(pg.pins_in("moved"), 12);
     let head =
         pg.psql("SELECT lineage || ' ' || serial FROM pinsync.workspaces WHERE name = 'moved'");
     assert_eq!(
@@ -368,7 +359,7 @@ fn the_manifest_can_name_its_postgres_state() {
         .env("PGPASSWORD", PG_PASSWORD);
     let r = cmd.run();
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(pins_in(&pg, "from-manifest"), 4);
+    assert_eq!(pg.pins_in("from-manifest"), 4);
     assert!(!p.state_path().exists());
     let literal = std::fs::read_to_string(p.manifest())
         .unwrap()
@@ -431,7 +422,7 @@ fn of_two_watch_servers_one_applies_and_the_other_takes_over_when_it_dies() {
         "within the lease and a poll"
     );
     assert_eq!(emu.pins().len(), 8, "applied once, by the new holder");
-    assert_eq!(pins_in(&pg, "prod"), 8);
+    assert_eq!(pg.pins_in("prod"), 8);
     let (code, _) = b.stop(libc::SIGTERM);
     assert_eq!(code, 0);
 }
@@ -476,7 +467,7 @@ fn a_batch_after_the_lease_is_broken_is_not_recorded_and_the_holder_stops() {
         &["apply", "--auto-approve", "--concurrency", "1"],
     ));
     wait_until(Duration::from_secs(30), "some pins recorded", || {
-        pins_in(&pg, "prod") >= 3
+        pg.pins_in("prod") >= 3
     });
     pg.psql("DELETE FROM pinsync.leases");
     let broken_at = Instant::now();
@@ -491,7 +482,7 @@ fn a_batch_after_the_lease_is_broken_is_not_recorded_and_the_holder_stops() {
         broken_at.elapsed() < Duration::from_secs(15),
         "stopped at its next write, not at the renewal"
     );
-    let recorded = pins_in(&pg, "prod");
+    let recorded = pg.pins_in("prod");
     assert!(
         recorded < 300 && emu.pins().len() < 300,
         "{recorded} recorded"
@@ -514,7 +505,7 @@ fn a_role_without_create_rights_uses_a_migrated_schema() {
     let url = pg.url("prod").replacen("pinsync@", "limited@", 1);
     let r = on_pg(&p, &url, &["apply", "--auto-approve"]).run();
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(pins_in(&pg, "prod"), 3);
+    assert_eq!(pg.pins_in("prod"), 3);
     let denied = pg.psql("SELECT has_database_privilege('limited', 'pinsync_test', 'CREATE')");
     assert_eq!(denied.trim(), "f", "the role really cannot create");
 }
@@ -568,7 +559,7 @@ fn a_wait_stops_when_its_lease_is_broken() {
         &["apply", "--auto-approve", "--wait", "--wait-timeout", "5m"],
     ));
     wait_until(Duration::from_secs(30), "the pins recorded", || {
-        pins_in(&pg, "prod") == 3
+        pg.pins_in("prod") == 3
     });
     pg.psql("DELETE FROM pinsync.leases");
     let broken_at = Instant::now();
@@ -609,7 +600,7 @@ fn an_apply_records_on_the_connection_it_read_the_state_on() {
         // No --lock-timeout: the first run's lease must have been released.
         let r = on_pg(&p, &url, &["apply", "--auto-approve"]).run();
         assert_eq!(r.code, 0, "{r:?}");
-        assert_eq!(pins_in(&pg, "prod"), pins);
+        assert_eq!(pg.pins_in("prod"), pins);
     }
     assert_eq!(pg.psql("SELECT count(*) FROM pinsync.leases"), "0");
     assert_eq!(emu.pins().len(), 20);

@@ -21,15 +21,6 @@ fn with(url: &str, host: &str, query: &str) -> String {
     )
 }
 
-fn pins_in(pg: &Postgres, workspace: &str) -> usize {
-    pg.psql(&format!(
-        "SELECT count(*) FROM pinsync.pins WHERE workspace = '{workspace}'"
-    ))
-    .trim()
-    .parse()
-    .unwrap()
-}
-
 /// A run that failed with `expected` in its message, and no password in
 /// its output.
 fn assert_fails(run: &Run, expected: &[&str]) {
@@ -82,7 +73,7 @@ fn require_and_prefer_use_tls_without_checking_the_certificate() {
     let require = with(&pg.url("tls"), "127.0.0.1", "&sslmode=require");
     let r = on_pg(&p, &require, &["apply", "--auto-approve"]).run();
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(pins_in(&pg, "tls"), 5);
+    assert_eq!(pg.pins_in("tls"), 5);
     // Through localhost too, whose name the certificate does not hold.
     let prefer = with(&pg.url("tls"), "localhost", "&sslmode=prefer");
     let r = on_pg(&p, &prefer, &["state", "list", "--json"]).run();
@@ -127,7 +118,7 @@ fn verify_full_checks_the_chain_against_sslrootcert_and_the_host_name() {
     assert_eq!(r.code, 0, "{r:?}");
     let r = on_pg(&p, &full, &["apply", "--auto-approve"]).run();
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(pins_in(&pg, "full"), 4);
+    assert_eq!(pg.pins_in("full"), 4);
     // sslrootcert alone means verify-full, even on loopback.
     let r = on_pg(
         &p,
@@ -223,7 +214,7 @@ fn verify_ca_checks_the_chain_but_not_the_host_name() {
         );
         let r = on_pg(&p, &url, &["apply", "--auto-approve"]).run();
         assert_eq!(r.code, 0, "{mode}: {r:?}");
-        assert_eq!(pins_in(&pg, workspace), 3, "{mode}");
+        assert_eq!(pg.pins_in(workspace), 3, "{mode}");
     }
     // Without sslrootcert, verify-ca checks the chain against the Mozilla roots.
     let r = on_pg(
@@ -248,5 +239,5 @@ fn require_refuses_a_server_without_tls_and_prefer_falls_back() {
     let url = with(&pg.url("w"), "127.0.0.1", "&sslmode=prefer");
     let r = on_pg(&p, &url, &["apply", "--auto-approve"]).run();
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(pins_in(&pg, "w"), 2);
+    assert_eq!(pg.pins_in("w"), 2);
 }

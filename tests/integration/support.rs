@@ -916,6 +916,16 @@ impl Postgres {
             .unwrap_or_else(|e| panic!("psql as the superuser: {e}\n--- sql\n{sql}"))
     }
 
+    /// How many pins workspace `workspace` of schema `pinsync` holds.
+    pub fn pins_in(&self, workspace: &str) -> usize {
+        self.psql(&format!(
+            "SELECT count(*) FROM pinsync.pins WHERE workspace = '{workspace}'"
+        ))
+        .trim()
+        .parse()
+        .unwrap()
+    }
+
     /// Runs `sql` in `pinsync_test` over TCP as `user` with `password`; the
     /// rows, or psql's error.
     pub fn psql_as(&self, user: &str, password: &str, sql: &str) -> Result<String, String> {
