@@ -43,7 +43,8 @@ impl ContentId {
             cid
         };
         let canonical = CanonicalCid::of(&v1);
-        let written_canonically = CanonicalCid::parse(text).is_ok_and(|c| c == canonical);
+        // Compared digit by digit: nothing parsed again or allocated.
+        let written_canonically = canonical == *text;
         Ok(Self {
             written: text.to_owned(),
             canonical,

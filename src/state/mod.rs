@@ -275,9 +275,7 @@ impl<'de> Deserialize<'de> for StoredPin {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let f = FlatPin::deserialize(deserializer)?;
         // Kept only where it differs, so that equal records compare equal.
-        let cid_as_pinned = f
-            .cid_as_pinned
-            .filter(|sent| CanonicalCid::parse(sent).ok().as_ref() != Some(&f.cid));
+        let cid_as_pinned = f.cid_as_pinned.filter(|sent| f.cid != **sent);
         Ok(Self {
             key: PinKey {
                 target: crate::manifest::Target {
