@@ -228,6 +228,14 @@ def hyperfine(name, commands, runs, workdir):
     return [r["median"] for r in results]
 
 
+def measure(label, commands, n, runs, workdir, rows):
+    """Each named command's median (hyperfine) and peak RSS, into
+    `rows[(name, n)]`."""
+    medians = hyperfine(label, list(commands.values()), runs, workdir)
+    for (name, command), median in zip(commands.items(), medians):
+        rows[(name, n)] = {"median": median, "rss_mb": peak_rss_mb(command, workdir)}
+
+
 def peak_rss_mb(command, workdir):
     """Peak RSS (MB) of one run, as /usr/bin/time -v reports it."""
     out = workdir / "time-v.txt"
@@ -290,9 +298,7 @@ def bench_validate_plan(workdir, runs, base_url):
             "plan (in sync)": [PINSYNC, "plan", "-f", manifest, "--state", state],
         }
         log(f"validate/plan at {n} pins x 2 targets ({manifest.stat().st_size / 1e6:.1f} MB manifest, {state.stat().st_size / 1e6:.1f} MB state)")
-        medians = hyperfine(f"{n}", list(commands.values()), runs, workdir)
-        for (name, command), median in zip(commands.items(), medians):
-            rows[(name, n)] = {"median": median, "rss_mb": peak_rss_mb(command, workdir)}
+        measure(f"{n}", commands, n, runs, workdir, rows)
         rows[("sizes", n)] = {"manifest": manifest.stat().st_size, "state": state.stat().st_size}
     return rows
 
@@ -344,9 +350,7 @@ def bench_split(workdir, runs, base_url):
             "plan (1% renamed)": [PINSYNC, "plan", "-f", changed, "--state", state],
         }
         log(f"split manifest: {n} pins x 2 targets in {files} files, {state.stat().st_size / 1e6:.0f} MB state")
-        medians = hyperfine(f"split-{n}", list(commands.values()), runs, workdir)
-        for (name, command), median in zip(commands.items(), medians):
-            rows[(name, n)] = {"median": median, "rss_mb": peak_rss_mb(command, workdir)}
+        measure(f"split-{n}", commands, n, runs, workdir, rows)
         rows[("sizes", n)] = {
             "files": files,
             "manifest": sum(p.stat().st_size for p in parts) + manifest.stat().st_size,
