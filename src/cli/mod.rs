@@ -839,6 +839,9 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
             (plan::plan(&m, &state, args.unpin.plan_options()), state)
         }
     };
+    // A journal an interrupted apply left is folded in even when nothing
+    // is left to do, so the state file alone is whole again.
+    state_file.settle(&state)?;
     let palette = stdout_palette();
     print(&render::plan(&plan, palette))?;
     let providers = match apply::prepare(&plan, &state, args.unpin.allowance(), args.calls.http())?
@@ -952,6 +955,7 @@ fn watch_command(args: &WatchArgs) -> anyhow::Result<ExitCode> {
         state_file.lock(args.calls.lock_timeout, "pinsync watch")?
     };
     let state = state_file.load()?;
+    state_file.settle(&state)?;
     let options = WatchOptions {
         interval: args.interval,
         debounce: Duration::from_millis(300),

@@ -27,6 +27,15 @@ pub trait StateStore: Send + Sync {
         self.save(state)
     }
 
+    /// Makes `state`, as [`load`](Self::load) returned it, the stored state
+    /// where an interrupted apply left part of it apart (the file's
+    /// journal), so that an apply with nothing left to do still leaves the
+    /// store whole. The caller holds the lock.
+    fn settle(&self, state: &State) -> Result<(), StateFileError> {
+        let _ = state;
+        Ok(())
+    }
+
     /// Starts recording an apply's confirmed changes on top of `state`
     /// (which has its lineage): each batch is durable before it returns.
     fn recorder(&self, state: &State) -> Result<Box<dyn Recorder>, StateFileError>;
@@ -70,11 +79,16 @@ impl StateStore for StateFile {
         StateFile::save(self, state)
     }
 
-    fn recorder(&self, state: &State) -> Result<Box<dyn Recorder>, StateFileError> {
-        // An earlier journal must be folded in before a new one starts.
+    fn settle(&self, state: &State) -> Result<(), StateFileError> {
         if self.has_journal() {
             StateFile::save(self, state)?;
         }
+        Ok(())
+    }
+
+    fn recorder(&self, state: &State) -> Result<Box<dyn Recorder>, StateFileError> {
+        // An earlier journal must be folded in before a new one starts.
+        self.settle(state)?;
         Ok(Box::new(Journal::create(&self.journal_path(), state)?))
     }
 

@@ -806,6 +806,53 @@ fn hostile_state_is_refused_naming_the_file_untouched_and_without_calls() {
     }
 }
 
+/// What a crash just after a journal append leaves: removes `cid`'s pin
+/// from the state file and returns a journal holding it (header and one
+/// line at the next serial), the pin, and the file's serial.
+fn move_into_journal(p: &Project, cid: &str) -> (Vec<u8>, Value, u64) {
+    let mut doc = p.state();
+    let serial = doc["serial"].as_u64().unwrap();
+    let lineage = doc["lineage"].as_str().unwrap().to_owned();
+    let stored = doc["pins"].as_array_mut().unwrap();
+    let at = stored.iter().position(|x| as_pinned(x) == cid).unwrap();
+    let moved = stored.remove(at);
+    std::fs::write(p.state_path(), serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let mut journal = json_line(&json!({"journal_for_lineage": lineage}));
+    journal.extend(json_line(&json!({"serial": serial + 1, "pins": [moved]})));
+    (journal, moved, serial)
+}
+
+/// An apply killed after its last journal append leaves nothing to do; the
+/// next apply still folds the journal in, so the state file alone is whole
+/// (a backup of it, or a tool reading it, misses nothing).
+#[test]
+fn an_apply_with_nothing_to_do_folds_a_left_journal_in() {
+    let emu = Emulator::start();
+    let cids = many_cids(3);
+    let pins: String = cids.iter().map(|c| pin(c, c, &[])).collect();
+    let p = Project::new(&emu, &pins);
+    assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
+    let (journal, _, serial) = move_into_journal(&p, &cids[1]);
+    let journal_path = p.path("pins.state.json.journal");
+    std::fs::write(&journal_path, &journal).unwrap();
+
+    let calls = emu.requests().len();
+    let run = p.run(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("No changes"), "{run:?}");
+    assert_eq!(emu.requests().len(), calls, "no provider call");
+    assert!(!journal_path.exists(), "the journal was folded in");
+    let doc = p.state();
+    let held: BTreeSet<&str> = doc["pins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(as_pinned)
+        .collect();
+    assert_eq!(held, cids.iter().map(String::as_str).collect());
+    assert_eq!(doc["serial"].as_u64().unwrap(), serial + 1);
+}
+
 #[test]
 fn a_torn_last_journal_line_is_ignored_and_the_rest_replays() {
     let emu = Emulator::start();
@@ -820,20 +867,12 @@ fn a_torn_last_journal_line_is_ignored_and_the_rest_replays() {
 
     // Rebuild what a crash leaves: the state file without the third pin,
     // the journal holding it, then half of a line being appended.
-    let mut doc = p.state();
-    let serial = doc["serial"].as_u64().unwrap();
-    let lineage = doc["lineage"].as_str().unwrap().to_owned();
-    let stored = doc["pins"].as_array_mut().unwrap();
-    let at = stored.iter().position(|x| as_pinned(x) == cids[2]).unwrap();
-    let third = stored.remove(at);
-    std::fs::write(p.state_path(), serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let (mut journal, third, serial) = move_into_journal(&p, &cids[2]);
     let mut fourth = third.clone();
     fourth["cid"] = json!(cids[3]);
     if fourth.get("cid_as_pinned").is_some() {
         fourth["cid_as_pinned"] = json!(cids[3]);
     }
-    let mut journal = json_line(&json!({"journal_for_lineage": lineage}));
-    journal.extend(json_line(&json!({"serial": serial + 1, "pins": [third]})));
     let torn = json_line(&json!({"serial": serial + 2, "pins": [fourth]}));
     journal.extend_from_slice(&torn[..torn.len() / 2]);
     std::fs::write(p.path("pins.state.json.journal"), &journal).unwrap();
