@@ -27,12 +27,11 @@ pub trait StateStore: Send + Sync {
         self.save(state)
     }
 
-    /// Makes `state`, as [`load`](Self::load) returned it, the stored state
-    /// where an interrupted apply left part of it apart (the file's
-    /// journal), so that an apply with nothing left to do still leaves the
-    /// store whole. The caller holds the lock.
-    fn settle(&self, state: &State) -> Result<(), StateFileError> {
-        let _ = state;
+    /// Writes `state`, as [`load`](Self::load) returned it, back whole if
+    /// part of it is held only in what an interrupted apply left (the
+    /// file's journal), so that an apply with nothing to do still leaves
+    /// the store complete. The caller holds the lock.
+    fn settle(&self, _state: &State) -> Result<(), StateFileError> {
         Ok(())
     }
 
