@@ -281,3 +281,22 @@ fn watch_prunes_only_with_prune_true_and_a_refused_plan_is_blocked() {
     let s = status(&p).unwrap();
     assert!(s["error"].as_str().unwrap().contains("--max-unpins"), "{s}");
 }
+
+#[test]
+fn runs_without_transparent_huge_pages() {
+    // Each huge page is zeroed whole on first touch: at a million pins that
+    // was a third of a plan's time (see main.rs).
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &pin(CID_A, "a", &[]));
+    let w = watch(&p, &["--interval", "1h"]);
+    wait_until(Duration::from_secs(30), "the first pin", || {
+        emulator_cids(&emu) == [CID_A]
+    });
+    let status = std::fs::read_to_string(format!("/proc/{}/status", w.child.id())).unwrap();
+    let (code, out) = w.stop(libc::SIGTERM);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        status.lines().any(|l| l == "THP_enabled:\t0"),
+        "huge pages are still allowed:\n{status}"
+    );
+}
