@@ -156,14 +156,36 @@ impl CanonicalCid {
         Some(((pair >> (11 - offset)) & 0x1f) as u8)
     }
 
+    /// Every base32 digit's value in order (the last one zero-padded), in
+    /// one pass over the bytes: [`Self::digit`] finds one digit, this is
+    /// for reading them all (the text, comparing with a text, sort keys).
+    fn digit_values(&self) -> impl Iterator<Item = u8> + '_ {
+        let mut bytes = self.bytes().iter();
+        let (mut acc, mut bits) = (0u32, 0u32);
+        (0..self.digits()).map(move |_| {
+            if bits < 5 {
+                acc = (acc << 8) | u32::from(bytes.next().copied().unwrap_or(0));
+                bits += 8;
+            }
+            bits -= 5;
+            let value = (acc >> bits) & 0x1f;
+            acc &= (1 << bits) - 1;
+            value as u8
+        })
+    }
+
     /// The first 37 digits as two numbers, for sorting many CIDs by
     /// fixed-size keys: where two CIDs' numbers differ, they order as the
     /// CIDs do (a missing digit counts as the lowest, which ties with a
     /// real one only where the full comparison then decides).
     pub(crate) fn sort_prefix(&self) -> (u128, u64) {
-        let rank = |g| self.digit(g).map_or(0, |d| u64::from(text_rank(d)));
-        let head = (0..25).fold(0u128, |acc, g| acc << 5 | u128::from(rank(g)));
-        let tail = (25..37).fold(0u64, |acc, g| acc << 5 | rank(g));
+        let mut ranks = self
+            .digit_values()
+            .map(text_rank)
+            .chain(std::iter::repeat(0));
+        let mut next = || ranks.next().expect("endless");
+        let head = (0..25).fold(0u128, |acc, _| acc << 5 | u128::from(next()));
+        let tail = (25..37).fold(0u64, |acc, _| acc << 5 | u64::from(next()));
         (head, tail)
     }
 }
@@ -242,8 +264,8 @@ impl fmt::Display for CanonicalCid {
             &mut heap
         };
         text[0] = b'b';
-        for (g, c) in text[1..].iter_mut().enumerate() {
-            *c = BASE32[usize::from(self.digit(g).expect("within digits"))];
+        for (c, d) in text[1..].iter_mut().zip(self.digit_values()) {
+            *c = BASE32[usize::from(d)];
         }
         f.pad(std::str::from_utf8(text).expect("base32 is ASCII"))
     }
@@ -264,8 +286,8 @@ impl PartialEq<str> for CanonicalCid {
         digits.len() == self.digits()
             && digits
                 .bytes()
-                .enumerate()
-                .all(|(g, c)| self.digit(g).is_some_and(|d| BASE32[usize::from(d)] == c))
+                .zip(self.digit_values())
+                .all(|(c, d)| BASE32[usize::from(d)] == c)
     }
 }
 
@@ -403,6 +425,12 @@ mod tests {
                 CanonicalCid::from_test_bytes(&bytes)
             })
             .collect();
+        for cid in &cids {
+            let text = cid::multibase::encode(cid::multibase::Base::Base32Lower, cid.bytes());
+            assert_eq!(cid.to_string(), text);
+            assert!(*cid == *text.as_str(), "{text}");
+            assert!(*cid != *format!("{text}a").as_str(), "{text}");
+        }
         for pair in cids.windows(2) {
             let (a, b) = (&pair[0], &pair[1]);
             assert_eq!(a.cmp(b), a.to_string().cmp(&b.to_string()), "{a} {b}");

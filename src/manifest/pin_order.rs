@@ -6,8 +6,6 @@
 //! Sorting small fixed-size keys instead, then moving each entry once, gives
 //! the same order for a fraction of the cost.
 
-use std::collections::HashMap;
-
 use super::{PinKey, Target};
 
 /// Sorts `entries` by key, ties by position: the order of
@@ -17,16 +15,20 @@ pub(super) fn sort_by_key_then_position<T, P: Ord>(entries: &mut [(PinKey, T, P)
         u32::try_from(entries.len()).is_ok(),
         "far more pins than a manifest can hold"
     );
-    // Targets are few: rank them once instead of comparing their strings.
-    let mut ranks: HashMap<&Target, u32> = HashMap::new();
+    // Targets are few: rank them once instead of comparing their strings
+    // in every comparison (a search of a handful beats hashing each entry).
+    let mut targets: Vec<&Target> = Vec::new();
     for (key, ..) in entries.iter() {
-        ranks.entry(&key.target).or_insert(0);
+        if targets.last() != Some(&&key.target) && !targets.contains(&&key.target) {
+            targets.push(&key.target);
+        }
     }
-    let mut targets: Vec<&Target> = ranks.keys().copied().collect();
     targets.sort_unstable();
-    for (rank, target) in targets.into_iter().enumerate() {
-        ranks.insert(target, rank as u32);
-    }
+    let rank = |target: &Target| {
+        targets
+            .binary_search(&target)
+            .expect("every target was ranked") as u32
+    };
 
     // 32 bytes a key; the first 37 digits of a CIDv1 (`afkrei` and 31 of
     // its digest) tell apart any two different CIDs in practice.
@@ -44,7 +46,7 @@ pub(super) fn sort_by_key_then_position<T, P: Ord>(entries: &mut [(PinKey, T, P)
             SortKey {
                 head,
                 tail,
-                target: ranks[&key.target],
+                target: rank(&key.target),
                 index: index as u32,
             }
         })
