@@ -342,3 +342,61 @@ fn the_observer_is_told_of_each_file_read_and_the_main_load_reads_only_the_manif
     let m = load_main(&dir.path("pins.yaml")).unwrap();
     assert_eq!((m.pins.len(), m.included.len()), (0, 0));
 }
+
+#[test]
+fn many_files_walked_at_once_report_in_file_order_and_read_in_order() {
+    // Earlier files are longer, so that later ones tend to finish first.
+    let files: Vec<(String, String)> = (0..40)
+        .map(|i| {
+            let mut text = format!("pins:\n{}", pin("not-a-cid", "bad"));
+            for j in 0..(40 - i) * 30 {
+                let cid = super::CanonicalCid::for_test(&format!("{i}-{j}")).to_string();
+                text += &pin(&cid, "p");
+            }
+            if i % 2 == 1 {
+                text += &pin(A, "again");
+            }
+            (format!("pins.d/{i:02}.yaml"), text)
+        })
+        .collect();
+    let named: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let dir = Dir::new(
+        &format!(
+            "include: [pins.d/*.yaml]\ndefaults:\n  to: [aioz]\npins:\n{}",
+            pin(A, "main")
+        ),
+        &named,
+    );
+    // Each file's bad CID, then (odd files) its copy of the manifest's pin.
+    let mut expected = Vec::new();
+    for (i, (name, _)) in files.iter().enumerate() {
+        expected.push((
+            format!("{name}:2:10"),
+            "invalid CID \"not-a-cid\"".to_owned(),
+        ));
+        if i % 2 == 1 {
+            let line = 2 + 2 * (1 + (40 - i) * 30);
+            expected.push((
+                format!("{name}:{line}:10"),
+                format!("CID {A} is already pinned to aioz at pins.yaml:14:10"),
+            ));
+        }
+    }
+    let problems = dir.problems();
+    assert_eq!(problems.len(), expected.len(), "{problems:#?}");
+    for (got, (place, message)) in problems.iter().zip(&expected) {
+        assert!(
+            got.starts_with(&format!("{place}: {message}")),
+            "{got}, where {place}: {message} was expected"
+        );
+    }
+    let mut seen = Seen::default();
+    assert!(load_observed(&dir.path("pins.yaml"), &mut seen).is_err());
+    let read: Vec<PathBuf> = std::iter::once(dir.path("pins.yaml"))
+        .chain(files.iter().map(|(n, _)| dir.path(n)))
+        .collect();
+    assert_eq!(seen.read, read);
+}
