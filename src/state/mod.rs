@@ -6,6 +6,7 @@
 
 mod journal;
 mod lock;
+pub mod pin_table;
 mod postgres;
 pub(crate) mod state_file;
 mod store;
@@ -19,6 +20,7 @@ use crate::manifest::{CanonicalCid, Labels, Name, PinKey};
 pub use crate::file_io::FileError;
 pub use journal::Journal;
 pub use lock::{LockError, StateLock};
+pub use pin_table::PinTable;
 pub use postgres::{LeaseInfo, PgLocation, PgStore, is_postgres_url};
 pub use state_file::{Restored, StateFile, StateFileError};
 pub use store::{HeldLock, Recorder, StateStore};
@@ -42,7 +44,8 @@ pub struct State {
     pub lineage: String,
     /// Grows by one on every write.
     pub serial: u64,
-    pub pins: BTreeMap<PinKey, PinRecord>,
+    /// Every recorded pin, in key order.
+    pub pins: PinTable,
 }
 
 /// Whether a recorded pin is still asked for by the manifest.
