@@ -343,7 +343,7 @@ mod tests {
                     name: Some(format!("p{n}")),
                     meta: [("team".to_string(), "web".to_string())].into(),
                 },
-                pin_id: Some(format!("id-{n}")),
+                pin_id: Some(format!("id-{n}").into()),
                 pinned_at: "2026-01-01T00:00:00Z".into(),
                 status: PinStatus::Managed,
                 observed: None,
@@ -390,10 +390,10 @@ mod tests {
         let file = StateFile::new(dir.path().join("s.json"));
         let mut state = state_with(&[1]);
         state.pins.values_mut().for_each(|r| {
-            r.observed = Some(crate::state::Observed {
+            r.observed = Some(Box::new(crate::state::Observed {
                 status: crate::state::ProviderStatus::Failed,
                 at: "2026-12-01T10:00:00Z".into(),
-            });
+            }));
         });
         file.save(&state).unwrap();
         assert_eq!(file.load().unwrap(), state);
