@@ -99,13 +99,13 @@ pub fn adopt(
                     name: pin.name.clone().or_else(|| wanted_labels.name.clone()),
                     meta: wanted_labels.meta.clone(),
                 },
-                pin_id: pin.pin_id.clone(),
-                pinned_at: at.to_owned(),
+                pin_id: pin.pin_id.as_deref().map(Into::into),
+                pinned_at: at.into(),
                 status: PinStatus::Managed,
-                observed: Some(Observed {
+                observed: Some(Box::new(Observed {
                     status: pin.status,
                     at: at.to_owned(),
-                }),
+                })),
                 foreign: pin.foreign,
             },
         });

@@ -189,8 +189,8 @@ pub fn observe(
         let best = candidates().min_by_key(|p| (p.foreign, p.status.rank()));
         // Whose the recorded request is, as the service shows it now (a
         // state from before ownership was recorded learns it here).
-        if let Some(recorded) =
-            candidates().find(|p| p.pin_id.is_some() && p.pin_id == record.pin_id)
+        if let Some(recorded) = candidates()
+            .find(|p| p.pin_id.is_some() && p.pin_id.as_deref() == record.pin_id.as_deref())
         {
             record.foreign = recorded.foreign;
         }
@@ -198,13 +198,13 @@ pub fn observe(
         if record.pin_id.is_none()
             && let Some(id) = best.and_then(|p| p.pin_id.clone())
         {
-            record.pin_id = Some(id);
+            record.pin_id = Some(id.into());
             found.ids_learned += 1;
         }
-        record.observed = Some(Observed {
+        record.observed = Some(Box::new(Observed {
             status,
             at: at.to_owned(),
-        });
+        }));
         *found.statuses.entry(status).or_default() += 1;
     }
     found

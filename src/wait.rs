@@ -37,7 +37,7 @@ impl Awaited {
                 Some(Self {
                     key: k.clone(),
                     cid: r.sent_cid(k).into_owned(),
-                    pin_id: r.pin_id.clone(),
+                    pin_id: r.pin_id.as_deref().map(Into::into),
                 })
             })
             .collect()
@@ -139,10 +139,10 @@ pub fn record(state: &mut State, seen: &[(PinKey, ProviderStatus)]) {
     let at = crate::state::now_rfc3339();
     for (key, status) in seen {
         if let Some(record) = state.pins.get_mut(key) {
-            record.observed = Some(crate::state::Observed {
+            record.observed = Some(Box::new(crate::state::Observed {
                 status: *status,
                 at: at.clone(),
-            });
+            }));
         }
     }
 }

@@ -206,7 +206,7 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
                 let (key, record) = recorded.next().expect("peeked");
                 let unpinnable = prune.then(|| unpinnable(manifest, key, record));
                 let change = |action, reason| Change {
-                    pin_id: record.pin_id.clone(),
+                    pin_id: record.pin_id.as_deref().map(Into::into),
                     reason,
                     ..Change::new(action, key, &record.sent_cid(key), &record.labels)
                 };
@@ -244,7 +244,11 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
                         // Only a failed request of ours is removed (by this
                         // id) before pinning again; a missing one, or one
                         // made by someone else, is just pinned.
-                        pin_id: record.pin_id.clone().filter(|_| failed && !record.foreign),
+                        pin_id: record
+                            .pin_id
+                            .as_deref()
+                            .filter(|_| failed && !record.foreign)
+                            .map(Into::into),
                         reason: Some(format!("{reason} (checked {})", observed.at)),
                         origins: pin.origins.clone(),
                         ..Change::new(Action::Repin, key, &pin.sent_cid(key), &pin.labels)
@@ -263,7 +267,11 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
                     }),
                     // A Pinning Service replaces the request by its id; one
                     // made by someone else keeps its labels there.
-                    pin_id: record.pin_id.clone().filter(|_| !record.foreign),
+                    pin_id: record
+                        .pin_id
+                        .as_deref()
+                        .filter(|_| !record.foreign)
+                        .map(Into::into),
                     reason: record
                         .foreign
                         .then(|| FOREIGN.to_owned() + "; its labels there are left as they are"),
@@ -651,7 +659,7 @@ mod tests {
         }
         let mut state = applied(&manifest(&pins));
         for (i, record) in state.pins.values_mut().enumerate() {
-            record.pin_id = Some(format!("id-{i}"));
+            record.pin_id = Some(format!("id-{i}").into());
         }
         (pins, state)
     }
@@ -767,10 +775,10 @@ mod tests {
         );
 
         for r in state.pins.values_mut() {
-            r.observed = Some(crate::state::Observed {
+            r.observed = Some(Box::new(crate::state::Observed {
                 status: crate::state::ProviderStatus::Failed,
                 at: "2026-01-01T00:00:00Z".into(),
-            });
+            }));
         }
         let repin = plan(&before, &state, PlanOptions::default());
         assert_eq!(repin.changes[0].action, Action::Repin);
@@ -939,10 +947,10 @@ mod tests {
         for (key, r) in state.pins.iter_mut() {
             r.pin_id = Some("id".into());
             if key.target.provider == "aioz" {
-                r.observed = Some(Observed {
+                r.observed = Some(Box::new(Observed {
                     status: ProviderStatus::Missing,
                     at: "t".into(),
-                });
+                }));
             }
         }
         let p = plan(&after, &state, PRUNE);
@@ -962,10 +970,10 @@ mod tests {
             .unwrap();
         assert_eq!(unpin.moved_to.len(), 1, "the unpin waits for the re-pin");
         for r in state.pins.values_mut().filter(|r| r.observed.is_some()) {
-            r.observed = Some(Observed {
+            r.observed = Some(Box::new(Observed {
                 status: ProviderStatus::Failed,
                 at: "t".into(),
-            });
+            }));
         }
         let p = plan(&after, &state, PRUNE);
         let repin = p

@@ -78,8 +78,10 @@ pub fn check_pins_against_state(plan: &Plan, state: &State, path: &Path) -> anyh
         let id_matches = match (change.action, recorded) {
             (_, None) => false,
             // A re-pin carries the id only of a failed request.
-            (Action::Repin, Some(r)) => change.pin_id.is_none() || change.pin_id == r.pin_id,
-            (_, Some(r)) => change.pin_id == r.pin_id,
+            (Action::Repin, Some(r)) => {
+                change.pin_id.is_none() || change.pin_id.as_deref() == r.pin_id.as_deref()
+            }
+            (_, Some(r)) => change.pin_id.as_deref() == r.pin_id.as_deref(),
         };
         if !id_matches {
             bail!(

@@ -6,11 +6,13 @@
 
 mod journal;
 mod lock;
+pub mod pin_table;
 mod postgres;
 pub(crate) mod state_file;
 mod store;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +21,7 @@ use crate::manifest::{CanonicalCid, Labels, Name, PinKey};
 pub use crate::file_io::FileError;
 pub use journal::Journal;
 pub use lock::{LockError, StateLock};
+pub use pin_table::PinTable;
 pub use postgres::{LeaseInfo, PgLocation, PgStore, is_postgres_url};
 pub use state_file::{Restored, StateFile, StateFileError};
 pub use store::{HeldLock, Recorder, StateStore};
@@ -42,7 +45,8 @@ pub struct State {
     pub lineage: String,
     /// Grows by one on every write.
     pub serial: u64,
-    pub pins: BTreeMap<PinKey, PinRecord>,
+    /// Every recorded pin, in key order.
+    pub pins: PinTable,
 }
 
 /// Whether a recorded pin is still asked for by the manifest.
@@ -66,12 +70,15 @@ pub struct PinRecord {
     pub labels: Labels,
     /// The provider's id for the pin, where it gives one (AIOZ's `data.id`,
     /// which unpinning needs).
-    pub pin_id: Option<String>,
-    /// When the provider confirmed it (RFC 3339).
-    pub pinned_at: String,
+    pub pin_id: Option<Box<str>>,
+    /// When the provider confirmed it (RFC 3339). The same for every pin
+    /// confirmed in one second: a loaded state gives equal neighbours one
+    /// copy.
+    pub pinned_at: Arc<str>,
     pub status: PinStatus,
-    /// What the provider last said of the pin (`pinsync refresh`).
-    pub observed: Option<Observed>,
+    /// What the provider last said of the pin (`pinsync refresh`); boxed,
+    /// as most records never hold it.
+    pub observed: Option<Box<Observed>>,
     /// Adopted, not made: a Pinning Service request that lacks this
     /// manifest's `meta.pinsync` mark (made by hand or by another manifest).
     /// pinsync never unpins or replaces it.
@@ -212,7 +219,7 @@ struct FlatPin {
     #[serde(default)]
     meta: BTreeMap<String, String>,
     #[serde(default)]
-    pin_id: Option<String>,
+    pin_id: Option<Box<str>>,
     pinned_at: String,
     #[serde(default)]
     status: PinStatus,
@@ -291,11 +298,13 @@ impl<'de> Deserialize<'de> for StoredPin {
                     meta: f.meta,
                 },
                 pin_id: f.pin_id,
-                pinned_at: f.pinned_at,
+                pinned_at: f.pinned_at.into(),
                 status: f.status,
-                observed: f.provider_status.map(|status| Observed {
-                    status,
-                    at: f.checked_at.unwrap_or_default(),
+                observed: f.provider_status.map(|status| {
+                    Box::new(Observed {
+                        status,
+                        at: f.checked_at.unwrap_or_default(),
+                    })
                 }),
                 foreign: f.foreign,
             },

@@ -20,6 +20,7 @@ use postgres::{Client, NoTls};
 use tokio_util::sync::CancellationToken;
 
 use super::lock::Holder;
+use super::pin_table::PinTableBuilder;
 use super::store::{HeldLock, Recorder, StateStore};
 use super::{LockError, PinRef, State, StateFileError, StoredPin};
 use crate::manifest::PinKey;
@@ -876,6 +877,9 @@ impl StateStore for PgStore {
             state.lineage = head.get(0);
             state.serial = u64::try_from(head.get::<_, i64>(1)).unwrap_or_default();
         }
+        // The database's collation may order the rows otherwise than the
+        // keys: the builder sorts them if so.
+        let mut table = PinTableBuilder::with_capacity(pins.len());
         for row in pins {
             let record: serde_json::Value = row.get(0);
             let pin: StoredPin =
@@ -883,8 +887,12 @@ impl StateStore for PgStore {
                     store: self.describe(),
                     reason: format!("a pin row is not a pin: {e}"),
                 })?;
-            state.record(pin);
+            table.push(pin.key, pin.record);
         }
+        state.pins = table.build().map_err(|key| StateFileError::Database {
+            store: self.describe(),
+            reason: format!("pin {key} is stored twice"),
+        })?;
         Ok(state)
     }
 

@@ -6,7 +6,6 @@
 //! Between full writes, confirmed pins go to an append-only journal
 //! (see [`Journal`]) that loading replays.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -14,9 +13,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::journal::Journal;
-use super::{PinRecord, PinRef, READS_STATE_VERSIONS, STATE_FORMAT_VERSION, State, StoredPin};
+use super::pin_table::{PinTable, PinTableBuilder};
+use super::{PinRef, READS_STATE_VERSIONS, STATE_FORMAT_VERSION, State, StoredPin};
 use crate::file_io::{self, FileError};
-use crate::manifest::PinKey;
 
 /// Why a state file could not be used. It is never overwritten in any case.
 #[derive(Debug, thiserror::Error)]
@@ -56,18 +55,16 @@ struct Document {
     format_version: u64,
     lineage: String,
     serial: u64,
-    #[serde(deserialize_with = "pins_into_map")]
-    pins: BTreeMap<PinKey, PinRecord>,
+    #[serde(deserialize_with = "pins_into_table")]
+    pins: PinTable,
 }
 
-/// Reads the pin list straight into the map, refusing a pin listed twice,
+/// Reads the pin list straight into the table, refusing a pin listed twice,
 /// without an intermediate list of 100,000 pins.
-fn pins_into_map<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<BTreeMap<PinKey, PinRecord>, D::Error> {
+fn pins_into_table<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PinTable, D::Error> {
     struct Pins;
     impl<'de> serde::de::Visitor<'de> for Pins {
-        type Value = BTreeMap<PinKey, PinRecord>;
+        type Value = PinTable;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a list of pins")
         }
@@ -75,21 +72,12 @@ fn pins_into_map<'de, D: serde::Deserializer<'de>>(
             self,
             mut seq: A,
         ) -> Result<Self::Value, A::Error> {
-            let mut pins = BTreeMap::new();
+            let mut pins = PinTableBuilder::default();
             while let Some(StoredPin { key, record }) = seq.next_element()? {
-                match pins.entry(key) {
-                    std::collections::btree_map::Entry::Vacant(slot) => {
-                        slot.insert(record);
-                    }
-                    std::collections::btree_map::Entry::Occupied(slot) => {
-                        let key = slot.key();
-                        return Err(serde::de::Error::custom(format!(
-                            "pin {key} is listed twice"
-                        )));
-                    }
-                }
+                pins.push(key, record);
             }
-            Ok(pins)
+            pins.build()
+                .map_err(|key| serde::de::Error::custom(format!("pin {key} is listed twice")))
         }
     }
     d.deserialize_seq(Pins)
@@ -355,7 +343,7 @@ mod tests {
                     name: Some(format!("p{n}")),
                     meta: [("team".to_string(), "web".to_string())].into(),
                 },
-                pin_id: Some(format!("id-{n}")),
+                pin_id: Some(format!("id-{n}").into()),
                 pinned_at: "2026-01-01T00:00:00Z".into(),
                 status: PinStatus::Managed,
                 observed: None,
@@ -402,10 +390,10 @@ mod tests {
         let file = StateFile::new(dir.path().join("s.json"));
         let mut state = state_with(&[1]);
         state.pins.values_mut().for_each(|r| {
-            r.observed = Some(crate::state::Observed {
+            r.observed = Some(Box::new(crate::state::Observed {
                 status: crate::state::ProviderStatus::Failed,
                 at: "2026-12-01T10:00:00Z".into(),
-            });
+            }));
         });
         file.save(&state).unwrap();
         assert_eq!(file.load().unwrap(), state);
@@ -596,6 +584,21 @@ mod tests {
             unmatched_patterns.is_empty(),
             "no file for {unmatched_patterns:?}"
         );
+    }
+
+    #[test]
+    fn a_state_file_with_its_pins_out_of_order_loads_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.json"));
+        let text = serde_json::json!({
+            "format_version": 4, "lineage": "l", "serial": 3, "pins": [pin(3), pin(1), pin(2)]
+        });
+        fs::write(file.path(), text.to_string()).unwrap();
+        let loaded = file.load().unwrap();
+        let mut expected = state_with(&[1, 2, 3]);
+        expected.lineage = "l".into();
+        assert_eq!(loaded, expected);
+        assert!(loaded.pins.keys().is_sorted());
     }
 
     #[test]
