@@ -1,6 +1,6 @@
 //! Where a pin goes, and the identity of one managed pin.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 
 use serde::{Deserialize, Serialize};
@@ -19,21 +19,23 @@ pub struct Target {
 
 /// A provider's or a cluster's name, interned: a manifest of a million
 /// pins names a handful of targets, and each pin holds only pointers to
-/// their one copy.
+/// their one copy. A thin pointer (to the interned `&str`), so that a
+/// target is two words: at two million keys each word is 16 MB.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Name(&'static str);
+pub struct Name(&'static &'static str);
 
 impl Name {
     /// The one copy of `text`, made the first time it is seen. Names are
     /// few (a manifest's targets, a state's), so keeping each for the
     /// life of the process costs nothing.
     pub fn new(text: &str) -> Self {
+        type Interned = &'static &'static str;
         thread_local! {
-            static SEEN: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) };
+            static SEEN: std::cell::RefCell<Vec<Interned>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        static ALL: std::sync::Mutex<BTreeSet<&'static str>> =
-            std::sync::Mutex::new(BTreeSet::new());
-        if let Some(name) = SEEN.with_borrow(|seen| seen.iter().find(|s| **s == text).copied()) {
+        static ALL: std::sync::Mutex<BTreeMap<&'static str, Interned>> =
+            std::sync::Mutex::new(BTreeMap::new());
+        if let Some(name) = SEEN.with_borrow(|seen| seen.iter().find(|s| ***s == text).copied()) {
             return Self(name);
         }
         let name = {
@@ -43,8 +45,9 @@ impl Name {
             match all.get(text) {
                 Some(name) => *name,
                 None => {
-                    let name: &'static str = Box::leak(text.into());
-                    all.insert(name);
+                    let text: &'static str = Box::leak(text.into());
+                    let name: Interned = Box::leak(Box::new(text));
+                    all.insert(name, name);
                     name
                 }
             }
@@ -103,19 +106,19 @@ impl From<String> for Name {
 
 impl PartialEq<str> for Name {
     fn eq(&self, other: &str) -> bool {
-        self.0 == other
+        *self.0 == other
     }
 }
 
 impl PartialEq<&str> for Name {
     fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
+        *self.0 == *other
     }
 }
 
 impl PartialEq<String> for Name {
     fn eq(&self, other: &String) -> bool {
-        self.0 == other
+        *self.0 == other
     }
 }
 

@@ -479,7 +479,8 @@ mod tests {
     fn a_record_and_an_entry_stay_small() {
         // Two million of each in a state of a million pins on two targets.
         assert_eq!(size_of::<PinRecord>(), 112);
-        assert_eq!(size_of::<Entry>(), 184);
+        assert_eq!(size_of::<PinKey>(), 56);
+        assert_eq!(size_of::<Entry>(), 168);
     }
 
     #[test]
