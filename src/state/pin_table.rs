@@ -163,6 +163,12 @@ impl PinTableBuilder {
         }
     }
 
+    /// Room for `additional` more pins if the memory is there: a hint, as
+    /// without it the list grows as it goes.
+    pub(crate) fn try_reserve(&mut self, additional: usize) {
+        let _ = self.sorted.try_reserve_exact(additional);
+    }
+
     pub(crate) fn push(&mut self, key: PinKey, mut record: PinRecord) {
         if let Some((last, previous)) = self.sorted.last() {
             self.in_order &= *last < key;

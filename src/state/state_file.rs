@@ -49,39 +49,112 @@ impl StateFileError {
 }
 
 /// The on-disk shape of the state (written by [`encode`]).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Document {
     format_version: u64,
     lineage: String,
     serial: u64,
-    #[serde(deserialize_with = "pins_into_table")]
     pins: PinTable,
 }
 
-/// Reads the pin list straight into the table, refusing a pin listed twice,
-/// without an intermediate list of 100,000 pins.
-fn pins_into_table<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PinTable, D::Error> {
-    struct Pins;
-    impl<'de> serde::de::Visitor<'de> for Pins {
-        type Value = PinTable;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a list of pins")
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut pins = PinTableBuilder::default();
-            while let Some(StoredPin { key, record }) = seq.next_element()? {
-                pins.push(key, record);
-            }
-            pins.build()
-                .map_err(|key| serde::de::Error::custom(format!("pin {key} is listed twice")))
-        }
-    }
-    d.deserialize_seq(Pins)
+const DOCUMENT_FIELDS: &[&str] = &["format_version", "lineage", "serial", "pins"];
+
+/// Reads a [`Document`], its pin list straight into the table (refusing a
+/// pin listed twice) without an intermediate list of a million pins. By
+/// hand rather than derived, to size the table from the file's length.
+struct DocumentSeed {
+    /// About how many pins the file holds; a guess, never trusted.
+    pins_expected: usize,
 }
+
+impl<'de> serde::de::DeserializeSeed<'de> for DocumentSeed {
+    type Value = Document;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Document, D::Error> {
+        d.deserialize_struct("Document", DOCUMENT_FIELDS, self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DocumentSeed {
+    type Value = Document;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a pinsync state")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Document, A::Error> {
+        use serde::de::Error;
+        let (mut format_version, mut lineage, mut serial, mut pins) = (None, None, None, None);
+        while let Some(field) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let twice = |set: bool, name| {
+                if set {
+                    Err(A::Error::duplicate_field(name))
+                } else {
+                    Ok(())
+                }
+            };
+            match &*field {
+                "format_version" => {
+                    twice(format_version.is_some(), "format_version")?;
+                    format_version = Some(map.next_value()?);
+                }
+                "lineage" => {
+                    twice(lineage.is_some(), "lineage")?;
+                    lineage = Some(map.next_value()?);
+                }
+                "serial" => {
+                    twice(serial.is_some(), "serial")?;
+                    serial = Some(map.next_value()?);
+                }
+                "pins" => {
+                    twice(pins.is_some(), "pins")?;
+                    pins = Some(map.next_value_seed(Pins {
+                        expected: self.pins_expected,
+                    })?);
+                }
+                other => return Err(A::Error::unknown_field(other, DOCUMENT_FIELDS)),
+            }
+        }
+        Ok(Document {
+            format_version: format_version
+                .ok_or_else(|| A::Error::missing_field("format_version"))?,
+            lineage: lineage.ok_or_else(|| A::Error::missing_field("lineage"))?,
+            serial: serial.ok_or_else(|| A::Error::missing_field("serial"))?,
+            pins: pins.ok_or_else(|| A::Error::missing_field("pins"))?,
+        })
+    }
+}
+
+/// The pin list of a [`Document`].
+struct Pins {
+    expected: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Pins {
+    type Value = PinTable;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<PinTable, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Pins {
+    type Value = PinTable;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of pins")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<PinTable, A::Error> {
+        let mut pins = PinTableBuilder::default();
+        pins.try_reserve(self.expected);
+        while let Some(StoredPin { key, record }) = seq.next_element()? {
+            pins.push(key, record);
+        }
+        pins.build()
+            .map_err(|key| serde::de::Error::custom(format!("pin {key} is listed twice")))
+    }
+}
+
+/// Fewer bytes than any pin pinsync writes takes (a CIDv1 of a sha2-256
+/// digest is 59 characters, with its provider and time some 110 bytes;
+/// most take 150 to 200): room for a state's pins from its file's length,
+/// so that the list is not copied as it doubles (at two million pins,
+/// 340 MB moved). Room not used is never touched, so costs no memory.
+const FEWEST_BYTES_A_PIN: u64 = 150;
 
 /// What a restore appends to the names of the files it moves aside,
 /// before a timestamp.
@@ -150,7 +223,11 @@ impl StateFile {
         // Streamed rather than read whole: at 100,000 pins the file is 40 MB
         // that need not sit in memory beside the state it becomes.
         let mut state = match File::open(&self.path) {
-            Ok(file) => decode(&self.path, io::BufReader::with_capacity(1 << 16, file))?,
+            Ok(file) => {
+                let length = file.metadata().map_or(0, |m| m.len());
+                let reader = io::BufReader::with_capacity(1 << 16, file);
+                decode(&self.path, reader, length)?
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => State::new(),
             Err(e) => return Err(StateFileError::io("read state file", &self.path)(e)),
         };
@@ -188,7 +265,7 @@ impl StateFile {
     /// restore loses nothing. The caller holds the lock.
     pub fn restore(&self, from: &Path) -> Result<Restored, StateFileError> {
         let bytes = fs::read(from).map_err(StateFileError::io("read", from))?;
-        let mut state = decode(from, &bytes[..])?;
+        let mut state = decode(from, &bytes[..], bytes.len() as u64)?;
         // Above every serial the replaced files reached, so a plan saved
         // against any of them is refused; they may be damaged, so read them
         // leniently.
@@ -271,8 +348,19 @@ fn encode(state: &State) -> Vec<u8> {
     out
 }
 
-fn decode(path: &Path, reader: impl io::Read) -> Result<State, StateFileError> {
-    let doc: Document = serde_json::from_reader(reader).map_err(|e| unreadable(path, &e))?;
+/// `length`: the file's, to size the pin table (0 if unknown).
+fn decode(path: &Path, reader: impl io::Read, length: u64) -> Result<State, StateFileError> {
+    use serde::de::DeserializeSeed as _;
+    let seed = DocumentSeed {
+        // A guess from a length that may be anything (a sparse file of a
+        // terabyte): capped, and only reserved where the memory is there.
+        pins_expected: usize::try_from((length / FEWEST_BYTES_A_PIN).min(1 << 24)).unwrap_or(0),
+    };
+    let mut json = serde_json::Deserializer::from_reader(reader);
+    let doc = seed
+        .deserialize(&mut json)
+        .and_then(|doc| json.end().map(|()| doc))
+        .map_err(|e| unreadable(path, &e))?;
     if !READS_STATE_VERSIONS
         .map(u64::from)
         .contains(&doc.format_version)
@@ -296,16 +384,19 @@ fn unreadable(path: &Path, error: &serde_json::Error) -> StateFileError {
         path: path.to_path_buf(),
         reason,
     };
-    let bytes = fs::read(path).unwrap_or_default();
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    // Streamed, as the file may be far larger than memory.
+    let read = || File::open(path).map(io::BufReader::new);
+    let blank =
+        read().is_ok_and(|r| io::Read::bytes(r).all(|b| b.is_ok_and(|b| b.is_ascii_whitespace())));
+    if blank {
         return corrupt("the file is empty".into());
     }
     #[derive(Deserialize)]
     struct Versioned {
         format_version: u64,
     }
-    match serde_json::from_slice::<Versioned>(&bytes) {
-        Ok(v)
+    match read().map(serde_json::from_reader::<_, Versioned>) {
+        Ok(Ok(v))
             if !READS_STATE_VERSIONS
                 .map(u64::from)
                 .contains(&v.format_version) =>
@@ -615,11 +706,40 @@ mod tests {
             (b"{\"format_version\": 1, \"lin", "EOF"),
             (b"{\"format_version\": 99}", "format version 99"),
             (good.as_bytes(), "listed twice"),
+            (
+                b"{\"format_version\": 4, \"lineage\": \"l\", \"serial\": 1, \"pins\": [], \"x\": 1}",
+                "unknown field `x`",
+            ),
+            (
+                b"{\"format_version\": 4, \"lineage\": \"l\", \"pins\": []}",
+                "missing field `serial`",
+            ),
+            (
+                b"{\"format_version\": 4, \"lineage\": \"l\", \"lineage\": \"m\"}",
+                "duplicate field `lineage`",
+            ),
+            (
+                b"{\"format_version\": 4, \"lineage\": \"l\", \"serial\": 1, \"pins\": []} {}",
+                "trailing characters",
+            ),
+            (b"[4, \"l\", 1, []]", "expected a pinsync state"),
         ] {
             fs::write(&path, bytes).unwrap();
             let err = file.load().unwrap_err().to_string();
             assert!(err.contains(why), "{why}: {err}");
             assert!(err.contains("s.json"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_huge_sparse_state_file_is_refused_without_reserving_for_it() {
+        // Its length would ask room for billions of pins.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        let f = fs::File::create(&path).unwrap();
+        f.set_len(1 << 40).unwrap();
+        let err = StateFile::new(&path).load().unwrap_err().to_string();
+        assert!(err.contains("s.json"), "{err}");
+        assert!(!err.contains("empty"), "{err}");
     }
 }
