@@ -400,3 +400,49 @@ fn many_files_walked_at_once_report_in_file_order_and_read_in_order() {
         .collect();
     assert_eq!(seen.read, read);
 }
+
+#[test]
+fn files_that_cannot_be_read_are_reported_in_file_order() {
+    // Each shares the glob's place; long files between them keep the
+    // workers busy, so an order left to the threads would show.
+    let files: Vec<(String, String)> = (0..6)
+        .map(|i| {
+            let pins: String = (0..3_000)
+                .map(|j| {
+                    pin(
+                        &super::CanonicalCid::for_test(&format!("{i}-{j}")).to_string(),
+                        "p",
+                    )
+                })
+                .collect();
+            (format!("pins.d/{i}-long.yaml"), format!("pins:\n{pins}"))
+        })
+        .collect();
+    let named: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let dir = Dir::new(
+        "include: [pins.d/*.yaml]\ndefaults:\n  to: [aioz]\npins: []\n",
+        &named,
+    );
+    for i in 0..6 {
+        // A link to nothing: listed by the glob, unreadable.
+        std::os::unix::fs::symlink(dir.path("gone"), dir.path(&format!("pins.d/{i}-gone.yaml")))
+            .unwrap();
+    }
+    let problems = dir.problems();
+    let unreadable: Vec<&String> = problems
+        .iter()
+        .filter(|p| p.contains("cannot read"))
+        .collect();
+    assert_eq!(unreadable.len(), 6, "{problems:#?}");
+    for (i, problem) in unreadable.iter().enumerate() {
+        assert!(
+            problem.starts_with(&format!(
+                "pins.yaml:10:11: cannot read included file pins.d/{i}-gone.yaml:"
+            )),
+            "{problems:#?}"
+        );
+    }
+}

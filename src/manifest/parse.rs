@@ -613,40 +613,54 @@ impl Walker {
             .map_or(1, std::num::NonZero::get)
             .min(entries.len());
         // Read on this thread; at most `workers` files wait to be parsed.
-        let (to_parse, parse_next) = std::sync::mpsc::sync_channel(workers);
-        let parse_next = std::sync::Mutex::new(parse_next);
+        let (to_parse, parse_next) = std::sync::mpsc::sync_channel::<(u32, Vec<u8>)>(workers);
+        // Held by the workers alone: once every one has stopped (a panic
+        // included), it is dropped, and sending fails instead of waiting.
+        let parse_next = std::sync::Arc::new(std::sync::Mutex::new(parse_next));
         let (parsed, results) = std::sync::mpsc::channel();
         let all_files = &self.files.clone();
         std::thread::scope(|scope| {
             for _ in 0..workers {
-                let (parse_next, parsed) = (&parse_next, parsed.clone());
+                let (parse_next, parsed) = (std::sync::Arc::clone(&parse_next), parsed.clone());
                 scope.spawn(move || {
+                    // One walker a worker, not a file: it holds every path.
+                    let mut walker = Walker {
+                        files: all_files.clone(),
+                        current: 0,
+                        problems: Vec::new(),
+                    };
                     loop {
-                        let next = parse_next.lock().expect("no worker panics").recv();
-                        let Ok((index, entry_at, bytes)) = next else {
+                        let next = parse_next
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .recv();
+                        let Ok((index, bytes)) = next else {
                             break;
                         };
-                        let mut walker = Walker {
-                            files: all_files.clone(),
-                            current: 0,
-                            problems: Vec::new(),
-                        };
                         let mut pins = Found::new();
-                        walker.included_file(index, entry_at, bytes, context, &mut pins);
-                        if parsed.send((walker.problems, pins)).is_err() {
+                        walker.included_file(index, &bytes, context, &mut pins);
+                        drop(bytes);
+                        let problems = std::mem::take(&mut walker.problems);
+                        if parsed.send((problems, pins)).is_err() {
                             break;
                         }
                     }
                 });
             }
-            drop(parsed);
+            drop((parse_next, parsed));
             let files = entries.len();
             for (offset, entry_at) in entries.into_iter().enumerate() {
-                let index = first + offset;
-                let bytes = source.read(&all_files[index]);
-                let index = u32::try_from(index).expect("far fewer files");
-                if to_parse.send((index, entry_at, bytes)).is_err() {
-                    break;
+                let index = u32::try_from(first + offset).expect("far fewer files");
+                // A file that cannot be read is reported here, in file order:
+                // its problem is placed at its `include` entry, which files
+                // matched by one glob share.
+                match source.read(&all_files[index as usize]) {
+                    Ok(bytes) => {
+                        if to_parse.send((index, bytes)).is_err() {
+                            break; // every worker stopped: the scope says why
+                        }
+                    }
+                    Err(failure) => self.unreadable_include(index, entry_at, failure),
                 }
                 for part in results.try_iter() {
                     self.take_part(part, files, found);
@@ -669,42 +683,35 @@ impl Walker {
     ) {
         self.problems.extend(problems);
         // Files of a collection are alike: room for as many pins in each as
-        // in the first spares copying the list as it doubles (at a million
-        // pins, 350 MB moved more than once). Room not used is never
-        // touched, so it costs no memory.
+        // in the first one walked spares copying the list as it doubles (at
+        // a million pins, 350 MB moved more than once). Room not used is
+        // never touched, so it costs no memory.
         if found.capacity() == found.len() {
             found.reserve_exact(pins.len().saturating_mul(files));
         }
         found.append(&mut pins);
     }
 
-    /// One included file, `self.files[index]`: its `pins`, and `defaults`
-    /// for them.
-    fn included_file(
-        &mut self,
-        index: u32,
-        entry_at: Position,
-        bytes: Result<Vec<u8>, ReadFailure>,
-        context: &Context,
-        found: &mut Found,
-    ) {
-        let at_start = Position { line: 1, column: 1 };
-        let path = &self.files[index as usize];
-        let bytes = match bytes {
-            Ok(bytes) => bytes,
-            Err(ReadFailure::TooLarge(size)) => {
+    /// An included file that could not be read.
+    fn unreadable_include(&mut self, index: u32, entry_at: Position, failure: ReadFailure) {
+        match failure {
+            ReadFailure::TooLarge(size) => {
+                let at_start = Position { line: 1, column: 1 };
                 self.problem_in(index, at_start, too_large(Kind::Included, size, true));
-                return;
             }
-            Err(ReadFailure::Io(e)) => {
-                let message = format!("cannot read included file {}: {e}", path.display());
+            ReadFailure::Io(e) => {
+                let path = self.files[index as usize].display();
+                let message = format!("cannot read included file {path}: {e}");
                 self.problem_in(0, entry_at, message);
-                return;
             }
-        };
-        let tree = tree(path, &bytes, Kind::Included);
-        drop(bytes);
-        let top = match tree {
+        }
+    }
+
+    /// One included file, `self.files[index]`, read as `bytes`: its `pins`,
+    /// and `defaults` for them.
+    fn included_file(&mut self, index: u32, bytes: &[u8], context: &Context, found: &mut Found) {
+        let path = &self.files[index as usize];
+        let top = match tree(path, bytes, Kind::Included) {
             Ok(Node::Mapping(top)) => top,
             Ok(other) => {
                 // The loader refuses any other top level; kept total.
