@@ -6,6 +6,8 @@
 //! Sorting small fixed-size keys instead, then moving each entry once, gives
 //! the same order for a fraction of the cost.
 
+use std::collections::BTreeSet;
+
 use super::{PinKey, Target};
 
 /// Sorts `entries` by key, ties by position: the order of
@@ -16,14 +18,17 @@ pub(super) fn sort_by_key_then_position<T, P: Ord>(entries: &mut [(PinKey, T, P)
         "far more pins than a manifest can hold"
     );
     // Targets are few: rank them once instead of comparing their strings
-    // in every comparison (a search of a handful beats hashing each entry).
-    let mut targets: Vec<&Target> = Vec::new();
+    // in every comparison (a search of a handful beats hashing each entry;
+    // a set, as cluster names are free and could be many).
+    let mut seen: BTreeSet<&Target> = BTreeSet::new();
+    let mut last = None;
     for (key, ..) in entries.iter() {
-        if targets.last() != Some(&&key.target) && !targets.contains(&&key.target) {
-            targets.push(&key.target);
+        if last != Some(&key.target) {
+            seen.insert(&key.target);
+            last = Some(&key.target);
         }
     }
-    targets.sort_unstable();
+    let targets: Vec<&Target> = seen.into_iter().collect();
     let rank = |target: &Target| {
         targets
             .binary_search(&target)
