@@ -12,7 +12,8 @@ fn main() -> std::process::ExitCode {
 /// each first touch zeroes 2 MiB, and memory it hands back and takes again
 /// (a parsed file freed, the next one parsed) is zeroed again in full. At a
 /// million pins that was a third of a plan's time; with 4 KiB pages it is
-/// gone. A failure (an old kernel) only costs that time.
+/// gone. A failure (an old kernel) only costs that time. Processes pinsync
+/// starts inherit the setting.
 fn without_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory

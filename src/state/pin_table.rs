@@ -96,6 +96,7 @@ impl PinTable {
         self.len
     }
 
+    /// Whether it holds no pin.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -169,6 +170,7 @@ impl PinTableBuilder {
         let _ = self.sorted.try_reserve_exact(additional);
     }
 
+    /// Adds the next pin read.
     pub(crate) fn push(&mut self, key: PinKey, mut record: PinRecord) {
         if let Some((last, previous)) = self.sorted.last() {
             self.in_order &= *last < key;
@@ -290,6 +292,7 @@ impl<'a> Iterator for Live<'a> {
     }
 }
 
+/// [`Live`], its records to change in place.
 struct LiveMut<'a>(std::slice::IterMut<'a, Entry>);
 
 impl<'a> Iterator for LiveMut<'a> {

@@ -149,12 +149,12 @@ impl<'de> serde::de::Visitor<'de> for Pins {
     }
 }
 
-/// Fewer bytes than any pin pinsync writes takes (a CIDv1 of a sha2-256
-/// digest is 59 characters, with its provider and time some 110 bytes;
-/// most take 150 to 200): room for a state's pins from its file's length,
-/// so that the list is not copied as it doubles (at two million pins,
-/// 340 MB moved). Room not used is never touched, so costs no memory.
-const FEWEST_BYTES_A_PIN: u64 = 150;
+/// Fewer bytes than any pin pinsync writes takes (with its CID, provider
+/// and time, some 120; most take 150 to 200): room for a state's pins from
+/// its file's length, so that the list is not copied as it doubles (at two
+/// million pins, 340 MB moved). Room not used is never touched, so costs
+/// no memory.
+const FEWEST_BYTES_A_PIN: u64 = 100;
 
 /// What a restore appends to the names of the files it moves aside,
 /// before a timestamp.
@@ -732,8 +732,9 @@ mod tests {
     }
 
     #[test]
-    fn a_huge_sparse_state_file_is_refused_without_reserving_for_it() {
-        // Its length would ask room for billions of pins.
+    fn a_huge_sparse_state_file_is_refused_and_explained_without_reading_it_whole() {
+        // Read whole, it would not fit in memory; its length also asks
+        // room for billions of pins.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.json");
         let f = fs::File::create(&path).unwrap();

@@ -295,8 +295,10 @@ fn runs_without_transparent_huge_pages() {
     let status = std::fs::read_to_string(format!("/proc/{}/status", w.child.id())).unwrap();
     let (code, out) = w.stop(libc::SIGTERM);
     assert_eq!(code, 0, "{out}");
-    assert!(
-        status.lines().any(|l| l == "THP_enabled:\t0"),
-        "huge pages are still allowed:\n{status}"
-    );
+    // Linux 5.0 and later say; a kernel that does not cannot be asked.
+    let Some(thp) = status.lines().find(|l| l.starts_with("THP_enabled:")) else {
+        eprintln!("skipped: this kernel's /proc/PID/status has no THP_enabled");
+        return;
+    };
+    assert_eq!(thp, "THP_enabled:\t0", "huge pages are still allowed");
 }
