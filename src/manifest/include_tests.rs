@@ -34,6 +34,15 @@ impl Dir {
         dir
     }
 
+    /// [`Dir::new`] with files made by the test.
+    fn with_files(head: &str, files: &[(String, String)]) -> Self {
+        let files: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
+        Self::new(head, &files)
+    }
+
     fn write(&self, name: &str, text: &str) {
         let path = self.path(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -359,16 +368,12 @@ fn many_files_walked_at_once_report_in_file_order_and_read_in_order() {
             (format!("pins.d/{i:02}.yaml"), text)
         })
         .collect();
-    let named: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(n, t)| (n.as_str(), t.as_str()))
-        .collect();
-    let dir = Dir::new(
+    let dir = Dir::with_files(
         &format!(
             "include: [pins.d/*.yaml]\ndefaults:\n  to: [aioz]\npins:\n{}",
             pin(A, "main")
         ),
-        &named,
+        &files,
     );
     // Each file's bad CID, then (odd files) its copy of the manifest's pin.
     let mut expected = Vec::new();
@@ -418,13 +423,9 @@ fn files_that_cannot_be_read_are_reported_in_file_order() {
             (format!("pins.d/{i}-long.yaml"), format!("pins:\n{pins}"))
         })
         .collect();
-    let named: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(n, t)| (n.as_str(), t.as_str()))
-        .collect();
-    let dir = Dir::new(
+    let dir = Dir::with_files(
         "include: [pins.d/*.yaml]\ndefaults:\n  to: [aioz]\npins: []\n",
-        &named,
+        &files,
     );
     for i in 0..6 {
         // A link to nothing: listed by the glob, unreadable.

@@ -350,96 +350,57 @@ where
     }
 }
 
-/// The pins of a [`PinTable`] in key order ([`PinTable::iter`]).
-pub struct Iter<'a>(Merge<Live<'a>, btree_map::Iter<'a, PinKey, PinRecord>>);
+/// A newtype iterator over `$inner`, its items mapped by `$map`: the
+/// iterators a map has, each with its own name as `btree_map`'s.
+macro_rules! table_iterator {
+    ($(#[$doc:meta])* $name:ident($inner:ty) -> $item:ty, $map:expr) => {
+        $(#[$doc])*
+        pub struct $name<'a>($inner);
 
-impl<'a> Iterator for Iter<'a> {
-    type Item = (&'a PinKey, &'a PinRecord);
+        impl<'a> Iterator for $name<'a> {
+            type Item = $item;
 
-    fn next(&mut self) -> Option<Self::Item> {
-        self.0.next()
-    }
+            fn next(&mut self) -> Option<$item> {
+                self.0.next().map($map)
+            }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.0.size_hint()
-    }
+            fn size_hint(&self) -> (usize, Option<usize>) {
+                self.0.size_hint()
+            }
+        }
+
+        impl ExactSizeIterator for $name<'_> {}
+        impl FusedIterator for $name<'_> {}
+    };
 }
 
-impl ExactSizeIterator for Iter<'_> {}
-impl FusedIterator for Iter<'_> {}
-
-/// The pins of a [`PinTable`] in key order, mutable ([`PinTable::iter_mut`]).
-pub struct IterMut<'a>(Merge<LiveMut<'a>, btree_map::IterMut<'a, PinKey, PinRecord>>);
-
-impl<'a> Iterator for IterMut<'a> {
-    type Item = (&'a PinKey, &'a mut PinRecord);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.0.next()
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.0.size_hint()
-    }
-}
-
-impl ExactSizeIterator for IterMut<'_> {}
-impl FusedIterator for IterMut<'_> {}
-
-/// The keys of a [`PinTable`] in order ([`PinTable::keys`]).
-pub struct Keys<'a>(Iter<'a>);
-
-impl<'a> Iterator for Keys<'a> {
-    type Item = &'a PinKey;
-
-    fn next(&mut self) -> Option<&'a PinKey> {
-        self.0.next().map(|(k, _)| k)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.0.size_hint()
-    }
-}
-
-impl ExactSizeIterator for Keys<'_> {}
-impl FusedIterator for Keys<'_> {}
-
-/// The records of a [`PinTable`] in key order ([`PinTable::values`]).
-pub struct Values<'a>(Iter<'a>);
-
-impl<'a> Iterator for Values<'a> {
-    type Item = &'a PinRecord;
-
-    fn next(&mut self) -> Option<&'a PinRecord> {
-        self.0.next().map(|(_, r)| r)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.0.size_hint()
-    }
-}
-
-impl ExactSizeIterator for Values<'_> {}
-impl FusedIterator for Values<'_> {}
-
-/// The records of a [`PinTable`] in key order, mutable
-/// ([`PinTable::values_mut`]).
-pub struct ValuesMut<'a>(IterMut<'a>);
-
-impl<'a> Iterator for ValuesMut<'a> {
-    type Item = &'a mut PinRecord;
-
-    fn next(&mut self) -> Option<&'a mut PinRecord> {
-        self.0.next().map(|(_, r)| r)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.0.size_hint()
-    }
-}
-
-impl ExactSizeIterator for ValuesMut<'_> {}
-impl FusedIterator for ValuesMut<'_> {}
+table_iterator!(
+    /// The pins of a [`PinTable`] in key order ([`PinTable::iter`]).
+    Iter(Merge<Live<'a>, btree_map::Iter<'a, PinKey, PinRecord>>) -> (&'a PinKey, &'a PinRecord),
+    |pin| pin
+);
+table_iterator!(
+    /// The pins of a [`PinTable`] in key order, mutable ([`PinTable::iter_mut`]).
+    IterMut(Merge<LiveMut<'a>, btree_map::IterMut<'a, PinKey, PinRecord>>)
+        -> (&'a PinKey, &'a mut PinRecord),
+    |pin| pin
+);
+table_iterator!(
+    /// The keys of a [`PinTable`] in order ([`PinTable::keys`]).
+    Keys(Iter<'a>) -> &'a PinKey,
+    |(key, _)| key
+);
+table_iterator!(
+    /// The records of a [`PinTable`] in key order ([`PinTable::values`]).
+    Values(Iter<'a>) -> &'a PinRecord,
+    |(_, record)| record
+);
+table_iterator!(
+    /// The records of a [`PinTable`] in key order, mutable
+    /// ([`PinTable::values_mut`]).
+    ValuesMut(IterMut<'a>) -> &'a mut PinRecord,
+    |(_, record)| record
+);
 
 #[cfg(test)]
 mod tests {
