@@ -618,17 +618,18 @@ impl Walker {
         // included), it is dropped, and sending fails instead of waiting.
         let parse_next = std::sync::Arc::new(std::sync::Mutex::new(parse_next));
         let (parsed, results) = std::sync::mpsc::channel();
-        let all_files = &self.files.clone();
+        // One walker a worker, not a file: each holds every path.
+        let walkers: Vec<Walker> = (0..workers)
+            .map(|_| Walker {
+                files: self.files.clone(),
+                current: 0,
+                problems: Vec::new(),
+            })
+            .collect();
         std::thread::scope(|scope| {
-            for _ in 0..workers {
+            for mut walker in walkers {
                 let (parse_next, parsed) = (std::sync::Arc::clone(&parse_next), parsed.clone());
                 scope.spawn(move || {
-                    // One walker a worker, not a file: it holds every path.
-                    let mut walker = Walker {
-                        files: all_files.clone(),
-                        current: 0,
-                        problems: Vec::new(),
-                    };
                     loop {
                         let next = parse_next
                             .lock()
@@ -654,7 +655,7 @@ impl Walker {
                 // A file that cannot be read is reported here, in file order:
                 // its problem is placed at its `include` entry, which files
                 // matched by one glob share.
-                match source.read(&all_files[index as usize]) {
+                match source.read(&self.files[index as usize]) {
                     Ok(bytes) => {
                         if to_parse.send((index, bytes)).is_err() {
                             break; // every worker stopped: the scope says why
