@@ -3,6 +3,7 @@
 //! unpins the old copy, poll the new pins, backing off, until each is
 //! pinned or failed, or the time is up.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -10,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::apply::Providers;
 use crate::manifest::PinKey;
-use crate::provider::UnpinRequest;
+use crate::provider::{ProviderError, UnpinRequest};
 use crate::state::{ProviderStatus, State};
 
 /// Status checks in flight at most.
@@ -82,23 +83,24 @@ pub async fn wait(
         pins.iter().map(|p| (p, "unanswered".to_owned())).collect();
     let mut waited = Waited::default();
     let mut pause = FIRST_PAUSE;
+    // Providers that answered as every call to them would (a refused key, a
+    // redirect), with that answer: their pins are not asked again.
+    let mut given_up: BTreeMap<&str, String> = BTreeMap::new();
     loop {
         let checks = pending.iter().map(|(pin, _)| async move {
             match providers.get(pin.key.target.provider.as_str()) {
-                Some(provider) => provider
-                    .status(pin.request())
-                    .await
-                    .map_err(|e| e.to_string()),
-                None => Err("its provider is not connected".to_owned()),
+                Some(provider) => provider.status(pin.request()).await.map_err(Some),
+                None => Err(None),
             }
         });
-        let answers: Vec<Result<ProviderStatus, String>> = futures::stream::iter(checks)
-            .buffered(CHECKS_IN_FLIGHT)
-            .collect()
-            .await;
+        let answers: Vec<Result<ProviderStatus, Option<ProviderError>>> =
+            futures::stream::iter(checks)
+                .buffered(CHECKS_IN_FLIGHT)
+                .collect()
+                .await;
         waited.calls += answers.len();
         let mut still = Vec::new();
-        for ((pin, last), answer) in pending.into_iter().zip(answers) {
+        for ((pin, _), answer) in pending.into_iter().zip(answers) {
             match answer {
                 Ok(status) => {
                     waited.seen.retain(|(k, _)| k != &pin.key);
@@ -111,17 +113,31 @@ pub async fn wait(
                 }
                 // A call that fails is asked again next round; its error is
                 // the last word if the time runs out.
-                Err(e) => still.push((pin, format!("unanswered ({e})"))),
+                Err(Some(e)) => {
+                    if e.refuses_every_call() {
+                        given_up.insert(
+                            pin.key.target.provider.as_str(),
+                            format!("unanswered ({e})"),
+                        );
+                    }
+                    still.push((pin, format!("unanswered ({e})")));
+                }
+                Err(None) => still.push((pin, "unanswered (its provider is not connected)".into())),
             }
-            let _ = last;
         }
+        let (out, still): (Vec<_>, Vec<_>) = still
+            .into_iter()
+            .partition(|(pin, _)| given_up.contains_key(pin.key.target.provider.as_str()));
+        waited.timed_out.extend(out.into_iter().map(|(pin, _)| {
+            let why = &given_up[pin.key.target.provider.as_str()];
+            (pin.key.clone(), why.clone())
+        }));
         pending = still;
         let now = tokio::time::Instant::now();
         if pending.is_empty() || now >= deadline || stop.is_cancelled() {
-            waited.timed_out = pending
-                .into_iter()
-                .map(|(p, last)| (p.key.clone(), last))
-                .collect();
+            waited
+                .timed_out
+                .extend(pending.into_iter().map(|(p, last)| (p.key.clone(), last)));
             return waited;
         }
         let next = pause.min(deadline - now);

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -127,6 +127,11 @@ pub struct FailNext {
     /// request's headers, credentials included, as some proxies do.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub echo_headers: bool,
+    /// Answer `status` (default 307) with `Location` set to this origin
+    /// (`http://127.0.0.2:PORT`) followed by the request's path and query,
+    /// as a moved endpoint, a proxy or a hostile DNS answer would.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<String>,
 }
 
 impl FaultConfig {
@@ -159,10 +164,18 @@ impl FaultConfig {
                 || entry.malformed
                 || entry.wrong_shape
                 || entry.body.is_some()
-                || entry.echo_headers;
+                || entry.echo_headers
+                || entry.redirect.is_some();
             if !acts {
                 return Err(format!(
-                    "fail_next[{i}] needs one of status, drop, drop_after, malformed, wrong_shape, body, echo_headers"
+                    "fail_next[{i}] needs one of status, drop, drop_after, malformed, wrong_shape, body, echo_headers, redirect"
+                ));
+            }
+            if let Some(to) = &entry.redirect
+                && !(to.starts_with("http://") || to.starts_with("https://"))
+            {
+                return Err(format!(
+                    "fail_next[{i}].redirect must be an http(s) origin, got {to:?}"
                 ));
             }
         }
@@ -204,6 +217,11 @@ impl FaultConfig {
             } else if entry.echo_headers {
                 Fault::EchoHeaders {
                     status: entry.status.unwrap_or(400),
+                }
+            } else if let Some(to) = entry.redirect {
+                Fault::Redirect {
+                    status: entry.status.unwrap_or(307),
+                    to,
                 }
             } else {
                 Fault::Status {
@@ -285,6 +303,11 @@ pub enum Fault {
     EchoHeaders {
         status: u16,
     },
+    Redirect {
+        status: u16,
+        /// The origin the request is sent on to.
+        to: String,
+    },
     Status {
         status: u16,
         retry_after: Option<u64>,
@@ -301,6 +324,7 @@ impl Decision {
             Fault::Malformed => "malformed",
             Fault::WrongShape => "wrong_shape",
             Fault::EchoHeaders { .. } => "echo_headers",
+            Fault::Redirect { .. } => "redirect",
             Fault::Status { status: 429, .. } if !self.scripted => "rate_limit",
             Fault::Status { .. } if !self.scripted => "error",
             Fault::Status { .. } => "status",
@@ -315,9 +339,16 @@ impl Decision {
 
 impl Fault {
     /// The answer this fault gives, in the provider's usual error shape.
-    /// `headers` are the request's, for `EchoHeaders`.
-    pub fn respond(self, provider: Option<Provider>, headers: &HeaderMap) -> Response {
+    /// `uri` and `headers` are the request's, for `Redirect` and
+    /// `EchoHeaders`.
+    pub fn respond(self, provider: Option<Provider>, uri: &Uri, headers: &HeaderMap) -> Response {
         match self {
+            Fault::Redirect { status, to } => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+                let rest = uri.path_and_query().map_or("/", |pq| pq.as_str());
+                let location = format!("{}{rest}", to.trim_end_matches('/'));
+                (status, [(header::LOCATION, location)]).into_response()
+            }
             Fault::EchoHeaders { status } => {
                 let mut lines: Vec<String> = headers
                     .iter()

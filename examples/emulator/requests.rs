@@ -142,15 +142,24 @@ pub async fn gate(State(state): State<Shared>, request: Request, next: Next) -> 
                 retry_after: None,
                 body: None,
             };
-            (refusal.respond(provider, request.headers()), true)
+            (
+                refusal.respond(provider, request.uri(), request.headers()),
+                true,
+            )
         }
-        Some(Fault::Drop) => (Fault::Drop.respond(provider, request.headers()), false),
+        Some(Fault::Drop) => (
+            Fault::Drop.respond(provider, request.uri(), request.headers()),
+            false,
+        ),
         Some(Fault::DropAfter) => {
-            let headers = request.headers().clone();
+            let (uri, headers) = (request.uri().clone(), request.headers().clone());
             let _ = next.run(request).await;
-            (Fault::DropAfter.respond(provider, &headers), false)
+            (Fault::DropAfter.respond(provider, &uri, &headers), false)
         }
-        Some(fault) => (fault.respond(provider, request.headers()), true),
+        Some(fault) => (
+            fault.respond(provider, request.uri(), request.headers()),
+            true,
+        ),
         None => (next.run(request).await, true),
     };
     if let Some(headers) = verdict.headers {

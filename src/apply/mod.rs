@@ -123,13 +123,16 @@ pub enum Halt {
     Down(ProviderError),
     /// It refused the credentials (401/403): every call would.
     Unauthorized(ProviderError),
+    /// It redirected a call (3xx), which pinsync does not follow: every
+    /// call would be redirected.
+    Redirected(ProviderError),
 }
 
 impl Halt {
     /// The provider's last error.
     pub fn error(&self) -> &ProviderError {
         match self {
-            Self::Down(e) | Self::Unauthorized(e) => e,
+            Self::Down(e) | Self::Unauthorized(e) | Self::Redirected(e) => e,
         }
     }
 
@@ -142,6 +145,7 @@ impl Halt {
                 "it refused the credentials ({error}); check {}",
                 credentials.join(" and ")
             ),
+            Self::Redirected(error) => format!("it redirected a call ({error})"),
         }
     }
 }
@@ -167,8 +171,8 @@ pub const BREAKER_THRESHOLD: u32 = 3;
 #[derive(Debug, Default)]
 struct Breaker {
     state: std::sync::Mutex<BreakerState>,
-    /// Cancelled when the credentials are refused, to wake the pins that
-    /// wait out a backoff: they must not call again either.
+    /// Cancelled when the credentials are refused or a call redirected, to
+    /// wake the pins that wait out a backoff: they must not call again.
     refused: CancellationToken,
 }
 
@@ -189,18 +193,23 @@ impl Breaker {
         let was_halted = state.halt.is_some();
         match outcome {
             // A success closes a breaker that an outage opened; a refused
-            // key stays refused for the rest of the apply.
+            // key or a redirect stays so for the rest of the apply.
             Outcome::Pinned(_) | Outcome::Unpinned(_) => {
                 state.failed_in_a_row = 0;
                 if matches!(state.halt, Some(Halt::Down(_))) {
                     state.halt = None;
                 }
             }
-            Outcome::Failed { error, .. }
-                if matches!(error, ProviderError::Unauthorized { .. }) =>
-            {
-                if !matches!(state.halt, Some(Halt::Unauthorized(_))) {
-                    state.halt = Some(Halt::Unauthorized(error.clone()));
+            Outcome::Failed { error, .. } if error.refuses_every_call() => {
+                if !matches!(
+                    state.halt,
+                    Some(Halt::Unauthorized(_) | Halt::Redirected(_))
+                ) {
+                    state.halt = Some(if matches!(error, ProviderError::Redirected { .. }) {
+                        Halt::Redirected(error.clone())
+                    } else {
+                        Halt::Unauthorized(error.clone())
+                    });
                     self.refused.cancel();
                 }
             }

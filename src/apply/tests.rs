@@ -328,6 +328,27 @@ async fn errors_that_are_not_retried_fail_their_pin_at_once_and_do_not_open_the_
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_redirect_stops_the_provider_after_one_call() {
+    let redirected = ProviderError::Redirected {
+        status: 307,
+        to: "http://127.0.0.2:8080".into(),
+    };
+    let provider = Arc::new(Scripted::always(Err(redirected.clone())));
+    let r = run_all(50, &provider, options(4, 5)).await;
+    assert_eq!(provider.calls(), 1, "not retried, and no other pin tried");
+    let skipped = &r.report.not_attempted["aioz"];
+    assert_eq!(skipped.pins, 49);
+    assert_eq!(skipped.why, Halt::Redirected(redirected));
+    assert!(
+        skipped
+            .describe("aioz")
+            .contains("it redirected a call (HTTP 307: redirected to http://127.0.0.2:8080"),
+        "{}",
+        skipped.describe("aioz")
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_refused_key_stops_the_provider_after_one_call() {
     let provider = Arc::new(Scripted::always(Err(unauthorized())));
     let r = run_all(50, &provider, options(1, 5)).await;

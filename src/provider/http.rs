@@ -23,6 +23,11 @@ pub(crate) fn client(settings: &HttpSettings) -> anyhow::Result<reqwest::Client>
         .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
         .user_agent(concat!("pinsync/", env!("CARGO_PKG_VERSION")))
         .pool_max_idle_per_host(256)
+        // No redirect is followed: reqwest would carry custom key headers
+        // (`X-API-Key`, `pinning_api_key`) to another host, and an https
+        // endpoint could send them on over http. No documented API
+        // redirects; a 3xx becomes `ProviderError::Redirected`.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .context("build HTTP client")
 }
@@ -135,6 +140,9 @@ async fn send(
 ) -> Result<Answer, ProviderError> {
     let mut response = request.send().await.map_err(transport)?;
     let status = response.status();
+    if status.is_redirection() {
+        return Err(redirected(&response));
+    }
     let retry_after = if status.is_success() {
         None
     } else {
@@ -158,6 +166,24 @@ async fn send(
         retry_after,
         body,
     })
+}
+
+/// The error for a 3xx answer: its status, and the origin its `Location`
+/// points at (without path or query, which may hold anything).
+fn redirected(response: &reqwest::Response) -> ProviderError {
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|l| l.to_str().ok());
+    let to = match location.map(|l| response.url().join(l)) {
+        Some(Ok(url)) => clean_message(&url.origin().ascii_serialization()),
+        Some(Err(_)) => "a Location that is not a URL".to_owned(),
+        None => "no Location".to_owned(),
+    };
+    ProviderError::Redirected {
+        status: response.status().as_u16(),
+        to,
+    }
 }
 
 fn transport(e: reqwest::Error) -> ProviderError {
@@ -269,6 +295,56 @@ pub(crate) fn error_message(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A listener that answers every connection with `answer`, counting them.
+    async fn serve(answer: String) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        (origin, count)
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_an_error_naming_its_origin_and_is_not_followed() {
+        let (elsewhere, reached) =
+            serve("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}".into()).await;
+        for status in [301, 302, 303, 307, 308] {
+            let (origin, _) = serve(format!(
+                "HTTP/1.1 {status} Moved\r\nlocation: {elsewhere}/api/pinning/pinByHash?key=k\r\ncontent-length: 0\r\n\r\n"
+            ))
+            .await;
+            let client = Client::new(
+                client(&HttpSettings::default()).unwrap(),
+                Arc::new(Pacer::unlimited()),
+            );
+            let url = endpoint(&origin, "/api/pinning/pinByHash").unwrap();
+            let key = Secret::new("a-key").unwrap();
+            let request = client.post(url).header("x-api-key", key.header_value());
+            let error = client.send(CallKind::Pin, request, &[&key]).await.err();
+            assert_eq!(
+                error,
+                Some(ProviderError::Redirected {
+                    status,
+                    to: elsewhere.clone(),
+                }),
+                "{status}"
+            );
+            let error = error.unwrap();
+            assert!(!error.is_retryable() && error.refuses_every_call());
+            assert!(error.to_string().contains("base_url"), "{error}");
+        }
+        assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {

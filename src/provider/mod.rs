@@ -102,8 +102,9 @@ pub trait Provider: Send + Sync {
     /// Called before the pins of an apply with the CIDs (as written) about
     /// to be pinned, so a provider that looks each CID up before adding it
     /// can do so in batches. Best effort: a lookup that fails here is made
-    /// again by the pin itself, except for refused credentials, which end
-    /// it with the error (no pin should follow).
+    /// again by the pin itself, except for an error that every call would
+    /// meet (refused credentials, a redirect), which ends it (no pin
+    /// should follow).
     fn look_ahead<'a>(
         &'a self,
         _cids: Vec<&'a str>,

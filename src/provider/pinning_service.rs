@@ -246,7 +246,7 @@ impl PinningService {
         while let Some((batch, found)) = batches.next().await {
             let found = match found {
                 Ok(found) => found,
-                Err(e @ ProviderError::Unauthorized { .. }) => return Err(e),
+                Err(e) if e.refuses_every_call() => return Err(e),
                 // Left to each pin's own lookup.
                 Err(_) => continue,
             };

@@ -28,12 +28,32 @@ pub enum ProviderError {
     /// Any other 4xx: the provider refused this pin; retrying will not help.
     #[error("HTTP {status}{}", message_suffix(.message))]
     Rejected { status: u16, message: String },
+    /// A 3xx: the provider sent the call elsewhere. pinsync follows no
+    /// redirect, so that no key ever reaches another address; every other
+    /// call would be redirected too.
+    #[error(
+        "HTTP {status}: redirected to {to}, which pinsync does not follow (a key must not go to another address); set base_url to the address the service documents"
+    )]
+    Redirected {
+        status: u16,
+        /// The origin (scheme, host, port) of the `Location`, or why none.
+        to: String,
+    },
 }
 
 impl ProviderError {
     /// Whether another attempt might succeed.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, Self::Rejected { .. } | Self::Unauthorized { .. })
+        !matches!(
+            self,
+            Self::Rejected { .. } | Self::Unauthorized { .. } | Self::Redirected { .. }
+        )
+    }
+
+    /// Whether every other call to the provider would fail the same way
+    /// (refused credentials, a redirect): it gets no more calls in this run.
+    pub fn refuses_every_call(&self) -> bool {
+        matches!(self, Self::Unauthorized { .. } | Self::Redirected { .. })
     }
 
     /// How long the provider asked us to wait, if it did.

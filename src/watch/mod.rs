@@ -632,6 +632,7 @@ impl Progress for LogProgress {
         let reason = match why {
             Halt::Down(_) => "down",
             Halt::Unauthorized(_) => "unauthorized",
+            Halt::Redirected(_) => "redirected",
         };
         self.log.event(
             Level::Error,

@@ -17,6 +17,7 @@ mod postgres_state;
 mod postgres_tls;
 mod prune;
 mod rate_limits;
+mod redirects;
 mod refresh;
 mod reliability;
 mod schema;
