@@ -474,6 +474,42 @@ def bench_pacing(workdir, emulator, with_refresh=True):
     return out
 
 
+ADAPTIVE_LIMIT = {"per_second": 20, "burst": 5}  # what the emulator enforces
+ADAPTIVE_PINS = 150
+ADAPTIVE_RATES = ["200/s", "20/s"]  # the manifest's rate_limit: ten times too high, and right
+
+
+def bench_adaptive_pacing(workdir, emulator, rounds=3):
+    """Apply of ADAPTIVE_PINS pins to aioz at --concurrency 32 against the
+    emulator enforcing 20 a second in bursts of 5, with the manifest's
+    `rate_limit` ten times too high and right, alternated in one run
+    (`rounds` of each): the wall time against the 7.5 s the limit allows,
+    and the calls answered 429."""
+    limit = ADAPTIVE_LIMIT["per_second"]
+    out = {"limit": limit, "burst": ADAPTIVE_LIMIT["burst"], "pins": ADAPTIVE_PINS, "ideal": ADAPTIVE_PINS / limit, "runs": {r: [] for r in ADAPTIVE_RATES}}
+    for round_ in range(rounds):
+        for rate in ADAPTIVE_RATES:
+            label = rate.replace("/", "-per-")
+            manifest = workdir / f"adaptive-{label}.yaml"
+            write_manifest(manifest, ADAPTIVE_PINS, ["aioz"], emulator.base_url, {"aioz": rate})
+            d = workdir / f"adaptive-{label}"
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir()
+            emulator.start(0)
+            try:
+                post_json(emulator.base_url + "/_emulator/limits", {"aioz": ADAPTIVE_LIMIT})
+                r = run_measured([PINSYNC, "apply", "-f", manifest, "--state", d / "pins.state.json", "--auto-approve", "--concurrency", "32"], workdir, env=env_for_pinsync())
+                stats = emulator.stats()
+            finally:
+                emulator.stop()
+            if r["rc"] != 0 or stats["pins"] != ADAPTIVE_PINS:
+                raise SystemExit(f"the apply at {rate} exited {r['rc']} holding {stats['pins']} pins:\n{r['stderr'][-3000:]}")
+            run = {"wall": r["wall"], "requests": stats["requests"], "refused": stats["rate_limited"].get("aioz", 0)}
+            log(f"adaptive pacing, rate_limit {rate}, round {round_ + 1}: {run['wall']:.2f}s, {run['requests']} requests, {run['refused']} answered 429")
+            out["runs"][rate].append(run)
+    return out
+
+
 class Postgres:
     """A throwaway PostgreSQL cluster on a free port of 127.0.0.1 (trust
     auth: it listens on loopback only and dies with the run). As root, the
@@ -773,6 +809,36 @@ def verdict(ok):
     return "PASS" if ok else "MISS"
 
 
+def adaptive_section(ad, ms):
+    """The Markdown of bench_adaptive_pacing's measurements."""
+    out = []
+    out.append(f"## The pace finds the service's limit ({ad['limit']} requests a second in bursts of {ad['burst']}, enforced by the emulator)\n")
+    out.append(f"An apply of {ad['pins']} pins to `aioz` at `--concurrency 32`; the limit allows it in {ad['ideal']:.1f} s. The manifest's `rate_limit` ten times too high, and right, alternated in one run; medians of {len(ad['runs'][ADAPTIVE_RATES[0]])} runs each, and the most 429s any run met.\n")
+    out.append("| `rate_limit` | wall (median) | against the ideal | requests (median) | answered 429 (most in a run) |\n|---|---|---|---|---|")
+    for rate in ADAPTIVE_RATES:
+        runs = ad["runs"][rate]
+        wall = statistics.median(r["wall"] for r in runs)
+        worst = max(runs, key=lambda r: r["refused"] / r["requests"])
+        out.append(f"| `{rate}` | {ms(wall)} | {wall / ad['ideal']:.2f}x | {statistics.median(r['requests'] for r in runs):.0f} | {worst['refused']} ({100 * worst['refused'] / worst['requests']:.1f}%) |")
+    out.append("")
+    return out
+
+
+def adaptive_targets(ad, ms):
+    """The targets bench_adaptive_pacing's measurements are held to."""
+    targets = []
+    high, right = ad["runs"][ADAPTIVE_RATES[0]], ad["runs"][ADAPTIVE_RATES[1]]
+    high_wall = statistics.median(r["wall"] for r in high)
+    high_refused = max(r["refused"] / r["requests"] for r in high)
+    targets.append((f"rate_limit 10x the service's: <= 5% of calls answered 429", f"{100 * high_refused:.1f}% at most", high_refused <= 0.05))
+    targets.append((f"rate_limit 10x the service's: within 1.5x of the {ad['ideal']:.1f} s ideal (median)", f"{high_wall / ad['ideal']:.2f}x ({ms(high_wall)})", high_wall <= 1.5 * ad["ideal"]))
+    right_refused = sum(r["refused"] for r in right)
+    right_share = min((r["requests"] - r["refused"]) / r["wall"] for r in right) / ad["limit"]
+    targets.append(("rate_limit at the service's: no call answered 429", f"{right_refused} in {len(right)} runs", right_refused == 0))
+    targets.append(("rate_limit at the service's: >= 95% of the limit used", f"{100 * right_share:.1f}% (the slowest run)", right_share >= 0.95))
+    return targets
+
+
 def report(args, m, vp, lat, thr, life):
     ms = lambda s: f"{s * 1000:.0f} ms" if s < 10 else f"{s:.1f} s"
     out = []
@@ -888,6 +954,8 @@ def report(args, m, vp, lat, thr, life):
     psa_calls = pc["refresh"]["psa"]["calls"]
     out.append(f"\nOn Pinata (30 lists a minute), the `pinning-service` refresh's {psa_calls} calls would take about {psa_calls / 30:.1f} min.\n")
 
+    out.extend(adaptive_section(life["adaptive"], ms))
+
     pgb = life["postgres"]
     out.append("## The state on PostgreSQL (a local server, against the state file)\n")
     out.append("| what | PostgreSQL | file | ratio |\n|---|---|---|---|")
@@ -952,6 +1020,7 @@ def report(args, m, vp, lat, thr, life):
     targets.append((f"paced at the limit: achieved rate >= 95% of {pc['limit']}/s", f"{100 * share:.1f}% (unpaced: {100 * unpaced['achieved'] / pc['limit']:.1f}%)", share >= 0.95))
     refused_share = paced["refused"] / paced["requests"]
     targets.append(("paced at the limit: < 1% of calls answered 429", f"{100 * refused_share:.2f}% (unpaced: {100 * unpaced['refused'] / unpaced['requests']:.1f}%)", refused_share < 0.01))
+    targets.extend(adaptive_targets(life["adaptive"], ms))
     targets.append(("pinning-service: apply 10k pins in <= 11,000 calls", f"{ps['apply_calls']:,} calls", ps["apply_calls"] <= 11_000))
     targets.append(
         (f"apply, {LATENCY_MS} ms latency, concurrency 64 <= 1.3x ideal", f"{c64['median'] / c64['ideal']:.2f}x ({ms(c64['median'])} vs {ms(c64['ideal'])})", c64["median"] <= 1.3 * c64["ideal"])
@@ -1010,6 +1079,7 @@ def main():
         thr = bench_apply_throughput(workdir, emulator, sizes, args.apply_runs, args.wrk_seconds)
         life = bench_lifecycle(workdir, emulator, args.runs)
         life["pacing"] = bench_pacing(workdir, emulator)
+        life["adaptive"] = bench_adaptive_pacing(workdir, emulator)
         life["postgres"] = bench_postgres(workdir, emulator, args.runs)
         life["split"] = bench_split(workdir, max(3, args.runs - 2), emulator.base_url)
     finally:

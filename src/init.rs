@@ -25,17 +25,27 @@ struct PinningService {
     comment: &'static str,
     base_url: &'static str,
     token_var: &'static str,
-    /// The `rate_limit` (and `rate_limits`) lines of its published limit.
-    pace: &'static [&'static str],
+    /// The `rate_limit` (and `rate_limits`) lines of its published limit,
+    /// each with its comment (if not empty).
+    pace: &'static [(&'static str, &'static str)],
 }
 
 /// The service whose block is written live.
 const LIVE_SERVICE: PinningService = PinningService {
     name: "pinata",
-    comment: "Pinata: 180 requests a minute, 30 a minute for listing",
+    comment: "Pinata: 60, 250 or 500 requests a minute by plan",
     base_url: "https://api.pinata.cloud/psa",
     token_var: "PINATA_JWT",
-    pace: &["rate_limit: 180/min", "rate_limits: {list: 30/min}"],
+    pace: &[
+        (
+            "rate_limit: 500/min",
+            "the top plan's: pinsync slows down to what yours enforces",
+        ),
+        (
+            "rate_limits: {list: 30/min}",
+            "on every plan; a lookup before each add is a list",
+        ),
+    ],
 };
 
 /// Services whose blocks are written commented, ready to uncomment.
@@ -45,7 +55,7 @@ const READY_SERVICES: &[PinningService] = &[
         comment: "Filebase: 100 requests a second",
         base_url: "https://api.filebase.io/v1/ipfs",
         token_var: "FILEBASE_TOKEN",
-        pace: &["rate_limit: 100/s"],
+        pace: &[("rate_limit: 100/s", "")],
     },
     PinningService {
         name: "foreverland",
@@ -66,7 +76,7 @@ const READY_SERVICES: &[PinningService] = &[
         comment: "AIOZ W3IPFS: 180 requests a minute",
         base_url: "https://api-ipfs.attoaioz.cyou/api/psa",
         token_var: "AIOZ_PSA_TOKEN",
-        pace: &["rate_limit: 180/min"],
+        pace: &[("rate_limit: 180/min", "")],
     },
     PinningService {
         name: "cluster",
@@ -93,8 +103,14 @@ impl PinningService {
         text.push_str(&format!("  {prefix}  type: pinning-service\n"));
         text.push_str(&format!("  {prefix}  base_url: {}\n", self.base_url));
         text.push_str(&format!("  {prefix}  token: ${{{}}}\n", self.token_var));
-        for line in self.pace {
-            text.push_str(&format!("  {prefix}  {line}\n"));
+        for (line, comment) in self.pace {
+            let line = format!("  {prefix}  {line}");
+            if comment.is_empty() {
+                text.push_str(&line);
+                text.push('\n');
+            } else {
+                text.push_str(&commented(&line, comment));
+            }
         }
         text
     }

@@ -844,8 +844,9 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     state_file.settle(&state)?;
     let palette = stdout_palette();
     print(&render::plan(&plan, palette))?;
-    let providers = match apply::prepare(&plan, &state, args.unpin.allowance(), args.calls.http())?
-    {
+    let http = args.calls.http();
+    let pacers = http.pacers.clone();
+    let providers = match apply::prepare(&plan, &state, args.unpin.allowance(), http)? {
         apply::Prepared::InSync => return Ok(ExitCode::SUCCESS),
         apply::Prepared::Refused(refused) => {
             print(&render::guards(&refused, palette))?;
@@ -866,6 +867,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let progress = Arc::new(ApplyProgress::choose(
         std::io::stderr().is_terminal(),
         palette,
+        pacers,
     ));
     let dyn_progress: Arc<dyn apply::Progress> = progress.clone();
     let applied = runtime.block_on(async {

@@ -10,12 +10,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::render::Palette;
 use crate::apply::{Halt, Outcome, Progress};
 use crate::plan::Change;
-use crate::provider::ProviderError;
+use crate::provider::{Pacers, ProviderError};
 
 /// Where apply progress goes.
 pub enum ApplyProgress {
-    /// A bar on stderr; retries and failures printed above it.
-    Bar(ProgressBar, Palette),
+    /// A bar on stderr, with each provider's pace now; retries and
+    /// failures printed above it.
+    Bar(ProgressBar, Palette, Pacers),
     /// One line per event on stdout.
     Lines(Palette, Mutex<LineSink>),
 }
@@ -71,15 +72,15 @@ impl LineSink {
 
 impl ApplyProgress {
     /// A bar when stderr is a terminal and this is not CI.
-    pub fn choose(stderr_is_terminal: bool, stdout: Palette) -> Self {
+    pub fn choose(stderr_is_terminal: bool, stdout: Palette, pacers: Pacers) -> Self {
         if stderr_is_terminal && std::env::var_os("CI").is_none() {
             let bar = ProgressBar::new(0);
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} pins ({per_sec}, eta {eta})")
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} pins ({per_sec}, eta {eta}){msg}")
                     .expect("template is valid"),
             );
             bar.enable_steady_tick(Duration::from_millis(200));
-            Self::Bar(bar, Palette::for_stream(true))
+            Self::Bar(bar, Palette::for_stream(true), pacers)
         } else {
             let sink = LineSink {
                 out: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
@@ -93,21 +94,21 @@ impl ApplyProgress {
     /// A line of its own: above the bar, or in the plain lines.
     pub fn line(&self, text: String) {
         match self {
-            Self::Bar(bar, _) => bar.println(text),
+            Self::Bar(bar, ..) => bar.println(text),
             Self::Lines(_, sink) => sink.lock().expect("progress lock").write(&text),
         }
     }
 
     pub fn finish(&self) {
         match self {
-            Self::Bar(bar, _) => bar.finish_and_clear(),
+            Self::Bar(bar, ..) => bar.finish_and_clear(),
             Self::Lines(_, sink) => sink.lock().expect("progress lock").flush(),
         }
     }
 
     fn palette(&self) -> Palette {
         match self {
-            Self::Bar(_, p) => *p,
+            Self::Bar(_, p, _) => *p,
             Self::Lines(p, _) => *p,
         }
     }
@@ -116,7 +117,7 @@ impl ApplyProgress {
 impl Progress for ApplyProgress {
     fn start(&self, calls: usize) {
         match self {
-            Self::Bar(bar, _) => bar.set_length(calls as u64),
+            Self::Bar(bar, ..) => bar.set_length(calls as u64),
             Self::Lines(..) if calls > 0 => self.line(format!("Pinning {calls} CID(s)...")),
             Self::Lines(..) => {}
         }
@@ -136,10 +137,14 @@ impl Progress for ApplyProgress {
         let p = self.palette();
         match (self, outcome) {
             (
-                Self::Bar(bar, _),
+                Self::Bar(bar, _, pacers),
                 Outcome::Pinned(_) | Outcome::Unpinned(_) | Outcome::NotAttempted(_),
-            ) => bar.inc(1),
-            (Self::Bar(bar, _), Outcome::Failed { error, attempts }) => {
+            ) => {
+                bar.set_message(paces(pacers));
+                bar.inc(1);
+            }
+            (Self::Bar(bar, _, pacers), Outcome::Failed { error, attempts }) => {
+                bar.set_message(paces(pacers));
                 bar.inc(1);
                 bar.println(failed_line(p, change, error, *attempts));
             }
@@ -170,6 +175,20 @@ impl Progress for ApplyProgress {
             why.describe(credentials)
         ));
     }
+}
+
+/// Each paced provider's pace now, after the bar's own figures: the
+/// service may hold pinsync below the manifest's `rate_limit`.
+fn paces(pacers: &Pacers) -> String {
+    let rates = pacers.rates();
+    if rates.is_empty() {
+        return String::new();
+    }
+    let rates: Vec<String> = rates
+        .iter()
+        .map(|(provider, rate)| format!("{provider} {}", super::render::rate(*rate)))
+        .collect();
+    format!(" · paced: {}", rates.join(", "))
 }
 
 /// `failed` for a pin, `failed to unpin` for an unpin.

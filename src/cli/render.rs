@@ -120,7 +120,9 @@ pub fn plan(plan: &Plan, p: Palette) -> String {
     out
 }
 
-/// `2,000 calls, about 11 min at 180/min`.
+/// `2,000 calls, about 11 min at 180/min, longer if ...`: pinsync slows
+/// down to what a service enforces, which may be less than the manifest
+/// says.
 fn pace_note(pace: &crate::plan::Pace) -> String {
     let calls = format!(
         "{} call{}",
@@ -128,9 +130,28 @@ fn pace_note(pace: &crate::plan::Pace) -> String {
         plural(usize::try_from(pace.calls).unwrap_or(usize::MAX))
     );
     match (pace.duration(), &pace.rate_limit) {
-        (Some(time), Some(limit)) => format!("{calls}, about {} at {limit}", about(time)),
-        (Some(time), None) => format!("{calls}, about {} at its limits", about(time)),
+        (Some(time), Some(limit)) => format!(
+            "{calls}, about {} at {limit}, longer if the service allows less",
+            about(time)
+        ),
+        (Some(time), None) => format!(
+            "{calls}, about {} at its limits, longer if the service allows less",
+            about(time)
+        ),
         (None, _) => format!("{calls} (no rate limit set)"),
+    }
+}
+
+/// A pace in calls a second, as a person reads it: `12.5/s`, `30/min`.
+pub(super) fn rate(per_second: f64) -> String {
+    let trim = |n: f64| {
+        let text = format!("{n:.1}");
+        text.strip_suffix(".0").map_or(text.clone(), str::to_owned)
+    };
+    if per_second >= 1.0 {
+        format!("{}/s", trim(per_second))
+    } else {
+        format!("{}/min", trim(per_second * 60.0))
     }
 }
 
@@ -603,6 +624,14 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    #[test]
+    fn a_pace_reads_per_second_or_per_minute() {
+        assert_eq!(rate(20.0), "20/s");
+        assert_eq!(rate(12.65625), "12.7/s");
+        assert_eq!(rate(0.5), "30/min");
+        assert_eq!(rate(1.0 / 60.0), "1/min");
+    }
     use crate::manifest::{Labels, Target};
     use crate::plan::{PLAN_FORMAT_VERSION, Previous, StateRef, Summary};
 

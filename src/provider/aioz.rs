@@ -94,7 +94,6 @@ impl Aioz {
                     .header(API_KEY_HEADER, self.api_key.header_value())
                     .header(SECRET_KEY_HEADER, self.secret_key.header_value())
                     .json(&body),
-                &[&self.api_key, &self.secret_key],
             )
             .await?;
         read_answer(&answer)
@@ -117,7 +116,6 @@ impl Aioz {
                     .delete(url)
                     .header(API_KEY_HEADER, self.api_key.header_value())
                     .header(SECRET_KEY_HEADER, self.secret_key.header_value()),
-                &[&self.api_key, &self.secret_key],
             )
             .await?;
         let receipt = http::read_unpin_answer(&answer)?;
@@ -251,7 +249,6 @@ impl Aioz {
                     .get(http::with_segment(&self.one_base, pin_id))
                     .header(API_KEY_HEADER, self.api_key.header_value())
                     .header(SECRET_KEY_HEADER, self.secret_key.header_value()),
-                &[&self.api_key, &self.secret_key],
             )
             .await?;
         if answer.status == reqwest::StatusCode::NOT_FOUND {
@@ -292,7 +289,6 @@ impl Aioz {
                     .get(url)
                     .header(API_KEY_HEADER, self.api_key.header_value())
                     .header(SECRET_KEY_HEADER, self.secret_key.header_value()),
-                &[&self.api_key, &self.secret_key],
             )
             .await?;
         let envelope: ListEnvelope =

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 
-use super::pacing::Pacer;
-use super::{HttpSettings, ProviderError, Secret, UnpinReceipt};
+use super::pacing::{Pacer, Ticket};
+use super::{HttpSettings, ProviderError, UnpinReceipt};
 use crate::manifest::CallKind;
 
 /// Answers larger than this are cut off: a pin answer is a few hundred bytes.
@@ -119,24 +119,24 @@ impl Client {
     }
 
     /// Waits for the turn of a `kind` call, sends `request` and reads the
-    /// answer, mapping transport failures. The `secrets` sent with it are
-    /// redacted from the answer's body before anything reads it, so no
-    /// message, id or parse error can carry one.
+    /// answer as received, mapping transport failures. Keys the answer
+    /// echoes are redacted from what is shown or stored of it, not from
+    /// the answer itself (see [`super::redacted`]): a valid answer parses
+    /// whatever the keys are.
     pub async fn send(
         &self,
         kind: CallKind,
         request: RequestBuilder,
-        secrets: &[&Secret],
     ) -> Result<Answer, ProviderError> {
-        self.pacer.turn(kind).await;
-        send(request, secrets, &self.pacer).await
+        let ticket = self.pacer.turn(kind).await;
+        send(request, &self.pacer, ticket).await
     }
 }
 
 async fn send(
     request: RequestBuilder,
-    secrets: &[&Secret],
     pacer: &Pacer,
+    ticket: Ticket,
 ) -> Result<Answer, ProviderError> {
     let mut response = request.send().await.map_err(transport)?;
     let status = response.status();
@@ -148,7 +148,7 @@ async fn send(
     } else {
         retry_after(response.headers(), SystemTime::now())
     };
-    pacer.observe(status, response.headers(), retry_after);
+    pacer.observe(ticket, status, response.headers(), retry_after);
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(transport)? {
         if body.len() + chunk.len() > MAX_ANSWER_BYTES {
@@ -157,9 +157,6 @@ async fn send(
             )));
         }
         body.extend_from_slice(&chunk);
-    }
-    for secret in secrets {
-        secret.redact(&mut body);
     }
     Ok(Answer {
         status,
@@ -328,9 +325,9 @@ mod tests {
                 Arc::new(Pacer::unlimited()),
             );
             let url = endpoint(&origin, "/api/pinning/pinByHash").unwrap();
-            let key = Secret::new("a-key").unwrap();
+            let key = super::super::Secret::new("a-key").unwrap();
             let request = client.post(url).header("x-api-key", key.header_value());
-            let error = client.send(CallKind::Pin, request, &[&key]).await.err();
+            let error = client.send(CallKind::Pin, request).await.err();
             assert_eq!(
                 error,
                 Some(ProviderError::Redirected {

@@ -9,6 +9,7 @@ mod pacing;
 mod pinarkive;
 mod pinning_service;
 mod provider_error;
+mod redacted;
 mod secret;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -279,6 +280,11 @@ pub fn connect(
                 .pacers
                 .get(name, config.rate_limit, &config.rate_limits),
         );
+        // Kept apart from the header values (`Bearer <token>`): the bare
+        // keys are what an echo would show.
+        let secrets = secret::Secrets::new(
+            std::iter::once(api_key.clone()).chain(secret_key.clone().flatten()),
+        );
         let provider: Arc<dyn Provider> = match config.kind {
             ProviderKind::Aioz => {
                 let secret_key = secret_key
@@ -311,6 +317,7 @@ pub fn connect(
                     .with_context(context)?,
             ),
         };
+        let provider: Arc<dyn Provider> = Arc::new(redacted::Redacted::new(provider, secrets));
         providers.insert(name.clone(), provider);
     }
     Ok(providers)

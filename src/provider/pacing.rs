@@ -1,26 +1,37 @@
-//! Pacing: every request to a provider waits for its turn under the
-//! provider's rate limit before it is sent, so an apply runs as fast as the
-//! service allows without a storm of 429s (and leaves room for the team's
-//! other tools that share the key).
+//! Pacing: every request to a provider waits for its turn before it is
+//! sent, so an apply runs as fast as the service allows without a storm of
+//! 429s (and leaves room for the team's other tools that share the key).
 //!
-//! The limit is a GCRA limiter from `governor`, on tokio's clock, so tests
-//! with paused time see it. On top of it the pacer follows what the service
-//! says of its own limit: a 429 pauses every call to the provider (not only
-//! the refused one) until `Retry-After` or `X-RateLimit-Reset`, and so does
-//! an answer whose `X-RateLimit-Remaining` is 0; and where the service
-//! gives `X-RateLimit-Limit` with its reset, the pace is lowered to that
-//! rate for the rest of the run (never raised).
+//! A service's real limit is often not the manifest's: Pinata's depends on
+//! the account's plan. So the pace adapts to what the service enforces, as
+//! TCP and the best API clients do (AIMD):
+//!
+//! - It starts at the manifest's `rate_limit` (unpaced without one).
+//! - A 429 halves it, or lowers it to twice the calls the service accepted
+//!   in the last second if that is less (a fresh start knows nothing
+//!   better than what just went through). Only once for the calls that
+//!   were in flight together: a 429 to a call sent before the last cut
+//!   says nothing new. It never drops below one call per `Retry-After`.
+//! - A run of successes raises it back a step each second's worth of
+//!   calls: by half quickly up to half the rate that was refused, then by
+//!   a twentieth, never above the manifest's `rate_limit`.
+//! - A 429 pauses every call to the provider until its `Retry-After` (or
+//!   `X-RateLimit-Reset`), and so does an answer that says no call is
+//!   left (`X-RateLimit-Remaining: 0`, `RateLimit: r=0`) until its reset.
+//!   After a pause the calls resume one at a time at the current pace.
+//! - A service that publishes its quota over a minute or less
+//!   (`RateLimit-Policy: q=…;w=…`) caps the pace at it. `X-RateLimit-Limit` is not read as a rate: its
+//!   window is not said, and services mean different things by it.
+//!
+//! The pace is a GCRA on tokio's clock (which tests can pause). Calls wait
+//! in line, and the first reserves the next slot: one that wakes late does
+//! not push the others back, a cut or a pause voids its slot, and a rise
+//! applies to the calls in line at once.
 
-use std::collections::BTreeMap;
-use std::num::NonZeroU32;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use governor::clock::Clock;
-use governor::middleware::NoOpMiddleware;
-use governor::nanos::Nanos;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use tokio::time::Instant;
@@ -33,184 +44,404 @@ const MAX_PAUSE: Duration = Duration::from_secs(15 * 60);
 /// The pause after a 429 that says nothing of when to come back, doubled
 /// for each one in a row.
 const FIRST_PAUSE: Duration = Duration::from_secs(1);
-
-/// Periods below this (rates above 10 a second) allow two calls at once.
-const FAST_PERIOD: Duration = Duration::from_millis(100);
-
-/// governor's clock, read from tokio's (which tests can pause).
-#[derive(Debug, Clone)]
-struct TokioClock {
-    origin: Instant,
-}
-
-impl Clock for TokioClock {
-    type Instant = Nanos;
-
-    fn now(&self) -> Nanos {
-        Nanos::from(self.origin.elapsed())
-    }
-}
-
-type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
+/// The slowest pace a 429 without `Retry-After` can bring: a call a minute.
+const SLOWEST: f64 = 1.0 / 60.0;
+/// The longest window of a published quota that sets a pace.
+const QUOTA_WINDOW: f64 = 60.0;
+/// The window the accepted calls are counted in, for a cut.
+const ACCEPTED_WINDOW: Duration = Duration::from_secs(1);
 
 /// One provider's pace: its limits, and what its answers said.
 #[derive(Debug)]
 pub struct Pacer {
     limit: Option<RateLimit>,
     kind_limits: BTreeMap<CallKind, RateLimit>,
-    overall: Option<Limiter>,
-    by_kind: BTreeMap<CallKind, Limiter>,
-    clock: TokioClock,
-    server: Mutex<ServerWord>,
+    by_kind: BTreeMap<CallKind, Mutex<Gcra>>,
+    pace: Mutex<Pace>,
+    /// The calls waiting for their turn, first come first served.
+    line: tokio::sync::Mutex<()>,
 }
 
-/// What the service's answers said of its limit.
-#[derive(Debug, Default)]
-struct ServerWord {
+/// What [`Pacer::turn`] hands a call, for [`Pacer::observe`] to know
+/// which pace it was sent under.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    cut: u64,
+}
+
+/// Slots of one call every `period`, in bursts of up to `burst`: the
+/// generic cell rate algorithm, with reservations.
+#[derive(Debug)]
+struct Gcra {
+    period: Duration,
+    burst: u32,
+    /// The theoretical arrival time of the next call.
+    tat: Instant,
+}
+
+impl Gcra {
+    fn new(period: Duration, burst: u32, now: Instant) -> Self {
+        Self {
+            period: period.max(Duration::from_nanos(1)),
+            burst: burst.max(1),
+            tat: now,
+        }
+    }
+
+    /// Reserves the earliest slot at or after `earliest`.
+    fn reserve(&mut self, earliest: Instant) -> Instant {
+        let tolerance = self.period * (self.burst - 1);
+        let slot = earliest.max(self.tat.checked_sub(tolerance).unwrap_or(earliest));
+        self.tat = self.tat.max(slot) + self.period;
+        slot
+    }
+}
+
+/// The adaptive pace and what the service's answers said.
+#[derive(Debug)]
+struct Pace {
+    /// The pace in calls a second; `None` is unpaced.
+    rate: Option<f64>,
+    /// The most the pace may rise to: the manifest's rate, or the quota
+    /// the service published if lower.
+    ceiling: Option<f64>,
+    /// The manifest's burst, while the pace is the manifest's.
+    burst: u32,
+    slots: Option<Gcra>,
+    /// Up to here, the pace rises by half a step; above, by a twentieth.
+    threshold: f64,
+    /// Successes since the pace last moved.
+    successes: u32,
+    /// Cuts so far: a call's [`Ticket`] says which pace it was sent under.
+    cuts: u64,
+    /// Cuts and pauses so far: either voids the slots reserved before it.
+    changes: u64,
+    /// When calls the service accepted were answered, in the last second.
+    accepted: VecDeque<Instant>,
     /// A 429, or a spent budget, paused every call until then.
     paused_until: Option<Instant>,
     /// 429s in a row, for the pause when the service gives no time.
     refused_in_a_row: u32,
-    /// The pace the service's own numbers allow, in calls a second, and
-    /// its limiter: the lowest seen.
-    adapted: Option<(f64, Arc<Limiter>)>,
 }
 
 impl Pacer {
     /// A pacer for `limit` on every call, and `by_kind` on the kinds named.
     pub fn new(limit: Option<RateLimit>, by_kind: &BTreeMap<CallKind, RateLimit>) -> Self {
-        let clock = TokioClock {
-            origin: Instant::now(),
-        };
-        let limiter = |l: &RateLimit| limiter_of(l.period(), l.burst, &clock);
+        let now = Instant::now();
+        let rate = limit.map(|l| rate_of(&l));
         Self {
             limit,
             kind_limits: by_kind.clone(),
-            overall: limit.as_ref().map(limiter),
-            by_kind: by_kind.iter().map(|(k, l)| (*k, limiter(l))).collect(),
-            clock: clock.clone(),
-            server: Mutex::default(),
+            by_kind: by_kind
+                .iter()
+                .map(|(k, l)| (*k, Mutex::new(Gcra::new(l.period(), l.burst, now))))
+                .collect(),
+            pace: Mutex::new(Pace {
+                rate,
+                ceiling: rate,
+                burst: limit.map_or(1, |l| l.burst),
+                slots: limit.map(|l| Gcra::new(l.period(), l.burst, now)),
+                threshold: rate.unwrap_or(f64::INFINITY),
+                successes: 0,
+                cuts: 0,
+                changes: 0,
+                accepted: VecDeque::new(),
+                paused_until: None,
+                refused_in_a_row: 0,
+            }),
+            line: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// A pacer that never waits but still follows the service's word.
+    /// A pacer that sets no pace but still follows the service's word.
     pub fn unlimited() -> Self {
         Self::new(None, &BTreeMap::new())
     }
 
-    /// The limit every call is paced at, if any.
+    /// The limit the manifest sets on every call, if any.
     pub fn limit(&self) -> Option<RateLimit> {
         self.limit
     }
 
+    /// The pace now, in calls a second; `None` while unpaced.
+    pub fn rate(&self) -> Option<f64> {
+        self.pace().rate
+    }
+
     /// Waits until a call of `kind` may be sent.
-    pub async fn turn(&self, kind: CallKind) {
-        // What the service said comes first: a pause holds every call,
-        // whatever the configured limit allows.
-        let adapted = loop {
-            // One lock a call; the guard is dropped before any wait.
-            let turn = self.server().take_turn(Instant::now());
-            match turn {
-                Ok(adapted) => break adapted,
-                Err(until) => tokio::time::sleep_until(until).await,
+    pub async fn turn(&self, kind: CallKind) -> Ticket {
+        if let Some(slots) = self.by_kind.get(&kind) {
+            let slot = lock(slots).reserve(Instant::now());
+            if slot > Instant::now() {
+                tokio::time::sleep_until(slot).await;
             }
-        };
-        let limiters = self
-            .overall
-            .iter()
-            .chain(self.by_kind.get(&kind))
-            .chain(adapted.as_deref());
-        for limiter in limiters {
-            while let Err(not_until) = limiter.check() {
-                let wait = not_until.wait_time_from(self.clock.now());
-                tokio::time::sleep(wait).await;
+        }
+        // Calls take their turns in order, and only the first in line holds
+        // a slot: a call waiting behind it holds none, so a change of pace
+        // applies to it at once.
+        let _first_in_line = self.line.lock().await;
+        loop {
+            // The pace's lock is dropped before any wait.
+            let (slot, changes) = self.pace().reserve(Instant::now());
+            if slot > Instant::now() {
+                tokio::time::sleep_until(slot).await;
+            }
+            // A cut or a pause while this call waited voids its slot: it
+            // takes a new one, after the pause, at the pace then.
+            let pace = self.pace();
+            if pace.changes == changes {
+                return Ticket { cut: pace.cuts };
             }
         }
     }
 
-    /// Takes in an answer's status and headers.
-    pub fn observe(&self, status: StatusCode, headers: &HeaderMap, retry_after: Option<Duration>) {
+    /// Takes in the answer to the call `ticket` was handed for: its status
+    /// and headers, and its `Retry-After`.
+    pub fn observe(
+        &self,
+        ticket: Ticket,
+        status: StatusCode,
+        headers: &HeaderMap,
+        retry_after: Option<Duration>,
+    ) {
         let now = Instant::now();
-        let wall = SystemTime::now();
-        let mut server = self.server();
-        let reset = header_number(headers, "x-ratelimit-reset")
-            .map(|r| until_reset(r, wall).min(MAX_PAUSE));
-        // Below one is none left (fractions and negatives are broken).
-        let spent = header_number(headers, "x-ratelimit-remaining").is_some_and(|r| r < 1.0);
-        let refused = status == StatusCode::TOO_MANY_REQUESTS;
-        let pause = if refused {
-            let backoff = FIRST_PAUSE * 2u32.saturating_pow(server.refused_in_a_row.min(10));
-            server.refused_in_a_row += 1;
-            Some(retry_after.or(reset).unwrap_or(backoff))
-        } else {
-            server.refused_in_a_row = 0;
-            reset.filter(|_| spent)
+        let said = ServiceWord::read(headers, SystemTime::now());
+        let mut pace = self.pace();
+        if let Some(quota) = said.quota {
+            pace.cap(quota, now);
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let backoff = FIRST_PAUSE * 2u32.saturating_pow(pace.refused_in_a_row.min(10));
+            pace.refused_in_a_row += 1;
+            let until = now + retry_after.or(said.reset).unwrap_or(backoff).min(MAX_PAUSE);
+            pace.pause(until);
+            if ticket.cut == pace.cuts {
+                pace.cut(now, retry_after);
+            }
+            return;
+        }
+        pace.refused_in_a_row = 0;
+        if let Some(reset) = said.reset.filter(|_| said.spent) {
+            pace.pause(now + reset.min(MAX_PAUSE));
+        }
+        if !status.is_server_error() {
+            pace.accepted(now);
+        }
+    }
+
+    fn pace(&self) -> MutexGuard<'_, Pace> {
+        lock(&self.pace)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Held for a few assignments that cannot panic.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Pace {
+    /// The slot of the next call (after any pause), and the changes so far.
+    fn reserve(&mut self, now: Instant) -> (Instant, u64) {
+        let earliest = match self.paused_until {
+            Some(until) if until > now => until,
+            Some(_) => {
+                self.paused_until = None;
+                now
+            }
+            None => now,
         };
-        if let Some(pause) = pause {
-            let until = now + pause.min(MAX_PAUSE);
-            server.paused_until = Some(server.paused_until.map_or(until, |p| p.max(until)));
+        let slot = self
+            .slots
+            .as_mut()
+            .map_or(earliest, |slots| slots.reserve(earliest));
+        (slot, self.changes)
+    }
+
+    fn pause(&mut self, until: Instant) {
+        if self.paused_until.is_none_or(|p| p < until) {
+            self.paused_until = Some(until);
+            self.changes += 1;
+            // After it, calls resume one at a time.
+            if let Some(slots) = &mut self.slots {
+                slots.tat = until;
+                slots.burst = 1;
+            }
         }
-        // At the limit, `Limit` calls per `Reset` is the pace the service
-        // allows from here on.
-        let allowed = header_number(headers, "x-ratelimit-limit")
-            .zip(reset)
-            .filter(|_| refused || spent)
-            .map(|(limit, reset)| limit / reset.as_secs_f64().max(1.0))
-            .filter(|rate| rate.is_finite() && *rate >= 1.0 / 3600.0);
-        if let Some(rate) = allowed
-            && server
-                .adapted
-                .as_ref()
-                .is_none_or(|(current, _)| rate < *current)
+    }
+
+    /// A 429 to a call sent at the current pace: the pace is cut.
+    fn cut(&mut self, now: Instant, retry_after: Option<Duration>) {
+        self.forget_accepted(now);
+        let accepted = self.accepted.len() as f64;
+        let floor = retry_after.filter(|d| !d.is_zero()).map_or(SLOWEST, |d| {
+            1.0 / d.as_secs_f64().min(MAX_PAUSE.as_secs_f64())
+        });
+        let was = self.rate.unwrap_or(f64::INFINITY);
+        let rate = (was / 2.0).min(2.0 * accepted).max(floor);
+        self.threshold = (was / 2.0).max(rate);
+        self.successes = 0;
+        self.cuts += 1;
+        self.changes += 1;
+        self.set(rate, 1, now);
+    }
+
+    /// A call the service accepted; a second's worth of them in a row
+    /// raises the pace a step.
+    fn accepted(&mut self, now: Instant) {
+        self.accepted.push_back(now);
+        self.forget_accepted(now);
+        let Some(rate) = self.rate else { return };
+        let ceiling = self.ceiling.unwrap_or(f64::INFINITY);
+        if rate >= ceiling {
+            // Past a pause, the manifest's burst again.
+            if let Some(slots) = &mut self.slots {
+                slots.burst = self.burst;
+            }
+            return;
+        }
+        self.successes += 1;
+        if f64::from(self.successes) < rate.ceil() {
+            return;
+        }
+        self.successes = 0;
+        let step = if rate < self.threshold {
+            rate / 2.0
+        } else {
+            rate / 20.0
+        };
+        let raised = (rate + step).min(ceiling);
+        let burst = if raised >= ceiling { self.burst } else { 1 };
+        self.set(raised, burst, now);
+    }
+
+    /// The service published its quota: the pace never rises above it.
+    fn cap(&mut self, quota: f64, now: Instant) {
+        if self.ceiling.is_some_and(|c| c <= quota) {
+            return;
+        }
+        self.ceiling = Some(quota);
+        if self.rate.is_none_or(|r| r > quota) {
+            self.set(quota, 1, now);
+        }
+    }
+
+    /// Moves the pace to `rate`, in bursts of `burst`: the next slot is
+    /// the end of any pause, then one every period.
+    fn set(&mut self, rate: f64, burst: u32, now: Instant) {
+        self.rate = Some(rate);
+        let period = Duration::try_from_secs_f64(1.0 / rate).unwrap_or(MAX_PAUSE);
+        let start = self.paused_until.unwrap_or(now).max(now);
+        match &mut self.slots {
+            // A rise keeps the slots already handed out.
+            Some(slots) if slots.period > period => {
+                slots.period = period;
+                slots.burst = burst;
+            }
+            _ => self.slots = Some(Gcra::new(period, burst, start)),
+        }
+    }
+
+    fn forget_accepted(&mut self, now: Instant) {
+        while self
+            .accepted
+            .front()
+            .is_some_and(|at| now.duration_since(*at) > ACCEPTED_WINDOW)
         {
-            let period = Duration::try_from_secs_f64(1.0 / rate).unwrap_or(MAX_PAUSE);
-            server.adapted = Some((rate, Arc::new(limiter_of(period, 1, &self.clock))));
+            self.accepted.pop_front();
         }
-    }
-
-    fn server(&self) -> MutexGuard<'_, ServerWord> {
-        // Held for a few assignments that cannot panic.
-        self.server.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-impl ServerWord {
-    /// When a call may go now, the pace the service's numbers set (if
-    /// any); otherwise when to ask again.
-    fn take_turn(&mut self, now: Instant) -> Result<Option<Arc<Limiter>>, Instant> {
-        match self.paused_until {
-            Some(until) if until > now => return Err(until),
-            Some(_) => self.paused_until = None,
-            None => {}
+/// The calls a second a limit allows.
+fn rate_of(limit: &RateLimit) -> f64 {
+    1.0 / limit.period().as_secs_f64()
+}
+
+/// What an answer's headers say of the service's limit.
+#[derive(Debug, Default, PartialEq)]
+struct ServiceWord {
+    /// No call is left before the reset.
+    spent: bool,
+    /// When the budget is full again.
+    reset: Option<Duration>,
+    /// The quota the service published, in calls a second.
+    quota: Option<f64>,
+}
+
+impl ServiceWord {
+    /// `X-RateLimit-Remaining`/`-Reset` and their unprefixed forms, the
+    /// IETF draft's `RateLimit: "policy";r=0;t=30` (or the older
+    /// `remaining=0, reset=30`) and `RateLimit-Policy: "policy";q=100;w=60`
+    /// (or the older `100;w=60`).
+    fn read(headers: &HeaderMap, now: SystemTime) -> Self {
+        let mut word = Self::default();
+        for prefix in ["x-ratelimit-", "ratelimit-"] {
+            let remaining = header_number(headers, &format!("{prefix}remaining"));
+            let reset = header_number(headers, &format!("{prefix}reset"));
+            // Below one is none left (fractions and negatives are broken).
+            word.spent |= remaining.is_some_and(|r| r < 1.0);
+            word.reset = word.reset.or(reset.map(|r| until_reset(r, now)));
         }
-        Ok(self.adapted.as_ref().map(|(_, l)| l.clone()))
+        if let Some(value) = header_text(headers, "ratelimit") {
+            for item in value.split(',') {
+                let remaining = parameter(item, &["r", "remaining"]);
+                let reset = parameter(item, &["t", "reset"]).map(|t| until_reset(t, now));
+                if remaining.is_some_and(|r| r < 1.0) {
+                    word.spent = true;
+                    word.reset = word.reset.max(reset);
+                } else if word.reset.is_none() {
+                    word.reset = reset;
+                }
+            }
+        }
+        if let Some(value) = header_text(headers, "ratelimit-policy") {
+            word.quota = value
+                .split(',')
+                .filter_map(|item| {
+                    let quota = parameter(item, &["q"]).or_else(|| bare_number(item))?;
+                    let window = parameter(item, &["w"])?;
+                    // A longer window is a budget that may be spent in
+                    // bursts; `RateLimit` says when it is spent.
+                    (quota > 0.0 && window > 0.0 && window <= QUOTA_WINDOW).then(|| quota / window)
+                })
+                .filter(|rate| rate.is_finite() && *rate >= SLOWEST)
+                .reduce(f64::min);
+        }
+        word.reset = word.reset.map(|r| r.min(MAX_PAUSE));
+        word
     }
 }
 
-/// A limiter of one call every `period`, in bursts of up to `burst`.
-fn limiter_of(period: Duration, burst: u32, clock: &TokioClock) -> Limiter {
-    // tokio wakes a sleep on the next millisecond, and with bursts of one
-    // each late wake-up is lost for good: at 100 a second that is a tenth
-    // of the rate. Room for a second call lets a late one be made up.
-    let burst = if period < FAST_PERIOD {
-        burst.max(2)
-    } else {
-        burst
-    };
-    let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
-        .expect("a period of at least 1 ns")
-        .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
-    RateLimiter::new(quota, InMemoryState::default(), clock.clone())
+fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name)?.to_str().ok()
 }
 
 /// A header's value as a number.
 fn header_number(headers: &HeaderMap, name: &str) -> Option<f64> {
-    let n: f64 = headers.get(name)?.to_str().ok()?.trim().parse().ok()?;
+    let n: f64 = header_text(headers, name)?.trim().parse().ok()?;
     n.is_finite().then_some(n)
 }
 
-/// `X-RateLimit-Reset` as a time from now: services send seconds from now,
-/// epoch seconds, or epoch milliseconds.
+/// The value of the first of `names` among an item's `;`-separated (or a
+/// dictionary's) `key=value` parameters.
+fn parameter(item: &str, names: &[&str]) -> Option<f64> {
+    item.split(';').find_map(|part| {
+        let (key, value) = part.split_once('=')?;
+        let n: f64 = names
+            .contains(&key.trim())
+            .then(|| value.trim().parse().ok())??;
+        n.is_finite().then_some(n)
+    })
+}
+
+/// An item that begins with a bare number (`100;w=60`).
+fn bare_number(item: &str) -> Option<f64> {
+    let n: f64 = item.split(';').next()?.trim().parse().ok()?;
+    n.is_finite().then_some(n)
+}
+
+/// A reset as a time from now: services send seconds from now, epoch
+/// seconds, or epoch milliseconds.
 fn until_reset(value: f64, now: SystemTime) -> Duration {
     let since_epoch = now
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -223,7 +454,9 @@ fn until_reset(value: f64, now: SystemTime) -> Duration {
     } else {
         value
     };
-    Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(MAX_PAUSE)
+    Duration::try_from_secs_f64(seconds.max(0.0))
+        .unwrap_or(MAX_PAUSE)
+        .min(MAX_PAUSE)
 }
 
 /// The pacers of one run, by provider name: `watch` keeps one registry for
@@ -243,10 +476,7 @@ impl Pacers {
         limit: Option<RateLimit>,
         by_kind: &BTreeMap<CallKind, RateLimit>,
     ) -> Arc<Pacer> {
-        let mut pacers = self
-            .by_provider
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut pacers = lock(&self.by_provider);
         match pacers.get(name) {
             Some(p) if p.limit == limit && p.kind_limits == *by_kind => p.clone(),
             _ => {
@@ -256,185 +486,15 @@ impl Pacers {
             }
         }
     }
+
+    /// Each paced provider's pace now, in calls a second.
+    pub fn rates(&self) -> BTreeMap<String, f64> {
+        lock(&self.by_provider)
+            .iter()
+            .filter_map(|(name, p)| Some((name.clone(), p.rate()?)))
+            .collect()
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::manifest::Per;
-
-    fn limit(calls: u32, per: Per, burst: u32) -> RateLimit {
-        RateLimit { calls, per, burst }
-    }
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (name, value) in pairs {
-            h.insert(*name, value.parse().unwrap());
-        }
-        h
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn calls_go_at_the_limit_after_the_first_burst() {
-        let pacer = Pacer::new(Some(limit(10, Per::Second, 3)), &BTreeMap::new());
-        let start = Instant::now();
-        for _ in 0..3 {
-            pacer.turn(CallKind::Pin).await;
-        }
-        assert_eq!(start.elapsed(), Duration::ZERO, "the burst goes at once");
-        for _ in 0..10 {
-            pacer.turn(CallKind::Pin).await;
-        }
-        let took = start.elapsed();
-        assert!(
-            took >= Duration::from_millis(1000) && took < Duration::from_millis(1100),
-            "{took:?}"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_kind_limit_holds_that_kind_only() {
-        let lists = BTreeMap::from([(CallKind::List, limit(1, Per::Second, 1))]);
-        let pacer = Pacer::new(None, &lists);
-        let start = Instant::now();
-        for _ in 0..20 {
-            pacer.turn(CallKind::Pin).await;
-        }
-        assert_eq!(start.elapsed(), Duration::ZERO);
-        for _ in 0..3 {
-            pacer.turn(CallKind::List).await;
-        }
-        assert_eq!(start.elapsed(), Duration::from_secs(2));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_429_pauses_every_call_until_retry_after() {
-        let pacer = Pacer::unlimited();
-        pacer.observe(
-            StatusCode::TOO_MANY_REQUESTS,
-            &HeaderMap::new(),
-            Some(Duration::from_secs(3)),
-        );
-        let start = Instant::now();
-        pacer.turn(CallKind::Status).await;
-        assert_eq!(start.elapsed(), Duration::from_secs(3));
-        // Without a time, a pause doubles with each 429 in a row (this is
-        // the third).
-        for _ in 0..2 {
-            pacer.observe(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), None);
-        }
-        let start = Instant::now();
-        pacer.turn(CallKind::Pin).await;
-        assert_eq!(start.elapsed(), Duration::from_secs(4));
-        pacer.observe(StatusCode::OK, &HeaderMap::new(), None);
-        pacer.observe(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), None);
-        let start = Instant::now();
-        pacer.turn(CallKind::Pin).await;
-        assert_eq!(
-            start.elapsed(),
-            Duration::from_secs(1),
-            "a success starts over"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_spent_budget_pauses_until_its_reset() {
-        let pacer = Pacer::unlimited();
-        let left = headers(&[("x-ratelimit-remaining", "3"), ("x-ratelimit-reset", "10")]);
-        pacer.observe(StatusCode::OK, &left, None);
-        let start = Instant::now();
-        pacer.turn(CallKind::Pin).await;
-        assert_eq!(start.elapsed(), Duration::ZERO, "calls are left");
-        let spent = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "10")]);
-        pacer.observe(StatusCode::OK, &spent, None);
-        pacer.turn(CallKind::Pin).await;
-        assert_eq!(start.elapsed(), Duration::from_secs(10));
-        // An epoch reset, as some services send it, is read too.
-        let epoch = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 5;
-        let mut said = headers(&[("x-ratelimit-remaining", "0")]);
-        said.insert("x-ratelimit-reset", epoch.to_string().parse().unwrap());
-        pacer.observe(StatusCode::OK, &said, None);
-        let start = Instant::now();
-        pacer.turn(CallKind::Pin).await;
-        let waited = start.elapsed();
-        assert!(
-            waited >= Duration::from_secs(3) && waited <= Duration::from_secs(6),
-            "{waited:?}"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn at_the_limit_the_pace_drops_to_what_the_service_allows() {
-        let pacer = Pacer::new(Some(limit(100, Per::Second, 100)), &BTreeMap::new());
-        let said = headers(&[
-            ("x-ratelimit-limit", "20"),
-            ("x-ratelimit-remaining", "0"),
-            ("x-ratelimit-reset", "2"),
-        ]);
-        pacer.observe(
-            StatusCode::TOO_MANY_REQUESTS,
-            &said,
-            Some(Duration::from_secs(2)),
-        );
-        let start = Instant::now();
-        for _ in 0..11 {
-            pacer.turn(CallKind::Pin).await;
-        }
-        // The pause, then 10 a second (20 per 2 s), one at a time.
-        assert_eq!(start.elapsed(), Duration::from_secs(3));
-        // A higher rate later does not raise it.
-        let said = headers(&[
-            ("x-ratelimit-limit", "1000"),
-            ("x-ratelimit-remaining", "0"),
-            ("x-ratelimit-reset", "1"),
-        ]);
-        pacer.observe(StatusCode::OK, &said, None);
-        let start = Instant::now();
-        for _ in 0..10 {
-            pacer.turn(CallKind::Pin).await;
-        }
-        assert!(
-            start.elapsed() >= Duration::from_millis(1900),
-            "{:?}",
-            start.elapsed()
-        );
-    }
-
-    #[test]
-    fn broken_headers_cannot_stop_the_run_for_long() {
-        assert!(until_reset(-5.0, SystemTime::now()).is_zero());
-        let pacer = Pacer::unlimited();
-        for reset in ["1e30", "99999999999999", "-3", "soon"] {
-            let said = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", reset)]);
-            pacer.observe(StatusCode::OK, &said, None);
-            if let Some(until) = pacer.server().paused_until {
-                assert!(until <= Instant::now() + MAX_PAUSE, "{reset}");
-            }
-        }
-        pacer.observe(
-            StatusCode::TOO_MANY_REQUESTS,
-            &headers(&[("retry-after", "999999999")]),
-            Some(Duration::from_secs(999_999_999)),
-        );
-        let paused = pacer.server().paused_until.unwrap();
-        assert!(paused <= Instant::now() + MAX_PAUSE);
-    }
-
-    #[test]
-    fn a_registry_keeps_one_pacer_per_provider_until_its_limits_change() {
-        let pacers = Pacers::default();
-        let none = BTreeMap::new();
-        let a = pacers.get("aioz", Some(limit(180, Per::Minute, 1)), &none);
-        let again = pacers.get("aioz", Some(limit(180, Per::Minute, 1)), &none);
-        assert!(Arc::ptr_eq(&a, &again), "shared across reconciles");
-        let other = pacers.get("arkive", Some(limit(180, Per::Minute, 1)), &none);
-        assert!(!Arc::ptr_eq(&a, &other));
-        let changed = pacers.get("aioz", Some(limit(60, Per::Minute, 1)), &none);
-        assert!(!Arc::ptr_eq(&a, &changed), "a new limit, a new pacer");
-    }
-}
+mod tests;

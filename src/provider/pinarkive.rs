@@ -29,8 +29,6 @@ pub struct Pinarkive {
     status_base: reqwest::Url,
     /// `X-API-Key: <key>` or `Authorization: Bearer <key>`, built once.
     auth: (HeaderName, Secret),
-    /// The key itself, to redact from answers.
-    api_key: Secret,
 }
 
 #[derive(Serialize)]
@@ -55,7 +53,7 @@ impl Pinarkive {
         let uploads_url = http::endpoint(base_url, "/api/v3/users/me/uploads")?;
         let status_base = http::endpoint(base_url, "/api/v3/status/")?;
         let auth = match auth {
-            AuthStyle::Header => (HeaderName::from_static("x-api-key"), api_key.clone()),
+            AuthStyle::Header => (HeaderName::from_static("x-api-key"), api_key),
             AuthStyle::Bearer => (
                 AUTHORIZATION,
                 api_key
@@ -70,7 +68,6 @@ impl Pinarkive {
             uploads_url,
             status_base,
             auth,
-            api_key,
         })
     }
 
@@ -86,12 +83,7 @@ impl Pinarkive {
             .post(url)
             .header(name, key.header_value())
             .json(&body);
-        read_answer(
-            &self
-                .client
-                .send(CallKind::Pin, builder, &[&self.api_key])
-                .await?,
-        )
+        read_answer(&self.client.send(CallKind::Pin, builder).await?)
     }
 
     async fn unpin_once(&self, request: UnpinRequest<'_>) -> Result<UnpinReceipt, ProviderError> {
@@ -104,12 +96,7 @@ impl Pinarkive {
         if let Some(cluster) = request.cluster {
             builder = builder.header("x-cluster", cluster);
         }
-        http::read_unpin_answer(
-            &self
-                .client
-                .send(CallKind::Unpin, builder, &[&self.api_key])
-                .await?,
-        )
+        http::read_unpin_answer(&self.client.send(CallKind::Unpin, builder).await?)
     }
 }
 
@@ -196,10 +183,7 @@ impl Pinarkive {
         }
         let (name, key) = &self.auth;
         let builder = self.client.get(url).header(name, key.header_value());
-        let answer = self
-            .client
-            .send(CallKind::Status, builder, &[&self.api_key])
-            .await?;
+        let answer = self.client.send(CallKind::Status, builder).await?;
         if answer.status == StatusCode::NOT_FOUND {
             return Ok(ProviderStatus::Missing);
         }
@@ -232,10 +216,7 @@ impl Pinarkive {
             .append_pair("limit", &LIST_PAGE.to_string());
         let (name, key) = &self.auth;
         let builder = self.client.get(url).header(name, key.header_value());
-        let answer = self
-            .client
-            .send(CallKind::List, builder, &[&self.api_key])
-            .await?;
+        let answer = self.client.send(CallKind::List, builder).await?;
         let uploads: Uploads = http::read_json(&answer, "uploads", r#"{"uploads", "total"}"#)?;
         let total = uploads
             .total

@@ -44,7 +44,6 @@ pub struct PinningService {
     pins_url: reqwest::Url,
     /// `Authorization: Bearer <token>`, built once.
     bearer: Secret,
-    token: Secret,
     ownership: Ownership,
     /// Lookups made ahead ([`Provider::look_ahead`]): the requests found for
     /// each CID, as sent. Taken by the CID's first pin; a retry, which may
@@ -151,7 +150,6 @@ impl PinningService {
             bearer: token
                 .prefixed("Bearer ")
                 .ok_or_else(|| anyhow::anyhow!("the token cannot follow `Bearer `"))?,
-            token,
             ownership,
             looked_up: Mutex::default(),
         })
@@ -166,7 +164,6 @@ impl PinningService {
             .send(
                 kind,
                 request.header(AUTHORIZATION, self.bearer.header_value()),
-                &[&self.token],
             )
             .await
     }

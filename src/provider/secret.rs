@@ -41,18 +41,6 @@ impl Secret {
     }
 }
 
-impl Secret {
-    /// Replaces this secret in `text` (a provider's answer) with
-    /// `<redacted>`: a provider, or a proxy in front of it, may echo the
-    /// request's headers in an error. The JSON-escaped forms are replaced
-    /// too, since answers are JSON and some encoders write `/` as `\/`.
-    pub(crate) fn redact(&self, text: &mut Vec<u8>) {
-        for form in self.1.iter() {
-            replace_all(text, form, b"<redacted>");
-        }
-    }
-}
-
 /// The value as written, and as a JSON string holds it (built once, not
 /// per answer).
 fn redacted_forms(value: &str) -> Vec<Vec<u8>> {
@@ -70,26 +58,91 @@ fn redacted_forms(value: &str) -> Vec<Vec<u8>> {
     forms
 }
 
-fn replace_all(text: &mut Vec<u8>, needle: &[u8], with: &[u8]) {
-    if needle.is_empty() || text.len() < needle.len() {
-        return;
-    }
-    let Some(first) = text.windows(needle.len()).position(|w| w == needle) else {
-        return;
-    };
-    let mut out = Vec::with_capacity(text.len());
-    out.extend_from_slice(&text[..first]);
-    let mut rest = &text[first..];
-    while !rest.is_empty() {
-        if rest.starts_with(needle) {
-            out.extend_from_slice(with);
-            rest = &rest[needle.len()..];
-        } else {
-            out.push(rest[0]);
-            rest = &rest[1..];
+/// Keys at least this long are found wherever they occur in a text; a
+/// shorter one only where it stands as a word of its own (see
+/// [`Secret::find_in`]).
+const FOUND_ANYWHERE: usize = 8;
+
+impl Secret {
+    /// The byte ranges of `text` where this secret occurs: its value as
+    /// written, or as a JSON string holds it (some encoders write `/` as
+    /// `\/`). A key of [`FOUND_ANYWHERE`] characters or more is found
+    /// anywhere; a shorter one (`k`, `s`, `ok`) occurs inside ordinary
+    /// words (`ok`, `false`) and ids, so it is found only where it is not
+    /// part of a longer run of letters and digits, as an echoed header
+    /// value is (`x-api-key: k`).
+    fn find_in(&self, text: &str) -> Vec<std::ops::Range<usize>> {
+        let bytes = text.as_bytes();
+        let alnum = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_alphanumeric);
+        let mut found = Vec::new();
+        for form in self.1.iter() {
+            let (Some(first), Some(last)) = (form.first(), form.last()) else {
+                continue;
+            };
+            if form.len() > bytes.len() {
+                continue;
+            }
+            let whole_word = form.len() < FOUND_ANYWHERE;
+            for start in 0..=bytes.len() - form.len() {
+                let end = start + form.len();
+                if bytes[start..end] != form[..] {
+                    continue;
+                }
+                let joined = (first.is_ascii_alphanumeric() && start > 0 && alnum(start - 1))
+                    || (last.is_ascii_alphanumeric() && alnum(end));
+                if !(whole_word && joined) {
+                    found.push(start..end);
+                }
+            }
         }
+        found
     }
-    *text = out;
+}
+
+/// The credentials one provider is called with: what must never be shown
+/// or stored, whatever its answers echo.
+#[derive(Clone, Default)]
+pub(crate) struct Secrets(Vec<Secret>);
+
+impl Secrets {
+    pub(crate) fn new(secrets: impl IntoIterator<Item = Secret>) -> Self {
+        Self(secrets.into_iter().collect())
+    }
+
+    /// Whether any of the secrets occurs in `text`.
+    pub(crate) fn occur_in(&self, text: &str) -> bool {
+        self.0.iter().any(|s| !s.find_in(text).is_empty())
+    }
+
+    /// `text` with every occurrence of a secret replaced by `<redacted>`.
+    pub(crate) fn redact(&self, text: &str) -> String {
+        let mut found: Vec<std::ops::Range<usize>> =
+            self.0.iter().flat_map(|s| s.find_in(text)).collect();
+        if found.is_empty() {
+            return text.to_owned();
+        }
+        // Overlapping finds (a key inside another's JSON form) merge.
+        found.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for range in found {
+            if range.end <= at {
+                continue;
+            }
+            // Secrets are ASCII, so these are character boundaries.
+            out.push_str(&text[at..range.start.max(at)]);
+            out.push_str("<redacted>");
+            at = range.end;
+        }
+        out.push_str(&text[at..]);
+        out
+    }
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secrets({} redacted)", self.0.len())
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -113,19 +166,55 @@ mod tests {
         assert_eq!(format!("{header:?}"), "Sensitive");
     }
 
+    fn secrets(keys: &[&str]) -> Secrets {
+        Secrets::new(keys.iter().map(|k| Secret::new(k).unwrap()))
+    }
+
     #[test]
     fn redact_replaces_the_value_and_its_json_escaped_forms() {
-        let s = Secret::new(r#"k/ey"1"#).unwrap();
-        let mut body =
-            br#"{"message": "headers: x-api-key: k/ey\"1, again k\/ey\"1; k/ey"1"}"#.to_vec();
-        s.redact(&mut body);
+        let s = secrets(&[r#"k/ey"1-long"#]);
+        let body =
+            r#"{"message": "headers: x-api-key: k/ey\"1-long, again k\/ey\"1-long; k/ey"1-long"}"#;
         assert_eq!(
-            String::from_utf8(body).unwrap(),
+            s.redact(body),
             r#"{"message": "headers: x-api-key: <redacted>, again <redacted>; <redacted>"}"#
         );
-        let mut clean = b"nothing here".to_vec();
-        s.redact(&mut clean);
-        assert_eq!(clean, b"nothing here");
+        assert_eq!(s.redact("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn a_long_key_is_found_anywhere() {
+        let s = secrets(&["sk-live-0123"]);
+        assert_eq!(s.redact("Bearersk-live-0123x"), "Bearer<redacted>x");
+        assert!(s.occur_in("idsk-live-0123"));
+    }
+
+    #[test]
+    fn a_short_key_is_found_only_as_a_word_of_its_own() {
+        let s = secrets(&["s", "ok"]);
+        // Inside words and ids it is left alone...
+        for text in [
+            r#"{"okay":false,"status":"success"}"#,
+            "3fa85f64-okay",
+            "tokens",
+        ] {
+            assert_eq!(s.redact(text), text);
+            assert!(!s.occur_in(text), "{text}");
+        }
+        // ...but an echoed header value is a word of its own.
+        assert_eq!(
+            s.redact(r#"pinning_api_key: s, x-api-key: ok; "s""#),
+            r#"pinning_api_key: <redacted>, x-api-key: <redacted>; "<redacted>""#
+        );
+        assert!(s.occur_in("id-s"));
+        assert!(s.occur_in("ok"));
+    }
+
+    #[test]
+    fn overlapping_keys_are_redacted_once() {
+        let s = secrets(&["abcdefgh-1", "abcdefgh-12"]);
+        assert_eq!(s.redact("[abcdefgh-12]"), "[<redacted>]");
+        assert_eq!(s.redact("é abcdefgh-1 é"), "é <redacted> é");
     }
 
     #[test]

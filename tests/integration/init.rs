@@ -45,7 +45,10 @@ fn the_starter_of_each_type_validates_matches_the_schema_and_names_its_limits() 
             "pinning-service",
             &[
                 "https://api.pinata.cloud/psa",
-                "180 requests a minute, 30 a minute for listing",
+                "Pinata: 60, 250 or 500 requests a minute by plan",
+                "rate_limit: 500/min",
+                "pinsync slows down to what yours enforces",
+                "rate_limits: {list: 30/min}",
                 "https://api.filebase.io/v1/ipfs",
                 "100 requests a second",
                 "https://api.4everland.dev",

@@ -9,6 +9,7 @@ mod failures;
 mod import;
 mod include;
 mod init;
+mod keys_in_answers;
 mod pinning_service;
 mod pinning_service_traps;
 mod plan;

@@ -228,9 +228,10 @@ fn a_refused_token_stops_every_call_after_the_lookups_made_ahead() {
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stdout.contains("PSA_TOKEN"), "names the variable: {r:?}");
     let calls = psa_calls(&emu, "GET", "/psa/").len() + psa_calls(&emu, "POST", "/psa/").len();
-    // The look-ahead's three lookups (in flight at once) are refused, and
-    // no pin is tried after them.
-    assert_eq!(calls, 3, "{:#?}", emu.requests());
+    // At most the look-ahead's three lookups (sent at once; the first
+    // refusal may come back before the last is sent) are refused, and no
+    // pin is tried after them.
+    assert!((1..=3).contains(&calls), "{calls}: {:#?}", emu.requests());
     assert!(emu.psa_requests().is_empty());
 }
 

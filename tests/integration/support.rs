@@ -31,6 +31,42 @@ pub const ALL_SECRETS: [&str; 6] = [
     PG_SUPERUSER_PASSWORD,
 ];
 
+/// The credentials of the emulator's three services, and the variables a
+/// [`Project`] passes them to pinsync in.
+pub struct Keys {
+    pub aioz_key: &'static str,
+    pub aioz_secret: &'static str,
+    pub arkive_key: &'static str,
+    pub psa_token: &'static str,
+}
+
+impl Keys {
+    pub const DEFAULT: Keys = Keys {
+        aioz_key: AIOZ_KEY,
+        aioz_secret: AIOZ_SECRET,
+        arkive_key: ARKIVE_KEY,
+        psa_token: PSA_TOKEN,
+    };
+
+    pub fn all(&self) -> [&'static str; 4] {
+        [
+            self.aioz_key,
+            self.aioz_secret,
+            self.arkive_key,
+            self.psa_token,
+        ]
+    }
+
+    pub fn env(&self) -> [(&'static str, &'static str); 4] {
+        [
+            ("AIOZ_PINNING_API_KEY", self.aioz_key),
+            ("AIOZ_PINNING_SECRET_KEY", self.aioz_secret),
+            ("PINARKIVE_API_KEY", self.arkive_key),
+            ("PSA_TOKEN", self.psa_token),
+        ]
+    }
+}
+
 /// Real CIDs (CIDv0 and CIDv1 of different content).
 pub const CID_A: &str = "Qmc1135ziMvmFG534i75E8HpJoLqzLzgKBxfjBV9cBsMAs";
 pub const CID_B: &str = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
@@ -72,11 +108,17 @@ impl Emulator {
     }
 
     pub fn start_with(args: &[&str]) -> Self {
+        Self::start_with_keys(&Keys::DEFAULT, args)
+    }
+
+    /// An emulator that takes `keys` rather than the distinctive defaults.
+    pub fn start_with_keys(keys: &Keys, args: &[&str]) -> Self {
         let mut child = Command::new(emulator_bin())
             .args(["--listen", "127.0.0.1:0"])
-            .args(["--aioz-api-key", AIOZ_KEY, "--aioz-secret-key", AIOZ_SECRET])
-            .args(["--pinarkive-api-key", ARKIVE_KEY])
-            .args(["--psa-token", PSA_TOKEN])
+            .args(["--aioz-api-key", keys.aioz_key])
+            .args(["--aioz-secret-key", keys.aioz_secret])
+            .args(["--pinarkive-api-key", keys.arkive_key])
+            .args(["--psa-token", keys.psa_token])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -283,10 +325,7 @@ pins:
             .current_dir(self.dir.path())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("AIOZ_PINNING_API_KEY", AIOZ_KEY)
-            .env("AIOZ_PINNING_SECRET_KEY", AIOZ_SECRET)
-            .env("PINARKIVE_API_KEY", ARKIVE_KEY)
-            .env("PSA_TOKEN", PSA_TOKEN)
+            .envs(Keys::DEFAULT.env())
             .stdin(Stdio::null());
         if let Some(url) = &self.state_url {
             cmd.env("PINSYNC_STATE", url).env("PGPASSWORD", PG_PASSWORD);
