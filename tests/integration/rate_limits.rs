@@ -162,3 +162,22 @@ fn the_plan_says_how_long_its_calls_take_at_each_limit() {
         r.stdout
     );
 }
+
+/// A manifest rate ten times what the service enforces: the pace finds the
+/// service's limit after a 429 or two, instead of meeting it after every
+/// pause (the same apply met 26 before the pace adapted).
+#[test]
+fn a_rate_limit_set_too_high_comes_down_to_the_services() {
+    let emu = Emulator::start_with(&["--limit", "aioz=20/s,burst=5"]);
+    let p = Project::new(&emu, &many_pins(100, &["aioz"]));
+    with_rate_limit(&p, "aioz", "200/s");
+    let r = p.run(&["apply", "--auto-approve", "--concurrency", "32"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(emu.pins().len(), 100);
+    let refusals = refused(&emu, "aioz");
+    assert!(
+        (1..=5).contains(&refusals),
+        "{refusals} answered 429: {:?}",
+        emu.stats()
+    );
+}
