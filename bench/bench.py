@@ -409,6 +409,27 @@ PACED_LIMIT = 100  # requests a second the emulator allows in the pacing runs
 PACED_PINS = 1500
 
 
+def apply_at_limit(workdir, emulator, label, pins, rate, enforced, extra_args):
+    """Apply of `pins` pins to aioz at --concurrency 32 with `rate_limit:
+    rate`, against a fresh emulator enforcing `enforced`: the measured run
+    and the emulator's stats. Exits the benchmark if the apply fails."""
+    manifest = workdir / f"{label}.yaml"
+    write_manifest(manifest, pins, ["aioz"], emulator.base_url, {"aioz": rate})
+    d = workdir / label
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir()
+    emulator.start(0)
+    try:
+        post_json(emulator.base_url + "/_emulator/limits", {"aioz": enforced})
+        r = run_measured([PINSYNC, "apply", "-f", manifest, "--state", d / "pins.state.json", "--auto-approve", "--concurrency", "32", *extra_args], workdir, env=env_for_pinsync())
+        stats = emulator.stats()
+    finally:
+        emulator.stop()
+    if r["rc"] != 0 or stats["pins"] != pins:
+        raise SystemExit(f"the {label} apply at {rate} exited {r['rc']} holding {stats['pins']} pins:\n{r['stderr'][-3000:]}")
+    return r, stats
+
+
 def bench_pacing(workdir, emulator, with_refresh=True):
     """Apply of PACED_PINS pins to aioz against the emulator enforcing
     PACED_LIMIT a second (a bucket one second deep), with pacing at the
@@ -417,20 +438,7 @@ def bench_pacing(workdir, emulator, with_refresh=True):
     pins on each type at its default limit."""
     out = {"limit": PACED_LIMIT, "pins": PACED_PINS, "runs": {}}
     for label, limit in [("paced", f"{PACED_LIMIT}/s"), ("none", "none")]:
-        manifest = workdir / f"pacing-{label}.yaml"
-        write_manifest(manifest, PACED_PINS, ["aioz"], emulator.base_url, {"aioz": limit})
-        d = workdir / f"pacing-{label}"
-        shutil.rmtree(d, ignore_errors=True)
-        d.mkdir()
-        emulator.start(0)
-        try:
-            post_json(emulator.base_url + "/_emulator/limits", {"aioz": {"per_second": PACED_LIMIT, "burst": PACED_LIMIT}})
-            r = run_measured([PINSYNC, "apply", "-f", manifest, "--state", d / "pins.state.json", "--auto-approve", "--concurrency", "32", "--retry-attempts", "100", "--retry-max-time", "10m"], workdir, env=env_for_pinsync())
-            stats = emulator.stats()
-        finally:
-            emulator.stop()
-        if r["rc"] != 0 or stats["pins"] != PACED_PINS:
-            raise SystemExit(f"the {label} apply exited {r['rc']} holding {stats['pins']} pins:\n{r['stderr'][-3000:]}")
+        r, stats = apply_at_limit(workdir, emulator, f"pacing-{label}", PACED_PINS, limit, {"per_second": PACED_LIMIT, "burst": PACED_LIMIT}, ["--retry-attempts", "100", "--retry-max-time", "10m"])
         refused = stats["rate_limited"].get("aioz", 0)
         requests = stats["requests"]
         run = {
@@ -489,21 +497,7 @@ def bench_adaptive_pacing(workdir, emulator, rounds=3):
     out = {"limit": limit, "burst": ADAPTIVE_LIMIT["burst"], "pins": ADAPTIVE_PINS, "ideal": ADAPTIVE_PINS / limit, "runs": {r: [] for r in ADAPTIVE_RATES}}
     for round_ in range(rounds):
         for rate in ADAPTIVE_RATES:
-            label = rate.replace("/", "-per-")
-            manifest = workdir / f"adaptive-{label}.yaml"
-            write_manifest(manifest, ADAPTIVE_PINS, ["aioz"], emulator.base_url, {"aioz": rate})
-            d = workdir / f"adaptive-{label}"
-            shutil.rmtree(d, ignore_errors=True)
-            d.mkdir()
-            emulator.start(0)
-            try:
-                post_json(emulator.base_url + "/_emulator/limits", {"aioz": ADAPTIVE_LIMIT})
-                r = run_measured([PINSYNC, "apply", "-f", manifest, "--state", d / "pins.state.json", "--auto-approve", "--concurrency", "32"], workdir, env=env_for_pinsync())
-                stats = emulator.stats()
-            finally:
-                emulator.stop()
-            if r["rc"] != 0 or stats["pins"] != ADAPTIVE_PINS:
-                raise SystemExit(f"the apply at {rate} exited {r['rc']} holding {stats['pins']} pins:\n{r['stderr'][-3000:]}")
+            r, stats = apply_at_limit(workdir, emulator, "adaptive-" + rate.replace("/", "-per-"), ADAPTIVE_PINS, rate, ADAPTIVE_LIMIT, [])
             run = {"wall": r["wall"], "requests": stats["requests"], "refused": stats["rate_limited"].get("aioz", 0)}
             log(f"adaptive pacing, rate_limit {rate}, round {round_ + 1}: {run['wall']:.2f}s, {run['requests']} requests, {run['refused']} answered 429")
             out["runs"][rate].append(run)

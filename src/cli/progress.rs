@@ -209,3 +209,19 @@ fn failed_line(p: Palette, change: &Change, error: &ProviderError, attempts: u32
         change.cid
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::RateLimit;
+
+    #[test]
+    fn the_bar_shows_each_paced_providers_pace_now() {
+        let pacers = Pacers::default();
+        assert_eq!(paces(&pacers), "", "nothing paced, nothing said");
+        let none = std::collections::BTreeMap::new();
+        pacers.get("aioz", Some(RateLimit::parse("180/min").unwrap()), &none);
+        pacers.get("psa", None, &none);
+        assert_eq!(paces(&pacers), " · paced: aioz 3/s");
+    }
+}
