@@ -10,6 +10,7 @@ mod file_io;
 pub mod import;
 mod init;
 pub mod manifest;
+mod ops;
 pub mod plan;
 pub mod provider;
 pub mod refresh;

@@ -70,11 +70,15 @@ pub struct Waited {
 
 /// Polls `pins` until each is pinned or failed, `timeout` passes, or `stop`
 /// is cancelled. `on_round(pinned, pending, next)` hears after each round.
+/// The providers in `refusing` already answered as every call to them
+/// would (a refused key, a redirect): their pins are not asked, and
+/// neither are a provider's once one of its answers is such.
 pub async fn wait(
     pins: &[Awaited],
     providers: &Providers,
     timeout: Duration,
     stop: &CancellationToken,
+    refusing: BTreeMap<String, ProviderError>,
     on_round: &dyn Fn(usize, usize, Duration),
 ) -> Waited {
     let deadline = tokio::time::Instant::now() + timeout;
@@ -83,15 +87,33 @@ pub async fn wait(
         pins.iter().map(|p| (p, "unanswered".to_owned())).collect();
     let mut waited = Waited::default();
     let mut pause = FIRST_PAUSE;
-    // Providers that answered as every call to them would (a refused key, a
-    // redirect), with that answer: their pins are not asked again.
-    let mut given_up: BTreeMap<&str, String> = BTreeMap::new();
+    // Checked by each call as it starts, so that no call follows the first
+    // such answer.
+    let refusing = std::sync::Mutex::new(refusing);
+    let refused = |provider: &str| {
+        let refusing = refusing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        refusing.get(provider).cloned()
+    };
     loop {
-        let checks = pending.iter().map(|(pin, _)| async move {
-            match providers.get(pin.key.target.provider.as_str()) {
-                Some(provider) => provider.status(pin.request()).await.map_err(Some),
-                None => Err(None),
+        let checks = pending.iter().map(|(pin, _)| async {
+            let name = pin.key.target.provider.as_str();
+            if let Some(error) = refused(name) {
+                return Err(Some(error));
             }
+            let provider = providers.get(name).ok_or(None)?;
+            let answer = provider.status(pin.request()).await;
+            if let Err(e) = &answer
+                && e.refuses_every_call()
+            {
+                refusing
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .entry(name.to_owned())
+                    .or_insert_with(|| e.clone());
+            }
+            answer.map_err(Some)
         });
         let answers: Vec<Result<ProviderStatus, Option<ProviderError>>> =
             futures::stream::iter(checks)
@@ -113,25 +135,17 @@ pub async fn wait(
                 }
                 // A call that fails is asked again next round; its error is
                 // the last word if the time runs out.
-                Err(Some(e)) => {
-                    if e.refuses_every_call() {
-                        given_up.insert(
-                            pin.key.target.provider.as_str(),
-                            format!("unanswered ({e})"),
-                        );
-                    }
-                    still.push((pin, format!("unanswered ({e})")));
-                }
+                Err(Some(e)) => still.push((pin, format!("unanswered ({e})"))),
                 Err(None) => still.push((pin, "unanswered (its provider is not connected)".into())),
             }
         }
+        // A provider that refuses every call keeps its pins' last word.
         let (out, still): (Vec<_>, Vec<_>) = still
             .into_iter()
-            .partition(|(pin, _)| given_up.contains_key(pin.key.target.provider.as_str()));
-        waited.timed_out.extend(out.into_iter().map(|(pin, _)| {
-            let why = &given_up[pin.key.target.provider.as_str()];
-            (pin.key.clone(), why.clone())
-        }));
+            .partition(|(pin, _)| refused(pin.key.target.provider.as_str()).is_some());
+        waited
+            .timed_out
+            .extend(out.into_iter().map(|(pin, last)| (pin.key.clone(), last)));
         pending = still;
         let now = tokio::time::Instant::now();
         if pending.is_empty() || now >= deadline || stop.is_cancelled() {

@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::manifest::PinKey;
 use crate::plan::{Action, Change, Plan};
 use crate::provider::{
-    self, HttpSettings, PinReceipt, PinRequest, Provider, ProviderError, UnpinReceipt, UnpinRequest,
+    Connect as _, HttpSettings, PinReceipt, PinRequest, Provider, ProviderError, UnpinReceipt,
+    UnpinRequest,
 };
 use crate::retry::RetryPolicy;
 use crate::state::{
@@ -48,18 +48,7 @@ impl Default for ApplyOptions {
 }
 
 /// The providers of an apply, by the manifest's name for them.
-pub type Providers = BTreeMap<String, Arc<dyn Provider>>;
-
-/// Connects the providers named in `used`, with their credentials from the
-/// environment; every missing or unusable one is named before any call.
-pub fn connect(
-    configs: &BTreeMap<String, crate::manifest::ProviderConfig>,
-    used: &BTreeSet<String>,
-    http: HttpSettings,
-) -> anyhow::Result<Providers> {
-    provider::connect(configs, used, |var| std::env::var(var).ok(), http)
-        .context("the provider credentials are needed from the environment; nothing was changed")
-}
+pub use crate::provider::Providers;
 
 /// What a plan needs before its calls, as [`prepare`] found it.
 pub enum Prepared {
@@ -90,11 +79,9 @@ pub fn prepare(
     if !refused.is_empty() {
         return Ok(Prepared::Refused(refused));
     }
-    Ok(Prepared::Ready(connect(
-        &plan.providers,
-        &providers_used(plan),
-        http,
-    )?))
+    Ok(Prepared::Ready(
+        http.connect(&plan.providers, &providers_used(plan))?,
+    ))
 }
 
 /// How one provider call (a pin or an unpin) ended.
@@ -326,6 +313,24 @@ impl Report {
             && !self.interrupted
     }
 
+    /// The providers that answered as every call to them would (a refused
+    /// key, a redirect), with that answer: nothing more is asked of them.
+    pub fn refusing(&self) -> BTreeMap<String, ProviderError> {
+        let failed = self
+            .failed
+            .iter()
+            .map(|f| (f.change.target.provider.to_string(), &f.error));
+        let halted = self
+            .not_attempted
+            .iter()
+            .map(|(p, n)| (p.clone(), n.why.error()));
+        failed
+            .chain(halted)
+            .filter(|(_, e)| e.refuses_every_call())
+            .map(|(p, e)| (p, e.clone()))
+            .collect()
+    }
+
     /// Changes of the plan that are not done after this apply.
     pub fn pending(&self) -> usize {
         self.failed.len()
@@ -528,7 +533,24 @@ pub async fn apply(
     let waited = if awaited.is_empty() || halt.is_cancelled() {
         crate::wait::Waited::default()
     } else {
-        crate::wait::wait(&awaited, providers, options.move_wait, &halt, &|_, _, _| {}).await
+        let refusing = pools
+            .iter()
+            .filter_map(|pool| {
+                let error = pool.breaker.halt()?.error().clone();
+                error
+                    .refuses_every_call()
+                    .then(|| (pool.name.to_owned(), error))
+            })
+            .collect();
+        crate::wait::wait(
+            &awaited,
+            providers,
+            options.move_wait,
+            &halt,
+            refusing,
+            &|_, _, _| {},
+        )
+        .await
     };
     let mut ready: BTreeMap<&str, Vec<&Change>> = BTreeMap::new();
     for pool in &pools {

@@ -16,10 +16,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::apply::{self, ApplyOptions};
 use crate::manifest::{self, Diagnostics, ProviderKind};
+use crate::ops;
 use crate::plan::{self, saved_plan};
 use crate::provider::HttpSettings;
 use crate::retry::RetryPolicy;
-use crate::state::{State, StateFile, StateStore, StoredPin};
+use crate::state::{StateFile, StateLocation, StateStore, StoredPin};
 use crate::watch::{EventLog, LogFormat, WatchOptions};
 use progress::ApplyProgress;
 use render::Palette;
@@ -270,29 +271,18 @@ struct StateArg {
 }
 
 impl StateArg {
-    /// Where the state is kept: `--state` (or `PINSYNC_STATE`), else the
-    /// manifest's `state:`, else the file beside the manifest.
-    fn store(&self, manifest: &Path) -> anyhow::Result<Box<dyn StateStore>> {
-        match self.postgres_url(manifest)? {
-            Some(url) => Ok(Box::new(crate::state::PgStore::new(pg_location(&url)?))),
-            None => Ok(Box::new(self.file(manifest))),
-        }
+    /// Where the state is kept (see [`StateLocation::choose`]).
+    fn location(&self, manifest: &Path) -> anyhow::Result<StateLocation> {
+        StateLocation::choose(self.state.as_deref(), manifest)
     }
 
-    /// The PostgreSQL URL of the state, if it is on PostgreSQL.
-    fn postgres_url(&self, manifest: &Path) -> anyhow::Result<Option<String>> {
-        match self.state.as_deref() {
-            Some(text) => Ok(Some(text.to_owned()).filter(|t| crate::state::is_postgres_url(t))),
-            None => manifest_state_url(manifest),
-        }
+    fn store(&self, manifest: &Path) -> anyhow::Result<Box<dyn StateStore>> {
+        self.location(manifest)?.open()
     }
 
     /// The state file (for the commands that only a file has).
     fn file(&self, manifest: &Path) -> StateFile {
-        match &self.state {
-            Some(p) => StateFile::new(p),
-            None => StateFile::beside_manifest(manifest),
-        }
+        StateLocation::file(self.state.as_deref(), manifest)
     }
 }
 
@@ -737,17 +727,22 @@ fn exit_without_freeing<T>(value: T) {
 }
 
 fn plan_command(args: &PlanArgs) -> anyhow::Result<ExitCode> {
-    let state_file = args.state.store(&args.manifest.file)?;
-    let (m, mut state) = load_manifest_and_state(&args.manifest.file, state_file.as_ref())?;
+    let ws = ops::Workspace::new(&args.manifest.file, args.state.store(&args.manifest.file)?);
+    let (m, mut state) = ws.load()?;
     if args.refresh {
         // Read-only: what is learned shapes this plan and is not written.
-        let report = refresh_providers(
+        let calls = CallArgs::default();
+        let refreshed = calls_runtime()?.block_on(ops::refresh(
+            &ws,
             &m,
             &mut state,
-            &CallArgs::default(),
-            &CancellationToken::new(),
-        )?;
-        eprint!("{}", render::refresh(&report));
+            &calls.http(),
+            calls.apply_options().retry,
+            false,
+        ))?;
+        if let ops::Refreshed::Report(report) = refreshed {
+            eprint!("{}", render::refresh(&report));
+        }
     }
     let plan = plan::plan(&m, &state, args.unpin.plan_options());
     let refused = plan::guards(&plan, &state, args.unpin.allowance());
@@ -798,24 +793,10 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     )
 }
 
-/// Reads the manifest and the state side by side: on large manifests each
-/// takes a noticeable time, and they do not depend on each other.
-fn load_manifest_and_state(
-    manifest_path: &Path,
-    state_file: &dyn StateStore,
-) -> anyhow::Result<(manifest::Manifest, State)> {
-    std::thread::scope(|scope| {
-        let state = scope.spawn(|| state_file.load());
-        let manifest = manifest::load(manifest_path);
-        let state = state.join().expect("loading the state does not panic");
-        Ok((manifest?, state?))
-    })
-}
-
 fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
-    let state_file = args.state.store(&args.manifest.file)?;
-    let state_file = state_file.as_ref();
-    let lock = state_file.lock(args.calls.lock_timeout, "pinsync apply")?;
+    let ws = ops::Workspace::new(&args.manifest.file, args.state.store(&args.manifest.file)?)
+        .lock(args.calls.lock_timeout, "pinsync apply")?;
+    let state_file = ws.store();
     if args.plan.is_some() && args.refresh {
         bail!(
             "--refresh makes a new plan; it cannot be used with a saved PLAN (run `pinsync refresh` first)"
@@ -830,11 +811,19 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
             (plan, state)
         }
         None => {
-            let (m, mut state) = load_manifest_and_state(&args.manifest.file, state_file)?;
+            let (m, mut state) = ws.load()?;
             if args.refresh {
-                let report = refresh_providers(&m, &mut state, &args.calls, &until_lost(&*lock))?;
-                print(&render::refresh(&report))?;
-                save_refreshed(state_file, &mut state)?;
+                let refreshed = calls_runtime()?.block_on(ops::refresh(
+                    &ws,
+                    &m,
+                    &mut state,
+                    &args.calls.http(),
+                    args.calls.apply_options().retry,
+                    true,
+                ))?;
+                if let ops::Refreshed::Report(report) = refreshed {
+                    print(&render::refresh(&report))?;
+                }
             }
             (plan::plan(&m, &state, args.unpin.plan_options()), state)
         }
@@ -878,7 +867,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
                 "\nInterrupted: no new calls will start; waiting for calls in flight, then saving the state."
             );
         })?;
-        if let Some(lost) = lock.lost() {
+        if let Some(lost) = ws.lease_lost() {
             let stop = stop.clone();
             tokio::spawn(async move {
                 lost.cancelled().await;
@@ -911,7 +900,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         let mut state = state;
         let pins = crate::wait::Awaited::from_state(&state, &report.confirmed);
         let waited = runtime.block_on(async {
-            let stop = until_lost(&*lock).child_token();
+            let stop = ws.stop().child_token();
             spawn_stop_on_signals(stop.clone(), |_| {})?;
             anyhow::Ok(
                 crate::wait::wait(
@@ -919,6 +908,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
                     &providers,
                     args.wait_timeout,
                     &stop,
+                    report.refusing(),
                     &|pinned, pending, next| {
                         progress.line(format!(
                             "waiting: {pinned} pinned, {pending} not yet (next check in {}s)",
@@ -931,7 +921,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         })?;
         progress.finish();
         crate::wait::record(&mut state, &waited.seen);
-        save_refreshed(state_file, &mut state)?;
+        ws.save(&mut state)?;
         print(&render::waited(&waited, args.wait_timeout, palette))?;
         succeeded &= waited.failed.is_empty() && waited.timed_out.is_empty();
         exit_without_freeing((plan, state));
@@ -951,7 +941,7 @@ fn watch_command(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let log = EventLog::new(args.log_format);
     // On a shared state, a second server waits for the lease (standby)
     // rather than failing, and takes over once the holder's lease ends.
-    let lock = if args.state.postgres_url(&args.manifest.file)?.is_some() {
+    let lock = if args.state.location(&args.manifest.file)?.is_postgres() {
         wait_for_lease(state_file, args, log)?
     } else {
         state_file.lock(args.calls.lock_timeout, "pinsync watch")?
@@ -1119,17 +1109,22 @@ fn confirm() -> anyhow::Result<bool> {
 }
 
 fn refresh_command(args: &RefreshArgs) -> anyhow::Result<ExitCode> {
-    let state_file = args.state.store(&args.manifest.file)?;
-    let state_file = state_file.as_ref();
-    let lock = state_file.lock(args.calls.lock_timeout, "pinsync refresh")?;
-    let (m, mut state) = load_manifest_and_state(&args.manifest.file, state_file)?;
-    if state.pins.is_empty() {
+    let ws = ops::Workspace::new(&args.manifest.file, args.state.store(&args.manifest.file)?)
+        .lock(args.calls.lock_timeout, "pinsync refresh")?;
+    let (m, mut state) = ws.load()?;
+    let refreshed = calls_runtime()?.block_on(ops::refresh(
+        &ws,
+        &m,
+        &mut state,
+        &args.calls.http(),
+        args.calls.apply_options().retry,
+        true,
+    ))?;
+    let ops::Refreshed::Report(report) = refreshed else {
         print("The state holds no pins; nothing to refresh.\n")?;
         return Ok(ExitCode::SUCCESS);
-    }
-    let report = refresh_providers(&m, &mut state, &args.calls, &until_lost(&*lock))?;
+    };
     print(&render::refresh(&report))?;
-    save_refreshed(state_file, &mut state)?;
     Ok(if report.errors.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -1138,121 +1133,36 @@ fn refresh_command(args: &RefreshArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn import_command(args: &ImportArgs) -> anyhow::Result<ExitCode> {
-    let state_file = args.state.store(&args.manifest.file)?;
-    let state_file = state_file.as_ref();
+    let ws = ops::Workspace::new(&args.manifest.file, args.state.store(&args.manifest.file)?);
     // Printing records nothing, so it needs no lock.
-    let lock = if args.print_manifest {
-        None
+    let ws = if args.print_manifest {
+        ws
     } else {
-        Some(state_file.lock(args.calls.lock_timeout, "pinsync import")?)
+        ws.lock(args.calls.lock_timeout, "pinsync import")?
     };
-    let (m, mut state) = load_manifest_and_state(&args.manifest.file, state_file)?;
-    let only = match &args.target {
-        None => None,
-        Some(text) => {
-            let target = crate::manifest::Target::parse(text).map_err(anyhow::Error::msg)?;
-            if !m.providers.contains_key(target.provider.as_str()) {
-                bail!(
-                    "--target {text}: the manifest declares no provider `{}`",
-                    target.provider
-                );
-            }
-            Some(target)
-        }
-    };
-    let used: std::collections::BTreeSet<String> = m
-        .providers
-        .keys()
-        .filter(|p| only.as_ref().is_none_or(|t| &t.provider == *p))
-        .cloned()
-        .collect();
-    let providers = apply::connect(&m.providers, &used, args.calls.http())?;
-    let retry = args.calls.apply_options().retry;
-    let stop = lock
-        .as_deref()
-        .map_or_else(CancellationToken::new, until_lost);
-    let listings = calls_runtime()?.block_on(futures::future::join_all(providers.iter().map(
-        |(name, provider)| async {
-            let listed = crate::refresh::list_all(provider.as_ref(), retry, &stop).await;
-            (name.clone(), listed)
-        },
-    )));
-    let at = crate::state::now_rfc3339();
-    let mut text = String::new();
-    let mut unmanaged = Vec::new();
-    let mut adopted = 0;
-    let mut failed = false;
-    for (name, listed) in listings {
-        let (pins, calls) = match listed {
-            Ok(listed) => listed,
-            Err(e) => {
-                failed = true;
-                text.push_str(&format!("{name}: could not be listed ({e})\n"));
-                continue;
-            }
-        };
-        let found = crate::import::adopt(&m, &mut state, &name, &pins, only.as_ref(), &at);
-        adopted += found.adopted;
-        text.push_str(&format!(
-            "{name}: {} listed in {calls} call{}: {} adopted, {} failed there (apply pins them), {} not in the manifest\n",
-            pins.len(),
-            if calls == 1 { "" } else { "s" },
-            found.adopted,
-            found.failed,
-            found.unmanaged.len()
-        ));
-        unmanaged.extend(found.unmanaged);
-    }
+    let outcome = calls_runtime()?.block_on(ops::import(
+        &ws,
+        &args.calls.http(),
+        args.calls.apply_options().retry,
+        args.target.as_deref(),
+        !args.print_manifest,
+    ))?;
+    let mut text = render::imported(&outcome);
+    let unmanaged = outcome.unmanaged();
     if args.print_manifest {
         print(&crate::import::manifest_entries(&unmanaged))?;
         eprint!("{text}");
     } else {
-        if adopted > 0 {
-            save_refreshed(state_file, &mut state)?;
-        }
         if !unmanaged.is_empty() {
             text.push_str("`pinsync import --print-manifest` prints manifest entries for those not in the manifest.\n");
         }
         print(&text)?;
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
+    Ok(if outcome.succeeded() {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
-}
-
-/// Refreshes `state`'s pins on every provider the manifest declares.
-/// A token cancelled when the state's lease is lost (never, for a lock
-/// that cannot be lost): the calls of a command that holds it stop.
-fn until_lost(lock: &dyn crate::state::HeldLock) -> CancellationToken {
-    lock.lost().unwrap_or_default()
-}
-
-fn refresh_providers(
-    m: &manifest::Manifest,
-    state: &mut State,
-    calls: &CallArgs,
-    stop: &CancellationToken,
-) -> anyhow::Result<crate::refresh::RefreshReport> {
-    let used: std::collections::BTreeSet<String> = state
-        .pins
-        .keys()
-        .map(|k| k.target.provider.to_string())
-        .filter(|p| m.providers.contains_key(p))
-        .collect();
-    let providers = apply::connect(&m.providers, &used, calls.http())?;
-    let runtime = calls_runtime()?;
-    let retry = calls.apply_options().retry;
-    Ok(runtime.block_on(async { crate::refresh::refresh(state, &providers, retry, stop).await }))
-}
-
-/// Writes a refreshed state: a new serial, the old file kept as backup.
-fn save_refreshed(state_file: &dyn StateStore, state: &mut State) -> anyhow::Result<()> {
-    state.ensure_lineage();
-    state.serial += 1;
-    state_file.save(state)?;
-    Ok(())
 }
 
 fn state_list(args: &StateListArgs) -> anyhow::Result<ExitCode> {
@@ -1280,85 +1190,11 @@ fn state_list(args: &StateListArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn pg_location(url: &str) -> anyhow::Result<crate::state::PgLocation> {
-    crate::state::PgLocation::parse(url, |v| std::env::var(v).ok(), pgpass_file().as_deref())
-        .map_err(anyhow::Error::msg)
-}
-
-/// The URL the manifest's `state:` names, if it has one. Only a manifest
-/// with a top-level `state:` line is parsed here, so the others are not
-/// read twice.
-fn manifest_state_url(manifest: &Path) -> anyhow::Result<Option<String>> {
-    let Ok(crate::file_io::Bounded::Read(text)) =
-        crate::file_io::read_bounded(manifest, manifest::MAX_MANIFEST_BYTES as u64)
-    else {
-        // Missing or too large: the manifest's own load says so.
-        return Ok(None);
-    };
-    if !text
-        .split(|b| *b == b'\n')
-        .any(|line| line.starts_with(b"state:"))
-    {
-        return Ok(None);
-    }
-    // The included files hold only pins: the main manifest says it all.
-    let Some(state) = manifest::load_main(manifest)?.state else {
-        return Ok(None);
-    };
-    let var = &state.url.var;
-    let url = std::env::var(var)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| {
-            anyhow::anyhow!("the manifest's state.url names ${var}, which is not set")
-        })?;
-    // Not echoed: it may hold a password.
-    if !crate::state::is_postgres_url(&url) {
-        bail!("${var} (the manifest's state.url) must hold a postgres:// URL");
-    }
-    let Some(workspace) = state.workspace else {
-        return Ok(Some(url));
-    };
-    let mut parsed = url::Url::parse(&url)
-        .map_err(|e| anyhow::anyhow!("${var} (the manifest's state.url) is not a URL ({e})"))?;
-    let others: Vec<(String, String)> = parsed
-        .query_pairs()
-        .filter(|(k, _)| k != "workspace")
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    parsed
-        .query_pairs_mut()
-        .clear()
-        .extend_pairs(others)
-        .append_pair("workspace", &workspace);
-    Ok(Some(parsed.to_string()))
-}
-
-/// The PostgreSQL store `state` names, or an error saying the command is
-/// for one.
-fn postgres_store(
-    state: &StateArg,
-    manifest: &Path,
-    command: &str,
-) -> anyhow::Result<crate::state::PgStore> {
-    match state.postgres_url(manifest)? {
-        Some(url) => Ok(crate::state::PgStore::new(pg_location(&url)?)),
-        None => bail!(
-            "`pinsync {command}` is for a PostgreSQL state (--state postgres://..., or the \
-             manifest's state:); a state file's lock is released by the kernel when its \
-             holder exits, so it never sticks"
-        ),
-    }
-}
-
-fn pgpass_file() -> Option<PathBuf> {
-    std::env::var_os("PGPASSFILE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pgpass")))
-}
-
 fn lock_status(args: &StateOnlyArgs) -> anyhow::Result<ExitCode> {
-    let store = postgres_store(&args.state, &args.manifest.file, "state lock status")?;
+    let store = args
+        .state
+        .location(&args.manifest.file)?
+        .postgres("state lock status")?;
     match store.lease()? {
         None => print(&format!("{}: no lease is held.\n", store.describe()))?,
         Some(l) => print(&format!(
@@ -1380,7 +1216,10 @@ fn lock_status(args: &StateOnlyArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn lock_break(args: &LockBreakArgs) -> anyhow::Result<ExitCode> {
-    let store = postgres_store(&args.state, &args.manifest.file, "state lock break")?;
+    let store = args
+        .state
+        .location(&args.manifest.file)?
+        .postgres("state lock break")?;
     match store.break_lease(args.if_older_than)? {
         Some(l) => print(&format!(
             "Broke the lease held by {} since {}.\n",
@@ -1399,7 +1238,10 @@ fn lock_break(args: &LockBreakArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn state_migrate(args: &StateOnlyArgs) -> anyhow::Result<ExitCode> {
-    let store = postgres_store(&args.state, &args.manifest.file, "state migrate")?;
+    let store = args
+        .state
+        .location(&args.manifest.file)?
+        .postgres("state migrate")?;
     let version = store.migrate()?;
     print(&format!(
         "{}: the schema is at version {version}.\n",

@@ -236,6 +236,26 @@ fn quoted(name: Option<&str>) -> String {
 
 /// What a refresh found: a line per provider, and one per provider that
 /// could not be listed.
+/// What an import found, a line a provider.
+pub(super) fn imported(outcome: &crate::ops::ImportOutcome) -> String {
+    let mut text = String::new();
+    for (name, imported) in &outcome.providers {
+        match imported {
+            Err(e) => text.push_str(&format!("{name}: could not be listed ({e})\n")),
+            Ok(p) => text.push_str(&format!(
+                "{name}: {} listed in {} call{}: {} adopted, {} failed there (apply pins them), {} not in the manifest\n",
+                p.listed,
+                p.calls,
+                if p.calls == 1 { "" } else { "s" },
+                p.found.adopted,
+                p.found.failed,
+                p.found.unmanaged.len()
+            )),
+        }
+    }
+    text
+}
+
 pub fn refresh(r: &crate::refresh::RefreshReport) -> String {
     let mut out = String::new();
     for (name, found) in &r.providers {

@@ -15,6 +15,10 @@ use crate::manifest::CallKind;
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// Provider messages are shown to users; keep them to a line.
 const MAX_MESSAGE_CHARS: usize = 300;
+/// Provider text is kept whole up to this many characters until the keys
+/// are redacted from it, and only then shortened ([`shorten`]): cut first,
+/// a long key (a JWT) split at the cut would no longer be found.
+const MAX_TEXT_CHARS: usize = 16 * 1024;
 
 pub(crate) fn client(settings: &HttpSettings) -> anyhow::Result<reqwest::Client> {
     use anyhow::Context as _;
@@ -244,14 +248,24 @@ pub(crate) fn pin_id(text: &str) -> Result<String, ProviderError> {
     Ok(text.to_owned())
 }
 
-/// A one-line, bounded, printable version of a provider's message.
+/// A one-line, printable version of a provider's text, bounded (but not
+/// yet to a line: see [`shorten`]).
 pub(crate) fn clean_message(text: &str) -> String {
     let cleaned: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_MESSAGE_CHARS)
+        .take(MAX_TEXT_CHARS)
         .collect();
     cleaned.trim().to_owned()
+}
+
+/// Provider text shortened to a line for people, once its keys are
+/// redacted.
+pub(crate) fn shorten(text: &str) -> String {
+    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}…", text[..cut].trim_end()),
+        None => text.to_owned(),
+    }
 }
 
 /// The message of an error body, read leniently: `message`, `error` (a

@@ -183,6 +183,34 @@ pub fn requests_for(change: &Change, config: &ProviderConfig) -> Vec<(CallKind, 
     }
 }
 
+/// Connected providers, by the name the manifest gives them.
+pub type Providers = BTreeMap<String, Arc<dyn Provider>>;
+
+/// Turns the manifest's provider configs into ready providers: over HTTP
+/// with the credentials from the environment ([`HttpSettings`]), or, in
+/// the use cases' tests, scripted ones.
+pub(crate) trait Connect {
+    /// The providers named in `used`; every missing or unusable credential
+    /// is named before any call.
+    fn connect(
+        &self,
+        configs: &BTreeMap<String, ProviderConfig>,
+        used: &BTreeSet<String>,
+    ) -> anyhow::Result<Providers>;
+}
+
+impl Connect for HttpSettings {
+    fn connect(
+        &self,
+        configs: &BTreeMap<String, ProviderConfig>,
+        used: &BTreeSet<String>,
+    ) -> anyhow::Result<Providers> {
+        connect(configs, used, |var| std::env::var(var).ok(), self.clone()).context(
+            "the provider credentials are needed from the environment; nothing was changed",
+        )
+    }
+}
+
 /// Settings shared by every provider's HTTP client.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {

@@ -116,8 +116,11 @@ struct Pace {
     cuts: u64,
     /// Cuts and pauses so far: either voids the slots reserved before it.
     changes: u64,
-    /// When calls the service accepted were answered, in the last second.
+    /// When calls the service accepted were answered, in the last second
+    /// of sending.
     accepted: VecDeque<Instant>,
+    /// The pauses in that second, `(from, until)`.
+    pauses: VecDeque<(Instant, Instant)>,
     /// A 429, or a spent budget, paused every call until then.
     paused_until: Option<Instant>,
     /// 429s in a row, for the pause when the service gives no time.
@@ -146,6 +149,7 @@ impl Pacer {
                 cuts: 0,
                 changes: 0,
                 accepted: VecDeque::new(),
+                pauses: VecDeque::new(),
                 paused_until: None,
                 refused_in_a_row: 0,
             }),
@@ -172,9 +176,13 @@ impl Pacer {
     pub async fn turn(&self, kind: CallKind) -> Ticket {
         if let Some(slots) = self.by_kind.get(&kind) {
             let slot = lock(slots).reserve(Instant::now());
+            // A call dropped while it waits (a stopped apply) hands its
+            // slot back, or a long-lived pacer (watch's) would keep it.
+            let reserved = KindSlot { slots, used: false };
             if slot > Instant::now() {
                 tokio::time::sleep_until(slot).await;
             }
+            reserved.used();
         }
         // Calls take their turns in order, and only the first in line holds
         // a slot: a call waiting behind it holds none, so a change of pace
@@ -213,16 +221,16 @@ impl Pacer {
         if status == StatusCode::TOO_MANY_REQUESTS {
             let backoff = FIRST_PAUSE * 2u32.saturating_pow(pace.refused_in_a_row.min(10));
             pace.refused_in_a_row += 1;
-            let until = now + retry_after.or(said.reset).unwrap_or(backoff).min(MAX_PAUSE);
-            pace.pause(until);
+            let pause = retry_after.or(said.reset).unwrap_or(backoff).min(MAX_PAUSE);
+            pace.pause(now, now + pause);
             if ticket.cut == pace.cuts {
-                pace.cut(now, retry_after);
+                pace.cut(now, pause);
             }
             return;
         }
         pace.refused_in_a_row = 0;
         if let Some(reset) = said.reset.filter(|_| said.spent) {
-            pace.pause(now + reset.min(MAX_PAUSE));
+            pace.pause(now, now + reset.min(MAX_PAUSE));
         }
         if !status.is_server_error() {
             pace.accepted(now);
@@ -231,6 +239,33 @@ impl Pacer {
 
     fn pace(&self) -> MutexGuard<'_, Pace> {
         lock(&self.pace)
+    }
+}
+
+/// A slot reserved in a kind's limit, handed back if the call waiting for
+/// it is dropped before it.
+struct KindSlot<'a> {
+    slots: &'a Mutex<Gcra>,
+    used: bool,
+}
+
+impl KindSlot<'_> {
+    fn used(mut self) {
+        self.used = true;
+    }
+}
+
+impl Drop for KindSlot<'_> {
+    fn drop(&mut self) {
+        if self.used {
+            return;
+        }
+        let mut slots = lock(self.slots);
+        let now = Instant::now();
+        if slots.tat > now {
+            let period = slots.period;
+            slots.tat = slots.tat.checked_sub(period).unwrap_or(now).max(now);
+        }
     }
 }
 
@@ -257,8 +292,14 @@ impl Pace {
         (slot, self.changes)
     }
 
-    fn pause(&mut self, until: Instant) {
+    fn pause(&mut self, now: Instant, until: Instant) {
         if self.paused_until.is_none_or(|p| p < until) {
+            // Time paused is no time sending: the accepted calls are
+            // counted over a second of sending ([`Pace::window_start`]).
+            match self.pauses.back_mut() {
+                Some((_, last)) if *last >= now => *last = until,
+                _ => self.pauses.push_back((now, until)),
+            }
             self.paused_until = Some(until);
             self.changes += 1;
             // After it, calls resume one at a time.
@@ -269,14 +310,15 @@ impl Pace {
         }
     }
 
-    /// A 429 to a call sent at the current pace: the pace is cut.
-    fn cut(&mut self, now: Instant, retry_after: Option<Duration>) {
+    /// A 429 to a call sent at the current pace: the pace is cut, and the
+    /// provider was paused for `pause`.
+    fn cut(&mut self, now: Instant, pause: Duration) {
         self.forget_accepted(now);
         let accepted = self.accepted.len() as f64;
-        let floor = retry_after.filter(|d| !d.is_zero()).map_or(SLOWEST, |d| {
-            1.0 / d.as_secs_f64().min(MAX_PAUSE.as_secs_f64())
-        });
         let was = self.rate.unwrap_or(f64::INFINITY);
+        // Never below one call a pause, and never above the pace that was
+        // refused.
+        let floor = (1.0 / pause.as_secs_f64().max(1e-3)).max(SLOWEST).min(was);
         let rate = (was / 2.0).min(2.0 * accepted).max(floor);
         self.threshold = (was / 2.0).max(rate);
         self.successes = 0;
@@ -332,8 +374,13 @@ impl Pace {
         let period = Duration::try_from_secs_f64(1.0 / rate).unwrap_or(MAX_PAUSE);
         let start = self.paused_until.unwrap_or(now).max(now);
         match &mut self.slots {
-            // A rise keeps the slots already handed out.
+            // A rise keeps the slot handed out, and brings the next one
+            // forward to the new pace.
             Some(slots) if slots.period > period => {
+                if slots.tat > now {
+                    let sooner = slots.tat.checked_sub(slots.period - period);
+                    slots.tat = sooner.unwrap_or(now).max(now);
+                }
                 slots.period = period;
                 slots.burst = burst;
             }
@@ -341,14 +388,32 @@ impl Pace {
         }
     }
 
+    /// Forgets the calls accepted before the last second of sending.
     fn forget_accepted(&mut self, now: Instant) {
-        while self
-            .accepted
-            .front()
-            .is_some_and(|at| now.duration_since(*at) > ACCEPTED_WINDOW)
-        {
+        let start = self.window_start(now);
+        while self.accepted.front().is_some_and(|at| *at < start) {
             self.accepted.pop_front();
         }
+        while self.pauses.front().is_some_and(|(_, until)| *until < start) {
+            self.pauses.pop_front();
+        }
+    }
+
+    /// When the last [`ACCEPTED_WINDOW`] of sending began: that long before
+    /// `now`, not counting the pauses, in which nothing is sent (after a
+    /// pause of a second, the second before it still counts).
+    fn window_start(&self, now: Instant) -> Instant {
+        let mut end = now;
+        let mut left = ACCEPTED_WINDOW;
+        for (from, until) in self.pauses.iter().rev() {
+            let sending = end.saturating_duration_since((*until).min(end));
+            if sending >= left {
+                break;
+            }
+            left -= sending;
+            end = (*from).min(end);
+        }
+        end.checked_sub(left).unwrap_or(end)
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
+use super::http;
 use super::secret::Secrets;
 use super::{Listing, PinReceipt, PinRequest, Provider, ProviderError, UnpinReceipt, UnpinRequest};
 use crate::state::ProviderStatus;
@@ -26,8 +27,13 @@ impl Redacted {
         Self { inner, secrets }
     }
 
+    /// `text` without the keys, shortened to a line.
+    fn text(&self, text: &str) -> String {
+        http::shorten(&self.secrets.redact(text))
+    }
+
     fn error(&self, error: ProviderError) -> ProviderError {
-        let redact = |text: String| self.secrets.redact(&text);
+        let redact = |text: String| self.text(&text);
         match error {
             ProviderError::RateLimited {
                 retry_after,
@@ -50,9 +56,15 @@ impl Redacted {
                 status,
                 message: redact(message),
             },
+            // The URL parser lowercases a host: a key in it is looked for
+            // in any case.
             ProviderError::Redirected { status, to } => ProviderError::Redirected {
                 status,
-                to: redact(to),
+                to: if self.secrets.occur_in_any_case(&to) {
+                    "an address that holds one of the keys".into()
+                } else {
+                    redact(to)
+                },
             },
         }
     }
@@ -63,7 +75,7 @@ impl Redacted {
             Some(value) if self.secrets.occur_in(value) => {
                 Err(ProviderError::BadResponse(format!(
                     "the provider's {what} {:?} holds one of its keys; refused, so that the key is not recorded",
-                    self.secrets.redact(value)
+                    self.text(value)
                 )))
             }
             _ => Ok(()),
@@ -86,7 +98,7 @@ impl Redacted {
             self.check("CID", Some(&pin.cid))?;
             self.check("cluster", pin.cluster.as_deref())?;
             if let Some(name) = &mut pin.name {
-                *name = self.secrets.redact(name);
+                *name = self.text(name);
             }
         }
         Ok(listing)
@@ -212,6 +224,63 @@ mod tests {
         cluster: None,
         pin_id: None,
     };
+
+    #[tokio::test]
+    async fn a_long_key_is_redacted_whole_before_the_message_is_shortened() {
+        let key: String = "eyJ".chars().chain(std::iter::repeat_n('x', 400)).collect();
+        let echoed = format!("proxy: authorization: Bearer {key}; more");
+        let p = Redacted::new(
+            Arc::new(Echoing {
+                pin: Err(ProviderError::Rejected {
+                    status: 400,
+                    message: http::error_message(echoed.as_bytes()),
+                }),
+                list: Ok(Listing {
+                    pins: Vec::new(),
+                    next: None,
+                }),
+            }),
+            Secrets::new([Secret::new(&key).unwrap()]),
+        );
+        let labels = Labels {
+            name: None,
+            meta: Default::default(),
+        };
+        let request = PinRequest {
+            cid: "bafy",
+            cluster: None,
+            labels: &labels,
+            origins: &[],
+        };
+        let message = p.pin(request).await.unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "HTTP 400: proxy: authorization: Bearer <redacted>; more"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_in_a_redirects_host_is_found_in_any_case() {
+        let secrets = Secrets::new([Secret::new("MiXeD-Key-1234").unwrap()]);
+        let p = Redacted::new(
+            Arc::new(Echoing {
+                pin: Ok(receipt("7f3a")),
+                list: Ok(Listing {
+                    pins: Vec::new(),
+                    next: None,
+                }),
+            }),
+            secrets,
+        );
+        let error = p.error(ProviderError::Redirected {
+            status: 302,
+            to: "https://mixed-key-1234.evil.example".into(),
+        });
+        assert!(
+            !error.to_string().to_lowercase().contains("mixed-key"),
+            "{error}"
+        );
+    }
 
     #[tokio::test]
     async fn messages_lose_the_keys_and_ids_that_hold_one_are_refused() {

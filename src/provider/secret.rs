@@ -114,6 +114,18 @@ impl Secrets {
         self.0.iter().any(|s| !s.find_in(text).is_empty())
     }
 
+    /// Whether any of the secrets occurs in `text`, whatever the case of
+    /// either (for text a parser lowercased, as a URL's host).
+    pub(crate) fn occur_in_any_case(&self, text: &str) -> bool {
+        let text = text.to_ascii_lowercase();
+        self.0.iter().any(|s| {
+            s.0.to_str()
+                .ok()
+                .and_then(|value| Secret::new(&value.to_ascii_lowercase()))
+                .is_some_and(|lower| !lower.find_in(&text).is_empty())
+        })
+    }
+
     /// `text` with every occurrence of a secret replaced by `<redacted>`.
     pub(crate) fn redact(&self, text: &str) -> String {
         let mut found: Vec<std::ops::Range<usize>> =

@@ -5,6 +5,7 @@
 //! two writers apart.
 
 mod journal;
+mod location;
 mod lock;
 pub mod pin_table;
 mod postgres;
@@ -20,6 +21,7 @@ use crate::manifest::{CanonicalCid, Labels, Name, PinKey};
 
 pub use crate::file_io::FileError;
 pub use journal::Journal;
+pub(crate) use location::StateLocation;
 pub use lock::{LockError, StateLock};
 pub use pin_table::PinTable;
 pub use postgres::{LeaseInfo, PgLocation, PgStore, is_postgres_url};

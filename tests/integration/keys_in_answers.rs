@@ -124,7 +124,7 @@ fn keys_of_one_and_two_characters_work_and_are_never_shown() {
     whole_path(Keys {
         aioz_key: "e",
         aioz_secret: "k",
-        arkive_key: "t",
+        arkive_key: "j",
         psa_token: "pi",
     });
 }

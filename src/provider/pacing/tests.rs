@@ -345,3 +345,87 @@ fn a_registry_keeps_one_pacer_per_provider_until_its_limits_change() {
     assert!(!Arc::ptr_eq(&a, &changed), "a new limit, a new pacer");
     assert_eq!(pacers.rates()["aioz"], 1.0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_429_never_raises_the_pace() {
+    // Retry-After's floor is above half of a slow limit: the pace stays.
+    let pacer = Pacer::new(Some(limit(6, Per::Minute, 1)), &BTreeMap::new());
+    let ticket = pacer.turn(CallKind::Pin).await;
+    refused(&pacer, ticket, 1);
+    assert!(pacer.rate().unwrap() <= 0.1, "{:?}", pacer.rate());
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_pause_the_second_before_it_still_counts() {
+    // The second cut comes just after the pause: the calls accepted before
+    // it are still the service's word, and the pace halves, not collapses.
+    let pacer = Pacer::new(Some(limit(100, Per::Second, 1)), &BTreeMap::new());
+    succeed(&pacer, 100).await;
+    let ticket = pacer.turn(CallKind::Pin).await;
+    refused(&pacer, ticket, 1);
+    assert_eq!(pacer.rate(), Some(50.0));
+    succeed(&pacer, 3).await;
+    let ticket = pacer.turn(CallKind::Pin).await;
+    refused(&pacer, ticket, 1);
+    assert_eq!(pacer.rate(), Some(25.0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unpaced_provider_refused_at_once_goes_one_call_a_pause() {
+    let pacer = Pacer::unlimited();
+    let ticket = pacer.turn(CallKind::Pin).await;
+    pacer.observe(
+        ticket,
+        StatusCode::TOO_MANY_REQUESTS,
+        &HeaderMap::new(),
+        None,
+    );
+    assert_eq!(
+        pacer.rate(),
+        Some(1.0),
+        "one call a second, the pause taken"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rise_brings_the_next_slot_forward() {
+    let pacer = Pacer::new(Some(limit(10, Per::Second, 1)), &BTreeMap::new());
+    succeed(&pacer, 10).await;
+    let ticket = pacer.turn(CallKind::Pin).await;
+    refused(&pacer, ticket, 1);
+    assert_eq!(pacer.rate(), Some(5.0));
+    let mut sent = Vec::new();
+    for _ in 0..6 {
+        let ticket = pacer.turn(CallKind::Pin).await;
+        sent.push(Instant::now());
+        ok(&pacer, ticket);
+    }
+    // The fifth success raised the pace: the sixth call comes at it.
+    assert_eq!(pacer.rate(), Some(5.25));
+    assert_eq!(sent[4] - sent[3], Duration::from_millis(200));
+    let gap = sent[5] - sent[4];
+    assert!(gap < Duration::from_millis(195), "{gap:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_call_hands_its_kinds_slot_back() {
+    let lists = BTreeMap::from([(CallKind::List, limit(1, Per::Second, 1))]);
+    let pacer = Pacer::new(None, &lists);
+    pacer.turn(CallKind::List).await;
+    // Five listings wait for their slots, and are dropped (a stopped run).
+    for _ in 0..5 {
+        let waiting = pacer.turn(CallKind::List);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), waiting)
+                .await
+                .is_err()
+        );
+    }
+    let start = Instant::now();
+    pacer.turn(CallKind::List).await;
+    assert!(
+        start.elapsed() <= Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+}

@@ -1,0 +1,334 @@
+//! The use cases against an in-memory store and scripted providers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use super::*;
+use crate::manifest::{PinKey, ProviderConfig};
+use crate::provider::{
+    Connect, ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Providers,
+    UnpinReceipt, UnpinRequest,
+};
+use crate::retry::RetryPolicy;
+use crate::state::{
+    HeldLock, LockError, ProviderStatus, Recorder, State, StateFileError, StateStore, StoredPin,
+};
+
+const CID_A: &str = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
+const CID_B: &str = "bafkreiaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaali";
+const CID_C: &str = "bafkreiaaaaaaaaaaaaaqaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaali";
+
+/// A state kept in memory; counts its saves.
+#[derive(Default)]
+struct MemoryStore {
+    state: Mutex<State>,
+    saves: Mutex<usize>,
+}
+
+struct NoLock;
+impl HeldLock for NoLock {}
+
+struct NoRecorder;
+impl Recorder for NoRecorder {
+    fn append(&mut self, _: u64, _: &[StoredPin], _: &[PinKey]) -> Result<(), StateFileError> {
+        Ok(())
+    }
+}
+
+impl StateStore for Arc<MemoryStore> {
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+    fn load(&self) -> Result<State, StateFileError> {
+        Ok(self.state.lock().unwrap().clone())
+    }
+    fn save(&self, state: &State) -> Result<(), StateFileError> {
+        *self.state.lock().unwrap() = state.clone();
+        *self.saves.lock().unwrap() += 1;
+        Ok(())
+    }
+    fn recorder(&self, _: &State) -> Result<Box<dyn Recorder>, StateFileError> {
+        Ok(Box::new(NoRecorder))
+    }
+    fn lock(&self, _: Duration, _: &str) -> Result<Box<dyn HeldLock>, LockError> {
+        Ok(Box::new(NoLock))
+    }
+}
+
+/// A provider whose listing is scripted: these pins, or this error.
+struct Listed(Result<Vec<ListedPin>, ProviderError>);
+
+impl Provider for Listed {
+    fn pin<'a>(&'a self, _: PinRequest<'a>) -> BoxFuture<'a, Result<PinReceipt, ProviderError>> {
+        unreachable!("the use cases here make no pin call")
+    }
+    fn unpin<'a>(
+        &'a self,
+        _: UnpinRequest<'a>,
+    ) -> BoxFuture<'a, Result<UnpinReceipt, ProviderError>> {
+        unreachable!("the use cases here make no unpin call")
+    }
+    fn status<'a>(
+        &'a self,
+        _: UnpinRequest<'a>,
+    ) -> BoxFuture<'a, Result<ProviderStatus, ProviderError>> {
+        unreachable!("the use cases here list")
+    }
+    fn list<'a>(&'a self, _: Option<&'a str>) -> BoxFuture<'a, Result<Listing, ProviderError>> {
+        Box::pin(async { self.0.clone().map(|pins| Listing { pins, next: None }) })
+    }
+}
+
+/// Connects the scripted providers, and notes which were asked for.
+struct Scripted {
+    providers: Providers,
+    connected: Mutex<Vec<BTreeSet<String>>>,
+}
+
+impl Connect for Scripted {
+    fn connect(
+        &self,
+        _: &BTreeMap<String, ProviderConfig>,
+        used: &BTreeSet<String>,
+    ) -> anyhow::Result<Providers> {
+        self.connected.lock().unwrap().push(used.clone());
+        Ok(self
+            .providers
+            .iter()
+            .filter(|(name, _)| used.contains(*name))
+            .map(|(n, p)| (n.clone(), p.clone()))
+            .collect())
+    }
+}
+
+fn scripted(providers: Vec<(&str, Listed)>) -> Scripted {
+    Scripted {
+        providers: providers
+            .into_iter()
+            .map(|(name, p)| (name.to_owned(), Arc::new(p) as Arc<dyn Provider>))
+            .collect(),
+        connected: Mutex::default(),
+    }
+}
+
+fn listed(cid: &str, id: &str, status: ProviderStatus) -> ListedPin {
+    ListedPin {
+        cid: cid.into(),
+        cluster: None,
+        pin_id: Some(id.into()),
+        status,
+        name: None,
+        foreign: false,
+    }
+}
+
+/// A manifest of CID_A and CID_B on `aioz` and `arkive`, and a workspace
+/// on it whose state is `store`.
+fn workspace(store: &Arc<MemoryStore>) -> (tempfile::TempDir, Workspace) {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("pins.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "version: 1
+providers:
+  aioz:
+    type: aioz
+    api_key: ${{K}}
+    secret_key: ${{S}}
+  arkive:
+    type: pinarkive
+    api_key: ${{K}}
+defaults:
+  to: [aioz, arkive/cl0-global]
+pins:
+  - cid: {CID_A}
+  - cid: {CID_B}
+"
+        ),
+    )
+    .unwrap();
+    let ws = Workspace::new(&manifest, Box::new(store.clone()))
+        .lock(Duration::ZERO, "test")
+        .unwrap();
+    (dir, ws)
+}
+
+fn retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 1,
+        ..RetryPolicy::default()
+    }
+}
+
+/// The recorded pins as `provider id status`, in key order.
+fn recorded(store: &MemoryStore) -> Vec<String> {
+    let state = store.state.lock().unwrap();
+    state
+        .pins
+        .iter()
+        .map(|(key, record)| {
+            format!(
+                "{} {} {}",
+                key.target,
+                record.pin_id.as_deref().unwrap_or("-"),
+                record.observed.as_ref().map_or("-", |o| o.status.as_str())
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn import_records_what_the_manifest_wants_and_reports_the_rest() {
+    let store = Arc::new(MemoryStore::default());
+    let (_dir, ws) = workspace(&store);
+    let connect = scripted(vec![
+        (
+            "aioz",
+            Listed(Ok(vec![
+                listed(CID_A, "id-a", ProviderStatus::Pinned),
+                listed(CID_C, "id-c", ProviderStatus::Pinned),
+            ])),
+        ),
+        (
+            "arkive",
+            Listed(Err(ProviderError::Unavailable {
+                status: 503,
+                message: "down".into(),
+            })),
+        ),
+    ]);
+    let outcome = import(&ws, &connect, retry(), None, true).await.unwrap();
+    assert_eq!(outcome.adopted, 1);
+    assert!(outcome.saved);
+    assert!(!outcome.succeeded(), "arkive could not be listed");
+    let unmanaged = outcome.unmanaged();
+    assert_eq!(unmanaged.len(), 1);
+    assert_eq!(unmanaged[0].1.cid, CID_C);
+    assert_eq!(recorded(&store), ["aioz id-a pinned"]);
+    assert_eq!(*store.saves.lock().unwrap(), 1);
+
+    // Printing only: the same listing, nothing written.
+    let store = Arc::new(MemoryStore::default());
+    let (_dir, ws) = workspace(&store);
+    let outcome = import(&ws, &connect, retry(), Some("aioz"), false)
+        .await
+        .unwrap();
+    assert_eq!(outcome.adopted, 1);
+    assert!(!outcome.saved);
+    assert_eq!(*store.saves.lock().unwrap(), 0);
+    assert!(recorded(&store).is_empty());
+    let asked = connect.connected.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        asked,
+        BTreeSet::from(["aioz".to_owned()]),
+        "--target's provider only"
+    );
+
+    let error = import(&ws, &connect, retry(), Some("pinata"), false)
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("declares no provider `pinata`"),
+        "{error}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn refresh_records_each_providers_word_and_saves_once() {
+    let store = Arc::new(MemoryStore::default());
+    let (_dir, ws) = workspace(&store);
+    let (m, mut state) = ws.load().unwrap();
+    let nothing = scripted(vec![]);
+    let refreshed = refresh(&ws, &m, &mut state, &nothing, retry(), true)
+        .await
+        .unwrap();
+    assert!(matches!(refreshed, Refreshed::NothingRecorded));
+    assert!(
+        nothing.connected.lock().unwrap().is_empty(),
+        "nothing connected"
+    );
+    assert_eq!(*store.saves.lock().unwrap(), 0);
+
+    // Two pins recorded by an import, then one lost on the provider.
+    let both = scripted(vec![(
+        "aioz",
+        Listed(Ok(vec![
+            listed(CID_A, "id-a", ProviderStatus::Pinned),
+            listed(CID_B, "id-b", ProviderStatus::Pinned),
+        ])),
+    )]);
+    import(&ws, &both, retry(), None, true).await.unwrap();
+    let serial = store.state.lock().unwrap().serial;
+    let lost_one = scripted(vec![(
+        "aioz",
+        Listed(Ok(vec![listed(CID_A, "id-a", ProviderStatus::Pinned)])),
+    )]);
+    let (m, mut state) = ws.load().unwrap();
+    let Refreshed::Report(report) = refresh(&ws, &m, &mut state, &lost_one, retry(), true)
+        .await
+        .unwrap()
+    else {
+        panic!("the state records pins");
+    };
+    assert_eq!(report.providers["aioz"].drift(), 1);
+    let mut statuses = recorded(&store);
+    statuses.sort();
+    assert_eq!(statuses, ["aioz id-a pinned", "aioz id-b missing"]);
+    assert_eq!(store.state.lock().unwrap().serial, serial + 1);
+
+    // Without saving (plan --refresh): the state in memory learns, the
+    // store does not.
+    let saves = *store.saves.lock().unwrap();
+    let (m, mut state) = ws.load().unwrap();
+    refresh(&ws, &m, &mut state, &both, retry(), false)
+        .await
+        .unwrap();
+    assert_eq!(*store.saves.lock().unwrap(), saves);
+    assert!(
+        state
+            .pins
+            .iter()
+            .all(|(_, r)| r.observed.as_ref().unwrap().status == ProviderStatus::Pinned)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_workspace_stops_a_refresh_between_retries() {
+    let store = Arc::new(MemoryStore::default());
+    let (_dir, ws) = workspace(&store);
+    let both = scripted(vec![(
+        "aioz",
+        Listed(Ok(vec![listed(CID_A, "id-a", ProviderStatus::Pinned)])),
+    )]);
+    import(&ws, &both, retry(), None, true).await.unwrap();
+    let down = scripted(vec![(
+        "aioz",
+        Listed(Err(ProviderError::Unavailable {
+            status: 503,
+            message: "down".into(),
+        })),
+    )]);
+    ws.stop().cancel();
+    let (m, mut state) = ws.load().unwrap();
+    let patient = RetryPolicy {
+        max_attempts: 100,
+        max_elapsed: Duration::from_secs(3600),
+        ..RetryPolicy::default()
+    };
+    let started = tokio::time::Instant::now();
+    let Refreshed::Report(report) = refresh(&ws, &m, &mut state, &down, patient, true)
+        .await
+        .unwrap()
+    else {
+        panic!("the state records pins");
+    };
+    assert!(report.errors.contains_key("aioz"));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "no retry waited out"
+    );
+}
