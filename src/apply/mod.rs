@@ -18,8 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::manifest::PinKey;
 use crate::plan::{Action, Change, Plan};
 use crate::provider::{
-    Connect as _, HttpSettings, PinReceipt, PinRequest, Provider, ProviderError, UnpinReceipt,
-    UnpinRequest,
+    Connect, PinReceipt, PinRequest, Provider, ProviderError, UnpinReceipt, UnpinRequest,
 };
 use crate::retry::RetryPolicy;
 use crate::state::{
@@ -66,11 +65,11 @@ pub enum Prepared {
 /// refuses goes no further; otherwise the providers it calls are
 /// connected, every missing credential named before any call. `state` is
 /// the one the plan was made from.
-pub fn prepare(
+pub(crate) fn prepare(
     plan: &Plan,
     state: &State,
     allowance: crate::plan::UnpinAllowance,
-    http: HttpSettings,
+    connect: &dyn Connect,
 ) -> anyhow::Result<Prepared> {
     if !plan.summary.has_changes() {
         return Ok(Prepared::InSync);
@@ -80,7 +79,7 @@ pub fn prepare(
         return Ok(Prepared::Refused(refused));
     }
     Ok(Prepared::Ready(
-        http.connect(&plan.providers, &providers_used(plan))?,
+        connect.connect(&plan.providers, &providers_used(plan))?,
     ))
 }
 

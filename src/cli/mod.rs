@@ -794,55 +794,44 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
-    let ws = ops::Workspace::new(&args.manifest.file, args.state.store(&args.manifest.file)?)
-        .lock(args.calls.lock_timeout, "pinsync apply")?;
-    let state_file = ws.store();
     if args.plan.is_some() && args.refresh {
         bail!(
             "--refresh makes a new plan; it cannot be used with a saved PLAN (run `pinsync refresh` first)"
         );
     }
-    let (plan, state) = match &args.plan {
-        Some(path) => {
-            let state = state_file.load()?;
-            let plan = saved_plan::load(path)?;
-            saved_plan::check_current(&plan, &state, path)?;
-            saved_plan::check_pins_against_state(&plan, &state, path)?;
-            (plan, state)
-        }
-        None => {
-            let (m, mut state) = ws.load()?;
-            if args.refresh {
-                let refreshed = calls_runtime()?.block_on(ops::refresh(
-                    &ws,
-                    &m,
-                    &mut state,
-                    &args.calls.http(),
-                    args.calls.apply_options().retry,
-                    true,
-                ))?;
-                if let ops::Refreshed::Report(report) = refreshed {
-                    print(&render::refresh(&report))?;
-                }
-            }
-            (plan::plan(&m, &state, args.unpin.plan_options()), state)
-        }
-    };
-    // A journal an interrupted apply left is folded in even when nothing
-    // is left to do, so the state file alone is whole again.
-    state_file.settle(&state)?;
-    let palette = stdout_palette();
-    print(&render::plan(&plan, palette))?;
+    let ws = ops::Workspace::new(&args.manifest.file, args.state.store(&args.manifest.file)?)
+        .lock(args.calls.lock_timeout, "pinsync apply")?;
+    let runtime = calls_runtime()?;
     let http = args.calls.http();
     let pacers = http.pacers.clone();
-    let providers = match apply::prepare(&plan, &state, args.unpin.allowance(), http)? {
-        apply::Prepared::InSync => return Ok(ExitCode::SUCCESS),
-        apply::Prepared::Refused(refused) => {
+    let from = match &args.plan {
+        Some(path) => ops::PlanFrom::Saved(path),
+        None => ops::PlanFrom::Manifest {
+            refresh: args.refresh,
+            options: args.unpin.plan_options(),
+        },
+    };
+    let prepared = runtime.block_on(ops::prepare(
+        &ws,
+        from,
+        &http,
+        args.calls.apply_options().retry,
+        args.unpin.allowance(),
+    ))?;
+    if let Some(report) = &prepared.refreshed {
+        print(&render::refresh(report))?;
+    }
+    let plan = prepared.plan;
+    let palette = stdout_palette();
+    print(&render::plan(&plan, palette))?;
+    let (state, providers) = match prepared.next {
+        ops::Next::InSync => return Ok(ExitCode::SUCCESS),
+        ops::Next::Refused(refused) => {
             print(&render::guards(&refused, palette))?;
             print("Nothing was changed.\n")?;
             return Ok(ExitCode::from(GUARD_REFUSED));
         }
-        apply::Prepared::Ready(providers) => providers,
+        ops::Next::Calls { state, providers } => (state, providers),
     };
     if args.plan.is_none() && !args.auto_approve && !confirm()? {
         print("Apply cancelled.\n")?;
@@ -852,7 +841,6 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         move_wait: args.wait_timeout,
         ..args.calls.apply_options()
     };
-    let runtime = calls_runtime()?;
     let progress = Arc::new(ApplyProgress::choose(
         std::io::stderr().is_terminal(),
         palette,
@@ -860,74 +848,58 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     ));
     let dyn_progress: Arc<dyn apply::Progress> = progress.clone();
     let applied = runtime.block_on(async {
-        let stop = CancellationToken::new();
-        spawn_stop_on_signals(stop.clone(), |_| {
+        spawn_stop_on_signals(ws.stop().clone(), |_| {
             let _ = writeln!(
                 std::io::stderr(),
                 "\nInterrupted: no new calls will start; waiting for calls in flight, then saving the state."
             );
         })?;
         if let Some(lost) = ws.lease_lost() {
-            let stop = stop.clone();
             tokio::spawn(async move {
                 lost.cancelled().await;
                 let _ = writeln!(
                     std::io::stderr(),
                     "\nThe state's lease was lost (taken over, or the database is out of reach): no new calls will start."
                 );
-                stop.cancel();
             });
         }
-        anyhow::Ok(
-            apply::apply(&plan, &providers, state_file, state, options, &stop, &dyn_progress)
-                .await,
+        ops::apply(
+            &ws,
+            &plan,
+            state,
+            &providers,
+            options,
+            args.wait.then_some(args.wait_timeout),
+            &dyn_progress,
+            &|pinned, pending, next| {
+                progress.line(format!(
+                    "waiting: {pinned} pinned, {pending} not yet (next check in {}s)",
+                    next.as_secs()
+                ));
+            },
         )
-    })?;
+        .await
+    });
     progress.finish();
-    let (report, state) = match applied {
-        Ok(done) => done,
+    let applied = match applied {
+        Ok(applied) => applied,
         Err(e) => {
             // What was done before the failed write, then the error.
-            if let Some(report) = e.report() {
+            if let Some(report) = e
+                .downcast_ref::<apply::ApplyError>()
+                .and_then(|e| e.report())
+            {
                 print(&format!("\n{}", render::report(report, palette)))?;
             }
-            return Err(e.into());
+            return Err(e);
         }
     };
-    print(&format!("\n{}", render::report(&report, palette)))?;
-    let mut succeeded = report.succeeded();
-    if args.wait && !report.confirmed.is_empty() && !report.interrupted {
-        let mut state = state;
-        let pins = crate::wait::Awaited::from_state(&state, &report.confirmed);
-        let waited = runtime.block_on(async {
-            let stop = ws.stop().child_token();
-            spawn_stop_on_signals(stop.clone(), |_| {})?;
-            anyhow::Ok(
-                crate::wait::wait(
-                    &pins,
-                    &providers,
-                    args.wait_timeout,
-                    &stop,
-                    report.refusing(),
-                    &|pinned, pending, next| {
-                        progress.line(format!(
-                            "waiting: {pinned} pinned, {pending} not yet (next check in {}s)",
-                            next.as_secs()
-                        ));
-                    },
-                )
-                .await,
-            )
-        })?;
-        progress.finish();
-        crate::wait::record(&mut state, &waited.seen);
-        ws.save(&mut state)?;
-        print(&render::waited(&waited, args.wait_timeout, palette))?;
-        succeeded &= waited.failed.is_empty() && waited.timed_out.is_empty();
-        exit_without_freeing((plan, state));
-    } else {
-        exit_without_freeing((plan, state));
+    print(&format!("\n{}", render::report(&applied.report, palette)))?;
+    if let Some(waited) = &applied.waited {
+        print(&render::waited(waited, args.wait_timeout, palette))?;
     }
+    let succeeded = applied.succeeded();
+    exit_without_freeing((plan, applied.state));
     Ok(if succeeded {
         ExitCode::SUCCESS
     } else {

@@ -4,10 +4,12 @@
 //! command line renders. `cli` parses flags, calls one of these, renders
 //! and picks the exit code; `watch` calls the same functions.
 
+mod apply;
 mod import;
 mod refresh;
 mod workspace;
 
+pub(crate) use apply::{Next, PlanFrom, apply, prepare};
 pub(crate) use import::{ImportOutcome, import};
 pub(crate) use refresh::{Refreshed, refresh};
 pub(crate) use workspace::Workspace;

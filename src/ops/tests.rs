@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 
 use super::*;
 use crate::manifest::{PinKey, ProviderConfig};
+use crate::ops::{Next, PlanFrom, apply, prepare};
 use crate::provider::{
     Connect, ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Providers,
     UnpinReceipt, UnpinRequest,
@@ -331,4 +332,165 @@ async fn a_stopped_workspace_stops_a_refresh_between_retries() {
         started.elapsed() < Duration::from_secs(1),
         "no retry waited out"
     );
+}
+
+/// A provider that pins everything, and then says it is pinned.
+#[derive(Default)]
+struct Pinning {
+    status_calls: Mutex<usize>,
+    /// Refuses every pin after the first `accept`, with this.
+    refuse: Option<ProviderError>,
+    accept: Mutex<usize>,
+}
+
+impl Provider for Pinning {
+    fn pin<'a>(&'a self, r: PinRequest<'a>) -> BoxFuture<'a, Result<PinReceipt, ProviderError>> {
+        Box::pin(async move {
+            if let Some(e) = &self.refuse {
+                let mut accept = self.accept.lock().unwrap();
+                if *accept == 0 {
+                    return Err(e.clone());
+                }
+                *accept -= 1;
+            }
+            Ok(PinReceipt {
+                pin_id: Some(format!("id-{}", r.cid)),
+                already_pinned: false,
+                foreign: false,
+            })
+        })
+    }
+    fn unpin<'a>(
+        &'a self,
+        _: UnpinRequest<'a>,
+    ) -> BoxFuture<'a, Result<UnpinReceipt, ProviderError>> {
+        Box::pin(async {
+            Ok(UnpinReceipt {
+                already_gone: false,
+            })
+        })
+    }
+    fn status<'a>(
+        &'a self,
+        _: UnpinRequest<'a>,
+    ) -> BoxFuture<'a, Result<ProviderStatus, ProviderError>> {
+        *self.status_calls.lock().unwrap() += 1;
+        Box::pin(async { Ok(ProviderStatus::Pinned) })
+    }
+    fn list<'a>(&'a self, _: Option<&'a str>) -> BoxFuture<'a, Result<Listing, ProviderError>> {
+        Box::pin(async {
+            Ok(Listing {
+                pins: Vec::new(),
+                next: None,
+            })
+        })
+    }
+}
+
+fn connecting(providers: Vec<(&str, Arc<Pinning>)>) -> Scripted {
+    Scripted {
+        providers: providers
+            .into_iter()
+            .map(|(name, p)| (name.to_owned(), p as Arc<dyn Provider>))
+            .collect(),
+        connected: Mutex::default(),
+    }
+}
+
+fn from_manifest() -> PlanFrom<'static> {
+    PlanFrom::Manifest {
+        refresh: false,
+        options: crate::plan::PlanOptions::default(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn apply_pins_records_waits_and_is_then_in_sync() {
+    let store = Arc::new(MemoryStore::default());
+    let (_dir, ws) = workspace(&store);
+    let (aioz, arkive) = (Arc::new(Pinning::default()), Arc::new(Pinning::default()));
+    let connect = connecting(vec![("aioz", aioz.clone()), ("arkive", arkive.clone())]);
+    let allowance = crate::plan::UnpinAllowance::default();
+    let prepared = prepare(&ws, from_manifest(), &connect, retry(), allowance)
+        .await
+        .unwrap();
+    assert_eq!(prepared.plan.summary.pin, 4, "two CIDs on two targets");
+    let Next::Calls { state, providers } = prepared.next else {
+        panic!("there are calls to make");
+    };
+    let progress: Arc<dyn crate::apply::Progress> = Arc::new(crate::apply::Silent);
+    let rounds = Mutex::new(0);
+    let applied = apply(
+        &ws,
+        &prepared.plan,
+        state,
+        &providers,
+        crate::apply::ApplyOptions::default(),
+        Some(Duration::from_secs(60)),
+        &progress,
+        &|_, _, _| *rounds.lock().unwrap() += 1,
+    )
+    .await
+    .unwrap();
+    assert!(applied.succeeded());
+    assert_eq!(applied.report.pinned, 4);
+    assert_eq!(applied.waited.as_ref().unwrap().pinned.len(), 4);
+    assert_eq!(*aioz.status_calls.lock().unwrap(), 2);
+    let mut pins = recorded(&store);
+    pins.sort();
+    assert_eq!(pins.len(), 4);
+    assert!(pins.iter().all(|p| p.ends_with(" pinned")), "{pins:?}");
+
+    let again = prepare(&ws, from_manifest(), &connect, retry(), allowance)
+        .await
+        .unwrap();
+    assert!(matches!(again.next, Next::InSync));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_asks_nothing_of_a_provider_that_refused_the_key() {
+    let store = Arc::new(MemoryStore::default());
+    let (_dir, ws) = workspace(&store);
+    // The key is revoked after the first pin: that pin is confirmed, and
+    // its wait must not ask.
+    let refused = Arc::new(Pinning {
+        refuse: Some(ProviderError::Unauthorized {
+            status: 401,
+            message: "bad key".into(),
+        }),
+        accept: Mutex::new(1),
+        ..Pinning::default()
+    });
+    let fine = Arc::new(Pinning::default());
+    let connect = connecting(vec![("aioz", refused.clone()), ("arkive", fine.clone())]);
+    let prepared = prepare(
+        &ws,
+        from_manifest(),
+        &connect,
+        retry(),
+        crate::plan::UnpinAllowance::default(),
+    )
+    .await
+    .unwrap();
+    let Next::Calls { state, providers } = prepared.next else {
+        panic!("there are calls to make");
+    };
+    let progress: Arc<dyn crate::apply::Progress> = Arc::new(crate::apply::Silent);
+    let applied = apply(
+        &ws,
+        &prepared.plan,
+        state,
+        &providers,
+        crate::apply::ApplyOptions::default(),
+        Some(Duration::from_secs(60)),
+        &progress,
+        &|_, _, _| {},
+    )
+    .await
+    .unwrap();
+    assert!(!applied.succeeded());
+    assert_eq!(applied.report.pinned, 3, "arkive's, and aioz's first");
+    assert!(applied.report.refusing().contains_key("aioz"));
+    assert_eq!(*refused.status_calls.lock().unwrap(), 0);
+    assert_eq!(*fine.status_calls.lock().unwrap(), 2);
 }

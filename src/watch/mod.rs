@@ -369,7 +369,7 @@ impl Reconciler<'_> {
             &plan,
             &state,
             plan::UnpinAllowance::default(),
-            self.options.http.clone(),
+            &self.options.http,
         );
         let providers = match prepared {
             Ok(apply::Prepared::InSync) => {
