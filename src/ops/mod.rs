@@ -12,7 +12,7 @@ mod workspace;
 pub(crate) use apply::{Next, PlanFrom, apply, prepare};
 pub(crate) use import::{ImportOutcome, import};
 pub(crate) use refresh::{Refreshed, refresh};
-pub(crate) use workspace::Workspace;
+pub(crate) use workspace::{Standby, Workspace};
 
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,21 @@ use tokio_util::sync::CancellationToken;
 use crate::manifest::{self, Manifest};
 use crate::state::{HeldLock, LockError, State, StateStore};
 
+/// How long a standby asks for the lease at a time.
+const STANDBY_TRY: Duration = Duration::from_secs(2);
+/// How long a standby waits for a database out of reach.
+const UNREACHABLE_PAUSE: Duration = Duration::from_secs(5);
+
+/// Hears how a standby waits for the lease.
+pub(crate) trait Standby {
+    /// `holder` holds it: this server waits (said once).
+    fn waiting(&self, holder: &str) -> anyhow::Result<()>;
+    /// The database is out of reach: asked again after `pause`.
+    fn unreachable(&self, error: &LockError, pause: Duration);
+    /// This server took the lease over after waiting.
+    fn took_over(&self);
+}
+
 /// A manifest, the store of its state, and the lock held on it.
 pub(crate) struct Workspace {
     manifest: PathBuf,
@@ -32,13 +47,50 @@ impl Workspace {
 
     /// Takes the store's lock for `command`, waiting up to `wait` for a
     /// holder to finish. From then on a lost lease stops the work.
-    pub(crate) fn lock(mut self, wait: Duration, command: &str) -> Result<Self, LockError> {
+    pub(crate) fn lock(self, wait: Duration, command: &str) -> Result<Self, LockError> {
         let lock = self.store.lock(wait, command)?;
+        Ok(self.holding(lock))
+    }
+
+    /// Takes the store's lease as a standby server does: waits while
+    /// another holds it (or the database is out of reach), telling
+    /// `standby` once, and takes over when the holder releases it or its
+    /// lease expires.
+    pub(crate) fn lock_as_standby(
+        self,
+        command: &str,
+        standby: &dyn Standby,
+    ) -> anyhow::Result<Self> {
+        let mut said = false;
+        loop {
+            match self.store.lock(STANDBY_TRY, command) {
+                Ok(lock) => {
+                    if said {
+                        standby.took_over();
+                    }
+                    return Ok(self.holding(lock));
+                }
+                Err(LockError::Held { holder, .. }) => {
+                    if !said {
+                        said = true;
+                        standby.waiting(&holder)?;
+                    }
+                }
+                Err(e @ LockError::Database { .. }) => {
+                    standby.unreachable(&e, UNREACHABLE_PAUSE);
+                    std::thread::sleep(UNREACHABLE_PAUSE);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn holding(mut self, lock: Box<dyn HeldLock>) -> Self {
         if let Some(lost) = lock.lost() {
             self.stop = lost.child_token();
         }
         self.lock = Some(lock);
-        Ok(self)
+        self
     }
 
     pub(crate) fn store(&self) -> &dyn StateStore {

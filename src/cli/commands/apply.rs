@@ -1,0 +1,132 @@
+//! `pinsync apply`: parse, prepare, ask, apply, render.
+
+use std::io::IsTerminal as _;
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::bail;
+
+use crate::apply;
+use crate::apply::ApplyOptions;
+use crate::cli::args::{ApplyArgs, GUARD_REFUSED};
+use crate::cli::progress::ApplyProgress;
+use crate::cli::{
+    calls_runtime, confirm, exit_without_freeing, print, render, spawn_stop_on_signals,
+    stdout_palette,
+};
+use crate::ops;
+
+pub(crate) fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
+    if args.plan.is_some() && args.refresh {
+        bail!(
+            "--refresh makes a new plan; it cannot be used with a saved PLAN (run `pinsync refresh` first)"
+        );
+    }
+    let ws = ops::Workspace::new(&args.manifest.file, args.state.store(&args.manifest.file)?)
+        .lock(args.calls.lock_timeout, "pinsync apply")?;
+    let runtime = calls_runtime()?;
+    let http = args.calls.http();
+    let pacers = http.pacers.clone();
+    let from = match &args.plan {
+        Some(path) => ops::PlanFrom::Saved(path),
+        None => ops::PlanFrom::Manifest {
+            refresh: args.refresh,
+            options: args.unpin.plan_options(),
+        },
+    };
+    let prepared = runtime.block_on(ops::prepare(
+        &ws,
+        from,
+        &http,
+        args.calls.apply_options().retry,
+        args.unpin.allowance(),
+    ))?;
+    if let Some(report) = &prepared.refreshed {
+        print(&render::refresh(report))?;
+    }
+    let plan = prepared.plan;
+    let palette = stdout_palette();
+    print(&render::plan(&plan, palette))?;
+    let (state, providers) = match prepared.next {
+        ops::Next::InSync => return Ok(ExitCode::SUCCESS),
+        ops::Next::Refused(refused) => {
+            print(&render::guards(&refused, palette))?;
+            print("Nothing was changed.\n")?;
+            return Ok(ExitCode::from(GUARD_REFUSED));
+        }
+        ops::Next::Calls { state, providers } => (state, providers),
+    };
+    if args.plan.is_none() && !args.auto_approve && !confirm()? {
+        print("Apply cancelled.\n")?;
+        return Ok(ExitCode::FAILURE);
+    }
+    let options = ApplyOptions {
+        move_wait: args.wait_timeout,
+        ..args.calls.apply_options()
+    };
+    let progress = Arc::new(ApplyProgress::choose(
+        std::io::stderr().is_terminal(),
+        palette,
+        pacers,
+    ));
+    let dyn_progress: Arc<dyn apply::Progress> = progress.clone();
+    let applied = runtime.block_on(async {
+        spawn_stop_on_signals(ws.stop().clone(), |_| {
+            let _ = writeln!(
+                std::io::stderr(),
+                "\nInterrupted: no new calls will start; waiting for calls in flight, then saving the state."
+            );
+        })?;
+        if let Some(lost) = ws.lease_lost() {
+            tokio::spawn(async move {
+                lost.cancelled().await;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\nThe state's lease was lost (taken over, or the database is out of reach): no new calls will start."
+                );
+            });
+        }
+        ops::apply(
+            &ws,
+            &plan,
+            state,
+            &providers,
+            options,
+            args.wait.then_some(args.wait_timeout),
+            &dyn_progress,
+            &|pinned, pending, next| {
+                progress.line(format!(
+                    "waiting: {pinned} pinned, {pending} not yet (next check in {}s)",
+                    next.as_secs()
+                ));
+            },
+        )
+        .await
+    });
+    progress.finish();
+    let applied = match applied {
+        Ok(applied) => applied,
+        Err(e) => {
+            // What was done before the failed write, then the error.
+            if let Some(report) = e
+                .downcast_ref::<apply::ApplyError>()
+                .and_then(|e| e.report())
+            {
+                print(&format!("\n{}", render::report(report, palette)))?;
+            }
+            return Err(e);
+        }
+    };
+    print(&format!("\n{}", render::report(&applied.report, palette)))?;
+    if let Some(waited) = &applied.waited {
+        print(&render::waited(waited, args.wait_timeout, palette))?;
+    }
+    let succeeded = applied.succeeded();
+    exit_without_freeing((plan, applied.state));
+    Ok(if succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,182 @@
+//! `pinsync state ...`: list, restore, the PostgreSQL lease, migrate, push
+//! and pull.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use anyhow::bail;
+
+use crate::cli::args::{
+    LockBreakArgs, StateArg, StateCopyArgs, StateListArgs, StateOnlyArgs, StateRestoreArgs,
+};
+use crate::cli::{print, render};
+use crate::state::StateStore as _;
+use crate::state::StoredPin;
+
+pub(crate) fn state_list(args: &StateListArgs) -> anyhow::Result<ExitCode> {
+    let state = args.state.store(&args.manifest.file)?.load()?;
+    if args.json {
+        let pins: Vec<StoredPin> = state
+            .pins
+            .iter()
+            .map(|(key, record)| StoredPin {
+                key: key.clone(),
+                record: record.clone(),
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "lineage": state.lineage,
+            "serial": state.serial,
+            "pins": pins,
+        });
+        print(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+    } else if state.pins.is_empty() {
+        print("The state holds no pins.\n")?;
+    } else {
+        print(&render::state_list(&state))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn lock_status(args: &StateOnlyArgs) -> anyhow::Result<ExitCode> {
+    let store = args
+        .state
+        .location(&args.manifest.file)?
+        .postgres("state lock status")?;
+    match store.lease()? {
+        None => print(&format!("{}: no lease is held.\n", store.describe()))?,
+        Some(l) => print(&format!(
+            "{}: {} by {}, taken {} ({:.0} s ago), {} {}.\n",
+            store.describe(),
+            if l.expired {
+                "lease expired, was held"
+            } else {
+                "lease held"
+            },
+            l.holder,
+            l.acquired_at,
+            l.age,
+            if l.expired { "expired" } else { "expires" },
+            l.expires_at
+        ))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn lock_break(args: &LockBreakArgs) -> anyhow::Result<ExitCode> {
+    let store = args
+        .state
+        .location(&args.manifest.file)?
+        .postgres("state lock break")?;
+    match store.break_lease(args.if_older_than)? {
+        Some(l) => print(&format!(
+            "Broke the lease held by {} since {}.\n",
+            l.holder, l.acquired_at
+        ))?,
+        None => {
+            print(&format!(
+                "No lease older than {} on {}; nothing was broken.\n",
+                humantime::format_duration(args.if_older_than),
+                store.describe()
+            ))?;
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn state_migrate(args: &StateOnlyArgs) -> anyhow::Result<ExitCode> {
+    let store = args
+        .state
+        .location(&args.manifest.file)?
+        .postgres("state migrate")?;
+    let version = store.migrate()?;
+    print(&format!(
+        "{}: the schema is at version {version}.\n",
+        store.describe()
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `state push --to` / `state pull --from`: the whole state, its lineage
+/// and serial kept, under both stores' locks.
+pub(crate) fn state_copy(args: &StateCopyArgs) -> anyhow::Result<ExitCode> {
+    let here = args.state.store(&args.manifest.file)?;
+    let other_arg = StateArg {
+        state: args.to.clone().or_else(|| args.from.clone()),
+    };
+    let other = other_arg.store(&args.manifest.file)?;
+    let (from, to) = if args.to.is_some() {
+        (here.as_ref(), other.as_ref())
+    } else {
+        (other.as_ref(), here.as_ref())
+    };
+    let _from_lock = from.lock(args.lock_timeout, "pinsync state copy")?;
+    let _to_lock = to.lock(args.lock_timeout, "pinsync state copy")?;
+    let state = from.load()?;
+    let existing = to.load()?;
+    if !existing.lineage.is_empty() && existing.lineage != state.lineage {
+        bail!(
+            "{} already holds a state of another lineage ({} pins, serial {}); nothing was copied",
+            to.describe(),
+            existing.pins.len(),
+            existing.serial
+        );
+    }
+    if existing.serial > state.serial {
+        bail!(
+            "{} holds a newer state of this lineage (serial {} against {}); nothing was copied",
+            to.describe(),
+            existing.serial,
+            state.serial
+        );
+    }
+    to.save(&state)?;
+    print(&format!(
+        "Copied {} pins (serial {}) from {} to {}.\n",
+        state.pins.len(),
+        state.serial,
+        from.describe(),
+        to.describe()
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn state_restore(args: &StateRestoreArgs) -> anyhow::Result<ExitCode> {
+    if args
+        .state
+        .state
+        .as_deref()
+        .is_some_and(crate::state::is_postgres_url)
+    {
+        bail!(
+            "`pinsync state restore` puts back a state file's backup; a PostgreSQL state keeps no backup file"
+        );
+    }
+    let state_file = args.state.file(&args.manifest.file);
+    let _lock = state_file.lock(args.lock_timeout, "pinsync state restore")?;
+    let from = args
+        .from
+        .clone()
+        .unwrap_or_else(|| state_file.backup_path());
+    let restored = state_file.restore(&from).with_context(|| {
+        format!(
+            "restore {} from {}",
+            state_file.path().display(),
+            from.display()
+        )
+    })?;
+    let mut text = format!(
+        "Restored {} from {}: {} pins, serial {}.\n",
+        state_file.path().display(),
+        from.display(),
+        restored.pins,
+        restored.serial
+    );
+    for aside in &restored.moved_aside {
+        text.push_str(&format!("Kept the replaced file as {}.\n", aside.display()));
+    }
+    text.push_str("Run `pinsync plan` to see what differs from the manifest; pins made since the backup show as `+` and apply records them again (the provider answers \"already pinned\").\n");
+    print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
