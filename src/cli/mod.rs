@@ -12,7 +12,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{CommandFactory as _, Parser};
-use tokio_util::sync::CancellationToken;
 
 use crate::manifest::{self, Diagnostics};
 use args::{Cli, Command, LockCommand, StateCommand};
@@ -172,38 +171,6 @@ fn calls_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("start async runtime")
-}
-
-/// Cancels `stop` on SIGINT or SIGTERM, after telling `on_signal` which:
-/// calls in flight finish, no new call starts, and the state is saved. A
-/// second signal exits at once (exit 1): the journal holds every pin
-/// recorded so far, and the next run replays it.
-fn spawn_stop_on_signals(
-    stop: CancellationToken,
-    on_signal: impl FnOnce(&str) + Send + 'static,
-) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("listen for SIGINT")?;
-    tokio::spawn(async move {
-        let name = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        };
-        stop.cancel();
-        on_signal(name);
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        // stderr may be a closed pipe: writing must not panic here.
-        let _ = writeln!(
-            std::io::stderr(),
-            "\nInterrupted again: exiting now. Pins recorded so far are kept; run the command again to finish."
-        );
-        std::process::exit(1);
-    });
-    Ok(())
 }
 
 /// Asks for `yes` on a terminal; refuses without one.

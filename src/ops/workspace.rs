@@ -103,6 +103,50 @@ impl Workspace {
         &self.stop
     }
 
+    /// Stops the work on SIGINT or SIGTERM, after telling `on_signal`
+    /// which: calls in flight finish, no new call starts, and the state is
+    /// saved. A second signal exits at once (exit 1): the journal holds
+    /// every pin recorded so far, and the next run replays it. Within a
+    /// tokio runtime.
+    pub(crate) fn stop_on_signals(
+        &self,
+        on_signal: impl FnOnce(&str) + Send + 'static,
+    ) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        use std::io::Write as _;
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("listen for SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("listen for SIGINT")?;
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            stop.cancel();
+            on_signal(name);
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            // stderr may be a closed pipe: writing must not panic here.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\nInterrupted again: exiting now. Pins recorded so far are kept; run the command again to finish."
+            );
+            std::process::exit(1);
+        });
+        Ok(())
+    }
+
+    /// The state, with what an interrupted apply left folded into the
+    /// store, so that the store alone is whole again.
+    pub(crate) fn settled_state(&self) -> anyhow::Result<State> {
+        let state = self.store.load()?;
+        self.store.settle(&state)?;
+        Ok(state)
+    }
+
     /// Cancelled if the lock is lost while held (a lease taken over).
     pub(crate) fn lease_lost(&self) -> Option<CancellationToken> {
         self.lock.as_ref().and_then(|l| l.lost())

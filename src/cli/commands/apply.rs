@@ -11,10 +11,7 @@ use crate::apply;
 use crate::apply::ApplyOptions;
 use crate::cli::args::{ApplyArgs, GUARD_REFUSED};
 use crate::cli::progress::ApplyProgress;
-use crate::cli::{
-    calls_runtime, confirm, exit_without_freeing, print, render, spawn_stop_on_signals,
-    stdout_palette,
-};
+use crate::cli::{calls_runtime, confirm, exit_without_freeing, print, render, stdout_palette};
 use crate::ops;
 
 pub(crate) fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
@@ -72,7 +69,7 @@ pub(crate) fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     ));
     let dyn_progress: Arc<dyn apply::Progress> = progress.clone();
     let applied = runtime.block_on(async {
-        spawn_stop_on_signals(ws.stop().clone(), |_| {
+        ws.stop_on_signals(|_| {
             let _ = writeln!(
                 std::io::stderr(),
                 "\nInterrupted: no new calls will start; waiting for calls in flight, then saving the state."

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::cli::args::WatchArgs;
-use crate::cli::{calls_runtime, spawn_stop_on_signals};
+use crate::cli::calls_runtime;
 use crate::ops;
 use crate::state::LockError;
 use crate::watch::{EventLog, Level, WatchOptions};
@@ -22,8 +22,7 @@ pub(crate) fn watch_command(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ws.lock(args.calls.lock_timeout, "pinsync watch")?
     };
-    let state = ws.store().load()?;
-    ws.store().settle(&state)?;
+    let state = ws.settled_state()?;
     let options = WatchOptions {
         interval: args.interval,
         debounce: Duration::from_millis(300),
@@ -34,7 +33,7 @@ pub(crate) fn watch_command(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let runtime = calls_runtime()?;
     let lost = ws.lease_lost();
     runtime.block_on(async {
-        spawn_stop_on_signals(ws.stop().clone(), move |name| {
+        ws.stop_on_signals(move |name| {
             log.event(
                 Level::Info,
                 "signal",
