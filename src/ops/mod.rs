@@ -7,6 +7,7 @@
 mod apply;
 mod import;
 mod refresh;
+pub(crate) mod state;
 mod workspace;
 
 pub(crate) use apply::{Next, PlanFrom, apply, prepare};

@@ -494,3 +494,34 @@ async fn a_wait_asks_nothing_of_a_provider_that_refused_the_key() {
     assert_eq!(*refused.status_calls.lock().unwrap(), 0);
     assert_eq!(*fine.status_calls.lock().unwrap(), 2);
 }
+
+#[test]
+fn a_copy_keeps_lineage_and_serial_and_never_goes_back() {
+    let (here, there) = (
+        Arc::new(MemoryStore::default()),
+        Arc::new(MemoryStore::default()),
+    );
+    {
+        let mut state = here.state.lock().unwrap();
+        state.ensure_lineage();
+        state.serial = 7;
+    }
+    let copied = state::copy(&here, &there, Duration::ZERO).unwrap();
+    assert_eq!(copied.serial, 7);
+    assert_eq!(*there.state.lock().unwrap(), *here.state.lock().unwrap());
+    // The other store moved on: copying the older state back is refused.
+    there.state.lock().unwrap().serial = 9;
+    let error = state::copy(&here, &there, Duration::ZERO).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("newer state of this lineage (serial 9 against 7)"),
+        "{error}"
+    );
+    // Another lineage is never overwritten.
+    let other = Arc::new(MemoryStore::default());
+    other.state.lock().unwrap().ensure_lineage();
+    let error = state::copy(&here, &other, Duration::ZERO).unwrap_err();
+    assert!(error.to_string().contains("another lineage"), "{error}");
+    assert_eq!(*other.saves.lock().unwrap(), 0);
+}

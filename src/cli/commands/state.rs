@@ -10,6 +10,7 @@ use crate::cli::args::{
     LockBreakArgs, StateArg, StateCopyArgs, StateListArgs, StateOnlyArgs, StateRestoreArgs,
 };
 use crate::cli::{print, render};
+use crate::ops;
 use crate::state::StateStore as _;
 use crate::state::StoredPin;
 
@@ -111,31 +112,11 @@ pub(crate) fn state_copy(args: &StateCopyArgs) -> anyhow::Result<ExitCode> {
     } else {
         (other.as_ref(), here.as_ref())
     };
-    let _from_lock = from.lock(args.lock_timeout, "pinsync state copy")?;
-    let _to_lock = to.lock(args.lock_timeout, "pinsync state copy")?;
-    let state = from.load()?;
-    let existing = to.load()?;
-    if !existing.lineage.is_empty() && existing.lineage != state.lineage {
-        bail!(
-            "{} already holds a state of another lineage ({} pins, serial {}); nothing was copied",
-            to.describe(),
-            existing.pins.len(),
-            existing.serial
-        );
-    }
-    if existing.serial > state.serial {
-        bail!(
-            "{} holds a newer state of this lineage (serial {} against {}); nothing was copied",
-            to.describe(),
-            existing.serial,
-            state.serial
-        );
-    }
-    to.save(&state)?;
+    let copied = ops::state::copy(from, to, args.lock_timeout)?;
     print(&format!(
         "Copied {} pins (serial {}) from {} to {}.\n",
-        state.pins.len(),
-        state.serial,
+        copied.pins,
+        copied.serial,
         from.describe(),
         to.describe()
     ))?;
