@@ -65,6 +65,22 @@ impl ProviderKind {
         }
     }
 
+    /// How many CIDs one lookup asks for, where a pin is looked up before
+    /// it is added: a Pinning Service adds a new request for a CID it
+    /// holds already, and takes at most ten CIDs a lookup.
+    pub(crate) const fn lookup_batch(self) -> Option<usize> {
+        match self {
+            Self::PinningService => Some(10),
+            Self::Aioz | Self::Pinarkive => None,
+        }
+    }
+
+    /// Whether a pin is read before it is removed or replaced (to check
+    /// that it is still this manifest's).
+    pub(crate) fn reads_before_removing(self) -> bool {
+        matches!(self, Self::PinningService)
+    }
+
     /// Whether pins on this service can name a cluster.
     pub fn has_clusters(self) -> bool {
         matches!(self, Self::Pinarkive)

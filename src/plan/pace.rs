@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::Plan;
+use super::{Action, Change, Plan};
 use crate::manifest::{CallKind, ProviderConfig};
 
 /// One provider's share of a plan's calls.
@@ -37,7 +37,7 @@ pub fn pace(plan: &Plan) -> BTreeMap<String, Pace> {
         let config = plan.providers.get(change.target.provider.as_str());
         let Some(config) = config else { continue };
         let calls = by_kind.entry(&change.target.provider).or_default();
-        for (kind, n) in crate::provider::requests_for(change, config) {
+        for (kind, n) in requests_for(change, config) {
             *calls.entry(kind).or_default() += n;
         }
     }
@@ -49,6 +49,39 @@ pub fn pace(plan: &Plan) -> BTreeMap<String, Pace> {
             (total > 0.0).then(|| (name.to_owned(), provider_pace(config, &calls, total)))
         })
         .collect()
+}
+
+/// The requests one change makes on the provider `config` declares, by
+/// kind of call; fractions where calls are shared (a Pinning Service looks
+/// ten CIDs up a call). None for a change that is only recorded. Asks the
+/// provider type's capabilities, not its name.
+fn requests_for(change: &Change, config: &ProviderConfig) -> Vec<(CallKind, f64)> {
+    if !change.calls(Some(config)) {
+        return Vec::new();
+    }
+    let reads = config.kind.reads_before_removing();
+    let removes_first = change.action == Action::Repin && change.pin_id.is_some();
+    match change.action {
+        Action::Pin | Action::Repin => {
+            let mut calls = Vec::new();
+            if removes_first {
+                if reads {
+                    calls.push((CallKind::Status, 1.0));
+                }
+                calls.push((CallKind::Unpin, 1.0));
+            }
+            if let Some(batch) = config.kind.lookup_batch() {
+                calls.push((CallKind::List, 1.0 / batch as f64));
+            }
+            calls.push((CallKind::Pin, 1.0));
+            calls
+        }
+        Action::Unpin if reads => vec![(CallKind::Status, 1.0), (CallKind::Unpin, 1.0)],
+        Action::Unpin => vec![(CallKind::Unpin, 1.0)],
+        // A replace: the request is read, then replaced.
+        Action::Update => vec![(CallKind::Status, 1.0), (CallKind::Pin, 1.0)],
+        Action::Orphan => Vec::new(),
+    }
 }
 
 fn provider_pace(config: &ProviderConfig, calls: &BTreeMap<CallKind, f64>, total: f64) -> Pace {

@@ -19,8 +19,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures::future::BoxFuture;
 
-use crate::manifest::{CallKind, Labels, ProviderConfig, ProviderKind};
-use crate::plan::{Action, Change};
+use crate::manifest::{Labels, ProviderConfig, ProviderKind};
 use crate::state::ProviderStatus;
 
 pub use aioz::Aioz;
@@ -148,39 +147,6 @@ pub trait Provider: Send + Sync {
     /// API allows, from `cursor` (`None`: the first page). One attempt.
     fn list<'a>(&'a self, cursor: Option<&'a str>)
     -> BoxFuture<'a, Result<Listing, ProviderError>>;
-}
-
-/// The requests one change makes on the provider `config` declares, by
-/// kind of call; fractions where calls are shared (a Pinning Service looks
-/// ten CIDs up a call). None for a change that is only recorded.
-pub fn requests_for(change: &Change, config: &ProviderConfig) -> Vec<(CallKind, f64)> {
-    if !change.calls(Some(config)) {
-        return Vec::new();
-    }
-    let psa = config.kind == ProviderKind::PinningService;
-    let removes_first = change.action == Action::Repin && change.pin_id.is_some();
-    match change.action {
-        Action::Pin | Action::Repin => {
-            let mut calls = Vec::new();
-            if removes_first {
-                // A Pinning Service reads the request before removing it.
-                if psa {
-                    calls.push((CallKind::Status, 1.0));
-                }
-                calls.push((CallKind::Unpin, 1.0));
-            }
-            if psa {
-                calls.push((CallKind::List, 0.1));
-            }
-            calls.push((CallKind::Pin, 1.0));
-            calls
-        }
-        Action::Unpin if psa => vec![(CallKind::Status, 1.0), (CallKind::Unpin, 1.0)],
-        Action::Unpin => vec![(CallKind::Unpin, 1.0)],
-        // A replace: the request is read, then replaced.
-        Action::Update => vec![(CallKind::Status, 1.0), (CallKind::Pin, 1.0)],
-        Action::Orphan => Vec::new(),
-    }
 }
 
 /// Connected providers, by the name the manifest gives them.

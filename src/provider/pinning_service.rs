@@ -30,8 +30,11 @@ use crate::state::ProviderStatus;
 pub(crate) const OWNER_KEY: &str = "pinsync";
 /// Results asked for per list call: the spec's maximum.
 const LIST_PAGE: usize = 1000;
-/// CIDs one lookup may name (the spec's limit).
-const LOOKUP_CIDS: usize = 10;
+/// CIDs one lookup may name (the spec's limit), as the plan counts them.
+const LOOKUP_CIDS: usize = match crate::manifest::ProviderKind::PinningService.lookup_batch() {
+    Some(batch) => batch,
+    None => 1,
+};
 /// Every status, so queued and failed requests are seen too (without it a
 /// list returns only `pinned`).
 const ALL_STATUSES: &str = "queued,pinning,pinned,failed";
