@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::Providers;
 use crate::manifest::{CanonicalCid, ContentId, PinKey};
+use crate::provider::Providers;
 use crate::provider::{ListedPin, Provider, ProviderError};
 use crate::retry::RetryPolicy;
 use crate::state::{Observed, ProviderStatus, State};

@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::Providers;
 use crate::manifest::PinKey;
+use crate::provider::Providers;
 use crate::provider::{ProviderError, UnpinRequest};
 use crate::state::{ProviderStatus, State};
 

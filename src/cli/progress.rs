@@ -191,20 +191,11 @@ fn paces(pacers: &Pacers) -> String {
     format!(" · paced: {}", rates.join(", "))
 }
 
-/// `failed` for a pin, `failed to unpin` for an unpin.
-pub(super) fn failed_word(change: &Change) -> &'static str {
-    if change.action == crate::plan::Action::Unpin {
-        "failed to unpin"
-    } else {
-        "failed"
-    }
-}
-
 fn failed_line(p: Palette, change: &Change, error: &ProviderError, attempts: u32) -> String {
     let reason = crate::apply::failure_reason(error, attempts);
     format!(
         "{} {} {}: {reason}",
-        p.red(failed_word(change)),
+        p.red(super::render::failed_word(change)),
         change.target,
         change.cid
     )

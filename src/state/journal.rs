@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::state_file::StateFileError;
+use super::state_file_error::StateFileError;
 use super::{State, StoredPin};
 use crate::file_io::{parent_dir, sync_dir};
 use crate::manifest::PinKey;

@@ -10,6 +10,7 @@ mod lock;
 pub mod pin_table;
 mod postgres;
 pub(crate) mod state_file;
+mod state_file_error;
 mod store;
 
 use std::collections::BTreeMap;
@@ -25,7 +26,8 @@ pub(crate) use location::StateLocation;
 pub use lock::{LockError, StateLock};
 pub use pin_table::PinTable;
 pub use postgres::{LeaseInfo, PgLocation, PgStore, is_postgres_url};
-pub use state_file::{Restored, StateFile, StateFileError};
+pub use state_file::{Restored, StateFile};
+pub use state_file_error::StateFileError;
 pub use store::{HeldLock, Recorder, StateStore};
 
 /// Version of the state file format this build writes. Version 2 added

@@ -14,39 +14,9 @@ use serde::Deserialize;
 
 use super::journal::Journal;
 use super::pin_table::{PinTable, PinTableBuilder};
+use super::state_file_error::StateFileError;
 use super::{PinRef, READS_STATE_VERSIONS, STATE_FORMAT_VERSION, State, StoredPin};
-use crate::file_io::{self, FileError};
-
-/// Why a state file could not be used. It is never overwritten in any case.
-#[derive(Debug, thiserror::Error)]
-pub enum StateFileError {
-    #[error(
-        "state file {path} cannot be read: {reason}; it was left untouched. \
-         To go back to the previous version, run `pinsync state restore` \
-         (it restores {path}.backup and keeps this file aside)"
-    )]
-    Corrupt { path: PathBuf, reason: String },
-    #[error(
-        "state file {path} has format version {found}; this pinsync reads versions 1 to {STATE_FORMAT_VERSION}"
-    )]
-    UnsupportedVersion { path: PathBuf, found: u64 },
-    /// Reading or writing one of the state's files failed.
-    #[error(transparent)]
-    Io(#[from] FileError),
-    /// The database holding the state failed or refused (its URL is shown
-    /// without the password).
-    #[error("state {store}: {reason}")]
-    Database { store: String, reason: String },
-}
-
-impl StateFileError {
-    pub(crate) fn io<'p>(
-        action: &'static str,
-        path: &'p Path,
-    ) -> impl FnOnce(io::Error) -> Self + 'p {
-        move |source| Self::Io(FileError::at(action, path)(source))
-    }
-}
+use crate::file_io;
 
 /// The on-disk shape of the state (written by [`encode`]).
 struct Document {

@@ -120,6 +120,15 @@ pub fn plan(plan: &Plan, p: Palette) -> String {
     out
 }
 
+/// `failed` for a pin, `failed to unpin` for an unpin.
+pub(super) fn failed_word(change: &Change) -> &'static str {
+    if change.action == crate::plan::Action::Unpin {
+        "failed to unpin"
+    } else {
+        "failed"
+    }
+}
+
 /// `2,000 calls, about 11 min at 180/min, longer if ...`: pinsync slows
 /// down to what a service enforces, which may be less than the manifest
 /// says.
@@ -400,7 +409,7 @@ pub fn report(r: &Report, p: Palette) -> String {
         let _ = writeln!(
             out,
             "{} {} {}: {}",
-            p.red(&format!("{}:", super::progress::failed_word(&f.change))),
+            p.red(&format!("{}:", failed_word(&f.change))),
             f.change.target,
             f.change.cid,
             crate::apply::failure_reason(&f.error, f.attempts)
