@@ -2,7 +2,10 @@
 //!
 //! The pipeline is `manifest` (what must be pinned) + `state` (what pinsync
 //! has pinned) -> `plan` (a pure diff) -> `apply` (provider calls, recorded as
-//! they land). `cli` is the thin shell over it; `watch` runs it in a loop.
+//! they land). `ops` holds the use cases (apply with its refresh and wait,
+//! refresh, import, the state's copies) in a workspace of store, lock and
+//! stop token; `cli` is the thin shell over them, and `watch` runs the same
+//! apply in a loop.
 
 pub mod apply;
 pub mod cli;

@@ -19,13 +19,12 @@ use anyhow::Context as _;
 use notify::{EventKind, RecursiveMode, Watcher as _};
 use serde_json::json;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use crate::apply::{self, ApplyOptions, Halt, Outcome as PinOutcome, Progress};
 use crate::manifest::{self, Diagnostics, IncludeEntry, LoadObserver, Manifest};
 use crate::plan::{self, Change};
 use crate::provider::{HttpSettings, ProviderError};
-use crate::state::{State, StateStore};
+use crate::state::State;
 
 pub use event_log::{EventLog, Level, LogFormat};
 pub use status_file::{Outcome, Role, StandbyStatus, Status};
@@ -63,7 +62,7 @@ impl Trigger {
 /// The reconciler's memory between runs.
 struct Reconciler<'a> {
     manifest_path: &'a Path,
-    state_file: &'a dyn StateStore,
+    ws: &'a crate::ops::Workspace,
     state: Option<State>,
     last_good: Option<Manifest>,
     /// The text of each file of the manifest at the last reconcile (the
@@ -78,16 +77,16 @@ struct Reconciler<'a> {
     log: EventLog,
 }
 
-/// Runs until `stop` is cancelled, then returns with the state saved.
-/// The caller holds the state lock.
-pub async fn watch(
+/// Runs until the workspace's stop token is cancelled, then returns with
+/// the state saved. The workspace holds the state lock.
+pub(crate) async fn watch(
     manifest_path: &Path,
-    state_file: &dyn StateStore,
+    ws: &crate::ops::Workspace,
     state: State,
     options: &WatchOptions,
     log: EventLog,
-    stop: &CancellationToken,
 ) -> anyhow::Result<()> {
+    let stop = ws.stop();
     let (tx, mut changes) = mpsc::unbounded_channel::<()>();
     let files = FileWatch::start(manifest_path, tx)?;
     log.event(
@@ -96,13 +95,13 @@ pub async fn watch(
         "watching the manifest",
         json!({
             "manifest": manifest_path.display().to_string(),
-            "state": state_file.describe(),
+            "state": ws.store().describe(),
             "interval": humantime::format_duration(options.interval).to_string(),
         }),
     );
     let mut r = Reconciler {
         manifest_path,
-        state_file,
+        ws,
         state: Some(state),
         last_good: None,
         last_texts: None,
@@ -112,7 +111,7 @@ pub async fn watch(
         options,
         log,
     };
-    r.reconcile(Trigger::Start, stop).await?;
+    r.reconcile(Trigger::Start).await?;
     let mut ticker = tokio::time::interval_at(
         tokio::time::Instant::now() + options.interval,
         options.interval,
@@ -139,7 +138,7 @@ pub async fn watch(
         if stop.is_cancelled() {
             break;
         }
-        r.reconcile(trigger, stop).await?;
+        r.reconcile(trigger).await?;
     }
     log.event(
         Level::Info,
@@ -297,11 +296,7 @@ impl LoadObserver for DiffLog<'_> {
 }
 
 impl Reconciler<'_> {
-    async fn reconcile(
-        &mut self,
-        trigger: Trigger,
-        stop: &CancellationToken,
-    ) -> anyhow::Result<()> {
+    async fn reconcile(&mut self, trigger: Trigger) -> anyhow::Result<()> {
         if !matches!(trigger, Trigger::Start) {
             self.log
                 .event(Level::Info, trigger.as_str(), "reconciling", json!({}));
@@ -419,28 +414,33 @@ impl Reconciler<'_> {
             }
         };
         let progress: Arc<dyn Progress> = Arc::new(LogProgress { log: self.log });
-        let applied = apply::apply(
+        let applied = crate::ops::apply(
+            self.ws,
             &plan,
-            &providers,
-            self.state_file,
             state,
+            &providers,
             self.options.apply,
-            stop,
+            None,
             &progress,
+            &|_, _, _| {},
         )
         .await;
         let (report, state) = match applied {
-            Ok(done) => done,
+            Ok(done) => (done.report, done.state),
             Err(e) => {
                 // The state on disk is behind what was pinned: stop, and say
                 // so where monitors look, before the caller exits.
                 let message = format!("{e:#}");
                 self.log
                     .event(Level::Error, "apply", &message, json!({"fatal": true}));
-                let report = e.report().cloned().unwrap_or_default();
+                let report = e
+                    .downcast_ref::<apply::ApplyError>()
+                    .and_then(apply::ApplyError::report)
+                    .cloned()
+                    .unwrap_or_default();
                 let pending = report.pending();
                 self.write_status(Outcome::Error, &report, pending, Some(message));
-                return Err(e.into());
+                return Err(e);
             }
         };
         self.state = Some(state);

@@ -52,7 +52,7 @@ pub(crate) fn watch_command(args: &WatchArgs) -> anyhow::Result<ExitCode> {
                 );
             });
         }
-        crate::watch::watch(&args.manifest.file, ws.store(), state, &options, log, ws.stop()).await
+        crate::watch::watch(&args.manifest.file, &ws, state, &options, log).await
     })?;
     if lost.is_some_and(|l| l.is_cancelled()) {
         return Ok(ExitCode::FAILURE);
