@@ -849,7 +849,7 @@ impl Postgres {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
-        let pg = Self { dir, port };
+        let mut pg = Self { dir, port };
         pg.give_to_server_user(pg.dir.path());
         let socket_dir = pg.socket_dir();
         std::fs::create_dir(&socket_dir).unwrap();
@@ -913,7 +913,30 @@ impl Postgres {
         std::io::Write::write_all(&mut file, settings.as_bytes()).unwrap();
         drop(file);
 
-        pg.start_server();
+        // The free port may be taken by another test between the probe and
+        // the server's bind: then another port, a later `port` line
+        // overriding the first.
+        let mut tries = 0;
+        while let Err(failure) = pg.try_start_server() {
+            tries += 1;
+            assert!(
+                tries < 5 && failure.contains("Address already in use"),
+                "{failure}"
+            );
+            pg.port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&conf)
+                .unwrap();
+            std::io::Write::write_all(&mut file, format!("port = {}\n", pg.port).as_bytes())
+                .unwrap();
+            // The next failure is told by its own log.
+            let _ = std::fs::remove_file(pg.log_path());
+        }
         pg.psql_on(
             "postgres",
             &format!(
@@ -1042,18 +1065,26 @@ impl Postgres {
     }
 
     fn start_server(&self) {
+        self.try_start_server()
+            .unwrap_or_else(|failure| panic!("{failure}"));
+    }
+
+    /// Starts the server and waits until it accepts connections; or why
+    /// not, with its log.
+    fn try_start_server(&self) -> Result<(), String> {
         let mut cmd = self.tool("pg_ctl");
         cmd.arg("--pgdata")
             .arg(self.data_dir())
             .arg("--log")
             .arg(self.log_path())
             .args(["--wait", "--timeout=60", "start"]);
-        self.check(cmd, "pg_ctl start");
+        self.run(cmd, "pg_ctl start")?;
         wait_until(
             Duration::from_secs(60),
             "PostgreSQL to accept connections",
             || self.accepts_connections(),
         );
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -1102,16 +1133,24 @@ impl Postgres {
     }
 
     /// Runs `cmd`; panics with its output and the server log on failure.
-    fn check(&self, mut cmd: Command, what: &str) {
-        let out = cmd.output().unwrap_or_else(|e| panic!("run {what}: {e}"));
-        assert!(
-            out.status.success(),
+    fn check(&self, cmd: Command, what: &str) {
+        self.run(cmd, what)
+            .unwrap_or_else(|failure| panic!("{failure}"));
+    }
+
+    /// Runs `cmd`; on failure, its output and the server log.
+    fn run(&self, mut cmd: Command, what: &str) -> Result<(), String> {
+        let out = cmd.output().map_err(|e| format!("run {what}: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(format!(
             "{what} failed ({}):\n{}{}\n--- server log\n{}",
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
             self.log()
-        );
+        ))
     }
 
     /// Under root, hands `path` to the user the server runs as.
