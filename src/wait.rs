@@ -90,37 +90,40 @@ pub async fn wait(
     // Checked by each call as it starts, so that no call follows the first
     // such answer.
     let refusing = std::sync::Mutex::new(refusing);
+    let calls = std::sync::atomic::AtomicUsize::new(0);
     let refused = |provider: &str| {
         let refusing = refusing
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        refusing.get(provider).cloned()
+        refusing.get(provider).map(|e| format!("unanswered ({e})"))
     };
     loop {
         let checks = pending.iter().map(|(pin, _)| async {
             let name = pin.key.target.provider.as_str();
-            if let Some(error) = refused(name) {
-                return Err(Some(error));
+            if let Some(why) = refused(name) {
+                return Err(why);
             }
-            let provider = providers.get(name).ok_or(None)?;
-            let answer = provider.status(pin.request()).await;
-            if let Err(e) = &answer
-                && e.refuses_every_call()
-            {
-                refusing
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .entry(name.to_owned())
-                    .or_insert_with(|| e.clone());
-            }
-            answer.map_err(Some)
+            let Some(provider) = providers.get(name) else {
+                return Err("unanswered (its provider is not connected)".to_owned());
+            };
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            provider.status(pin.request()).await.map_err(|e| {
+                let why = format!("unanswered ({e})");
+                if e.refuses_every_call() {
+                    refusing
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .entry(name.to_owned())
+                        .or_insert(e);
+                }
+                why
+            })
         });
-        let answers: Vec<Result<ProviderStatus, Option<ProviderError>>> =
-            futures::stream::iter(checks)
-                .buffered(CHECKS_IN_FLIGHT)
-                .collect()
-                .await;
-        waited.calls += answers.len();
+        let answers: Vec<Result<ProviderStatus, String>> = futures::stream::iter(checks)
+            .buffered(CHECKS_IN_FLIGHT)
+            .collect()
+            .await;
+        waited.calls = calls.load(std::sync::atomic::Ordering::Relaxed);
         let mut still = Vec::new();
         for ((pin, _), answer) in pending.into_iter().zip(answers) {
             match answer {
@@ -135,8 +138,7 @@ pub async fn wait(
                 }
                 // A call that fails is asked again next round; its error is
                 // the last word if the time runs out.
-                Err(Some(e)) => still.push((pin, format!("unanswered ({e})"))),
-                Err(None) => still.push((pin, "unanswered (its provider is not connected)".into())),
+                Err(why) => still.push((pin, why)),
             }
         }
         // A provider that refuses every call keeps its pins' last word.

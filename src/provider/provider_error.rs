@@ -56,6 +56,35 @@ impl ProviderError {
         matches!(self, Self::Unauthorized { .. } | Self::Redirected { .. })
     }
 
+    /// The same error with `f` applied to each text it holds (messages,
+    /// and a redirect's target), as what a provider said is redacted.
+    pub(crate) fn map_text(self, f: impl Fn(String) -> String) -> Self {
+        match self {
+            Self::RateLimited {
+                retry_after,
+                message,
+            } => Self::RateLimited {
+                retry_after,
+                message: f(message),
+            },
+            Self::Unavailable { status, message } => Self::Unavailable {
+                status,
+                message: f(message),
+            },
+            Self::Transport(message) => Self::Transport(f(message)),
+            Self::BadResponse(message) => Self::BadResponse(f(message)),
+            Self::Unauthorized { status, message } => Self::Unauthorized {
+                status,
+                message: f(message),
+            },
+            Self::Rejected { status, message } => Self::Rejected {
+                status,
+                message: f(message),
+            },
+            Self::Redirected { status, to } => Self::Redirected { status, to: f(to) },
+        }
+    }
+
     /// How long the provider asked us to wait, if it did.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

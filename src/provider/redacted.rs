@@ -33,40 +33,16 @@ impl Redacted {
     }
 
     fn error(&self, error: ProviderError) -> ProviderError {
-        let redact = |text: String| self.text(&text);
-        match error {
-            ProviderError::RateLimited {
-                retry_after,
-                message,
-            } => ProviderError::RateLimited {
-                retry_after,
-                message: redact(message),
-            },
-            ProviderError::Unavailable { status, message } => ProviderError::Unavailable {
-                status,
-                message: redact(message),
-            },
-            ProviderError::Transport(message) => ProviderError::Transport(redact(message)),
-            ProviderError::BadResponse(message) => ProviderError::BadResponse(redact(message)),
-            ProviderError::Unauthorized { status, message } => ProviderError::Unauthorized {
-                status,
-                message: redact(message),
-            },
-            ProviderError::Rejected { status, message } => ProviderError::Rejected {
-                status,
-                message: redact(message),
-            },
-            // The URL parser lowercases a host: a key in it is looked for
-            // in any case.
-            ProviderError::Redirected { status, to } => ProviderError::Redirected {
-                status,
-                to: if self.secrets.occur_in_any_case(&to) {
-                    "an address that holds one of the keys".into()
-                } else {
-                    redact(to)
-                },
-            },
-        }
+        let redirected = matches!(error, ProviderError::Redirected { .. });
+        error.map_text(|text| {
+            // The URL parser lowercases a host: a key in a redirect's target
+            // is looked for in any case.
+            if redirected && self.secrets.occur_in_any_case(&text) {
+                "an address that holds one of the keys".into()
+            } else {
+                self.text(&text)
+            }
+        })
     }
 
     /// `Err` if `value`, an id the provider gave, holds a key.

@@ -71,31 +71,25 @@ impl Secret {
     /// words (`ok`, `false`) and ids, so it is found only where it is not
     /// part of a longer run of letters and digits, as an echoed header
     /// value is (`x-api-key: k`).
-    fn find_in(&self, text: &str) -> Vec<std::ops::Range<usize>> {
+    fn find_in<'t>(&'t self, text: &'t str) -> impl Iterator<Item = std::ops::Range<usize>> + 't {
         let bytes = text.as_bytes();
-        let alnum = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_alphanumeric);
-        let mut found = Vec::new();
-        for form in self.1.iter() {
-            let (Some(first), Some(last)) = (form.first(), form.last()) else {
-                continue;
-            };
-            if form.len() > bytes.len() {
-                continue;
-            }
-            let whole_word = form.len() < FOUND_ANYWHERE;
-            for start in 0..=bytes.len() - form.len() {
-                let end = start + form.len();
-                if bytes[start..end] != form[..] {
-                    continue;
-                }
-                let joined = (first.is_ascii_alphanumeric() && start > 0 && alnum(start - 1))
-                    || (last.is_ascii_alphanumeric() && alnum(end));
-                if !(whole_word && joined) {
-                    found.push(start..end);
-                }
-            }
-        }
-        found
+        let alnum = move |i: usize| bytes.get(i).is_some_and(u8::is_ascii_alphanumeric);
+        self.1
+            .iter()
+            .filter(move |form| !form.is_empty() && form.len() <= bytes.len())
+            .flat_map(move |form| {
+                let whole_word = form.len() < FOUND_ANYWHERE;
+                let first = form[0].is_ascii_alphanumeric();
+                let last = form[form.len() - 1].is_ascii_alphanumeric();
+                (0..=bytes.len() - form.len())
+                    .map(move |start| start..start + form.len())
+                    .filter(move |at| {
+                        bytes[at.clone()] == form[..]
+                            && !(whole_word
+                                && ((first && at.start > 0 && alnum(at.start - 1))
+                                    || (last && alnum(at.end))))
+                    })
+            })
     }
 }
 
@@ -111,7 +105,7 @@ impl Secrets {
 
     /// Whether any of the secrets occurs in `text`.
     pub(crate) fn occur_in(&self, text: &str) -> bool {
-        self.0.iter().any(|s| !s.find_in(text).is_empty())
+        self.0.iter().any(|s| s.find_in(text).next().is_some())
     }
 
     /// Whether any of the secrets occurs in `text`, whatever the case of
@@ -122,7 +116,7 @@ impl Secrets {
             s.0.to_str()
                 .ok()
                 .and_then(|value| Secret::new(&value.to_ascii_lowercase()))
-                .is_some_and(|lower| !lower.find_in(&text).is_empty())
+                .is_some_and(|lower| lower.find_in(&text).next().is_some())
         })
     }
 
