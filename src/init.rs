@@ -14,198 +14,18 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 
 use crate::manifest::{ProviderKind, SCHEMA_URL};
+use crate::provider::{Starter, commented};
 use crate::state::StateFile;
 
-/// A service that speaks the Pinning Service API, with what a ready block
-/// for it needs.
-struct PinningService {
-    /// The provider's name in the manifest.
-    name: &'static str,
-    /// The service, and its published rate limit if it has one.
-    comment: &'static str,
-    base_url: &'static str,
-    token_var: &'static str,
-    /// The `rate_limit` (and `rate_limits`) lines of its published limit,
-    /// each with its comment (if not empty).
-    pace: &'static [(&'static str, &'static str)],
-}
-
-/// The service whose block is written live.
-const LIVE_SERVICE: PinningService = PinningService {
-    name: "pinata",
-    comment: "Pinata: 60, 250 or 500 requests a minute by plan",
-    base_url: "https://api.pinata.cloud/psa",
-    token_var: "PINATA_JWT",
-    pace: &[
-        (
-            "rate_limit: 500/min",
-            "the top plan's: pinsync slows down to what yours enforces",
-        ),
-        (
-            "rate_limits: {list: 30/min}",
-            "on every plan; a lookup before each add is a list",
-        ),
-    ],
-};
-
-/// Services whose blocks are written commented, ready to uncomment.
-const READY_SERVICES: &[PinningService] = &[
-    PinningService {
-        name: "filebase",
-        comment: "Filebase: 100 requests a second",
-        base_url: "https://api.filebase.io/v1/ipfs",
-        token_var: "FILEBASE_TOKEN",
-        pace: &[("rate_limit: 100/s", "")],
-    },
-    PinningService {
-        name: "foreverland",
-        comment: "4EVERLAND",
-        base_url: "https://api.4everland.dev",
-        token_var: "FOREVERLAND_TOKEN",
-        pace: &[],
-    },
-    PinningService {
-        name: "crust",
-        comment: "Crust",
-        base_url: "https://pin.crustcode.com/psa",
-        token_var: "CRUST_TOKEN",
-        pace: &[],
-    },
-    PinningService {
-        name: "aioz-psa",
-        comment: "AIOZ W3IPFS: 180 requests a minute",
-        base_url: "https://api-ipfs.attoaioz.cyou/api/psa",
-        token_var: "AIOZ_PSA_TOKEN",
-        pace: &[("rate_limit: 180/min", "")],
-    },
-    PinningService {
-        name: "cluster",
-        comment: "ipfs-cluster's pinsvcapi endpoint",
-        base_url: "http://127.0.0.1:9097",
-        token_var: "CLUSTER_TOKEN",
-        pace: &[],
-    },
-];
-
-/// Where inline comments start, so they line up.
-const COMMENT_COLUMN: usize = 44;
-
-/// `text`, padded to [`COMMENT_COLUMN`], then `# comment`.
-fn commented(text: &str, comment: &str) -> String {
-    format!("{text:<width$} # {comment}\n", width = COMMENT_COLUMN - 1)
-}
-
-impl PinningService {
-    /// The block under `providers:`, each line prefixed by `prefix`
-    /// (`# ` to leave it commented).
-    fn block(&self, prefix: &str) -> String {
-        let mut text = commented(&format!("  {prefix}{}:", self.name), self.comment);
-        text.push_str(&format!("  {prefix}  type: pinning-service\n"));
-        text.push_str(&format!("  {prefix}  base_url: {}\n", self.base_url));
-        text.push_str(&format!("  {prefix}  token: ${{{}}}\n", self.token_var));
-        for (line, comment) in self.pace {
-            let line = format!("  {prefix}  {line}");
-            if comment.is_empty() {
-                text.push_str(&line);
-                text.push('\n');
-            } else {
-                text.push_str(&commented(&line, comment));
-            }
-        }
-        text
-    }
-}
-
-/// What the starter manifest holds for one provider type.
-struct Starter {
-    /// Lines under `providers:`.
-    providers: String,
-    /// The live provider's name, which the example pin goes to.
-    target: &'static str,
-    /// Commented lines for the example pin, after its name.
-    pin_extras: String,
-    /// The environment variables `apply` will need.
-    variables: Vec<&'static str>,
-}
-
-fn starter(kind: ProviderKind) -> Starter {
-    match kind {
-        ProviderKind::Aioz => Starter {
-            providers: [
-                commented("  aioz:", "AIOZ W3IPFS pinning API"),
-                "    type: aioz\n".into(),
-                "    api_key: ${AIOZ_PINNING_API_KEY}\n".into(),
-                "    secret_key: ${AIOZ_PINNING_SECRET_KEY}\n".into(),
-                "    # base_url: https://api-ipfs.attoaioz.cyou   (the default)\n".into(),
-                "    # rate_limit: 180/min   (the default; `none` turns pacing off)\n".into(),
-            ]
-            .concat(),
-            target: "aioz",
-            pin_extras: commented(
-                "    # meta: {team: web}",
-                "a string map, sent as metadata.keyvalues",
-            ),
-            variables: vec!["AIOZ_PINNING_API_KEY", "AIOZ_PINNING_SECRET_KEY"],
-        },
-        ProviderKind::Pinarkive => Starter {
-            providers: [
-                commented(
-                    "  arkive:",
-                    "Pinarkive API v3: about 10 requests a second, 100 a minute",
-                ),
-                "    type: pinarkive\n".into(),
-                "    api_key: ${PINARKIVE_API_KEY}\n".into(),
-                commented(
-                    "    # auth: bearer",
-                    "send Authorization: Bearer, not X-API-Key",
-                ),
-                "    # base_url: https://api.pinarkive.com   (the default)\n".into(),
-                "    # rate_limit: {rate: 100/min, burst: 10}   (the default)\n".into(),
-            ]
-            .concat(),
-            target: "arkive",
-            pin_extras: commented(
-                "    # to: [arkive/cl1-eu]",
-                "a cluster: cl0-global, cl1-eu, ...",
-            ),
-            variables: vec!["PINARKIVE_API_KEY"],
-        },
-        ProviderKind::PinningService => {
-            let live = &LIVE_SERVICE;
-            let mut providers = live.block("");
-            providers.push_str(
-                "  # Other services that speak the Pinning Service API: uncomment one,\n  \
-                 # and name it in `defaults.to` or a pin's `to`.\n",
-            );
-            for service in READY_SERVICES {
-                providers.push_str(&service.block("# "));
-            }
-            providers.push_str(&commented(
-                "  #   # allow_insecure_http: true",
-                "only for plain http to a host that is not loopback",
-            ));
-            Starter {
-                providers,
-                target: live.name,
-                pin_extras: commented(
-                    "    # origins: [/dnsaddr/node.example/p2p/...]",
-                    "peers that have the data",
-                ),
-                variables: vec![live.token_var],
-            }
-        }
-    }
-}
-
 /// The starter manifest for one provider type.
-fn starter_manifest(kind: ProviderKind) -> String {
+pub(crate) fn starter_manifest(kind: ProviderKind) -> String {
     let Starter {
         providers,
         target,
         pin_extras,
         ..
-    } = starter(kind);
-    let identity = if kind == ProviderKind::PinningService {
+    } = (kind.provider_type().starter)();
+    let identity = if kind.capabilities().ownership_marks {
         commented(
             "# identity: my-site",
             "the mark on the requests this manifest makes (default pinsync)",
@@ -301,7 +121,7 @@ pub(crate) fn init(path: &Path, kind: ProviderKind) -> anyhow::Result<Initialize
     })?;
     let Starter {
         target, variables, ..
-    } = starter(kind);
+    } = (kind.provider_type().starter)();
     Ok(Initialized {
         manifest: path.to_path_buf(),
         provider: target,
@@ -350,45 +170,16 @@ mod tests {
         crate::manifest::parse(Path::new("pins.yaml"), text.as_bytes())
     }
 
-    /// Each ready Pinning Service block, uncommented in place of the live
-    /// one, gives a manifest that validates with that service as its only
-    /// provider.
-    #[test]
-    fn every_ready_pinning_service_block_validates_once_uncommented() {
-        let text = starter_manifest(ProviderKind::PinningService);
-        let live = &LIVE_SERVICE;
-        assert!(text.contains(&live.block("")));
-        for service in std::iter::once(live).chain(READY_SERVICES) {
-            let swapped = if service.name == live.name {
-                text.clone()
-            } else {
-                let block = service.block("# ");
-                assert!(text.contains(&block), "{}", service.name);
-                text.replace(&live.block(""), "")
-                    .replace(&block, &service.block(""))
-                    .replace(
-                        &format!("to: [{}]", live.name),
-                        &format!("to: [{}]", service.name),
-                    )
-            };
-            let m = parses(&swapped).unwrap_or_else(|d| panic!("{}: {d}\n{swapped}", service.name));
-            let config = &m.providers[service.name];
-            assert_eq!(m.providers.len(), 1, "{}", service.name);
-            assert_eq!(config.base_url, service.base_url);
-            assert_eq!(config.api_key.var, service.token_var);
-        }
-    }
-
     #[test]
     fn the_starter_of_each_type_validates_and_names_its_variables() {
-        for name in ProviderKind::NAMES {
-            let kind = ProviderKind::from_name(name).unwrap();
+        for kind in ProviderKind::all() {
+            let name = kind.to_string();
             let m = parses(&starter_manifest(kind)).unwrap_or_else(|d| panic!("{name}: {d}"));
             assert_eq!(m.providers.len(), 1, "{name}");
             let config = m.providers.values().next().unwrap();
             assert_eq!(config.kind, kind);
             let vars: Vec<&str> = config.secret_refs().map(|s| s.var.as_str()).collect();
-            assert_eq!(vars, starter(kind).variables, "{name}");
+            assert_eq!(vars, (kind.provider_type().starter)().variables, "{name}");
             assert_eq!(m.pins.len(), 1, "{name}");
         }
     }

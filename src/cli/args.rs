@@ -323,7 +323,7 @@ pub(super) struct InitArgs {
 /// A provider type by its name in `type:`.
 pub(super) fn provider_type() -> impl clap::builder::TypedValueParser<Value = ProviderKind> {
     use clap::builder::TypedValueParser as _;
-    clap::builder::PossibleValuesParser::new(ProviderKind::NAMES)
+    clap::builder::PossibleValuesParser::new(ProviderKind::names())
         .try_map(|name| ProviderKind::from_name(&name).ok_or("unknown provider type"))
 }
 

@@ -23,7 +23,11 @@ pub use content_id::{CanonicalCid, ContentId};
 pub use diagnostic::{Diagnostic, Diagnostics, Position};
 pub use include::{IncludeEntry, LoadObserver};
 pub(crate) use include::{MATCH as GLOB_MATCH, base_dir, has_wildcards};
+#[cfg(test)]
+pub(crate) use parse::COMMON_PROVIDER_FIELDS;
 pub use parse::{MAX_MANIFEST_BYTES, parse};
+#[cfg(test)]
+pub(crate) use provider_config::check_base_url;
 pub use provider_config::{
     AuthStyle, CallKind, Per, ProviderConfig, ProviderKind, RateLimit, SecretRef, UnpinGuard,
 };

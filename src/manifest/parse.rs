@@ -14,10 +14,12 @@ use super::target::is_valid_name;
 use super::yaml_tree::{self, LoadError, Mapping, Node, Scalar, Sequence};
 use super::{CallKind, MAX_META_CHARS, MAX_NAME_CHARS, RateLimit, UnpinGuard, check_label};
 
+use super::provider_config::OwnFields;
 use super::{
     AuthStyle, ContentId, DesiredPin, Diagnostic, Diagnostics, Labels, MANIFEST_VERSION, Manifest,
     PinKey, Position, ProviderConfig, ProviderKind, SecretRef, Target,
 };
+use crate::provider::{FieldValue, TypeField};
 
 /// Manifests larger than this are refused before parsing (room for about
 /// 250,000 pins on two targets each).
@@ -43,20 +45,50 @@ pub(super) const INCLUDE_FIELDS: &[&str] = &["path", "optional"];
 pub(super) const INCLUDED_FILE_FIELDS: &[&str] = &["defaults", "pins"];
 /// Fields of `state`.
 pub(super) const STATE_FIELDS: &[&str] = &["url", "workspace"];
-/// Fields of one entry of `providers`.
-pub(super) const PROVIDER_FIELDS: &[&str] = &[
+/// Fields every provider type takes.
+pub(crate) const COMMON_PROVIDER_FIELDS: &[&str] = &[
     "type",
-    "api_key",
-    "secret_key",
     "base_url",
-    "auth",
     "allow_insecure_http",
     "unpin_guard",
-    "token",
-    "take_over_unmarked",
     "rate_limit",
     "rate_limits",
 ];
+
+/// The fields that hold a type's key (`api_key`, `token`), each once.
+pub(super) fn key_fields() -> Vec<&'static str> {
+    each_once(ProviderKind::all().map(|k| k.provider_type().key_field))
+}
+
+/// Every type's own fields, each once.
+pub(super) fn own_fields() -> Vec<&'static str> {
+    each_once(ProviderKind::all().flat_map(|k| k.provider_type().fields.iter().map(|f| f.name)))
+}
+
+/// Whether a type's own field named `name` is a flag.
+pub(super) fn is_flag(name: &str) -> bool {
+    ProviderKind::all()
+        .flat_map(|k| k.provider_type().fields)
+        .any(|f| f.name == name && matches!(f.value, FieldValue::Flag))
+}
+
+fn each_once(names: impl Iterator<Item = &'static str>) -> Vec<&'static str> {
+    let mut once = Vec::new();
+    for name in names {
+        if !once.contains(&name) {
+            once.push(name);
+        }
+    }
+    once
+}
+
+/// Every field a provider may have, whatever its type.
+pub(super) fn provider_fields() -> Vec<&'static str> {
+    let mut fields = COMMON_PROVIDER_FIELDS.to_vec();
+    fields.extend(key_fields());
+    fields.extend(own_fields());
+    fields
+}
 /// Fields of a `rate_limit` written as a mapping.
 pub(super) const RATE_LIMIT_FIELDS: &[&str] = &["rate", "burst"];
 /// Fields of a provider's `unpin_guard`.
@@ -789,7 +821,7 @@ impl Walker {
         }
         let context = format!("provider `{}`", name.as_str());
         let map = self.mapping(node, &context)?;
-        self.known_keys(map, PROVIDER_FIELDS, &context);
+        self.known_keys(map, &provider_fields(), &context);
 
         let kind = self.required(map, "type", &context).and_then(|t| {
             let s = self.scalar(t, "`type`")?;
@@ -800,86 +832,49 @@ impl Walker {
                     format!(
                         "unknown provider type {:?}; expected one of: {}",
                         s.as_str(),
-                        ProviderKind::NAMES.join(", ")
+                        ProviderKind::names().join(", ")
                     ),
                 );
             }
             kind
         });
-        // A Pinning Service takes a bearer `token`; the others an `api_key`.
-        let psa = kind == Some(ProviderKind::PinningService);
-        let (key_field, other_field) = if psa {
-            ("token", "api_key")
-        } else {
-            ("api_key", "token")
-        };
-        if let Some(n) = map.get(other_field) {
-            self.problem(
-                n.at(),
-                format!(
-                    "{context}: use `{key_field}`, not `{other_field}`, for this provider type"
-                ),
-            );
+        let own_type = kind.map(ProviderKind::provider_type);
+        // The key's field is the type's (a Pinning Service's `token`); any
+        // other type's key field is a slip for it.
+        let key_field = own_type.map_or("api_key", |t| t.key_field);
+        for other in key_fields().into_iter().filter(|f| *f != key_field) {
+            if let Some(n) = map.get(other) {
+                self.problem(
+                    n.at(),
+                    format!("{context}: use `{key_field}`, not `{other}`, for this provider type"),
+                );
+            }
         }
         let api_key = self
             .required(map, key_field, &context)
             .and_then(|n| self.secret(n));
-        let secret_key = map.get("secret_key");
-        let secret_key = match (kind, secret_key) {
-            (Some(ProviderKind::Aioz), None) => {
-                self.problem(
-                    node.at(),
-                    format!("{context}: missing field `secret_key` (AIOZ needs an API key and a secret key)"),
-                );
-                None
-            }
-            (Some(ProviderKind::Aioz), Some(n)) => self.secret(n),
-            (Some(k), Some(n)) => {
-                self.problem(
-                    n.at(),
-                    format!("{context}: `secret_key` is not used by provider type {k}"),
-                );
-                None
-            }
-            _ => None,
-        };
         // A bad field must not end the walk of this provider: later fields may
         // hold problems too.
-        let auth = match map.get("auth").map(|n| self.scalar(n, "`auth`")) {
-            None | Some(None) => AuthStyle::default(),
-            Some(Some(s)) => match (kind, s.as_str()) {
-                (Some(ProviderKind::Pinarkive), "header") => AuthStyle::Header,
-                (Some(ProviderKind::Pinarkive), "bearer") => AuthStyle::Bearer,
-                (Some(ProviderKind::Pinarkive), other) => {
+        let mut own = OwnFields::default();
+        if let (Some(k), Some(t)) = (kind, own_type) {
+            for field in own_fields().into_iter().filter(|f| !t.takes(f)) {
+                // A flag another type takes, set `false`, asks for nothing:
+                // manifests have always been allowed to say so.
+                let unset_flag = |n: &Node| {
+                    is_flag(field) && n.as_scalar().and_then(Scalar::as_bool) == Some(false)
+                };
+                if let Some(n) = map.get(field).filter(|n| !unset_flag(n)) {
                     self.problem(
-                        s.at,
-                        format!(
-                            "unknown auth {other:?}; expected `header` (X-API-Key) or `bearer`"
-                        ),
+                        n.at(),
+                        format!("{context}: `{field}` is not used by provider type {k}"),
                     );
-                    AuthStyle::default()
                 }
-                (Some(k), _) => {
-                    self.problem(
-                        s.at,
-                        format!("{context}: `auth` is not used by provider type {k}"),
-                    );
-                    AuthStyle::default()
-                }
-                (None, _) => AuthStyle::default(),
-            },
-        };
-        let allow_insecure = self.flag(map, "allow_insecure_http");
-        let take_over_unmarked = self.flag(map, "take_over_unmarked");
-        if let (Some(k), true) = (
-            kind.filter(|k| *k != ProviderKind::PinningService),
-            take_over_unmarked,
-        ) {
-            self.problem(
-                map.get("take_over_unmarked").map_or(node.at(), Node::at),
-                format!("{context}: `take_over_unmarked` is not used by provider type {k}"),
-            );
+            }
+            for field in t.fields {
+                self.own_field(map, node, field, &context, &mut own);
+            }
         }
+        let allow_insecure = self.flag(map, "allow_insecure_http");
         let base_url = match map.get("base_url").map(|n| self.scalar(n, "`base_url`")) {
             None => match kind.map(|k| (k, k.default_base_url())) {
                 Some((_, Some(url))) => Some(url.to_owned()),
@@ -937,12 +932,14 @@ impl Walker {
             kind: kind?,
             base_url: base_url?,
             api_key: api_key?,
-            secret_key,
-            auth,
+            secret_key: own.secrets.remove("secret_key"),
+            auth: AuthStyle::named(own.words.get("auth").copied()),
             allow_insecure_http: allow_insecure,
             unpin_guard,
-            identity: psa.then(|| identity.to_owned()),
-            take_over_unmarked,
+            identity: kind
+                .filter(|k| k.capabilities().ownership_marks)
+                .map(|_| identity.to_owned()),
+            take_over_unmarked: own.flags.contains("take_over_unmarked"),
             rate_limit,
             rate_limits,
         })
@@ -1010,6 +1007,60 @@ impl Walker {
             }
         }
         Some(limit)
+    }
+
+    /// One of a type's own fields, by what it holds.
+    fn own_field(
+        &mut self,
+        map: &Mapping,
+        node: &Node,
+        field: &TypeField,
+        context: &str,
+        own: &mut OwnFields,
+    ) {
+        let Some(n) = map.get(field.name) else {
+            if field.required {
+                self.problem(
+                    node.at(),
+                    format!(
+                        "{context}: missing field `{}` ({})",
+                        field.name, field.description
+                    ),
+                );
+            }
+            return;
+        };
+        match field.value {
+            FieldValue::Secret => {
+                if let Some(secret) = self.secret(n) {
+                    own.secrets.insert(field.name, secret);
+                }
+            }
+            FieldValue::Choice(words) => {
+                let Some(s) = self.scalar(n, &format!("`{}`", field.name)) else {
+                    return;
+                };
+                match words.iter().find(|w| **w == s.as_str()) {
+                    Some(word) => {
+                        own.words.insert(field.name, word);
+                    }
+                    None => self.problem(
+                        s.at,
+                        format!(
+                            "unknown {} {:?}; expected one of: {}",
+                            field.name,
+                            s.as_str(),
+                            words.join(", ")
+                        ),
+                    ),
+                }
+            }
+            FieldValue::Flag => {
+                if self.flag(map, field.name) {
+                    own.flags.insert(field.name);
+                }
+            }
+        }
     }
 
     /// An optional `true`/`false` field (false when absent or wrong).

@@ -1055,7 +1055,7 @@ fn a_good_manifest_gives_the_model() {
         (
             "aioz".to_string(),
             ProviderConfig {
-                kind: ProviderKind::Aioz,
+                kind: ProviderKind::from_name("aioz").unwrap(),
                 base_url: "https://api-ipfs.attoaioz.cyou".into(),
                 api_key: secret("AIOZ_KEY"),
                 secret_key: Some(secret("AIOZ_SECRET")),
@@ -1064,14 +1064,16 @@ fn a_good_manifest_gives_the_model() {
                 unpin_guard: Default::default(),
                 identity: None,
                 take_over_unmarked: false,
-                rate_limit: ProviderKind::Aioz.default_rate_limit(),
+                rate_limit: ProviderKind::from_name("aioz")
+                    .unwrap()
+                    .default_rate_limit(),
                 rate_limits: BTreeMap::new(),
             },
         ),
         (
             "arkive".to_string(),
             ProviderConfig {
-                kind: ProviderKind::Pinarkive,
+                kind: ProviderKind::from_name("pinarkive").unwrap(),
                 base_url: "https://pin.example.com/v3".into(),
                 api_key: secret("ARKIVE_KEY"),
                 secret_key: None,
@@ -1080,14 +1082,16 @@ fn a_good_manifest_gives_the_model() {
                 unpin_guard: Default::default(),
                 identity: None,
                 take_over_unmarked: false,
-                rate_limit: ProviderKind::Pinarkive.default_rate_limit(),
+                rate_limit: ProviderKind::from_name("pinarkive")
+                    .unwrap()
+                    .default_rate_limit(),
                 rate_limits: BTreeMap::new(),
             },
         ),
         (
             "local".to_string(),
             ProviderConfig {
-                kind: ProviderKind::Pinarkive,
+                kind: ProviderKind::from_name("pinarkive").unwrap(),
                 base_url: "http://127.0.0.1:5001".into(),
                 api_key: secret("LOCAL_KEY"),
                 secret_key: None,
@@ -1096,14 +1100,16 @@ fn a_good_manifest_gives_the_model() {
                 unpin_guard: Default::default(),
                 identity: None,
                 take_over_unmarked: false,
-                rate_limit: ProviderKind::Pinarkive.default_rate_limit(),
+                rate_limit: ProviderKind::from_name("pinarkive")
+                    .unwrap()
+                    .default_rate_limit(),
                 rate_limits: BTreeMap::new(),
             },
         ),
         (
             "lan".to_string(),
             ProviderConfig {
-                kind: ProviderKind::Aioz,
+                kind: ProviderKind::from_name("aioz").unwrap(),
                 base_url: "http://10.0.0.7:8080".into(),
                 api_key: secret("LAN_KEY"),
                 secret_key: Some(secret("LAN_SECRET")),
@@ -1112,7 +1118,9 @@ fn a_good_manifest_gives_the_model() {
                 unpin_guard: Default::default(),
                 identity: None,
                 take_over_unmarked: false,
-                rate_limit: ProviderKind::Aioz.default_rate_limit(),
+                rate_limit: ProviderKind::from_name("aioz")
+                    .unwrap()
+                    .default_rate_limit(),
                 rate_limits: BTreeMap::new(),
             },
         ),

@@ -8,91 +8,92 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The pinning services pinsync speaks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    /// AIOZ W3IPFS pinning API (`pinByHash`).
-    Aioz,
-    /// Pinarkive API v3.
-    Pinarkive,
-    /// The IPFS Pinning Service API (v1.0.0): Pinata, Filebase, 4EVERLAND,
-    /// Crust, AIOZ's own `/api/psa`, ipfs-cluster.
-    #[serde(rename = "pinning-service")]
-    PinningService,
-}
+use crate::provider::registry::TYPES;
+use crate::provider::{Capabilities, ProviderType};
+
+/// A provider type, as `type:` names it: one of the registry's
+/// [`ProviderType`]s. Everything that differs between types is asked of it,
+/// never decided by matching on its name.
+#[derive(Clone, Copy)]
+pub struct ProviderKind(&'static ProviderType);
 
 impl ProviderKind {
-    /// Names accepted in `type:`.
-    pub const NAMES: &'static [&'static str] = &["aioz", "pinarkive", "pinning-service"];
-
+    /// The type named `name` in `type:`.
     pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "aioz" => Some(Self::Aioz),
-            "pinarkive" => Some(Self::Pinarkive),
-            "pinning-service" => Some(Self::PinningService),
-            _ => None,
-        }
+        ProviderType::named(name).map(Self)
     }
 
-    /// The public endpoint used when the manifest gives no `base_url`; a
-    /// `pinning-service` has none (each service has its own).
+    /// Every type, in the order `type:` lists them.
+    pub fn all() -> impl Iterator<Item = Self> {
+        TYPES.iter().map(|t| Self(t))
+    }
+
+    /// The names accepted in `type:`.
+    pub fn names() -> Vec<&'static str> {
+        TYPES.iter().map(|t| t.name).collect()
+    }
+
+    /// What this type is and can do.
+    pub fn provider_type(self) -> &'static ProviderType {
+        self.0
+    }
+
+    /// What this type's API can do.
+    pub fn capabilities(self) -> Capabilities {
+        self.0.capabilities
+    }
+
+    /// The public endpoint used when the manifest gives no `base_url`.
     pub fn default_base_url(self) -> Option<&'static str> {
-        match self {
-            Self::Aioz => Some("https://api-ipfs.attoaioz.cyou"),
-            Self::Pinarkive => Some("https://api.pinarkive.com"),
-            Self::PinningService => None,
-        }
+        self.0.default_base_url
     }
 
     /// The published limit pinsync paces itself at when the manifest says
-    /// nothing: AIOZ allows 180 requests a minute per account, Pinarkive
-    /// about 100 a minute in bursts of 10. A `pinning-service` has none
-    /// (each service has its own: the README's ready blocks set them).
+    /// nothing.
     pub fn default_rate_limit(self) -> Option<RateLimit> {
-        match self {
-            Self::Aioz => Some(RateLimit {
-                calls: 180,
-                per: Per::Minute,
-                burst: 1,
-            }),
-            Self::Pinarkive => Some(RateLimit {
-                calls: 100,
-                per: Per::Minute,
-                burst: 10,
-            }),
-            Self::PinningService => None,
-        }
-    }
-
-    /// How many CIDs one lookup asks for, where a pin is looked up before
-    /// it is added: a Pinning Service adds a new request for a CID it
-    /// holds already, and takes at most ten CIDs a lookup.
-    pub(crate) const fn lookup_batch(self) -> Option<usize> {
-        match self {
-            Self::PinningService => Some(10),
-            Self::Aioz | Self::Pinarkive => None,
-        }
-    }
-
-    /// Whether a pin is read before it is removed or replaced (to check
-    /// that it is still this manifest's).
-    pub(crate) fn reads_before_removing(self) -> bool {
-        matches!(self, Self::PinningService)
+        self.0.default_rate_limit
     }
 
     /// Whether pins on this service can name a cluster.
     pub fn has_clusters(self) -> bool {
-        matches!(self, Self::Pinarkive)
+        self.0.capabilities.clusters
+    }
+}
+
+impl PartialEq for ProviderKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for ProviderKind {}
+
+impl fmt::Debug for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name)
     }
 }
 
 impl fmt::Display for ProviderKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Aioz => "aioz",
-            Self::Pinarkive => "pinarkive",
-            Self::PinningService => "pinning-service",
+        f.write_str(self.0.name)
+    }
+}
+
+impl Serialize for ProviderKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.name)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProviderKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Self::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown provider type {name:?}; expected one of: {}",
+                Self::names().join(", ")
+            ))
         })
     }
 }
@@ -246,6 +247,24 @@ pub enum AuthStyle {
     Bearer,
 }
 
+impl AuthStyle {
+    /// The style `auth:` names; the default when it names none.
+    pub(crate) fn named(name: Option<&str>) -> Self {
+        match name {
+            Some("bearer") => Self::Bearer,
+            _ => Self::Header,
+        }
+    }
+}
+
+/// The values of a type's own fields, as the manifest's walk reads them.
+#[derive(Debug, Default)]
+pub(crate) struct OwnFields {
+    pub(crate) secrets: BTreeMap<&'static str, SecretRef>,
+    pub(crate) words: BTreeMap<&'static str, &'static str>,
+    pub(crate) flags: std::collections::BTreeSet<&'static str>,
+}
+
 /// A credential given as `${VAR}`: the name of an environment variable.
 /// Deserialising (a saved plan) checks the name as the manifest does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -384,32 +403,38 @@ impl ProviderConfig {
         if let Err(e) = check_base_url(&self.base_url, self.allow_insecure_http) {
             problems.push(e);
         }
-        match (self.kind, &self.secret_key) {
-            (ProviderKind::Aioz, None) => problems
-                .push("missing field `secret_key` (AIOZ needs an API key and a secret key)".into()),
-            (ProviderKind::Pinarkive | ProviderKind::PinningService, Some(_)) => problems.push(
-                format!("`secret_key` is not used by provider type {}", self.kind),
-            ),
-            _ => {}
+        let own_type = self.kind.provider_type();
+        for (field, set) in self.own_fields() {
+            match (own_type.fields.iter().find(|f| f.name == field), set) {
+                (None, true) => problems.push(format!(
+                    "`{field}` is not used by provider type {}",
+                    self.kind
+                )),
+                (Some(f), false) if f.required => {
+                    problems.push(format!("missing field `{field}` ({})", f.description))
+                }
+                _ => {}
+            }
         }
         if self.unpin_guard.percent > 100 {
             problems.push("`unpin_guard.percent` must be from 0 to 100".into());
-        }
-        if self.kind != ProviderKind::Pinarkive && self.auth != AuthStyle::default() {
-            problems.push(format!("`auth` is not used by provider type {}", self.kind));
         }
         for limit in self.rate_limit.iter().chain(self.rate_limits.values()) {
             if let Err(e) = limit.check() {
                 problems.push(e);
             }
         }
-        if self.kind != ProviderKind::PinningService && self.take_over_unmarked {
-            problems.push(format!(
-                "`take_over_unmarked` is not used by provider type {}",
-                self.kind
-            ));
-        }
         problems
+    }
+
+    /// Each of the types' own fields this config has a place for, and
+    /// whether it is set (away from its default).
+    fn own_fields(&self) -> [(&'static str, bool); 3] {
+        [
+            ("secret_key", self.secret_key.is_some()),
+            ("auth", self.auth != AuthStyle::default()),
+            ("take_over_unmarked", self.take_over_unmarked),
+        ]
     }
 
     /// Whether the endpoint is the service's own public one.

@@ -21,11 +21,12 @@
 
 use serde_json::{Map, Value, json};
 
-use super::parse::MAX_IDENTITY_CHARS;
+use super::parse::{MAX_IDENTITY_CHARS, is_flag, key_fields, own_fields};
 use super::{
     CallKind, DEFAULT_IDENTITY, MANIFEST_VERSION, MAX_META_CHARS, MAX_NAME_CHARS, MAX_ORIGIN_CHARS,
     MAX_ORIGINS, ProviderKind, UnpinGuard,
 };
+use crate::provider::FieldValue;
 
 /// Where the schema is published; `pinsync schema` prints it as its `$id`.
 pub(crate) const SCHEMA_URL: &str = "https://pinsync.dev/schema/pins-v1.json";
@@ -47,61 +48,84 @@ const ORIGIN_PATTERN: &str = "^/\\S*$";
 /// name "2024", though YAML (and so the schema's JSON) sees a number.
 const TEXT_TYPES: [&str; 3] = ["string", "number", "boolean"];
 
-/// What one provider type needs and refuses, as the parser's walk of a
-/// provider enforces it.
-struct TypeFields {
-    /// The field holding the key: `api_key`, or `token` for a Pinning Service.
-    key: &'static str,
-    /// Fields that are an error for this type.
-    refused: &'static [&'static str],
-    /// Whether `take_over_unmarked: true` means anything to it.
-    takes_over_unmarked: bool,
-    /// One line for the schema's description of `type`.
-    summary: &'static str,
-}
-
-fn type_fields(kind: ProviderKind) -> TypeFields {
-    match kind {
-        ProviderKind::Aioz => TypeFields {
-            key: "api_key",
-            refused: &["token", "auth"],
-            takes_over_unmarked: false,
-            summary: "AIOZ W3IPFS pinning API; needs api_key and secret_key",
-        },
-        ProviderKind::Pinarkive => TypeFields {
-            key: "api_key",
-            refused: &["token", "secret_key"],
-            takes_over_unmarked: false,
-            summary: "Pinarkive API v3, with clusters; needs api_key",
-        },
-        ProviderKind::PinningService => TypeFields {
-            key: "token",
-            refused: &["api_key", "secret_key", "auth"],
-            takes_over_unmarked: true,
-            summary: "the IPFS Pinning Service API (Pinata, Filebase, 4EVERLAND, Crust, \
-                      AIOZ's /api/psa, ipfs-cluster); needs token and base_url",
-        },
-    }
-}
-
 /// Every provider type, in the order `type:` lists them.
 fn kinds() -> impl Iterator<Item = ProviderKind> {
-    ProviderKind::NAMES
-        .iter()
-        .filter_map(|name| ProviderKind::from_name(name))
+    ProviderKind::all()
 }
 
-/// Fields every type requires: its key, `secret_key` for AIOZ, and
+/// Fields every type requires: its key, its required own fields, and
 /// `base_url` for a type without a default endpoint.
 fn required_fields(kind: ProviderKind) -> Vec<&'static str> {
-    let mut required = vec!["type", type_fields(kind).key];
-    if kind == ProviderKind::Aioz {
-        required.push("secret_key");
-    }
+    let t = kind.provider_type();
+    let mut required = vec!["type", t.key_field];
+    required.extend(t.fields.iter().filter(|f| f.required).map(|f| f.name));
     if kind.default_base_url().is_none() {
         required.push("base_url");
     }
     required
+}
+
+/// Fields that are an error for this type: other types' keys and own
+/// fields.
+fn refused_fields(kind: ProviderKind) -> Vec<&'static str> {
+    let t = kind.provider_type();
+    key_fields()
+        .into_iter()
+        .filter(|f| *f != t.key_field)
+        .chain(own_fields().into_iter().filter(|f| !t.takes(f)))
+        .collect()
+}
+
+/// The types that take `field` as their key or as one of their own, as
+/// `` `aioz` and `pinarkive` ``.
+fn types_taking(field: &str) -> String {
+    let names: Vec<String> = kinds()
+        .filter(|k| {
+            let t = k.provider_type();
+            t.key_field == field || t.takes(field)
+        })
+        .map(|k| format!("`{k}`"))
+        .collect();
+    match names.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+/// The key fields and the types' own fields, each with its schema.
+fn type_field_schemas() -> Map<String, Value> {
+    let mut fields = Map::new();
+    for key in key_fields() {
+        fields.insert(
+            key.to_owned(),
+            credential(&format!(
+                "{}: the environment variable holding the key, as ${{VAR}}. Read by `apply`; \
+                 keys are never written in the manifest.",
+                types_taking(key)
+            )),
+        );
+    }
+    for kind in kinds() {
+        for field in kind.provider_type().fields {
+            let description = format!("{}: {}", types_taking(field.name), field.description);
+            let value = match field.value {
+                FieldValue::Secret => credential(&description),
+                FieldValue::Choice(words) => json!({
+                    "description": description,
+                    "enum": words,
+                    "default": words[0],
+                }),
+                FieldValue::Flag => json!({
+                    "description": description,
+                    "type": "boolean",
+                    "default": false,
+                }),
+            };
+            fields.entry(field.name).or_insert(value);
+        }
+    }
+    fields
 }
 
 /// The manifest's JSON Schema.
@@ -260,13 +284,17 @@ fn included_file() -> Value {
 
 fn provider() -> Value {
     let types: Vec<String> = kinds()
-        .map(|k| format!("`{k}`: {}", type_fields(k).summary))
+        .map(|k| format!("`{k}`: {}", k.provider_type().summary))
+        .collect();
+    let no_default: Vec<String> = kinds()
+        .filter(|k| k.default_base_url().is_none())
+        .map(|k| format!("`{k}`"))
         .collect();
     let defaults: Vec<String> = kinds()
         .filter_map(|k| k.default_base_url().map(|url| format!("{k}: {url}")))
         .collect();
     let guard = UnpinGuard::default();
-    json!({
+    let mut provider = json!({
         "description": "One pinning service.",
         "type": "object",
         "additionalProperties": false,
@@ -274,33 +302,18 @@ fn provider() -> Value {
         "properties": {
             "type": {
                 "description": format!("The service's API. {}.", types.join("; ")),
-                "enum": ProviderKind::NAMES,
+                "enum": ProviderKind::names(),
             },
-            "api_key": credential(
-                "`aioz` and `pinarkive`: the environment variable holding the API key, as \
-                 ${VAR}. Read by `apply`; keys are never written in the manifest."
-            ),
-            "secret_key": credential(
-                "`aioz`: the environment variable holding the secret key, as ${VAR}."
-            ),
-            "token": credential(
-                "`pinning-service`: the environment variable holding the bearer token, as ${VAR}."
-            ),
             "base_url": {
                 "description": format!(
-                    "The API's root. Defaults: {}; required for `pinning-service` (e.g. \
+                    "The API's root. Defaults: {}; required for {} (e.g. \
                      https://api.pinata.cloud/psa). Must be https://, or http:// to loopback; \
                      plain http elsewhere needs `allow_insecure_http: true`.",
-                    defaults.join(", ")
+                    defaults.join(", "),
+                    no_default.join(", ")
                 ),
                 "type": "string",
                 "pattern": BASE_URL_PATTERN,
-            },
-            "auth": {
-                "description": "`pinarkive`: `header` sends X-API-Key (the default), `bearer` \
-                    sends Authorization: Bearer.",
-                "enum": ["header", "bearer"],
-                "default": "header",
             },
             "allow_insecure_http": {
                 "description": "`true` allows a plain http:// base_url to a host that is not \
@@ -331,13 +344,6 @@ fn provider() -> Value {
                     },
                 },
             },
-            "take_over_unmarked": {
-                "description": "`pinning-service`: `true` re-makes a request found for a wanted \
-                    CID without any `meta.pinsync` mark with this manifest's, so pinsync manages \
-                    it from then on; by default it is adopted as foreign and left alone.",
-                "type": "boolean",
-                "default": false,
-            },
             "rate_limit": {
                 "description": format!(
                     "The limit every call to this provider is paced at: `N/s`, `N/min` or \
@@ -362,7 +368,11 @@ fn provider() -> Value {
             },
         },
         "allOf": kinds().map(type_rule).collect::<Vec<_>>(),
-    })
+    });
+    if let Some(properties) = provider["properties"].as_object_mut() {
+        properties.extend(type_field_schemas());
+    }
+    provider
 }
 
 /// A rate limit as text: `N/s`, `N/min`, `N/h`.
@@ -399,15 +409,18 @@ fn rate_defaults() -> String {
 
 /// `if type is KIND then` its required fields, and no field it refuses.
 fn type_rule(kind: ProviderKind) -> Value {
-    let fields = type_fields(kind);
-    let mut refused: Map<String, Value> = fields
-        .refused
-        .iter()
-        .map(|f| ((*f).to_owned(), Value::Bool(false)))
+    // A flag another type takes may still be written `false`.
+    let refused: Map<String, Value> = refused_fields(kind)
+        .into_iter()
+        .map(|f| {
+            let rule = if is_flag(f) {
+                json!({"const": false})
+            } else {
+                Value::Bool(false)
+            };
+            (f.to_owned(), rule)
+        })
         .collect();
-    if !fields.takes_over_unmarked {
-        refused.insert("take_over_unmarked".into(), json!({"const": false}));
-    }
     json!({
         "if": {
             "required": ["type"],
@@ -493,7 +506,7 @@ mod tests {
 
     use super::super::parse::{
         DEFAULTS_FIELDS, INCLUDE_FIELDS, INCLUDED_FILE_FIELDS, MANIFEST_FIELDS, PIN_FIELDS,
-        PROVIDER_FIELDS, UNPIN_GUARD_FIELDS,
+        UNPIN_GUARD_FIELDS, provider_fields,
     };
     use super::*;
 
@@ -517,7 +530,7 @@ mod tests {
         let included = &schema["definitions"]["included_file"];
         for (what, object, parser) in [
             ("the manifest", &schema, MANIFEST_FIELDS),
-            ("a provider", provider, PROVIDER_FIELDS),
+            ("a provider", provider, &provider_fields()),
             (
                 "unpin_guard",
                 &provider["properties"]["unpin_guard"],
@@ -569,21 +582,18 @@ mod tests {
     }
 
     /// `field: value` with a value the parser takes for that field.
-    fn field_line(field: &str, take_over: bool) -> String {
-        let value = match field {
-            "base_url" => "https://pin.example.com",
-            "auth" => "bearer",
-            "allow_insecure_http" => "true",
-            "unpin_guard" => "{count: 1, percent: 2}",
-            "rate_limit" => "{rate: 10/s, burst: 5}",
-            "rate_limits" => "{list: 30/min}",
-            "take_over_unmarked" => {
-                if take_over {
-                    "true"
-                } else {
-                    "false"
-                }
-            }
+    fn field_line(field: &str) -> String {
+        let own = kinds()
+            .flat_map(|k| k.provider_type().fields)
+            .find(|f| f.name == field);
+        let value = match (field, own.map(|f| f.value)) {
+            (_, Some(FieldValue::Choice(words))) => words[words.len() - 1],
+            (_, Some(FieldValue::Flag)) | ("allow_insecure_http", _) => "true",
+            (_, Some(FieldValue::Secret)) => "${SOME_SECRET}",
+            ("base_url", _) => "https://pin.example.com",
+            ("unpin_guard", _) => "{count: 1, percent: 2}",
+            ("rate_limit", _) => "{rate: 10/s, burst: 5}",
+            ("rate_limits", _) => "{list: 30/min}",
             _ => "${SOME_KEY}",
         };
         format!("{field}: {value}")
@@ -596,10 +606,9 @@ mod tests {
     #[test]
     fn each_types_required_and_refused_fields_are_the_parsers() {
         for kind in kinds() {
-            let fields = type_fields(kind);
-            let lines = |names: &[&str], take_over: bool| -> Vec<String> {
-                names.iter().map(|f| field_line(f, take_over)).collect()
-            };
+            let refused = refused_fields(kind);
+            let lines =
+                |names: &[&str]| -> Vec<String> { names.iter().map(|f| field_line(f)).collect() };
             let accepted = |lines: &[String]| {
                 let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
                 parses(&with_provider(kind, &refs))
@@ -608,37 +617,20 @@ mod tests {
                 .into_iter()
                 .filter(|f| *f != "type")
                 .collect();
-            assert!(
-                accepted(&lines(&required, false)),
-                "{kind} with {required:?}"
-            );
-            let allowed: Vec<&str> = PROVIDER_FIELDS
-                .iter()
-                .copied()
-                .filter(|f| *f != "type" && !fields.refused.contains(f))
+            assert!(accepted(&lines(&required)), "{kind} with {required:?}");
+            let allowed: Vec<&str> = provider_fields()
+                .into_iter()
+                .filter(|f| *f != "type" && !refused.contains(f))
                 .collect();
-            assert!(
-                accepted(&lines(&allowed, fields.takes_over_unmarked)),
-                "{kind} with {allowed:?}"
-            );
+            assert!(accepted(&lines(&allowed)), "{kind} with {allowed:?}");
             for missing in &required {
                 let fewer: Vec<&str> = required.iter().copied().filter(|f| f != missing).collect();
-                assert!(!accepted(&lines(&fewer, false)), "{kind} without {missing}");
+                assert!(!accepted(&lines(&fewer)), "{kind} without {missing}");
             }
-            for extra in fields.refused {
+            for extra in &refused {
                 let more: Vec<&str> = required.iter().chain([extra]).copied().collect();
-                assert!(!accepted(&lines(&more, false)), "{kind} with {extra}");
+                assert!(!accepted(&lines(&more)), "{kind} with {extra}");
             }
-            let take_over: Vec<&str> = required
-                .iter()
-                .chain(&["take_over_unmarked"])
-                .copied()
-                .collect();
-            assert_eq!(
-                accepted(&lines(&take_over, true)),
-                fields.takes_over_unmarked,
-                "{kind} with take_over_unmarked: true"
-            );
         }
     }
 
@@ -652,6 +644,6 @@ mod tests {
             .iter()
             .map(|r| r["if"]["properties"]["type"]["const"].as_str().unwrap())
             .collect();
-        assert_eq!(named, ProviderKind::NAMES);
+        assert_eq!(named, ProviderKind::names());
     }
 }

@@ -14,9 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{
-    CanonicalCid, Labels, Manifest, PinKey, ProviderConfig, ProviderKind, Target,
-};
+use crate::manifest::{CanonicalCid, Labels, Manifest, PinKey, ProviderConfig, Target};
 use crate::state::{PinStatus, State};
 
 /// Version of the plan document (`--json`, `--out`).
@@ -94,7 +92,7 @@ impl Change {
             Action::Pin | Action::Repin | Action::Unpin => true,
             Action::Orphan => false,
             Action::Update => {
-                provider.is_some_and(|c| c.kind == ProviderKind::PinningService)
+                provider.is_some_and(|c| c.kind.capabilities().replace)
                     && self.pin_id.is_some()
                     && self
                         .previous
@@ -321,14 +319,17 @@ fn unpinnable(
     if record.foreign {
         return Err(FOREIGN.to_owned() + "; pinsync never removes it");
     }
-    if config.kind == ProviderKind::Aioz && record.pin_id.is_none() {
-        return Err("AIOZ unpins by pin id, and none is recorded for this pin".into());
+    if config.kind.capabilities().unpins_by_pin_id() && record.pin_id.is_none() {
+        return Err(format!(
+            "{} unpins by pin id, and none is recorded for this pin",
+            config.kind.provider_type().title
+        ));
     }
     Ok(())
 }
 
-/// Pinarkive removes a CID by CID alone: from the cluster it recorded, or
-/// every cluster. An unpin of a CID that is also wanted or recorded on
+/// A service that unpins by CID (Pinarkive) removes it from the cluster it
+/// recorded, or every cluster. An unpin of a CID that is also wanted or recorded on
 /// another of its clusters could take that copy too, so it is kept
 /// orphaned, with the reason, rather than risked.
 fn keep_shared_cluster_copies(
@@ -342,7 +343,7 @@ fn keep_shared_cluster_copies(
         manifest
             .providers
             .get(provider)
-            .is_some_and(|c| c.kind == ProviderKind::Pinarkive)
+            .is_some_and(|c| !c.kind.capabilities().unpins_by_pin_id())
     };
     if !unpins.iter().any(|c| by_cid(&c.target.provider)) {
         return;
@@ -369,6 +370,10 @@ fn keep_shared_cluster_copies(
         });
     *unpins = kept;
     for mut change in shared {
+        let title = manifest
+            .providers
+            .get(change.target.provider.as_str())
+            .map_or("this service", |c| c.kind.provider_type().title);
         summary.unpin -= 1;
         let recorded_orphan = state
             .pins
@@ -379,11 +384,10 @@ fn keep_shared_cluster_copies(
         }
         summary.orphan += 1;
         change.action = Action::Orphan;
-        change.reason = Some(
-            "Pinarkive removes a CID from every cluster (or the one it recorded), and this CID \
+        change.reason = Some(format!(
+            "{title} removes a CID from every cluster (or the one it recorded), and this CID \
              is pinned on another cluster here too"
-                .into(),
-        );
+        ));
         changes.push(change);
     }
 }

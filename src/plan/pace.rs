@@ -59,7 +59,7 @@ fn requests_for(change: &Change, config: &ProviderConfig) -> Vec<(CallKind, f64)
     if !change.calls(Some(config)) {
         return Vec::new();
     }
-    let reads = config.kind.reads_before_removing();
+    let reads = config.kind.capabilities().reads_before_removing;
     let removes_first = change.action == Action::Repin && change.pin_id.is_some();
     match change.action {
         Action::Pin | Action::Repin => {
@@ -70,7 +70,7 @@ fn requests_for(change: &Change, config: &ProviderConfig) -> Vec<(CallKind, f64)
                 }
                 calls.push((CallKind::Unpin, 1.0));
             }
-            if let Some(batch) = config.kind.lookup_batch() {
+            if let Some(batch) = config.kind.capabilities().lookup_batch {
                 calls.push((CallKind::List, 1.0 / batch as f64));
             }
             calls.push((CallKind::Pin, 1.0));

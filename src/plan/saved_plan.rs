@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail};
 
 use super::{Action, PLAN_FORMAT_VERSION, Plan, Summary};
 use crate::file_io::{self, Bounded};
-use crate::manifest::{ContentId, MAX_NAME_CHARS, ProviderKind, check_label, is_valid_name};
+use crate::manifest::{ContentId, MAX_NAME_CHARS, check_label, is_valid_name};
 use crate::state::State;
 
 /// Saved plans larger than this are refused before they are read: a plan of
@@ -201,12 +201,15 @@ fn problems(plan: &Plan) -> Vec<String> {
             Action::Orphan => counted.orphan += 1,
             Action::Unpin => {
                 counted.unpin += 1;
-                let aioz = plan
+                let by_id = plan
                     .providers
                     .get(target.provider.as_str())
-                    .is_some_and(|c| c.kind == ProviderKind::Aioz);
-                if aioz && change.pin_id.is_none() {
-                    problems.push(format!("{at}: an AIOZ unpin needs the pin's id"));
+                    .filter(|c| c.kind.capabilities().unpins_by_pin_id());
+                if let (Some(config), None) = (by_id, &change.pin_id) {
+                    problems.push(format!(
+                        "{at}: an unpin on {} needs the pin's id",
+                        config.kind
+                    ));
                 }
             }
         }
@@ -350,7 +353,7 @@ mod tests {
                 p["summary"]["pin"] = json!(1);
                 p["summary"]["unpin"] = json!(1);
             }),
-            ("an AIOZ unpin needs the pin's id", |p| {
+            ("an unpin on aioz needs the pin's id", |p| {
                 p["changes"][1]["action"] = json!("unpin");
                 p["changes"][0]["action"] = json!("unpin");
                 p["summary"]["pin"] = json!(0);

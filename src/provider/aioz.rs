@@ -6,12 +6,77 @@ use reqwest::header::HeaderName;
 use serde::{Deserialize, Serialize};
 
 use super::http::{self, Answer};
+use super::registry::{
+    Capabilities, Connection, FieldValue, ProviderType, Starter, TypeField, UnpinBy, commented,
+};
 use super::{
     ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Secret, UnpinReceipt,
     UnpinRequest,
 };
-use crate::manifest::CallKind;
+use crate::manifest::{CallKind, Per, RateLimit};
 use crate::state::ProviderStatus;
+
+/// `type: aioz`.
+pub(crate) static TYPE: ProviderType = ProviderType {
+    name: "aioz",
+    title: "AIOZ",
+    summary: "AIOZ W3IPFS pinning API; needs api_key and secret_key",
+    key_field: "api_key",
+    fields: &[TypeField {
+        name: "secret_key",
+        required: true,
+        value: FieldValue::Secret,
+        description: "AIOZ needs an API key and a secret key",
+    }],
+    default_base_url: Some("https://api-ipfs.attoaioz.cyou"),
+    // 180 requests a minute per account.
+    default_rate_limit: Some(RateLimit {
+        calls: 180,
+        per: Per::Minute,
+        burst: 1,
+    }),
+    capabilities: Capabilities {
+        clusters: false,
+        unpin_by: UnpinBy::PinId,
+        replace: false,
+        lookup_batch: None,
+        reads_before_removing: false,
+        ownership_marks: false,
+    },
+    starter,
+    connect,
+};
+
+fn starter() -> Starter {
+    Starter {
+        providers: [
+            commented("  aioz:", "AIOZ W3IPFS pinning API"),
+            "    type: aioz\n".into(),
+            "    api_key: ${AIOZ_PINNING_API_KEY}\n".into(),
+            "    secret_key: ${AIOZ_PINNING_SECRET_KEY}\n".into(),
+            "    # base_url: https://api-ipfs.attoaioz.cyou   (the default)\n".into(),
+            "    # rate_limit: 180/min   (the default; `none` turns pacing off)\n".into(),
+        ]
+        .concat(),
+        target: "aioz",
+        pin_extras: commented(
+            "    # meta: {team: web}",
+            "a string map, sent as metadata.keyvalues",
+        ),
+        variables: vec!["AIOZ_PINNING_API_KEY", "AIOZ_PINNING_SECRET_KEY"],
+    }
+}
+
+fn connect(c: Connection<'_>) -> anyhow::Result<std::sync::Arc<dyn Provider>> {
+    let api_key = c.secret(&c.config.api_key)?;
+    let secret_key = c.required_secret(c.config.secret_key.as_ref(), "secret_key")?;
+    Ok(std::sync::Arc::new(Aioz::new(
+        c.client,
+        &c.config.base_url,
+        api_key,
+        secret_key,
+    )?))
+}
 
 /// The documented credential headers (underscores, lower case).
 const API_KEY_HEADER: HeaderName = HeaderName::from_static("pinning_api_key");

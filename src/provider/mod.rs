@@ -10,6 +10,7 @@ mod pinarkive;
 mod pinning_service;
 mod provider_error;
 mod redacted;
+pub(crate) mod registry;
 mod secret;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,7 +20,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures::future::BoxFuture;
 
-use crate::manifest::{Labels, ProviderConfig, ProviderKind};
+use crate::manifest::{Labels, ProviderConfig};
 use crate::state::ProviderStatus;
 
 pub use aioz::Aioz;
@@ -27,6 +28,9 @@ pub use pacing::{Pacer, Pacers};
 pub use pinarkive::Pinarkive;
 pub use pinning_service::{Ownership, PinningService};
 pub use provider_error::ProviderError;
+pub use registry::{
+    Capabilities, FieldValue, ProviderType, Starter, TypeField, UnpinBy, commented,
+};
 pub use secret::Secret;
 
 /// One pin call.
@@ -243,31 +247,29 @@ pub fn connect(
         let config = configs.get(name).ok_or_else(|| {
             anyhow::anyhow!("the plan uses provider `{name}`, which it does not declare")
         })?;
-        let mut get = |r: &crate::manifest::SecretRef| {
-            let Some(value) = lookup(&r.var).filter(|v| !v.is_empty()) else {
-                problems.missing.push((r.var.clone(), name.clone()));
-                return None;
+        let mut values = BTreeMap::new();
+        for reference in config.secret_refs() {
+            let Some(value) = lookup(&reference.var).filter(|v| !v.is_empty()) else {
+                problems.missing.push((reference.var.clone(), name.clone()));
+                continue;
             };
-            let secret = Secret::new(&value);
-            if secret.is_none() {
-                problems.unusable.push((r.var.clone(), name.clone()));
+            match Secret::new(&value) {
+                Some(secret) => {
+                    values.insert(reference.var.clone(), secret);
+                }
+                None => problems
+                    .unusable
+                    .push((reference.var.clone(), name.clone())),
             }
-            secret
-        };
-        let api_key = get(&config.api_key);
-        let secret_key = config.secret_key.as_ref().map(&mut get);
-        resolved.push((name, config, api_key, secret_key));
+        }
+        resolved.push((name, config, values));
     }
     if !problems.missing.is_empty() || !problems.unusable.is_empty() {
         return Err(problems.into());
     }
     let shared = http::client(&settings)?;
     let mut providers = BTreeMap::new();
-    for (name, config, api_key, secret_key) in resolved {
-        let context = || format!("provider `{name}`");
-        // Every value was resolved above; a config without a key it needs
-        // did not come through validation, and is refused, not unwrapped.
-        let api_key = api_key.with_context(context)?;
+    for (name, config, values) in resolved {
         let client = http::Client::new(
             shared.clone(),
             settings
@@ -276,41 +278,21 @@ pub fn connect(
         );
         // Kept apart from the header values (`Bearer <token>`): the bare
         // keys are what an echo would show.
-        let secrets = secret::Secrets::new(
-            std::iter::once(api_key.clone()).chain(secret_key.clone().flatten()),
-        );
-        let provider: Arc<dyn Provider> = match config.kind {
-            ProviderKind::Aioz => {
-                let secret_key = secret_key
-                    .flatten()
-                    .ok_or_else(|| anyhow::anyhow!("AIOZ needs a secret_key"))
-                    .with_context(context)?;
-                Arc::new(
-                    Aioz::new(client, &config.base_url, api_key, secret_key)
-                        .with_context(context)?,
-                )
-            }
-            ProviderKind::PinningService => Arc::new(
-                PinningService::new(
-                    client,
-                    &config.base_url,
-                    api_key,
-                    Ownership {
-                        identity: config
-                            .identity
-                            .as_deref()
-                            .unwrap_or(crate::manifest::DEFAULT_IDENTITY)
-                            .to_owned(),
-                        take_over_unmarked: config.take_over_unmarked,
-                    },
-                )
-                .with_context(context)?,
-            ),
-            ProviderKind::Pinarkive => Arc::new(
-                Pinarkive::new(client, &config.base_url, api_key, config.auth)
-                    .with_context(context)?,
-            ),
+        let secrets = secret::Secrets::new(values.values().cloned());
+        // Every value was resolved above; a config naming one it did not
+        // list did not come through validation, and is refused.
+        let value = |reference: &crate::manifest::SecretRef| {
+            values
+                .get(&reference.var)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("${{{}}} was not resolved", reference.var))
         };
+        let provider = (config.kind.provider_type().connect)(registry::Connection {
+            config,
+            client,
+            secrets: &value,
+        })
+        .with_context(|| format!("provider `{name}`"))?;
         let provider: Arc<dyn Provider> = Arc::new(redacted::Redacted::new(provider, secrets));
         providers.insert(name.clone(), provider);
     }

@@ -7,12 +7,83 @@ use reqwest::header::{AUTHORIZATION, HeaderName};
 use serde::{Deserialize, Serialize};
 
 use super::http::{self, Answer};
+use super::registry::{
+    Capabilities, Connection, FieldValue, ProviderType, Starter, TypeField, UnpinBy, commented,
+};
 use super::{
     ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Secret, UnpinReceipt,
     UnpinRequest,
 };
-use crate::manifest::{AuthStyle, CallKind};
+use crate::manifest::{AuthStyle, CallKind, Per, RateLimit};
 use crate::state::ProviderStatus;
+
+/// `type: pinarkive`.
+pub(crate) static TYPE: ProviderType = ProviderType {
+    name: "pinarkive",
+    title: "Pinarkive",
+    summary: "Pinarkive API v3, with clusters; needs api_key",
+    key_field: "api_key",
+    fields: &[TypeField {
+        name: "auth",
+        required: false,
+        value: FieldValue::Choice(&["header", "bearer"]),
+        description: "how the key is sent: `header` (X-API-Key, the default) or \
+                      `bearer` (Authorization: Bearer).",
+    }],
+    default_base_url: Some("https://api.pinarkive.com"),
+    // About 100 requests a minute, in bursts of 10.
+    default_rate_limit: Some(RateLimit {
+        calls: 100,
+        per: Per::Minute,
+        burst: 10,
+    }),
+    capabilities: Capabilities {
+        clusters: true,
+        unpin_by: UnpinBy::Cid,
+        replace: false,
+        lookup_batch: None,
+        reads_before_removing: false,
+        ownership_marks: false,
+    },
+    starter,
+    connect,
+};
+
+fn starter() -> Starter {
+    Starter {
+        providers: [
+            commented(
+                "  arkive:",
+                "Pinarkive API v3: about 10 requests a second, 100 a minute",
+            ),
+            "    type: pinarkive\n".into(),
+            "    api_key: ${PINARKIVE_API_KEY}\n".into(),
+            commented(
+                "    # auth: bearer",
+                "send Authorization: Bearer, not X-API-Key",
+            ),
+            "    # base_url: https://api.pinarkive.com   (the default)\n".into(),
+            "    # rate_limit: {rate: 100/min, burst: 10}   (the default)\n".into(),
+        ]
+        .concat(),
+        target: "arkive",
+        pin_extras: commented(
+            "    # to: [arkive/cl1-eu]",
+            "a cluster: cl0-global, cl1-eu, ...",
+        ),
+        variables: vec!["PINARKIVE_API_KEY"],
+    }
+}
+
+fn connect(c: Connection<'_>) -> anyhow::Result<std::sync::Arc<dyn Provider>> {
+    let api_key = c.secret(&c.config.api_key)?;
+    Ok(std::sync::Arc::new(Pinarkive::new(
+        c.client,
+        &c.config.base_url,
+        api_key,
+        c.config.auth,
+    )?))
+}
 
 /// The Pinarkive pinning API.
 #[derive(Debug)]

@@ -19,6 +19,7 @@ use reqwest::header::AUTHORIZATION;
 use serde::{Deserialize, Serialize};
 
 use super::http::{self, Answer};
+use super::registry::{Capabilities, Connection, FieldValue, ProviderType, TypeField, UnpinBy};
 use super::{
     ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Secret, UnpinReceipt,
     UnpinRequest,
@@ -26,15 +27,64 @@ use super::{
 use crate::manifest::CallKind;
 use crate::state::ProviderStatus;
 
+mod starter;
+
+/// `type: pinning-service`.
+pub(crate) static TYPE: ProviderType = ProviderType {
+    name: "pinning-service",
+    title: "A Pinning Service",
+    summary: "the IPFS Pinning Service API (Pinata, Filebase, 4EVERLAND, Crust, \
+              AIOZ's /api/psa, ipfs-cluster); needs token and base_url",
+    key_field: "token",
+    fields: &[TypeField {
+        name: "take_over_unmarked",
+        required: false,
+        value: FieldValue::Flag,
+        description: "`true` re-makes a request found for a wanted CID without any `meta.pinsync` mark \
+                      with this manifest's, so pinsync manages it from then on; \
+                      by default it is adopted as foreign: kept, never unpinned or replaced.",
+    }],
+    // Each service has its own endpoint, and its own limit: the README's
+    // and init's ready blocks set them.
+    default_base_url: None,
+    default_rate_limit: None,
+    capabilities: Capabilities {
+        clusters: false,
+        unpin_by: UnpinBy::PinId,
+        replace: true,
+        lookup_batch: Some(LOOKUP_CIDS),
+        reads_before_removing: true,
+        ownership_marks: true,
+    },
+    starter: starter::starter,
+    connect,
+};
+
+fn connect(c: Connection<'_>) -> anyhow::Result<std::sync::Arc<dyn Provider>> {
+    let token = c.secret(&c.config.api_key)?;
+    let ownership = Ownership {
+        identity: c
+            .config
+            .identity
+            .as_deref()
+            .unwrap_or(crate::manifest::DEFAULT_IDENTITY)
+            .to_owned(),
+        take_over_unmarked: c.config.take_over_unmarked,
+    };
+    Ok(std::sync::Arc::new(PinningService::new(
+        c.client,
+        &c.config.base_url,
+        token,
+        ownership,
+    )?))
+}
+
 /// The meta key that marks a request as this manifest's.
 pub(crate) const OWNER_KEY: &str = "pinsync";
 /// Results asked for per list call: the spec's maximum.
 const LIST_PAGE: usize = 1000;
-/// CIDs one lookup may name (the spec's limit), as the plan counts them.
-const LOOKUP_CIDS: usize = match crate::manifest::ProviderKind::PinningService.lookup_batch() {
-    Some(batch) => batch,
-    None => 1,
-};
+/// CIDs one lookup may name: the spec's limit.
+const LOOKUP_CIDS: usize = 10;
 /// Every status, so queued and failed requests are seen too (without it a
 /// list returns only `pinned`).
 const ALL_STATUSES: &str = "queued,pinning,pinned,failed";

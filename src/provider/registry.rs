@@ -1,0 +1,210 @@
+//! Every provider type pinsync speaks, in one list.
+//!
+//! A type is one module (`aioz`, `pinarkive`, `pinning_service`) holding
+//! its [`ProviderType`]: its config fields and defaults, its starter block
+//! for `init`, what its API can do, and how to connect to it. The manifest's
+//! parser, its JSON Schema, `init`, the plan and `connect` read these
+//! values; none of them matches on a type's name. Adding a type is one
+//! module and one line in [`TYPES`].
+
+use std::sync::Arc;
+
+use super::{Provider, Secret, http};
+use crate::manifest::{ProviderConfig, RateLimit, SecretRef};
+
+/// Every provider type, in the order `type:` lists them.
+pub(crate) static TYPES: &[&ProviderType] = &[
+    &super::aioz::TYPE,
+    &super::pinarkive::TYPE,
+    &super::pinning_service::TYPE,
+];
+
+/// One provider type: what the manifest may say about it, what its API can
+/// do, and how to reach it.
+pub struct ProviderType {
+    /// Its name in `type:`.
+    pub name: &'static str,
+    /// The service's name in messages (`AIOZ unpins by pin id`).
+    pub title: &'static str,
+    /// One line for the schema's description of `type`.
+    pub summary: &'static str,
+    /// The field holding the key (`api_key`, or a Pinning Service's
+    /// `token`).
+    pub key_field: &'static str,
+    /// Fields of its own, beyond those every type takes.
+    pub fields: &'static [TypeField],
+    /// The public endpoint used when the manifest gives no `base_url`;
+    /// `None` makes `base_url` required.
+    pub default_base_url: Option<&'static str>,
+    /// The published limit pinsync paces itself at when the manifest says
+    /// nothing; `None` paces nothing.
+    pub default_rate_limit: Option<RateLimit>,
+    pub capabilities: Capabilities,
+    /// The block `init --provider NAME` writes.
+    pub starter: fn() -> Starter,
+    /// The provider for one validated config, its credentials resolved.
+    pub(crate) connect: fn(Connection<'_>) -> anyhow::Result<Arc<dyn Provider>>,
+}
+
+impl std::fmt::Debug for ProviderType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl ProviderType {
+    /// The type named `name` in `type:`.
+    pub fn named(name: &str) -> Option<&'static Self> {
+        TYPES.iter().copied().find(|t| t.name == name)
+    }
+
+    /// Whether `field` is one of this type's own fields.
+    pub fn takes(&self, field: &str) -> bool {
+        self.fields.iter().any(|f| f.name == field)
+    }
+}
+
+/// What a type's API can do, which the plan and its pacing ask about.
+#[derive(Debug, Clone, Copy)]
+pub struct Capabilities {
+    /// Pins may name one of the account's clusters (`provider/cluster`).
+    pub clusters: bool,
+    /// What an unpin names the pin by.
+    pub unpin_by: UnpinBy,
+    /// A change of name or meta is a call (the Pinning Service API's
+    /// replace); elsewhere labels are only recorded.
+    pub replace: bool,
+    /// CIDs one lookup asks for, where each pin is looked up before it is
+    /// added (a Pinning Service would add a second request for a CID it
+    /// holds).
+    pub lookup_batch: Option<usize>,
+    /// A pin is read before it is removed or replaced, to check that it is
+    /// still this manifest's.
+    pub reads_before_removing: bool,
+    /// The service keeps a mark on each pin saying which manifest made it
+    /// (the manifest's `identity`), so only those are ever removed.
+    pub ownership_marks: bool,
+}
+
+impl Capabilities {
+    /// Whether an unpin needs the id the service gave the pin.
+    pub fn unpins_by_pin_id(&self) -> bool {
+        self.unpin_by == UnpinBy::PinId
+    }
+}
+
+/// How an unpin names the pin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnpinBy {
+    /// The id the service gave when it took the pin.
+    PinId,
+    /// The CID alone: on a service with clusters, from the cluster recorded
+    /// or from every cluster.
+    Cid,
+}
+
+/// A field one type takes, beyond those every type takes.
+#[derive(Debug, Clone, Copy)]
+pub struct TypeField {
+    pub name: &'static str,
+    pub required: bool,
+    pub value: FieldValue,
+    /// For the schema, and for the message when it is missing.
+    pub description: &'static str,
+}
+
+/// What a type's own field holds.
+#[derive(Debug, Clone, Copy)]
+pub enum FieldValue {
+    /// A credential, as `${VAR}`.
+    Secret,
+    /// One of these words.
+    Choice(&'static [&'static str]),
+    /// `true` or `false`.
+    Flag,
+}
+
+/// What `init` writes for one type.
+pub struct Starter {
+    /// Lines under `providers:`.
+    pub providers: String,
+    /// The live provider's name, which the example pin goes to.
+    pub target: &'static str,
+    /// Commented lines for the example pin, after its name.
+    pub pin_extras: String,
+    /// The environment variables `apply` will need.
+    pub variables: Vec<&'static str>,
+}
+
+/// Where the starter's inline comments start, so they line up.
+const COMMENT_COLUMN: usize = 44;
+
+/// `text`, padded to the comment column, then `# comment`.
+pub fn commented(text: &str, comment: &str) -> String {
+    format!("{text:<width$} # {comment}\n", width = COMMENT_COLUMN - 1)
+}
+
+/// What a type's `connect` gets: a validated config, an HTTP client paced
+/// for it, and its credentials, resolved.
+pub(crate) struct Connection<'a> {
+    pub(crate) config: &'a ProviderConfig,
+    pub(crate) client: http::Client,
+    pub(crate) secrets: &'a dyn Fn(&SecretRef) -> anyhow::Result<Secret>,
+}
+
+impl Connection<'_> {
+    /// The value of a credential the config names.
+    pub(crate) fn secret(&self, reference: &SecretRef) -> anyhow::Result<Secret> {
+        (self.secrets)(reference)
+    }
+
+    /// The value of an optional credential field the type requires.
+    pub(crate) fn required_secret(
+        &self,
+        reference: Option<&SecretRef>,
+        field: &str,
+    ) -> anyhow::Result<Secret> {
+        let reference = reference.ok_or_else(|| {
+            anyhow::anyhow!("{} needs `{field}`", self.config.kind.provider_type().title)
+        })?;
+        self.secret(reference)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each type's fields are its own: no name is taken twice, none hides a
+    /// field every type has, and what the registry publishes is valid.
+    #[test]
+    fn every_type_is_well_formed() {
+        let common = crate::manifest::COMMON_PROVIDER_FIELDS;
+        let mut names = Vec::new();
+        for t in TYPES {
+            assert!(!names.contains(&t.name), "{} registered twice", t.name);
+            names.push(t.name);
+            assert_eq!(ProviderType::named(t.name).map(|n| n.name), Some(t.name));
+            let mut fields = vec![t.key_field];
+            for f in t.fields {
+                assert!(!fields.contains(&f.name), "{}: {} twice", t.name, f.name);
+                fields.push(f.name);
+                if let FieldValue::Choice(words) = f.value {
+                    assert!(!words.is_empty(), "{}: {}", t.name, f.name);
+                }
+            }
+            for f in &fields {
+                assert!(!common.contains(f), "{}: {f} is every type's", t.name);
+            }
+            if let Some(limit) = t.default_rate_limit {
+                limit.check().unwrap();
+            }
+            if let Some(url) = t.default_base_url {
+                crate::manifest::check_base_url(url, false).unwrap();
+            }
+            let starter = (t.starter)();
+            assert!(starter.providers.contains(&format!("type: {}", t.name)));
+        }
+        assert!(ProviderType::named("nope").is_none());
+    }
+}
