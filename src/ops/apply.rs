@@ -29,6 +29,8 @@ pub(crate) struct Prepared {
     pub(crate) plan: Plan,
     /// What the refresh found, if one was made (and saved).
     pub(crate) refreshed: Option<RefreshReport>,
+    /// The state the plan was made against.
+    pub(crate) state: State,
     pub(crate) next: Next,
 }
 
@@ -40,7 +42,7 @@ pub(crate) enum Next {
     /// pass it. Nothing was connected.
     Refused(Vec<String>),
     /// The calls, on the providers connected for them.
-    Calls { state: State, providers: Providers },
+    Calls(Providers),
 }
 
 /// Makes or loads the plan and connects what it calls; a journal an
@@ -74,16 +76,31 @@ pub(crate) async fn prepare(
             (plan::plan(&m, &state, options), state, refreshed)
         }
     };
-    ws.store().settle(&state)?;
-    let next = match apply::prepare(&plan, &state, allowance, connect)? {
-        apply::Prepared::InSync => Next::InSync,
-        apply::Prepared::Refused(refused) => Next::Refused(refused),
-        apply::Prepared::Ready(providers) => Next::Calls { state, providers },
-    };
+    let next = next(ws, &plan, &state, allowance, connect)?;
     Ok(Prepared {
         plan,
         refreshed,
+        state,
         next,
+    })
+}
+
+/// What is left to do for `plan` on `state` (as loaded, which `watch`
+/// keeps between its runs): nothing, a refusal by a guard, or the calls,
+/// on the providers connected for them. A journal an interrupted apply
+/// left is folded into the store first.
+pub(crate) fn next(
+    ws: &Workspace,
+    plan: &Plan,
+    state: &State,
+    allowance: UnpinAllowance,
+    connect: &dyn Connect,
+) -> anyhow::Result<Next> {
+    ws.store().settle(state)?;
+    Ok(match apply::prepare(plan, state, allowance, connect)? {
+        apply::Prepared::InSync => Next::InSync,
+        apply::Prepared::Refused(refused) => Next::Refused(refused),
+        apply::Prepared::Ready(providers) => Next::Calls(providers),
     })
 }
 

@@ -10,7 +10,7 @@ mod refresh;
 pub(crate) mod state;
 mod workspace;
 
-pub(crate) use apply::{Next, PlanFrom, apply, prepare};
+pub(crate) use apply::{Next, PlanFrom, apply, next, prepare};
 pub(crate) use import::{ImportOutcome, import};
 pub(crate) use refresh::{Refreshed, refresh};
 pub(crate) use workspace::{Standby, Workspace};

@@ -415,7 +415,8 @@ async fn apply_pins_records_waits_and_is_then_in_sync() {
         .await
         .unwrap();
     assert_eq!(prepared.plan.summary.pin, 4, "two CIDs on two targets");
-    let Next::Calls { state, providers } = prepared.next else {
+    let state = prepared.state;
+    let Next::Calls(providers) = prepared.next else {
         panic!("there are calls to make");
     };
     let progress: Arc<dyn crate::apply::Progress> = Arc::new(crate::apply::Silent);
@@ -472,7 +473,8 @@ async fn a_wait_asks_nothing_of_a_provider_that_refused_the_key() {
     )
     .await
     .unwrap();
-    let Next::Calls { state, providers } = prepared.next else {
+    let state = prepared.state;
+    let Next::Calls(providers) = prepared.next else {
         panic!("there are calls to make");
     };
     let progress: Arc<dyn crate::apply::Progress> = Arc::new(crate::apply::Silent);

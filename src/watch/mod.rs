@@ -360,14 +360,15 @@ impl Reconciler<'_> {
             json!({"pin": s.pin, "repin": s.repin, "update": s.update, "orphan": s.orphan, "unpin": s.unpin, "unchanged": s.unchanged}),
         );
         // Watch passes no guard: a refused plan waits for a better manifest.
-        let prepared = apply::prepare(
+        let next = crate::ops::next(
+            self.ws,
             &plan,
             &state,
             plan::UnpinAllowance::default(),
             &self.options.http,
         );
-        let providers = match prepared {
-            Ok(apply::Prepared::InSync) => {
+        let providers = match next {
+            Ok(crate::ops::Next::InSync) => {
                 self.state = Some(state);
                 let outcome = result.unwrap_or(Outcome::Ok);
                 let report = apply::Report {
@@ -377,7 +378,7 @@ impl Reconciler<'_> {
                 self.write_status(outcome, &report, 0, error);
                 return Ok(());
             }
-            Ok(apply::Prepared::Refused(refused)) => {
+            Ok(crate::ops::Next::Refused(refused)) => {
                 for message in &refused {
                     self.log.event(
                         Level::Error,
@@ -395,7 +396,7 @@ impl Reconciler<'_> {
                 );
                 return Ok(());
             }
-            Ok(apply::Prepared::Ready(p)) => p,
+            Ok(crate::ops::Next::Calls(p)) => p,
             Err(e) => {
                 self.log.event(
                     Level::Error,

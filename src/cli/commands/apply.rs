@@ -45,14 +45,15 @@ pub(crate) fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let plan = prepared.plan;
     let palette = stdout_palette();
     print(&render::plan(&plan, palette))?;
-    let (state, providers) = match prepared.next {
+    let state = prepared.state;
+    let providers = match prepared.next {
         ops::Next::InSync => return Ok(ExitCode::SUCCESS),
         ops::Next::Refused(refused) => {
             print(&render::guards(&refused, palette))?;
             print("Nothing was changed.\n")?;
             return Ok(ExitCode::from(GUARD_REFUSED));
         }
-        ops::Next::Calls { state, providers } => (state, providers),
+        ops::Next::Calls(providers) => providers,
     };
     if args.plan.is_none() && !args.auto_approve && !confirm()? {
         print("Apply cancelled.\n")?;
