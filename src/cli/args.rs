@@ -12,7 +12,7 @@ use crate::manifest::ProviderKind;
 use crate::plan;
 use crate::provider::HttpSettings;
 use crate::retry::RetryPolicy;
-use crate::state::{StateFile, StateLocation, StateStore};
+use crate::state::{StateLocation, StateStore};
 use crate::watch::LogFormat;
 
 pub(super) const ABOUT: &str = "Pins as code for IPFS pinning services.\n\n\
@@ -268,11 +268,6 @@ impl StateArg {
 
     pub(super) fn store(&self, manifest: &Path) -> anyhow::Result<Box<dyn StateStore>> {
         self.location(manifest)?.open()
-    }
-
-    /// The state file (for the commands that only a file has).
-    pub(super) fn file(&self, manifest: &Path) -> StateFile {
-        StateLocation::file(self.state.as_deref(), manifest)
     }
 }
 

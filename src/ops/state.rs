@@ -1,11 +1,13 @@
 //! `pinsync state push` and `pull`: a whole state from one store to
-//! another, its lineage and serial kept, under both stores' locks.
+//! another, its lineage and serial kept, under both stores' locks; and
+//! `state restore`: a state file's backup put back, under its lock.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 
-use crate::state::StateStore;
+use crate::state::{StateLocation, StateStore};
 
 /// What a copy did.
 #[derive(Debug, PartialEq, Eq)]
@@ -46,5 +48,41 @@ pub(crate) fn copy(
     Ok(Copied {
         pins: state.pins.len(),
         serial: state.serial,
+    })
+}
+
+/// What a restore did.
+#[derive(Debug)]
+pub(crate) struct Restored {
+    /// The state file restored.
+    pub(crate) file: PathBuf,
+    /// The copy it was restored from.
+    pub(crate) from: PathBuf,
+    pub(crate) state: crate::state::Restored,
+}
+
+/// Puts back the copy at `from` (by default the state file's `.backup`)
+/// as the state file at `location`, waiting up to `wait` for its lock.
+/// The replaced file and journal are moved aside, never deleted. A
+/// PostgreSQL state keeps no backup file, and is refused.
+pub(crate) fn restore(
+    location: StateLocation,
+    from: Option<&Path>,
+    wait: Duration,
+) -> anyhow::Result<Restored> {
+    let StateLocation::File(file) = location else {
+        bail!(
+            "`pinsync state restore` puts back a state file's backup; a PostgreSQL state keeps no backup file"
+        );
+    };
+    let _lock = file.lock(wait, "pinsync state restore")?;
+    let from = from.map_or_else(|| file.backup_path(), Path::to_path_buf);
+    let state = file
+        .restore(&from)
+        .with_context(|| format!("restore {} from {}", file.path().display(), from.display()))?;
+    Ok(Restored {
+        file: file.path().to_path_buf(),
+        from,
+        state,
     })
 }

@@ -527,3 +527,43 @@ fn a_copy_keeps_lineage_and_serial_and_never_goes_back() {
     assert!(error.to_string().contains("another lineage"), "{error}");
     assert_eq!(*other.saves.lock().unwrap(), 0);
 }
+
+#[test]
+fn a_restore_puts_the_backup_back_and_moves_the_replaced_file_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pins.state.json");
+    let file = crate::state::StateFile::new(&path);
+    let mut state = State::default();
+    state.ensure_lineage();
+    file.save(&state).unwrap();
+    // The second save keeps the first as the backup.
+    file.save(&state).unwrap();
+    std::fs::write(&path, b"{ damaged").unwrap();
+    let restored = state::restore(
+        crate::state::StateLocation::File(crate::state::StateFile::new(&path)),
+        None,
+        Duration::ZERO,
+    )
+    .unwrap();
+    assert_eq!(restored.file, path);
+    assert_eq!(restored.from, file.backup_path());
+    assert_eq!(restored.state.moved_aside.len(), 1, "{restored:?}");
+    assert_eq!(
+        std::fs::read(&restored.state.moved_aside[0]).unwrap(),
+        b"{ damaged"
+    );
+    assert_eq!(file.load().unwrap().lineage, state.lineage);
+}
+
+#[test]
+fn a_restore_refuses_a_postgres_state_and_touches_nothing() {
+    let error = state::restore(
+        crate::state::StateLocation::Postgres("postgres://u:secret@127.0.0.1/db".into()),
+        None,
+        Duration::ZERO,
+    )
+    .unwrap_err();
+    let text = format!("{error:#}");
+    assert!(text.contains("keeps no backup file"), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+}

@@ -31,15 +31,6 @@ impl StateLocation {
         })
     }
 
-    /// The state file `given` or the default names, for the commands that
-    /// only a file has (the manifest's `state:` is not read).
-    pub(crate) fn file(given: Option<&str>, manifest: &Path) -> StateFile {
-        match given {
-            Some(path) => StateFile::new(path),
-            None => StateFile::beside_manifest(manifest),
-        }
-    }
-
     pub(crate) fn is_postgres(&self) -> bool {
         matches!(self, Self::Postgres(_))
     }

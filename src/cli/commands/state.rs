@@ -3,9 +3,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-use anyhow::bail;
-
 use crate::cli::args::{
     LockBreakArgs, StateArg, StateCopyArgs, StateListArgs, StateOnlyArgs, StateRestoreArgs,
 };
@@ -124,37 +121,16 @@ pub(crate) fn state_copy(args: &StateCopyArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(crate) fn state_restore(args: &StateRestoreArgs) -> anyhow::Result<ExitCode> {
-    if args
-        .state
-        .state
-        .as_deref()
-        .is_some_and(crate::state::is_postgres_url)
-    {
-        bail!(
-            "`pinsync state restore` puts back a state file's backup; a PostgreSQL state keeps no backup file"
-        );
-    }
-    let state_file = args.state.file(&args.manifest.file);
-    let _lock = state_file.lock(args.lock_timeout, "pinsync state restore")?;
-    let from = args
-        .from
-        .clone()
-        .unwrap_or_else(|| state_file.backup_path());
-    let restored = state_file.restore(&from).with_context(|| {
-        format!(
-            "restore {} from {}",
-            state_file.path().display(),
-            from.display()
-        )
-    })?;
+    let location = args.state.location(&args.manifest.file)?;
+    let restored = ops::state::restore(location, args.from.as_deref(), args.lock_timeout)?;
     let mut text = format!(
         "Restored {} from {}: {} pins, serial {}.\n",
-        state_file.path().display(),
-        from.display(),
-        restored.pins,
-        restored.serial
+        restored.file.display(),
+        restored.from.display(),
+        restored.state.pins,
+        restored.state.serial
     );
-    for aside in &restored.moved_aside {
+    for aside in &restored.state.moved_aside {
         text.push_str(&format!("Kept the replaced file as {}.\n", aside.display()));
     }
     text.push_str("Run `pinsync plan` to see what differs from the manifest; pins made since the backup show as `+` and apply records them again (the provider answers \"already pinned\").\n");
