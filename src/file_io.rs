@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 /// A read or write that failed, naming the file and what was being done.
 #[derive(Debug, thiserror::Error)]
 #[error("{action} {path}: {source}")]
-pub struct FileError {
-    pub action: &'static str,
-    pub path: PathBuf,
+pub(crate) struct FileError {
+    pub(crate) action: &'static str,
+    pub(crate) path: PathBuf,
     #[source]
-    pub source: io::Error,
+    pub(crate) source: io::Error,
 }
 
 impl FileError {

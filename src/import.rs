@@ -11,19 +11,19 @@ use crate::state::{Observed, PinRecord, PinStatus, State, StoredPin};
 
 /// What an import found on one provider.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Imported {
+pub(crate) struct Imported {
     /// Pins the manifest wants that are now recorded.
-    pub adopted: usize,
+    pub(crate) adopted: usize,
     /// Wanted and listed, but failed there: left to apply to pin.
-    pub failed: usize,
+    pub(crate) failed: usize,
     /// Held there, not in the manifest: `(target, listed pin)`.
-    pub unmanaged: Vec<(Target, ListedPin)>,
+    pub(crate) unmanaged: Vec<(Target, ListedPin)>,
 }
 
 /// Records in `state` the pins of `listed` (from provider `provider`) that
 /// the manifest wants on a target in `only` (all when `None`) and the state
 /// does not hold yet. `at` is when the listing was made.
-pub fn adopt(
+pub(crate) fn adopt(
     manifest: &Manifest,
     state: &mut State,
     provider: &str,
@@ -121,7 +121,7 @@ fn covers(filter: &Target, target: &Target) -> bool {
 
 /// YAML `pins:` entries for pins held that the manifest lacks, one per CID
 /// with every target it is held on, ready to paste into the manifest.
-pub fn manifest_entries(unmanaged: &[(Target, ListedPin)]) -> String {
+pub(crate) fn manifest_entries(unmanaged: &[(Target, ListedPin)]) -> String {
     let mut by_cid: BTreeMap<&str, (Option<&str>, BTreeSet<String>)> = BTreeMap::new();
     for (target, pin) in unmanaged {
         let entry = by_cid.entry(pin.cid.as_str()).or_default();

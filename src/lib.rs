@@ -6,18 +6,22 @@
 //! refresh, import, the state's copies) in a workspace of store, lock and
 //! stop token; `cli` is the thin shell over them, and `watch` runs the same
 //! apply in a loop.
+//!
+//! The public surface is what the binary (`cli::main`) and the fuzz
+//! targets (`fuzz/`) use; everything else is `pub(crate)`, and the
+//! `unreachable_pub` lint keeps it so.
 
 pub mod apply;
 pub mod cli;
 mod file_io;
-pub mod import;
+mod import;
 mod init;
 pub mod manifest;
 mod ops;
 pub mod plan;
 pub mod provider;
-pub mod refresh;
-pub mod retry;
+mod refresh;
+mod retry;
 pub mod state;
-pub mod wait;
-pub mod watch;
+mod wait;
+mod watch;

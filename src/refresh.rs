@@ -23,20 +23,20 @@ const MAX_PAGES: usize = 10_000;
 
 /// What a refresh found on one provider.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProviderRefresh {
+pub(crate) struct ProviderRefresh {
     /// List calls made, retries included.
-    pub calls: usize,
+    pub(crate) calls: usize,
     /// Pins the provider listed, all of them, recorded or not.
-    pub listed: usize,
+    pub(crate) listed: usize,
     /// The state's pins on this provider, by what it said of them.
-    pub statuses: BTreeMap<ProviderStatus, usize>,
+    pub(crate) statuses: BTreeMap<ProviderStatus, usize>,
     /// Pin ids the state lacked and the listing gave (AIOZ unpins by id).
-    pub ids_learned: usize,
+    pub(crate) ids_learned: usize,
 }
 
 impl ProviderRefresh {
     /// The state's pins on this provider that it lost or failed.
-    pub fn drift(&self) -> usize {
+    pub(crate) fn drift(&self) -> usize {
         self.statuses
             .iter()
             .filter(|(s, _)| s.is_lost())
@@ -48,15 +48,15 @@ impl ProviderRefresh {
 /// What a refresh did, by provider; `errors` are providers that could not
 /// be listed (their pins keep what was known of them).
 #[derive(Debug, Clone, Default)]
-pub struct RefreshReport {
-    pub providers: BTreeMap<String, ProviderRefresh>,
-    pub errors: BTreeMap<String, ProviderError>,
+pub(crate) struct RefreshReport {
+    pub(crate) providers: BTreeMap<String, ProviderRefresh>,
+    pub(crate) errors: BTreeMap<String, ProviderError>,
 }
 
 /// Refreshes every pin of `state` on the `providers` given, recording in
 /// `state` what each said. A provider that cannot be listed is reported in
 /// `errors` and its pins are left as they were.
-pub async fn refresh(
+pub(crate) async fn refresh(
     state: &mut State,
     providers: &Providers,
     retry: RetryPolicy,
@@ -155,7 +155,7 @@ pub(crate) async fn list_all(
 /// Records in `state`, for each of its pins on `provider`, what `listed`
 /// says of it (`missing` when it is not listed), and pin ids it lacked.
 /// A pin recorded without a cluster matches the CID on any cluster.
-pub fn observe(
+pub(crate) fn observe(
     state: &mut State,
     provider: &str,
     listed: &[ListedPin],

@@ -5,15 +5,15 @@ use std::time::Duration;
 
 /// Retry bounds for one pin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Calls made at most, the first included.
-    pub max_attempts: u32,
+    pub(crate) max_attempts: u32,
     /// No retry starts once this much time has passed since the first call.
-    pub max_elapsed: Duration,
+    pub(crate) max_elapsed: Duration,
     /// Backoff before the second call; doubles each time.
-    pub base_delay: Duration,
+    pub(crate) base_delay: Duration,
     /// Backoff never exceeds this (a longer `Retry-After` still wins).
-    pub max_delay: Duration,
+    pub(crate) max_delay: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -31,7 +31,7 @@ impl RetryPolicy {
     /// The wait before attempt `attempt + 1`, or `None` to give up.
     /// `elapsed` is the time since the first call; `retry_after` is what the
     /// provider asked for, if anything.
-    pub fn next_delay(
+    pub(crate) fn next_delay(
         &self,
         attempt: u32,
         elapsed: Duration,

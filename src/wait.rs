@@ -22,16 +22,16 @@ const MAX_PAUSE: Duration = Duration::from_secs(15);
 
 /// One pin to wait for: its key and how its provider knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Awaited {
-    pub key: PinKey,
+pub(crate) struct Awaited {
+    pub(crate) key: PinKey,
     /// The CID as it was pinned.
-    pub cid: String,
-    pub pin_id: Option<String>,
+    pub(crate) cid: String,
+    pub(crate) pin_id: Option<String>,
 }
 
 impl Awaited {
     /// The pins of `state` under `keys` (those it holds).
-    pub fn from_state(state: &State, keys: &[PinKey]) -> Vec<Self> {
+    pub(crate) fn from_state(state: &State, keys: &[PinKey]) -> Vec<Self> {
         keys.iter()
             .filter_map(|k| {
                 let r = state.pins.get(k)?;
@@ -55,17 +55,17 @@ impl Awaited {
 
 /// How a wait ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Waited {
-    pub pinned: Vec<PinKey>,
+pub(crate) struct Waited {
+    pub(crate) pinned: Vec<PinKey>,
     /// Failed, or gone, on the provider.
-    pub failed: Vec<PinKey>,
+    pub(crate) failed: Vec<PinKey>,
     /// Not pinned when the time was up (or the wait was stopped), with the
     /// last status seen, or the last error.
-    pub timed_out: Vec<(PinKey, String)>,
+    pub(crate) timed_out: Vec<(PinKey, String)>,
     /// Every status seen, the last for each pin, to record.
-    pub seen: Vec<(PinKey, ProviderStatus)>,
+    pub(crate) seen: Vec<(PinKey, ProviderStatus)>,
     /// Status calls made.
-    pub calls: usize,
+    pub(crate) calls: usize,
 }
 
 /// Polls `pins` until each is pinned or failed, `timeout` passes, or `stop`
@@ -73,7 +73,7 @@ pub struct Waited {
 /// The providers in `refusing` already answered as every call to them
 /// would (a refused key, a redirect): their pins are not asked, and
 /// neither are a provider's once one of its answers is such.
-pub async fn wait(
+pub(crate) async fn wait(
     pins: &[Awaited],
     providers: &Providers,
     timeout: Duration,
@@ -167,7 +167,7 @@ pub async fn wait(
 }
 
 /// Records in `state` what a wait saw of each pin.
-pub fn record(state: &mut State, seen: &[(PinKey, ProviderStatus)]) {
+pub(crate) fn record(state: &mut State, seen: &[(PinKey, ProviderStatus)]) {
     let at = crate::state::now_rfc3339();
     for (key, status) in seen {
         if let Some(record) = state.pins.get_mut(key) {

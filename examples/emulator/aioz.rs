@@ -21,7 +21,7 @@ use crate::store::{AiozPin, AiozPinView, PinnedFilter, Shared, lock, now_nanos, 
 /// Largest page a list call returns, whatever `limit` asks for.
 const MAX_PAGE: usize = 1000;
 
-pub fn routes() -> Router<Shared> {
+pub(crate) fn routes() -> Router<Shared> {
     Router::new()
         .route("/api/apiKeys/testAuthentication", get(test_authentication))
         .route("/api/pinning/pinByHash", post(pin_by_hash))
@@ -32,7 +32,7 @@ pub fn routes() -> Router<Shared> {
 
 /// An AIOZ error answer. Its shape is undocumented; clients read `message`
 /// and treat `status != "success"` as failure, so that is what it carries.
-pub struct Fail(pub StatusCode, pub String);
+pub(crate) struct Fail(pub StatusCode, pub String);
 
 impl IntoResponse for Fail {
     fn into_response(self) -> Response {
@@ -49,12 +49,12 @@ impl IntoResponse for Fail {
     }
 }
 
-pub fn fail(status: StatusCode, message: impl Into<String>) -> Fail {
+pub(crate) fn fail(status: StatusCode, message: impl Into<String>) -> Fail {
     Fail(status, message.into())
 }
 
 /// The error an injected fault gives for a bare status code.
-pub fn error_for_status(status: StatusCode) -> Response {
+pub(crate) fn error_for_status(status: StatusCode) -> Response {
     let message = match status.as_u16() {
         401 => "invalid api key".to_string(),
         404 => "pin not found".to_string(),

@@ -19,7 +19,7 @@ use crate::limits::Limit;
 use crate::pinning_service::{NewRequest, Traps};
 use crate::store::{Shared, lock};
 
-pub fn routes() -> Router<Shared> {
+pub(crate) fn routes() -> Router<Shared> {
     Router::new()
         .route("/_emulator/pins", get(pins))
         .route("/_emulator/requests", get(requests))

@@ -19,7 +19,7 @@ use crate::{aioz, pinarkive};
 /// Which emulated service a request is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Provider {
+pub(crate) enum Provider {
     Aioz,
     Pinarkive,
     /// The IPFS Pinning Service API, under `/psa`.
@@ -29,7 +29,7 @@ pub enum Provider {
 
 impl Provider {
     /// Classifies a request path; `None` for paths neither service has.
-    pub fn for_path(path: &str) -> Option<Provider> {
+    pub(crate) fn for_path(path: &str) -> Option<Provider> {
         let under = |prefix: &str| {
             path.strip_prefix(prefix)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
@@ -45,7 +45,7 @@ impl Provider {
         }
     }
 
-    pub fn from_name(name: &str) -> Option<Provider> {
+    pub(crate) fn from_name(name: &str) -> Option<Provider> {
         [
             Provider::Aioz,
             Provider::Pinarkive,
@@ -55,7 +55,7 @@ impl Provider {
         .find(|p| p.name() == name)
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Provider::Aioz => "aioz",
             Provider::Pinarkive => "pinarkive",
@@ -68,7 +68,7 @@ impl Provider {
 /// these defaults, which inject nothing.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct FaultConfig {
+pub(crate) struct FaultConfig {
     pub delay_ms: u64,
     pub error_rate: f64,
     pub error_status: u16,
@@ -101,7 +101,7 @@ impl Default for FaultConfig {
 /// One scripted answer for an upcoming request, used once, in order.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct FailNext {
+pub(crate) struct FailNext {
     /// Only for a request that is `"METHOD /path"` (the path without its
     /// query; a trailing `*` matches any rest), e.g. `"POST /psa/pins"`;
     /// requests that do not match pass this entry by.
@@ -136,7 +136,7 @@ pub struct FailNext {
 
 impl FaultConfig {
     /// Refuses values that cannot mean anything, so a typo in a test fails loudly.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         let rates = [
             ("error_rate", self.error_rate),
             ("rate_limit_rate", self.rate_limit_rate),
@@ -184,7 +184,12 @@ impl FaultConfig {
 
     /// Decides what happens to one provider request: a scripted `fail_next`
     /// entry first (no delay), else the delay and one roll of the dice.
-    pub fn decide(&mut self, provider: Option<Provider>, method: &str, path: &str) -> Decision {
+    pub(crate) fn decide(
+        &mut self,
+        provider: Option<Provider>,
+        method: &str,
+        path: &str,
+    ) -> Decision {
         if self.only.is_some() && self.only != provider {
             return Decision::default();
         }
@@ -287,7 +292,7 @@ fn check_status(what: &str, status: u16) -> Result<(), String> {
 /// What to do with one provider request: wait `delay`, then answer with
 /// `fault` instead of the handler if there is one.
 #[derive(Default)]
-pub struct Decision {
+pub(crate) struct Decision {
     pub delay: Duration,
     pub fault: Option<Fault>,
     /// The fault came from `fail_next` rather than from the rates.
@@ -295,7 +300,7 @@ pub struct Decision {
 }
 
 /// An answer that replaces the handler's.
-pub enum Fault {
+pub(crate) enum Fault {
     Drop,
     DropAfter,
     Malformed,
@@ -317,7 +322,7 @@ pub enum Fault {
 
 impl Decision {
     /// A short label for the request log, e.g. `fail_next:status` or `drop`.
-    pub fn label(&self) -> Option<String> {
+    pub(crate) fn label(&self) -> Option<String> {
         let kind = match self.fault.as_ref()? {
             Fault::Drop => "drop",
             Fault::DropAfter => "drop_after",
@@ -341,7 +346,12 @@ impl Fault {
     /// The answer this fault gives, in the provider's usual error shape.
     /// `uri` and `headers` are the request's, for `Redirect` and
     /// `EchoHeaders`.
-    pub fn respond(self, provider: Option<Provider>, uri: &Uri, headers: &HeaderMap) -> Response {
+    pub(crate) fn respond(
+        self,
+        provider: Option<Provider>,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Response {
         match self {
             Fault::Redirect { status, to } => {
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
@@ -424,7 +434,7 @@ fn json_text(status: StatusCode, text: &'static str) -> Response {
 /// the status line and headers until the first body chunk, so the error
 /// makes it close the connection with nothing sent. Clients see a
 /// connection error (curl: "Empty reply from server"), not a status.
-pub fn dropped_connection() -> Response {
+pub(crate) fn dropped_connection() -> Response {
     let failing = futures::stream::once(async {
         Err::<Bytes, _>(std::io::Error::other("emulator fault: connection dropped"))
     });

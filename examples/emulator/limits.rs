@@ -14,7 +14,7 @@ use crate::faults::Provider;
 /// One provider's limit, as set.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Limit {
+pub(crate) struct Limit {
     /// Requests allowed per second, on average.
     pub per_second: f64,
     /// Requests that may come at once (the bucket's size); default: one
@@ -28,7 +28,7 @@ pub struct Limit {
 
 impl Limit {
     /// `20/s`, `180/min`, or `20/s,burst=5` (for the command line).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let (rate, burst) = match text.split_once(",burst=") {
             Some((rate, burst)) => {
                 let burst = burst
@@ -56,7 +56,7 @@ impl Limit {
         Ok(limit)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         let positive = |x: f64| x.is_finite() && x > 0.0;
         if !positive(self.per_second) || !self.burst.is_none_or(|b| positive(b) && b >= 1.0) {
             return Err("a limit needs a positive per_second and a burst of at least 1".into());
@@ -77,7 +77,7 @@ struct Bucket {
 }
 
 /// What the bucket said of one request.
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// Refused: seconds until a request would pass.
     pub refused_for: Option<f64>,
     /// The headers to send, if any.
@@ -86,14 +86,14 @@ pub struct Verdict {
 
 /// Every provider's bucket, and the count of refusals.
 #[derive(Default)]
-pub struct Limits {
+pub(crate) struct Limits {
     buckets: BTreeMap<&'static str, Bucket>,
     refused: BTreeMap<&'static str, u64>,
 }
 
 impl Limits {
     /// Replaces every limit; the buckets start full.
-    pub fn set(&mut self, limits: BTreeMap<Provider, Limit>) {
+    pub(crate) fn set(&mut self, limits: BTreeMap<Provider, Limit>) {
         self.buckets = limits
             .into_iter()
             .map(|(provider, limit)| {
@@ -107,23 +107,23 @@ impl Limits {
             .collect();
     }
 
-    pub fn current(&self) -> BTreeMap<&'static str, Limit> {
+    pub(crate) fn current(&self) -> BTreeMap<&'static str, Limit> {
         self.buckets
             .iter()
             .map(|(p, b)| (*p, b.limit.clone()))
             .collect()
     }
 
-    pub fn refused(&self) -> &BTreeMap<&'static str, u64> {
+    pub(crate) fn refused(&self) -> &BTreeMap<&'static str, u64> {
         &self.refused
     }
 
-    pub fn reset_counts(&mut self) {
+    pub(crate) fn reset_counts(&mut self) {
         self.refused.clear();
     }
 
     /// Takes a token for one request to `provider`, or refuses it.
-    pub fn take(&mut self, provider: Option<Provider>) -> Verdict {
+    pub(crate) fn take(&mut self, provider: Option<Provider>) -> Verdict {
         let pass = Verdict {
             refused_for: None,
             headers: None,

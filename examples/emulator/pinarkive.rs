@@ -19,7 +19,7 @@ use crate::requests::{is_json, json_object};
 use crate::store::{PinarkivePin, Shared, UploadView, lock, now_millis, parse_cid};
 
 /// The clusters Pinarkive documents; the first is the default.
-pub const CLUSTERS: [&str; 6] = [
+pub(crate) const CLUSTERS: [&str; 6] = [
     "cl0-global",
     "cl1-eu",
     "cl1-na",
@@ -33,7 +33,7 @@ const RATE_LIMIT: u64 = 100;
 const MAX_PAGE: usize = 1000;
 const USER_ID: &str = "000000000000000000000001";
 
-pub fn routes() -> Router<Shared> {
+pub(crate) fn routes() -> Router<Shared> {
     Router::new()
         .route("/api/v3/health", get(health))
         .route("/api/v3/users/me", get(me))
@@ -45,7 +45,7 @@ pub fn routes() -> Router<Shared> {
 
 /// A Pinarkive error answer: `{error, message, code?}`, `error` being the
 /// status's reason phrase.
-pub struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
     code: Option<&'static str>,
@@ -85,7 +85,7 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 type Answer = Result<Response, ApiError>;
 
 /// The error an injected fault gives for a bare status code.
-pub fn error_for_status(status: StatusCode, retry_after: Option<u64>) -> Response {
+pub(crate) fn error_for_status(status: StatusCode, retry_after: Option<u64>) -> Response {
     match status.as_u16() {
         429 => rate_limited(retry_after),
         401 => unauthorized().into_response(),
@@ -361,7 +361,7 @@ async fn uploads(
 
 /// Anything else under the Pinarkive prefixes: v1 and v2 are retired (410),
 /// unknown v3 paths are 404.
-pub fn not_found(path: &str) -> Response {
+pub(crate) fn not_found(path: &str) -> Response {
     let retired = ["/api/v1", "/api/v2"].iter().any(|prefix| {
         path.strip_prefix(prefix)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))

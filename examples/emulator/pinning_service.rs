@@ -27,7 +27,7 @@ use crate::requests::{is_json, json_object};
 use crate::store::{Shared, lock, parse_cid};
 
 /// Where the API is mounted: pinsync's `base_url` is `http://ADDR/psa`.
-pub const PREFIX: &str = "/psa";
+pub(crate) const PREFIX: &str = "/psa";
 /// The spec's largest page, and its default.
 const MAX_LIMIT: usize = 1000;
 const DEFAULT_LIMIT: usize = 10;
@@ -38,7 +38,7 @@ const STATUSES: [&str; 4] = ["queued", "pinning", "pinned", "failed"];
 /// What every request lists as its delegate.
 const DELEGATE: &str = "/dnsaddr/emulator.invalid/p2p/12D3KooWEmulatorPinningServiceDelegate";
 
-pub fn routes() -> Router<Shared> {
+pub(crate) fn routes() -> Router<Shared> {
     Router::new().route("/psa/pins", get(list).post(add)).route(
         "/psa/pins/{requestid}",
         get(get_one).post(replace).delete(remove),
@@ -49,7 +49,7 @@ pub fn routes() -> Router<Shared> {
 /// spec (which itself lists only `pinned` without `status`, and pages by 10).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Traps {
+pub(crate) struct Traps {
     /// `count` is the page's length, not the total matched.
     pub count_is_page_size: bool,
     /// `created` is reported to the second, while requests are ordered, and
@@ -74,7 +74,7 @@ pub struct Traps {
 }
 
 impl Traps {
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if let Some(clock) = &self.clock {
             humantime::parse_rfc3339(clock)
                 .map_err(|e| format!("clock {clock:?} is not RFC 3339: {e}"))?;
@@ -85,7 +85,7 @@ impl Traps {
 
 /// One pin request the service holds.
 #[derive(Clone)]
-pub struct PsaRequest {
+pub(crate) struct PsaRequest {
     pub id: String,
     pub cid: String,
     pub canonical: String,
@@ -101,7 +101,7 @@ pub struct PsaRequest {
 }
 
 impl PsaRequest {
-    pub fn status(&self) -> &'static str {
+    pub(crate) fn status(&self) -> &'static str {
         self.status.unwrap_or(if Instant::now() < self.pinned_at {
             "queued"
         } else {
@@ -116,14 +116,14 @@ impl PsaRequest {
 
 /// Every request, by id, and the traps.
 #[derive(Default)]
-pub struct PsaStore {
+pub(crate) struct PsaStore {
     requests: HashMap<String, PsaRequest>,
     seq: u64,
     pub traps: Traps,
 }
 
 /// A new request's content, checked.
-pub struct NewRequest {
+pub(crate) struct NewRequest {
     pub cid: String,
     pub canonical: String,
     pub name: Option<String>,
@@ -133,7 +133,7 @@ pub struct NewRequest {
 
 impl PsaStore {
     /// Makes a request (or, ipfs-cluster style, returns the CID's own).
-    pub fn add(&mut self, new: NewRequest) -> PsaRequest {
+    pub(crate) fn add(&mut self, new: NewRequest) -> PsaRequest {
         self.seq += 1;
         let id = if self.traps.cluster_style {
             new.canonical.clone()
@@ -163,24 +163,24 @@ impl PsaStore {
         request
     }
 
-    pub fn get(&self, id: &str) -> Option<&PsaRequest> {
+    pub(crate) fn get(&self, id: &str) -> Option<&PsaRequest> {
         self.requests.get(id)
     }
 
-    pub fn remove(&mut self, id: &str) -> Option<PsaRequest> {
+    pub(crate) fn remove(&mut self, id: &str) -> Option<PsaRequest> {
         self.requests.remove(id)
     }
 
-    pub fn all(&self) -> impl Iterator<Item = &PsaRequest> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &PsaRequest> {
         self.requests.values()
     }
 
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.requests.len()
     }
 
     /// Sets the status of every request for a CID; false if there is none.
-    pub fn set_status(&mut self, canonical: &str, status: &'static str) -> bool {
+    pub(crate) fn set_status(&mut self, canonical: &str, status: &'static str) -> bool {
         let mut found = false;
         for r in self
             .requests
@@ -194,14 +194,14 @@ impl PsaStore {
     }
 
     /// Removes every request for a CID behind the client's back.
-    pub fn lose(&mut self, canonical: &str) -> bool {
+    pub(crate) fn lose(&mut self, canonical: &str) -> bool {
         let before = self.requests.len();
         self.requests.retain(|_, r| r.canonical != canonical);
         self.requests.len() < before
     }
 }
 
-pub fn status_named(name: &str) -> Option<&'static str> {
+pub(crate) fn status_named(name: &str) -> Option<&'static str> {
     STATUSES.iter().find(|s| **s == name).copied()
 }
 
@@ -219,7 +219,7 @@ fn request_id(seq: u64) -> String {
 }
 
 /// A Pinning Service error.
-pub struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     reason: &'static str,
     details: String,
@@ -238,7 +238,7 @@ impl IntoResponse for ApiError {
 }
 
 /// The spec's error for a bare status (injected faults).
-pub fn error_for_status(status: StatusCode) -> Response {
+pub(crate) fn error_for_status(status: StatusCode) -> Response {
     let reason = match status.as_u16() {
         401 => "UNAUTHORIZED",
         404 => "NOT_FOUND",

@@ -24,7 +24,7 @@ const MAX_BODY: usize = 1024 * 1024;
 
 /// One provider request as received, and what the emulator answered.
 #[derive(Clone, Serialize)]
-pub struct LoggedRequest {
+pub(crate) struct LoggedRequest {
     pub provider: Option<Provider>,
     pub method: String,
     pub path: String,
@@ -42,7 +42,7 @@ pub struct LoggedRequest {
 }
 
 /// When the emulator started, for `received_ms`.
-pub fn started() -> Instant {
+pub(crate) fn started() -> Instant {
     static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     *STARTED.get_or_init(Instant::now)
 }
@@ -50,7 +50,7 @@ pub fn started() -> Instant {
 /// Requests in arrival order. An entry is added on arrival and completed with
 /// its status afterwards, so requests a client abandons are still listed.
 #[derive(Default)]
-pub struct RequestLog {
+pub(crate) struct RequestLog {
     /// Bumped by every reset, so a request that arrived before a reset does
     /// not write its status into an entry of the new log.
     generation: u64,
@@ -58,18 +58,18 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.generation += 1;
         self.entries.clear();
     }
 
-    pub fn entries(&self) -> &[LoggedRequest] {
+    pub(crate) fn entries(&self) -> &[LoggedRequest] {
         &self.entries
     }
 }
 
 /// True when the request says its body is JSON, as the documented calls do.
-pub fn is_json(headers: &HeaderMap) -> bool {
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -79,7 +79,7 @@ pub fn is_json(headers: &HeaderMap) -> bool {
 
 /// Parses a body that must be a JSON object. serde would also accept an
 /// array for a struct (fields by position), which no documented call sends.
-pub fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+pub(crate) fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     if !value.is_object() {
         return Err("the body must be a JSON object".to_string());
@@ -95,7 +95,7 @@ fn is_pin_call(method: &Method, path: &str) -> bool {
             || path == "/psa/pins")
 }
 
-pub async fn gate(State(state): State<Shared>, request: Request, next: Next) -> Response {
+pub(crate) async fn gate(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     if path == "/_emulator" || path.starts_with("/_emulator/") {
         return next.run(request).await;

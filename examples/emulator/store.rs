@@ -17,14 +17,14 @@ use crate::faults::FaultConfig;
 use crate::requests::RequestLog;
 
 /// What `date_unpinned` reads while a pin is still pinned (Go's zero time, as AIOZ shows it).
-pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+pub(crate) const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 /// Fixed owner of every AIOZ pin: the emulator has a single account.
-pub const AIOZ_USER_ID: &str = "c2452942-5dc5-4a0d-9c38-77a66edcf43a";
+pub(crate) const AIOZ_USER_ID: &str = "c2452942-5dc5-4a0d-9c38-77a66edcf43a";
 /// AIOZ's pinByHash answer carries this all-zero id for pins that have no uploaded file.
-pub const AIOZ_FILE_RECORD_ID: &str = "00000000-0000-0000-0000-000000000000";
+pub(crate) const AIOZ_FILE_RECORD_ID: &str = "00000000-0000-0000-0000-000000000000";
 
 /// Settings fixed at start-up.
-pub struct Settings {
+pub(crate) struct Settings {
     pub aioz_api_key: String,
     pub aioz_secret_key: String,
     pub pinarkive_api_key: String,
@@ -38,13 +38,13 @@ pub struct Settings {
 
 /// Counters kept as atomics so `/_emulator/stats` works without the request log.
 #[derive(Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub requests: AtomicU64,
     pub pin_calls: AtomicU64,
 }
 
 /// Everything the handlers share, behind one `Arc`.
-pub struct AppState {
+pub(crate) struct AppState {
     pub settings: Settings,
     pub aioz: Mutex<AiozStore>,
     pub pinarkive: Mutex<PinarkiveStore>,
@@ -55,17 +55,17 @@ pub struct AppState {
     pub counters: Counters,
 }
 
-pub type Shared = std::sync::Arc<AppState>;
+pub(crate) type Shared = std::sync::Arc<AppState>;
 
 /// Locks a mutex, ignoring poisoning: a panicking handler must not take the
 /// whole emulator down with it, and every critical section leaves the data
 /// consistent before it can panic.
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A CID as a client sent it, with the forms the emulator keys and reports by.
-pub struct ParsedCid {
+pub(crate) struct ParsedCid {
     /// CIDv1 string: a CIDv0 `Qm…` and its `bafy…` form name the same content.
     pub canonical: String,
     /// Hex of the multihash, what AIOZ reports as `root_hash`.
@@ -74,7 +74,7 @@ pub struct ParsedCid {
 
 /// Parses a CID strictly: the `cid` crate also accepts `/ipfs/<cid>` paths,
 /// which a real service would not take as a CID, so paths and blanks are refused.
-pub fn parse_cid(s: &str) -> Result<ParsedCid, String> {
+pub(crate) fn parse_cid(s: &str) -> Result<ParsedCid, String> {
     if s.is_empty() || s.contains('/') || s.chars().any(char::is_whitespace) {
         return Err(format!("{s:?} is not a CID"));
     }
@@ -100,12 +100,12 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Now, with nanoseconds, as AIOZ (a Go service) writes its timestamps.
-pub fn now_nanos() -> String {
+pub(crate) fn now_nanos() -> String {
     humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
 }
 
 /// Now, with milliseconds, as Pinarkive (a JavaScript service) writes its timestamps.
-pub fn now_millis() -> String {
+pub(crate) fn now_millis() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
@@ -114,7 +114,7 @@ pub fn now_millis() -> String {
 /// One AIOZ pin record. Unpinned records are kept (with `date_unpinned` set),
 /// as AIOZ's list and get calls can still return them.
 #[derive(Clone)]
-pub struct AiozPin {
+pub(crate) struct AiozPin {
     pub id: String,
     pub cid: String,
     pub canonical: String,
@@ -131,12 +131,12 @@ pub struct AiozPin {
 }
 
 /// The statuses a test may give an AIOZ pin.
-pub const AIOZ_STATUSES: [&str; 3] = ["DONE", "RETRIEVAL", "FAILED"];
+pub(crate) const AIOZ_STATUSES: [&str; 3] = ["DONE", "RETRIEVAL", "FAILED"];
 
 impl AiozPin {
     /// The PIN object as a read (get, list, unpin) shows it: `DONE` from the
     /// first read after creation, unless a test set another status.
-    pub fn view(&self) -> AiozPinView<'_> {
+    pub(crate) fn view(&self) -> AiozPinView<'_> {
         let status = if self.status == "DONE" && std::time::Instant::now() < self.done_at {
             "RETRIEVAL"
         } else {
@@ -152,7 +152,7 @@ impl AiozPin {
 
     /// The PIN object as pinByHash answers it: exactly the fields of the
     /// provider's example, still `RETRIEVAL` and not yet pinned.
-    pub fn created_view(&self) -> AiozPinView<'_> {
+    pub(crate) fn created_view(&self) -> AiozPinView<'_> {
         AiozPinView {
             id: &self.id,
             file_record_id: AIOZ_FILE_RECORD_ID,
@@ -177,7 +177,7 @@ impl AiozPin {
 /// AIOZ's PIN object, fields in the order the provider's example shows them
 /// (a struct rather than `json!`, whose maps would sort the keys).
 #[derive(Serialize)]
-pub struct AiozPinView<'a> {
+pub(crate) struct AiozPinView<'a> {
     id: &'a str,
     file_record_id: &'static str,
     root_hash: &'a str,
@@ -204,7 +204,7 @@ struct AiozMetadataView<'a> {
 
 /// AIOZ pins in creation order, indexed by pin id and by active canonical CID.
 #[derive(Default)]
-pub struct AiozStore {
+pub(crate) struct AiozStore {
     pins: Vec<AiozPin>,
     by_id: HashMap<String, usize>,
     active: HashMap<String, usize>,
@@ -212,7 +212,7 @@ pub struct AiozStore {
 
 /// Which pins an AIOZ list call asks for (`pinned=all|true|false`).
 #[derive(Clone, Copy)]
-pub enum PinnedFilter {
+pub(crate) enum PinnedFilter {
     All,
     Pinned,
     NotPinned,
@@ -220,7 +220,7 @@ pub enum PinnedFilter {
 
 impl AiozStore {
     /// Adds a pin unless its content is already pinned; returns the new record.
-    pub fn pin(&mut self, pin: AiozPin) -> Result<AiozPin, ()> {
+    pub(crate) fn pin(&mut self, pin: AiozPin) -> Result<AiozPin, ()> {
         if self.active.contains_key(&pin.canonical) {
             return Err(());
         }
@@ -231,12 +231,12 @@ impl AiozStore {
         Ok(pin)
     }
 
-    pub fn get(&self, id: &str) -> Option<AiozPin> {
+    pub(crate) fn get(&self, id: &str) -> Option<AiozPin> {
         self.by_id.get(id).map(|&i| self.pins[i].clone())
     }
 
     /// Marks a pin unpinned (once; a second unpin keeps the first date).
-    pub fn unpin(&mut self, id: &str) -> Option<AiozPin> {
+    pub(crate) fn unpin(&mut self, id: &str) -> Option<AiozPin> {
         let &idx = self.by_id.get(id)?;
         let pin = &mut self.pins[idx];
         if pin.date_unpinned.is_none() {
@@ -247,7 +247,7 @@ impl AiozStore {
     }
 
     /// Returns the total matching the filter and one page of it, in creation order.
-    pub fn list(
+    pub(crate) fn list(
         &self,
         filter: PinnedFilter,
         descending: bool,
@@ -274,12 +274,12 @@ impl AiozStore {
         (total, page)
     }
 
-    pub fn active_count(&self) -> usize {
+    pub(crate) fn active_count(&self) -> usize {
         self.active.len()
     }
 
     /// Sets the status of the active pin of this content; false if none.
-    pub fn set_status(&mut self, canonical: &str, status: &'static str) -> bool {
+    pub(crate) fn set_status(&mut self, canonical: &str, status: &'static str) -> bool {
         let Some(&idx) = self.active.get(canonical) else {
             return false;
         };
@@ -289,7 +289,7 @@ impl AiozStore {
 
     /// Loses the active pin of this content without a trace, as a failing
     /// provider might: it is no longer listed or found by id.
-    pub fn lose(&mut self, canonical: &str) -> bool {
+    pub(crate) fn lose(&mut self, canonical: &str) -> bool {
         let Some(idx) = self.active.remove(canonical) else {
             return false;
         };
@@ -304,7 +304,7 @@ impl AiozStore {
         true
     }
 
-    pub fn all(&self) -> &[AiozPin] {
+    pub(crate) fn all(&self) -> &[AiozPin] {
         &self.pins
     }
 }
@@ -313,7 +313,7 @@ impl AiozStore {
 
 /// One Pinarkive pin: a CID on one cluster.
 #[derive(Clone)]
-pub struct PinarkivePin {
+pub(crate) struct PinarkivePin {
     pub cid: String,
     pub canonical: String,
     pub cluster: String,
@@ -323,7 +323,7 @@ pub struct PinarkivePin {
 
 impl PinarkivePin {
     /// An entry of `/users/me/uploads`, with the fields Pinarkive's docs show.
-    pub fn upload_view(&self) -> UploadView<'_> {
+    pub(crate) fn upload_view(&self) -> UploadView<'_> {
         UploadView {
             cid: &self.cid,
             cluster_id: &self.cluster,
@@ -335,7 +335,7 @@ impl PinarkivePin {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct UploadView<'a> {
+pub(crate) struct UploadView<'a> {
     cid: &'a str,
     cluster_id: &'a str,
     expires_at: Option<&'a str>,
@@ -344,7 +344,7 @@ pub struct UploadView<'a> {
 
 /// Pinarkive pins keyed by (canonical CID, cluster), listed in creation order.
 #[derive(Default)]
-pub struct PinarkiveStore {
+pub(crate) struct PinarkiveStore {
     pins: BTreeMap<u64, PinarkivePin>,
     index: HashMap<(String, String), u64>,
     next_seq: u64,
@@ -352,7 +352,7 @@ pub struct PinarkiveStore {
 
 impl PinarkiveStore {
     /// Adds a pin unless this content is already pinned on that cluster.
-    pub fn pin(&mut self, pin: PinarkivePin) -> Result<(), ()> {
+    pub(crate) fn pin(&mut self, pin: PinarkivePin) -> Result<(), ()> {
         let key = (pin.canonical.clone(), pin.cluster.clone());
         if self.index.contains_key(&key) {
             return Err(());
@@ -366,7 +366,7 @@ impl PinarkiveStore {
 
     /// Removes the content from one cluster, or from every cluster holding it
     /// when none is named; returns how many pins went.
-    pub fn remove(&mut self, canonical: &str, cluster: Option<&str>) -> usize {
+    pub(crate) fn remove(&mut self, canonical: &str, cluster: Option<&str>) -> usize {
         let keys: Vec<(String, String)> = match cluster {
             Some(cl) => vec![(canonical.to_string(), cl.to_string())],
             None => crate::pinarkive::CLUSTERS
@@ -384,23 +384,23 @@ impl PinarkiveStore {
         removed
     }
 
-    pub fn list(&self, offset: usize, limit: usize) -> (usize, Vec<PinarkivePin>) {
+    pub(crate) fn list(&self, offset: usize, limit: usize) -> (usize, Vec<PinarkivePin>) {
         let page = self.pins.values().skip(offset).take(limit).cloned();
         (self.pins.len(), page.collect())
     }
 
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.pins.len()
     }
 
-    pub fn all(&self) -> impl Iterator<Item = &PinarkivePin> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &PinarkivePin> {
         self.pins.values()
     }
 }
 
 /// A valid CIDv1 (raw, sha2-256) made up from `n`: distinct for each `n`,
 /// for requests generated in bulk. The digest is not a real hash of any data.
-pub fn made_up_cid(n: u64) -> String {
+pub(crate) fn made_up_cid(n: u64) -> String {
     let mut digest = [0u8; 32];
     digest[..8].copy_from_slice(&n.to_be_bytes());
     digest[8..16].copy_from_slice(b"emulated");

@@ -12,11 +12,6 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(plan) = pinsync::plan::saved_plan::decode(data) {
         let _ = pinsync::cli::render::plan(&plan, pinsync::cli::render::Palette::plain());
-        let _ = pinsync::provider::connect(
-            &plan.providers,
-            &pinsync::apply::providers_used(&plan),
-            |_| Some("stand-in-key".into()),
-            pinsync::provider::HttpSettings::default(),
-        );
+        let _ = pinsync::apply::connect_for(&plan, |_| Some("stand-in-key".into()));
     }
 });

@@ -27,13 +27,13 @@ use crate::state::{
 
 /// How to run an apply.
 #[derive(Debug, Clone, Copy)]
-pub struct ApplyOptions {
+pub(crate) struct ApplyOptions {
     /// Provider calls in flight at most, on each provider.
-    pub concurrency: usize,
-    pub retry: RetryPolicy,
+    pub(crate) concurrency: usize,
+    pub(crate) retry: RetryPolicy,
     /// How long a move waits for its new pins to be pinned (not only
     /// accepted) before it unpins the old copy; past it, the old stays.
-    pub move_wait: Duration,
+    pub(crate) move_wait: Duration,
 }
 
 impl Default for ApplyOptions {
@@ -47,10 +47,10 @@ impl Default for ApplyOptions {
 }
 
 /// The providers of an apply, by the manifest's name for them.
-pub use crate::provider::Providers;
+pub(crate) use crate::provider::Providers;
 
 /// What a plan needs before its calls, as [`prepare`] found it.
-pub enum Prepared {
+pub(crate) enum Prepared {
     /// Nothing to change.
     InSync,
     /// A safety guard refused the plan's unpins; each message says how to
@@ -85,7 +85,7 @@ pub(crate) fn prepare(
 
 /// How one provider call (a pin or an unpin) ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Pinned(PinReceipt),
     Unpinned(UnpinReceipt),
     /// Tried `attempts` times, and failed with `error` the last time.
@@ -103,7 +103,7 @@ pub enum Outcome {
 
 /// Why the rest of a provider's pins are not attempted in this apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Halt {
+pub(crate) enum Halt {
     /// [`BREAKER_THRESHOLD`] pins in a row failed for reasons worth
     /// retrying: it looks down.
     Down(ProviderError),
@@ -116,7 +116,7 @@ pub enum Halt {
 
 impl Halt {
     /// The provider's last error.
-    pub fn error(&self) -> &ProviderError {
+    pub(crate) fn error(&self) -> &ProviderError {
         match self {
             Self::Down(e) | Self::Unauthorized(e) | Self::Redirected(e) => e,
         }
@@ -124,7 +124,7 @@ impl Halt {
 
     /// What happened to the provider, and for refused credentials the
     /// variables to check, for people and logs.
-    pub fn describe(&self, credentials: &[String]) -> String {
+    pub(crate) fn describe(&self, credentials: &[String]) -> String {
         match self {
             Self::Down(error) => format!("it looks down (last error: {error})"),
             Self::Unauthorized(error) => format!(
@@ -137,7 +137,7 @@ impl Halt {
 }
 
 /// Why a pin failed, with how hard it was tried, for people and logs.
-pub fn failure_reason(error: &ProviderError, attempts: u32) -> String {
+pub(crate) fn failure_reason(error: &ProviderError, attempts: u32) -> String {
     match attempts {
         0 | 1 => error.to_string(),
         n => format!("{error} (after {n} attempts)"),
@@ -146,7 +146,7 @@ pub fn failure_reason(error: &ProviderError, attempts: u32) -> String {
 
 /// Pins of one provider that failed in a row, after all their retries, before
 /// the provider is taken to be down for the rest of this apply.
-pub const BREAKER_THRESHOLD: u32 = 3;
+pub(crate) const BREAKER_THRESHOLD: u32 = 3;
 
 /// A circuit breaker for one provider within one apply: after
 /// [`BREAKER_THRESHOLD`] pins in a row fail for reasons worth retrying
@@ -219,7 +219,7 @@ impl Breaker {
 }
 
 /// Hears about an apply as it runs (progress bar, plain lines, logs).
-pub trait Progress: Send + Sync {
+pub(crate) trait Progress: Send + Sync {
     /// Before the first call.
     fn start(&self, _calls: usize) {}
     /// A call failed and will be tried again after `delay`.
@@ -232,31 +232,33 @@ pub trait Progress: Send + Sync {
 }
 
 /// Progress that hears nothing.
-pub struct Silent;
+#[cfg(test)]
+pub(crate) struct Silent;
+#[cfg(test)]
 impl Progress for Silent {}
 
 /// One failed call (a pin, or an unpin) and why.
 #[derive(Debug, Clone)]
-pub struct Failure {
-    pub change: Change,
-    pub error: ProviderError,
-    pub attempts: u32,
+pub(crate) struct Failure {
+    pub(crate) change: Change,
+    pub(crate) error: ProviderError,
+    pub(crate) attempts: u32,
 }
 
 /// A provider whose remaining pins were not attempted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotAttempted {
-    pub why: Halt,
+pub(crate) struct NotAttempted {
+    pub(crate) why: Halt,
     /// How many of its pins were not attempted.
-    pub pins: usize,
+    pub(crate) pins: usize,
     /// The environment variables its credentials come from: what to check
     /// when it refused them.
-    pub credentials: Vec<String>,
+    pub(crate) credentials: Vec<String>,
 }
 
 impl NotAttempted {
     /// One line for people and logs, after "not attempted: ".
-    pub fn describe(&self, provider: &str) -> String {
+    pub(crate) fn describe(&self, provider: &str) -> String {
         let n = self.pins;
         let pins = if n == 1 { "pin" } else { "pins" };
         format!(
@@ -268,44 +270,44 @@ impl NotAttempted {
 
 /// An unpin that was not made, and why.
 #[derive(Debug, Clone)]
-pub struct Kept {
-    pub change: Change,
-    pub reason: String,
+pub(crate) struct Kept {
+    pub(crate) change: Change,
+    pub(crate) reason: String,
 }
 
 /// What an apply did.
 #[derive(Debug, Clone, Default)]
-pub struct Report {
+pub(crate) struct Report {
     /// Pins the provider confirmed (including `already_pinned`).
-    pub pinned: usize,
+    pub(crate) pinned: usize,
     /// Which they were, for `--wait`.
-    pub confirmed: Vec<PinKey>,
+    pub(crate) confirmed: Vec<PinKey>,
     /// Of those, the provider said were pinned already.
-    pub already_pinned: usize,
+    pub(crate) already_pinned: usize,
     /// Pins the provider removed (including `already_gone`).
-    pub unpinned: usize,
+    pub(crate) unpinned: usize,
     /// Of those, the provider no longer held.
-    pub already_gone: usize,
+    pub(crate) already_gone: usize,
     /// Unpins of moved CIDs whose new pin did not land: the old pin stays.
-    pub kept: Vec<Kept>,
+    pub(crate) kept: Vec<Kept>,
     /// Name or meta changes recorded; pins back in the manifest.
-    pub updated: usize,
+    pub(crate) updated: usize,
     /// Pins marked orphaned.
-    pub orphaned: usize,
+    pub(crate) orphaned: usize,
     /// Unchanged pins the plan left alone.
-    pub unchanged: usize,
+    pub(crate) unchanged: usize,
     /// Pins tried and failed.
-    pub failed: Vec<Failure>,
+    pub(crate) failed: Vec<Failure>,
     /// By provider: pins not attempted because it was down or refused the
     /// credentials.
-    pub not_attempted: BTreeMap<String, NotAttempted>,
+    pub(crate) not_attempted: BTreeMap<String, NotAttempted>,
     /// Pins not done because the apply was interrupted.
-    pub not_started: usize,
-    pub interrupted: bool,
+    pub(crate) not_started: usize,
+    pub(crate) interrupted: bool,
 }
 
 impl Report {
-    pub fn succeeded(&self) -> bool {
+    pub(crate) fn succeeded(&self) -> bool {
         self.failed.is_empty()
             && self.kept.is_empty()
             && self.not_attempted.is_empty()
@@ -314,7 +316,7 @@ impl Report {
 
     /// The providers that answered as every call to them would (a refused
     /// key, a redirect), with that answer: nothing more is asked of them.
-    pub fn refusing(&self) -> BTreeMap<String, ProviderError> {
+    pub(crate) fn refusing(&self) -> BTreeMap<String, ProviderError> {
         let failed = self
             .failed
             .iter()
@@ -331,7 +333,7 @@ impl Report {
     }
 
     /// Changes of the plan that are not done after this apply.
-    pub fn pending(&self) -> usize {
+    pub(crate) fn pending(&self) -> usize {
         self.failed.len()
             + self.kept.len()
             + self.not_attempted.values().map(|n| n.pins).sum::<usize>()
@@ -341,7 +343,7 @@ impl Report {
 
 /// Why an apply could not finish its work.
 #[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
+pub(crate) enum ApplyError {
     /// Before any call: the state could not be prepared.
     #[error(transparent)]
     State(#[from] StateFileError),
@@ -371,7 +373,7 @@ pub enum ApplyError {
 
 impl ApplyError {
     /// What the apply did before it failed, when it got as far as calls.
-    pub fn report(&self) -> Option<&Report> {
+    pub(crate) fn report(&self) -> Option<&Report> {
         match self {
             Self::RecordFailed { report, .. } | Self::SaveFailed { report, .. } => Some(report),
             Self::State(_) | Self::MissingProvider(_) => None,
@@ -384,7 +386,7 @@ impl ApplyError {
 /// must hold every provider the plan's calls name. Pins go first; unpins
 /// start once every pin has ended, and a moved CID's unpin only once its
 /// new pins are confirmed.
-pub async fn apply(
+pub(crate) async fn apply(
     plan: &Plan,
     providers: &Providers,
     store: &dyn StateStore,
@@ -923,8 +925,22 @@ async fn call_with_retries(pool: &Pool<'_>, change: &Change, ctx: &CallContext<'
     }
 }
 
+/// Connects every provider `plan` calls, with the credentials `lookup`
+/// gives, and makes no call: what `apply PLAN` does before its first one.
+/// The saved-plan fuzz target drives it, since the checks on load are what
+/// stand between an edited plan and the code that sends keys.
+pub fn connect_for(plan: &Plan, lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+    crate::provider::connect(
+        &plan.providers,
+        &providers_used(plan),
+        lookup,
+        crate::provider::HttpSettings::default(),
+    )
+    .map(drop)
+}
+
 /// The providers a plan needs credentials for: those it calls.
-pub fn providers_used(plan: &Plan) -> BTreeSet<String> {
+pub(crate) fn providers_used(plan: &Plan) -> BTreeSet<String> {
     plan.changes
         .iter()
         .filter(|c| c.calls(plan.providers.get(c.target.provider.as_str())))

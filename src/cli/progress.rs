@@ -13,7 +13,7 @@ use crate::plan::Change;
 use crate::provider::{Pacers, ProviderError};
 
 /// Where apply progress goes.
-pub enum ApplyProgress {
+pub(super) enum ApplyProgress {
     /// A bar on stderr, with each provider's pace now; retries and
     /// failures printed above it.
     Bar(ProgressBar, Palette, Pacers),
@@ -24,7 +24,7 @@ pub enum ApplyProgress {
 /// Plain lines, written in bursts: at thousands of pins a second, a write
 /// per line costs more than the pin. Flushed at least every 200 ms, so a
 /// CI log still follows along, and at the end.
-pub struct LineSink {
+pub(super) struct LineSink {
     out: BufWriter<Stdout>,
     flushed: Instant,
     /// `pinned`, painted once rather than once a line.
@@ -72,7 +72,7 @@ impl LineSink {
 
 impl ApplyProgress {
     /// A bar when stderr is a terminal and this is not CI.
-    pub fn choose(stderr_is_terminal: bool, stdout: Palette, pacers: Pacers) -> Self {
+    pub(super) fn choose(stderr_is_terminal: bool, stdout: Palette, pacers: Pacers) -> Self {
         if stderr_is_terminal && std::env::var_os("CI").is_none() {
             let bar = ProgressBar::new(0);
             bar.set_style(
@@ -92,14 +92,14 @@ impl ApplyProgress {
     }
 
     /// A line of its own: above the bar, or in the plain lines.
-    pub fn line(&self, text: String) {
+    pub(super) fn line(&self, text: String) {
         match self {
             Self::Bar(bar, ..) => bar.println(text),
             Self::Lines(_, sink) => sink.lock().expect("progress lock").write(&text),
         }
     }
 
-    pub fn finish(&self) {
+    pub(super) fn finish(&self) {
         match self {
             Self::Bar(bar, ..) => bar.finish_and_clear(),
             Self::Lines(_, sink) => sink.lock().expect("progress lock").flush(),

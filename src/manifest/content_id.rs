@@ -9,7 +9,7 @@ use cid::Cid;
 /// Comparisons use the canonical form, so `Qm…` and the `bafy…` of the
 /// same content are one pin; providers get the CID as it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContentId {
+pub(crate) struct ContentId {
     written: String,
     canonical: CanonicalCid,
     /// Whether `written` is the canonical text itself.
@@ -18,7 +18,7 @@ pub struct ContentId {
 
 impl ContentId {
     /// Parses a CID, explaining what is wrong when it does not parse.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         if text.is_empty() {
             return Err("empty CID".into());
         }
@@ -53,17 +53,18 @@ impl ContentId {
     }
 
     /// The CID as the manifest wrote it.
-    pub fn written(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn written(&self) -> &str {
         &self.written
     }
 
     /// The CIDv1 base32 form used as the identity of a pin.
-    pub fn canonical(&self) -> &CanonicalCid {
+    pub(crate) fn canonical(&self) -> &CanonicalCid {
         &self.canonical
     }
 
     /// The CID as written, where that is not its canonical text.
-    pub fn written_if_not_canonical(&self) -> Option<&str> {
+    pub(crate) fn written_if_not_canonical(&self) -> Option<&str> {
         (!self.written_canonically).then_some(self.written.as_str())
     }
 }
@@ -73,7 +74,7 @@ impl ContentId {
 /// the usual sizes. It orders, prints and serialises as its text (`b` and
 /// base32), so state files and plans keep their order.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct CanonicalCid(CidBytes);
+pub(crate) struct CanonicalCid(CidBytes);
 
 /// Inline up to [`INLINE`] bytes (a CIDv1 of a 32-byte digest is 36).
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -103,7 +104,7 @@ impl CanonicalCid {
 
     /// Reads the canonical text (as state files and saved plans hold it):
     /// `b`, then lowercase base32 without padding, of the bytes of a CIDv1.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let bad = || format!("{text:?} is not a CID in canonical form (CIDv1, base32)");
         let digits = text.strip_prefix('b').ok_or_else(bad)?.as_bytes();
         let mut bytes = Vec::with_capacity(digits.len() * 5 / 8);

@@ -15,7 +15,7 @@ pub struct Position {
 pub struct Diagnostic {
     pub file: PathBuf,
     pub position: Position,
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for Diagnostic {

@@ -16,18 +16,18 @@ use super::Position;
 
 /// One entry of `include:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IncludeEntry {
+pub(crate) struct IncludeEntry {
     /// The path or glob as the manifest writes it.
-    pub written: String,
+    pub(crate) written: String,
     /// `optional: true`: matching nothing (or a missing file) is fine.
-    pub optional: bool,
+    pub(crate) optional: bool,
     /// Where the entry is written in the main manifest.
-    pub at: Position,
+    pub(crate) at: Position,
 }
 
 impl IncludeEntry {
     /// Whether the entry is a glob rather than a plain path.
-    pub fn is_glob(&self) -> bool {
+    pub(crate) fn is_glob(&self) -> bool {
         has_wildcards(&self.written)
     }
 }
@@ -54,18 +54,18 @@ pub(crate) fn base_dir(manifest: &Path) -> &Path {
 /// An included file, with the entry that named it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct IncludedFile {
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Index into the entries.
-    pub entry: usize,
+    pub(crate) entry: usize,
 }
 
 /// What the entries of a manifest expand to.
 #[derive(Debug, Default)]
 pub(crate) struct Resolved {
     /// Each file once, in include order.
-    pub files: Vec<IncludedFile>,
+    pub(crate) files: Vec<IncludedFile>,
     /// Problems with the entries, at their places in the main manifest.
-    pub problems: Vec<(Position, String)>,
+    pub(crate) problems: Vec<(Position, String)>,
 }
 
 /// Expands `entries` of the manifest at `manifest`: plain paths must exist
@@ -194,7 +194,7 @@ pub(crate) enum ReadFailure {
 /// Told of each file a load reads, as it reads it, and of what the include
 /// entries expanded to: watch logs what changed from this and watches the
 /// files and directories.
-pub trait LoadObserver {
+pub(crate) trait LoadObserver {
     /// A manifest file read whole (the main one, or an included one).
     fn read(&mut self, _path: &Path, _bytes: &[u8]) {}
     /// The main manifest's include entries (none without `include:`) and
@@ -217,7 +217,7 @@ pub(crate) trait Source {
 
 /// Included files read from disk, each bounded by the size limit.
 pub(crate) struct Disk<'o> {
-    pub observer: &'o mut dyn LoadObserver,
+    pub(crate) observer: &'o mut dyn LoadObserver,
 }
 
 impl Source for Disk<'_> {

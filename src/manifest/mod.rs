@@ -19,69 +19,77 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-pub use content_id::{CanonicalCid, ContentId};
+pub(crate) use content_id::{CanonicalCid, ContentId};
 pub use diagnostic::{Diagnostic, Diagnostics, Position};
-pub use include::{IncludeEntry, LoadObserver};
+pub(crate) use include::{IncludeEntry, LoadObserver};
 pub(crate) use include::{MATCH as GLOB_MATCH, base_dir, has_wildcards};
 #[cfg(test)]
 pub(crate) use parse::COMMON_PROVIDER_FIELDS;
-pub use parse::{MAX_MANIFEST_BYTES, parse};
+pub(crate) use parse::MAX_MANIFEST_BYTES;
+pub use parse::parse;
 #[cfg(test)]
 pub(crate) use provider_config::check_base_url;
-pub use provider_config::{
+pub(crate) use provider_config::{
     AuthStyle, CallKind, Per, ProviderConfig, ProviderKind, RateLimit, SecretRef, UnpinGuard,
 };
 pub(crate) use schema::{SCHEMA_URL, schema};
 pub(crate) use target::is_valid_name;
-pub use target::{Name, PinKey, Target};
+pub(crate) use target::{Name, PinKey, Target};
 
 /// The only manifest format version this build understands.
-pub const MANIFEST_VERSION: u64 = 1;
+pub(crate) const MANIFEST_VERSION: u64 = 1;
 
 /// A validated manifest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
     /// Where it was read from, for messages.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Providers by the name the manifest gives them.
-    pub providers: BTreeMap<String, ProviderConfig>,
+    pub(crate) providers: BTreeMap<String, ProviderConfig>,
     /// `prune: true`: pins gone from the manifest are unpinned, not only
     /// marked orphaned.
-    pub prune: bool,
+    pub(crate) prune: bool,
     /// `state:`: where the state is kept when the command line says nothing.
-    pub state: Option<StateConfig>,
+    pub(crate) state: Option<StateConfig>,
     /// The files `include:` named, in the order they were read.
-    pub included: Vec<PathBuf>,
+    pub(crate) included: Vec<PathBuf>,
     /// One entry per (provider, cluster, canonical CID), sorted by key.
     /// A sorted list rather than a map: built in place from the parsed pins
     /// and only ever walked in order (by `plan`), it costs a third of the
     /// memory of a map at 100,000 pins.
-    pub pins: Vec<(PinKey, DesiredPin)>,
+    pub(crate) pins: Vec<(PinKey, DesiredPin)>,
+}
+
+impl Manifest {
+    /// How many (target, CID) pins it asks for.
+    pub fn pin_count(&self) -> usize {
+        self.pins.len()
+    }
 }
 
 /// `state: {url: ${PINSYNC_STATE_URL}, workspace: NAME}`: a PostgreSQL
 /// state, its URL read from the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateConfig {
-    pub url: SecretRef,
+pub(crate) struct StateConfig {
+    pub(crate) url: SecretRef,
     /// Sets the URL's `workspace=`.
-    pub workspace: Option<String>,
+    pub(crate) workspace: Option<String>,
 }
 
 /// What the manifest asks for on one target.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Labels {
+pub(crate) struct Labels {
     /// Human name sent to the provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// String metadata, sent where the provider takes it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub meta: BTreeMap<String, String>,
+    pub(crate) meta: BTreeMap<String, String>,
 }
 
 /// `identity` when the manifest gives none: the value of `meta.pinsync` on
 /// the Pinning Service requests pinsync makes.
-pub const DEFAULT_IDENTITY: &str = "pinsync";
+pub(crate) const DEFAULT_IDENTITY: &str = "pinsync";
 
 /// Longest pin name accepted.
 pub(crate) const MAX_NAME_CHARS: usize = 255;
@@ -123,20 +131,20 @@ impl Labels {
 
 /// One pin the manifest wants on one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DesiredPin {
+pub(crate) struct DesiredPin {
     /// The CID as the manifest writes it, where that is not its canonical
     /// text (see [`DesiredPin::sent_cid`]).
-    pub cid_as_written: Option<Box<str>>,
-    pub labels: Labels,
+    pub(crate) cid_as_written: Option<Box<str>>,
+    pub(crate) labels: Labels,
     /// Multiaddrs known to provide the data, sent where the API takes them
     /// (the Pinning Service API's `origins`). A hint for fetching, not a
     /// label: a change to them alone changes nothing already pinned.
-    pub origins: Vec<String>,
+    pub(crate) origins: Vec<String>,
 }
 
 impl DesiredPin {
     /// The CID providers receive for the pin `key`: as the manifest wrote it.
-    pub fn sent_cid(&self, key: &PinKey) -> std::borrow::Cow<'_, str> {
+    pub(crate) fn sent_cid(&self, key: &PinKey) -> std::borrow::Cow<'_, str> {
         match &self.cid_as_written {
             Some(written) => std::borrow::Cow::Borrowed(written),
             None => std::borrow::Cow::Owned(key.cid.to_string()),
@@ -185,13 +193,16 @@ pub(crate) fn check_origin_count(n: usize) -> Result<(), String> {
 ///
 /// The files it includes are read one after another, each under the same
 /// size limit, and their problems are reported at their own places.
-pub fn load(path: &Path) -> anyhow::Result<Manifest> {
+pub(crate) fn load(path: &Path) -> anyhow::Result<Manifest> {
     load_observed(path, &mut ())
 }
 
 /// [`load`], telling `observer` of each file as it is read and of what
 /// `include:` expanded to (watch's diff log and file watches).
-pub fn load_observed(path: &Path, observer: &mut dyn LoadObserver) -> anyhow::Result<Manifest> {
+pub(crate) fn load_observed(
+    path: &Path,
+    observer: &mut dyn LoadObserver,
+) -> anyhow::Result<Manifest> {
     let bytes = read_bounded(path)?;
     observer.read(path, &bytes);
     let tree = parse::tree(path, &bytes, parse::Kind::Main)?;
@@ -213,7 +224,7 @@ pub(crate) fn included_files(manifest: &Path, entries: &[IncludeEntry]) -> Vec<P
 /// Reads and validates the manifest alone: its include entries are
 /// checked but not followed (for what only the main manifest says, such
 /// as `state:`).
-pub fn load_main(path: &Path) -> anyhow::Result<Manifest> {
+pub(crate) fn load_main(path: &Path) -> anyhow::Result<Manifest> {
     let bytes = read_bounded(path)?;
     let tree = parse::tree(path, &bytes, parse::Kind::Main)?;
     drop(bytes);

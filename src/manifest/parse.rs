@@ -23,7 +23,7 @@ use crate::provider::{FieldValue, TypeField};
 
 /// Manifests larger than this are refused before parsing (room for about
 /// 250,000 pins on two targets each).
-pub const MAX_MANIFEST_BYTES: usize = 32 * 1024 * 1024;
+pub(crate) const MAX_MANIFEST_BYTES: usize = 32 * 1024 * 1024;
 
 // The fields each mapping of the manifest accepts; any other is refused.
 // The JSON Schema (`schema.rs`) is checked against these lists.

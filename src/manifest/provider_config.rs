@@ -15,47 +15,47 @@ use crate::provider::{Capabilities, ProviderType};
 /// [`ProviderType`]s. Everything that differs between types is asked of it,
 /// never decided by matching on its name.
 #[derive(Clone, Copy)]
-pub struct ProviderKind(&'static ProviderType);
+pub(crate) struct ProviderKind(&'static ProviderType);
 
 impl ProviderKind {
     /// The type named `name` in `type:`.
-    pub fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         ProviderType::named(name).map(Self)
     }
 
     /// Every type, in the order `type:` lists them.
-    pub fn all() -> impl Iterator<Item = Self> {
+    pub(crate) fn all() -> impl Iterator<Item = Self> {
         TYPES.iter().map(|t| Self(t))
     }
 
     /// The names accepted in `type:`.
-    pub fn names() -> Vec<&'static str> {
+    pub(crate) fn names() -> Vec<&'static str> {
         TYPES.iter().map(|t| t.name).collect()
     }
 
     /// What this type is and can do.
-    pub fn provider_type(self) -> &'static ProviderType {
+    pub(crate) fn provider_type(self) -> &'static ProviderType {
         self.0
     }
 
     /// What this type's API can do.
-    pub fn capabilities(self) -> Capabilities {
+    pub(crate) fn capabilities(self) -> Capabilities {
         self.0.capabilities
     }
 
     /// The public endpoint used when the manifest gives no `base_url`.
-    pub fn default_base_url(self) -> Option<&'static str> {
+    pub(crate) fn default_base_url(self) -> Option<&'static str> {
         self.0.default_base_url
     }
 
     /// The published limit pinsync paces itself at when the manifest says
     /// nothing.
-    pub fn default_rate_limit(self) -> Option<RateLimit> {
+    pub(crate) fn default_rate_limit(self) -> Option<RateLimit> {
         self.0.default_rate_limit
     }
 
     /// Whether pins on this service can name a cluster.
-    pub fn has_clusters(self) -> bool {
+    pub(crate) fn has_clusters(self) -> bool {
         self.0.capabilities.clusters
     }
 }
@@ -102,15 +102,15 @@ impl<'de> Deserialize<'de> for ProviderKind {
 /// (`180/min`, or `{rate: 100/min, burst: 10}` in the manifest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RateLimit {
-    pub calls: u32,
-    pub per: Per,
-    pub burst: u32,
+pub(crate) struct RateLimit {
+    pub(crate) calls: u32,
+    pub(crate) per: Per,
+    pub(crate) burst: u32,
 }
 
 /// The time a rate limit counts calls in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Per {
+pub(crate) enum Per {
     #[serde(rename = "s")]
     Second,
     #[serde(rename = "min")]
@@ -120,7 +120,7 @@ pub enum Per {
 }
 
 impl Per {
-    pub fn duration(self) -> std::time::Duration {
+    pub(crate) fn duration(self) -> std::time::Duration {
         std::time::Duration::from_secs(match self {
             Self::Second => 1,
             Self::Minute => 60,
@@ -142,7 +142,7 @@ const MAX_RATE_CALLS: u32 = 1_000_000;
 
 impl RateLimit {
     /// Parses `N/s`, `N/min` or `N/h` (with a burst of 1).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let invalid =
             || format!("rate limit {text:?} is not N/s, N/min or N/h (like 180/min), or `none`");
         let (calls, per) = text.trim().split_once('/').ok_or_else(invalid)?;
@@ -176,12 +176,12 @@ impl RateLimit {
     }
 
     /// The time between calls at the steady rate.
-    pub fn period(&self) -> std::time::Duration {
+    pub(crate) fn period(&self) -> std::time::Duration {
         self.per.duration() / self.calls
     }
 
     /// How long `calls` calls take at this limit, the first burst free.
-    pub fn time_for(&self, calls: u64) -> std::time::Duration {
+    pub(crate) fn time_for(&self, calls: u64) -> std::time::Duration {
         let paced = calls.saturating_sub(u64::from(self.burst));
         self.period()
             .checked_mul(u32::try_from(paced).unwrap_or(u32::MAX))
@@ -202,7 +202,7 @@ impl fmt::Display for RateLimit {
 /// The kinds of call a service may limit apart (`rate_limits:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum CallKind {
+pub(crate) enum CallKind {
     /// Adding or replacing a pin.
     Pin,
     /// Removing one.
@@ -214,9 +214,9 @@ pub enum CallKind {
 }
 
 impl CallKind {
-    pub const NAMES: &'static [&'static str] = &["pin", "unpin", "list", "status"];
+    pub(crate) const NAMES: &'static [&'static str] = &["pin", "unpin", "list", "status"];
 
-    pub fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         match name {
             "pin" => Some(Self::Pin),
             "unpin" => Some(Self::Unpin),
@@ -226,7 +226,7 @@ impl CallKind {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Pin => "pin",
             Self::Unpin => "unpin",
@@ -239,7 +239,7 @@ impl CallKind {
 /// How Pinarkive receives the API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum AuthStyle {
+pub(crate) enum AuthStyle {
     /// `X-API-Key: KEY` (the default).
     #[default]
     Header,
@@ -269,8 +269,8 @@ pub(crate) struct OwnFields {
 /// Deserialising (a saved plan) checks the name as the manifest does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawSecretRef")]
-pub struct SecretRef {
-    pub var: String,
+pub(crate) struct SecretRef {
+    pub(crate) var: String,
 }
 
 #[derive(Deserialize)]
@@ -305,7 +305,7 @@ fn check_var_name(var: &str) -> Result<(), String> {
 
 impl SecretRef {
     /// Parses `${NAME}`; a literal value is refused so keys stay out of git.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let var = text
             .strip_prefix("${")
             .and_then(|rest| rest.strip_suffix('}'))
@@ -329,43 +329,43 @@ impl fmt::Display for SecretRef {
 
 /// One provider entry of the manifest, validated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProviderConfig {
+pub(crate) struct ProviderConfig {
     #[serde(rename = "type")]
-    pub kind: ProviderKind,
+    pub(crate) kind: ProviderKind,
     /// Endpoint without a trailing slash.
-    pub base_url: String,
-    pub api_key: SecretRef,
+    pub(crate) base_url: String,
+    pub(crate) api_key: SecretRef,
     /// AIOZ only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_key: Option<SecretRef>,
+    pub(crate) secret_key: Option<SecretRef>,
     /// Pinarkive only.
     #[serde(default)]
-    pub auth: AuthStyle,
+    pub(crate) auth: AuthStyle,
     /// Plain `http://` to a host that is not loopback was asked for.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub allow_insecure_http: bool,
+    pub(crate) allow_insecure_http: bool,
     /// When a plan unpins too much of one of its targets.
     #[serde(default, skip_serializing_if = "UnpinGuard::is_default")]
-    pub unpin_guard: UnpinGuard,
+    pub(crate) unpin_guard: UnpinGuard,
     /// `pinning-service`: the value of `meta.pinsync` on the requests this
     /// manifest makes (the manifest's `identity`); only those are removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub identity: Option<String>,
+    pub(crate) identity: Option<String>,
     /// `pinning-service`: a request found for a wanted CID without any
     /// `meta.pinsync` mark is re-made with this manifest's, so pinsync
     /// manages it from then on. By default it is adopted as foreign: kept,
     /// never unpinned or replaced.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub take_over_unmarked: bool,
+    pub(crate) take_over_unmarked: bool,
     /// The limit every call to this provider is paced at: the manifest's
     /// `rate_limit`, else the type's published one; `None` paces nothing
     /// (`rate_limit: none`, or a `pinning-service` that sets none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<RateLimit>,
+    pub(crate) rate_limit: Option<RateLimit>,
     /// Limits on one kind of call, on top of `rate_limit` (Pinata allows 30
     /// lists a minute of its 180 calls).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub rate_limits: BTreeMap<CallKind, RateLimit>,
+    pub(crate) rate_limits: BTreeMap<CallKind, RateLimit>,
 }
 
 /// A plan that unpins more than `count` of a target's pins *and* more than
@@ -374,9 +374,9 @@ pub struct ProviderConfig {
 /// archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UnpinGuard {
-    pub count: u32,
-    pub percent: u32,
+pub(crate) struct UnpinGuard {
+    pub(crate) count: u32,
+    pub(crate) percent: u32,
 }
 
 impl Default for UnpinGuard {
@@ -438,12 +438,12 @@ impl ProviderConfig {
     }
 
     /// Whether the endpoint is the service's own public one.
-    pub fn is_default_endpoint(&self) -> bool {
+    pub(crate) fn is_default_endpoint(&self) -> bool {
         Some(self.base_url.as_str()) == self.kind.default_base_url()
     }
 
     /// Every environment variable this provider needs at apply time.
-    pub fn secret_refs(&self) -> impl Iterator<Item = &SecretRef> {
+    pub(crate) fn secret_refs(&self) -> impl Iterator<Item = &SecretRef> {
         std::iter::once(&self.api_key).chain(self.secret_key.as_ref())
     }
 }

@@ -11,10 +11,10 @@ use super::CanonicalCid;
 ///
 /// Written `provider` or `provider/cluster` in the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Target {
-    pub provider: Name,
+pub(crate) struct Target {
+    pub(crate) provider: Name,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<Name>,
+    pub(crate) cluster: Option<Name>,
 }
 
 /// A provider's or a cluster's name, interned: a manifest of a million
@@ -22,13 +22,13 @@ pub struct Target {
 /// their one copy. A thin pointer (to the interned `&str`), so that a
 /// target is two words: at two million keys each word is 16 MB.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Name(&'static &'static str);
+pub(crate) struct Name(&'static &'static str);
 
 impl Name {
     /// The one copy of `text`, made the first time it is seen. Names are
     /// few (a manifest's targets, a state's), so keeping each for the
     /// life of the process costs nothing.
-    pub fn new(text: &str) -> Self {
+    pub(crate) fn new(text: &str) -> Self {
         type Interned = &'static &'static str;
         thread_local! {
             static SEEN: std::cell::RefCell<Vec<Interned>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -62,7 +62,7 @@ impl Name {
         Self(name)
     }
 
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         self.0
     }
 }
@@ -158,7 +158,7 @@ impl<'de> Deserialize<'de> for Name {
 
 impl Target {
     /// Splits `provider` or `provider/cluster`; checks only the shape.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let (provider, cluster) = match text.split_once('/') {
             Some((p, c)) => (p, Some(c)),
             None => (text, None),
@@ -193,7 +193,7 @@ pub(crate) fn is_valid_name(name: &str) -> bool {
 impl Target {
     /// The width of `provider` or `provider/cluster` in characters, as
     /// `{:<width$}` counts them, without formatting it.
-    pub fn display_width(&self) -> usize {
+    pub(crate) fn display_width(&self) -> usize {
         self.provider.chars().count() + self.cluster.as_ref().map_or(0, |c| c.chars().count() + 1)
     }
 }
@@ -230,11 +230,11 @@ impl fmt::Display for Target {
 ///
 /// Ordered by target, then CID, so plans and state files are stable.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct PinKey {
+pub(crate) struct PinKey {
     #[serde(flatten)]
-    pub target: Target,
+    pub(crate) target: Target,
     /// Canonical CIDv1 form (see [`super::ContentId`]).
-    pub cid: CanonicalCid,
+    pub(crate) cid: CanonicalCid,
 }
 
 impl fmt::Display for PinKey {

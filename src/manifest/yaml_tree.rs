@@ -17,18 +17,18 @@ use super::Position;
 /// (unquoted), which is when `null`, `~` and `true` mean what YAML says.
 #[derive(Debug, Clone)]
 pub(crate) struct Scalar {
-    pub text: String,
-    pub at: Position,
-    pub plain: bool,
+    pub(crate) text: String,
+    pub(crate) at: Position,
+    pub(crate) plain: bool,
 }
 
 impl Scalar {
-    pub fn as_str(&self) -> &str {
+    pub(super) fn as_str(&self) -> &str {
         &self.text
     }
 
     /// A plain `true`/`false` (in YAML 1.2's three spellings).
-    pub fn as_bool(&self) -> Option<bool> {
+    pub(super) fn as_bool(&self) -> Option<bool> {
         match (self.plain, self.text.as_str()) {
             (true, "true" | "True" | "TRUE") => Some(true),
             (true, "false" | "False" | "FALSE") => Some(false),
@@ -37,7 +37,7 @@ impl Scalar {
     }
 
     /// A plain empty value, `~` or `null`.
-    pub fn is_null(&self) -> bool {
+    pub(super) fn is_null(&self) -> bool {
         self.plain && matches!(self.text.as_str(), "" | "~" | "null")
     }
 }
@@ -52,8 +52,8 @@ impl std::ops::Deref for Scalar {
 /// A list.
 #[derive(Debug, Clone)]
 pub(crate) struct Sequence {
-    pub at: Position,
-    pub items: Vec<Node>,
+    pub(crate) at: Position,
+    pub(crate) items: Vec<Node>,
 }
 
 impl std::ops::Deref for Sequence {
@@ -66,35 +66,35 @@ impl std::ops::Deref for Sequence {
 /// A mapping, its entries in file order.
 #[derive(Debug, Clone)]
 pub(crate) struct Mapping {
-    pub at: Position,
-    pub entries: Vec<(Scalar, Node)>,
+    pub(crate) at: Position,
+    pub(crate) entries: Vec<(Scalar, Node)>,
 }
 
 impl Mapping {
     /// The value of `key`. Mappings in a manifest are small: a scan is
     /// cheaper than a hash.
-    pub fn get(&self, key: &str) -> Option<&Node> {
+    pub(super) fn get(&self, key: &str) -> Option<&Node> {
         self.entries
             .iter()
             .find(|(k, _)| k.text == key)
             .map(|(_, v)| v)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&Scalar, &Node)> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&Scalar, &Node)> {
         self.entries.iter().map(|(k, v)| (k, v))
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &Scalar> {
+    pub(super) fn keys(&self) -> impl Iterator<Item = &Scalar> {
         self.entries.iter().map(|(k, _)| k)
     }
 
     /// Where the mapping starts: its first key, or its `{`. (The parser
     /// marks a block mapping at the `:` after the first key.)
-    pub fn start(&self) -> Position {
+    pub(super) fn start(&self) -> Position {
         self.keys().next().map_or(self.at, |k| self.at.min(k.at))
     }
 }
@@ -108,7 +108,7 @@ pub(crate) enum Node {
 }
 
 impl Node {
-    pub fn at(&self) -> Position {
+    pub(super) fn at(&self) -> Position {
         match self {
             Self::Scalar(s) => s.at,
             Self::Sequence(s) => s.at,
@@ -116,21 +116,21 @@ impl Node {
         }
     }
 
-    pub fn as_scalar(&self) -> Option<&Scalar> {
+    pub(super) fn as_scalar(&self) -> Option<&Scalar> {
         match self {
             Self::Scalar(s) => Some(s),
             _ => None,
         }
     }
 
-    pub fn as_sequence(&self) -> Option<&Sequence> {
+    pub(super) fn as_sequence(&self) -> Option<&Sequence> {
         match self {
             Self::Sequence(s) => Some(s),
             _ => None,
         }
     }
 
-    pub fn as_mapping(&self) -> Option<&Mapping> {
+    pub(super) fn as_mapping(&self) -> Option<&Mapping> {
         match self {
             Self::Mapping(m) => Some(m),
             _ => None,

@@ -7,7 +7,7 @@
 mod pace;
 pub mod saved_plan;
 
-pub use pace::{Pace, pace};
+pub(crate) use pace::{Pace, pace};
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,12 +21,12 @@ use crate::state::{PinStatus, State};
 /// Version 2 added unpins and their order, version 3 origins and each
 /// provider's rate limits; an older plan is refused (made again, it says
 /// everything this build would act on).
-pub const PLAN_FORMAT_VERSION: u32 = 3;
+pub(crate) const PLAN_FORMAT_VERSION: u32 = 3;
 
 /// What a change does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Action {
+pub(crate) enum Action {
     /// `+`: pin on the provider and record it.
     Pin,
     /// `~`: already pinned; its name or meta changed, or it is back in the
@@ -47,47 +47,47 @@ pub enum Action {
 
 /// What a pin looked like in the state before an update.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Previous {
+pub(crate) struct Previous {
     #[serde(flatten)]
-    pub labels: Labels,
-    pub status: PinStatus,
+    pub(crate) labels: Labels,
+    pub(crate) status: PinStatus,
 }
 
 /// One change to one (target, CID).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Change {
-    pub action: Action,
+pub(crate) struct Change {
+    pub(crate) action: Action,
     #[serde(flatten)]
-    pub target: Target,
+    pub(crate) target: Target,
     /// The CID as the manifest writes it (for `orphan`: as it was pinned).
-    pub cid: String,
+    pub(crate) cid: String,
     /// The canonical CIDv1 that identifies the pin.
-    pub canonical_cid: CanonicalCid,
+    pub(crate) canonical_cid: CanonicalCid,
     #[serde(flatten)]
-    pub labels: Labels,
+    pub(crate) labels: Labels,
     /// `pin`, `repin`, `update`: the manifest's origins for the pin.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub origins: Vec<String>,
+    pub(crate) origins: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous: Option<Previous>,
+    pub(crate) previous: Option<Previous>,
     /// `unpin`: the provider's id for the pin, which AIOZ unpins by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pin_id: Option<String>,
+    pub(crate) pin_id: Option<String>,
     /// `unpin` of a CID this plan pins elsewhere (a move): the unpin waits
     /// for those pins, and is skipped if any of them fails.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub moved_to: Vec<Target>,
+    pub(crate) moved_to: Vec<Target>,
     /// `orphan` under pruning: why it cannot be unpinned; `repin`: what
     /// the provider said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 impl Change {
     /// Whether this change is a call to `provider`: pins, re-pins, unpins,
     /// and a label change where the API can make it (the Pinning Service
     /// API's replace); other label changes are only recorded.
-    pub fn calls(&self, provider: Option<&ProviderConfig>) -> bool {
+    pub(crate) fn calls(&self, provider: Option<&ProviderConfig>) -> bool {
         match self.action {
             Action::Pin | Action::Repin | Action::Unpin => true,
             Action::Orphan => false,
@@ -118,7 +118,7 @@ impl Change {
         }
     }
 
-    pub fn key(&self) -> PinKey {
+    pub(crate) fn key(&self) -> PinKey {
         PinKey {
             target: self.target.clone(),
             cid: self.canonical_cid.clone(),
@@ -128,19 +128,19 @@ impl Change {
 
 /// Counts for the one-line summary.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Summary {
-    pub pin: usize,
-    pub update: usize,
-    pub orphan: usize,
+pub(crate) struct Summary {
+    pub(crate) pin: usize,
+    pub(crate) update: usize,
+    pub(crate) orphan: usize,
     #[serde(default)]
-    pub unpin: usize,
+    pub(crate) unpin: usize,
     #[serde(default)]
-    pub repin: usize,
-    pub unchanged: usize,
+    pub(crate) repin: usize,
+    pub(crate) unchanged: usize,
 }
 
 impl Summary {
-    pub fn has_changes(&self) -> bool {
+    pub(crate) fn has_changes(&self) -> bool {
         self.pin + self.update + self.orphan + self.unpin + self.repin > 0
     }
 }
@@ -150,29 +150,36 @@ impl Summary {
 pub struct PlanOptions {
     /// Unpin what the manifest no longer asks for (`--prune`, or
     /// `prune: true` in the manifest).
-    pub prune: bool,
+    pub(crate) prune: bool,
 }
 
 /// Which state a plan was made against.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StateRef {
-    pub lineage: String,
-    pub serial: u64,
+pub(crate) struct StateRef {
+    pub(crate) lineage: String,
+    pub(crate) serial: u64,
 }
 
 /// A plan: the changes, and everything needed to apply them later
 /// (providers by name with their credential *variable names*, never values).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
-    pub format_version: u32,
-    pub state: StateRef,
-    pub providers: BTreeMap<String, ProviderConfig>,
-    pub changes: Vec<Change>,
-    pub summary: Summary,
+    pub(crate) format_version: u32,
+    pub(crate) state: StateRef,
+    pub(crate) providers: BTreeMap<String, ProviderConfig>,
+    pub(crate) changes: Vec<Change>,
+    pub(crate) summary: Summary,
     /// Each provider's calls and the time they take at its rate limit.
     /// Worked out from the rest, never read from a saved plan.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub pace: BTreeMap<String, Pace>,
+    pub(crate) pace: BTreeMap<String, Pace>,
+}
+
+impl Plan {
+    /// How many changes it holds, unchanged pins included.
+    pub fn change_count(&self) -> usize {
+        self.changes.len()
+    }
 }
 
 /// Diffs the manifest against the state.
@@ -417,15 +424,15 @@ fn mark_moves(changes: &[Change], unpins: &mut [Change]) {
 
 /// What may pass a guard: `--max-unpins N` or `--force-unpins`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UnpinAllowance {
-    pub max_unpins: Option<usize>,
-    pub force: bool,
+pub(crate) struct UnpinAllowance {
+    pub(crate) max_unpins: Option<usize>,
+    pub(crate) force: bool,
 }
 
 /// The safety guards a plan's unpins trip, each as a message saying how to
 /// pass it; empty when the plan may be applied. `state` is the one the plan
 /// was made from (a target's pins are counted there).
-pub fn guards(plan: &Plan, state: &State, allowance: UnpinAllowance) -> Vec<String> {
+pub(crate) fn guards(plan: &Plan, state: &State, allowance: UnpinAllowance) -> Vec<String> {
     let unpins = plan.summary.unpin;
     if unpins == 0 || allowance.force || allowance.max_unpins.is_some_and(|max| unpins <= max) {
         return Vec::new();

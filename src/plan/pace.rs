@@ -11,27 +11,27 @@ use crate::manifest::{CallKind, ProviderConfig};
 
 /// One provider's share of a plan's calls.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pace {
+pub(crate) struct Pace {
     /// Requests the changes make (a Pinning Service pin is a lookup, ten
     /// CIDs a call, and an add).
-    pub calls: u64,
+    pub(crate) calls: u64,
     /// The limit they are paced at, as the manifest writes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<String>,
+    pub(crate) rate_limit: Option<String>,
     /// How long they take at it, in seconds; none without a limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seconds: Option<u64>,
+    pub(crate) seconds: Option<u64>,
 }
 
 impl Pace {
-    pub fn duration(&self) -> Option<Duration> {
+    pub(crate) fn duration(&self) -> Option<Duration> {
         self.seconds.map(Duration::from_secs)
     }
 }
 
 /// Each provider's calls in `plan`, and the time they take at its limits:
 /// the slowest of its overall limit and the limits of each kind of call.
-pub fn pace(plan: &Plan) -> BTreeMap<String, Pace> {
+pub(crate) fn pace(plan: &Plan) -> BTreeMap<String, Pace> {
     let mut by_kind: BTreeMap<&str, BTreeMap<CallKind, f64>> = BTreeMap::new();
     for change in &plan.changes {
         let config = plan.providers.get(change.target.provider.as_str());

@@ -20,7 +20,7 @@ use crate::state::State;
 const MAX_PLAN_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Writes `plan` to `path` atomically.
-pub fn save(plan: &Plan, path: &Path) -> anyhow::Result<()> {
+pub(crate) fn save(plan: &Plan, path: &Path) -> anyhow::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(plan)?;
     bytes.push(b'\n');
     file_io::replace(path, &bytes, None).context("save plan")?;
@@ -28,7 +28,7 @@ pub fn save(plan: &Plan, path: &Path) -> anyhow::Result<()> {
 }
 
 /// Reads and checks a saved plan.
-pub fn load(path: &Path) -> anyhow::Result<Plan> {
+pub(crate) fn load(path: &Path) -> anyhow::Result<Plan> {
     let shown = path.display();
     let bytes = read_bounded(path).with_context(|| format!("read plan {shown}"))?;
     decode(&bytes).with_context(|| format!("plan {shown} was refused; nothing was changed"))
@@ -45,7 +45,7 @@ fn read_bounded(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Refuses a plan made against another state than `state`.
-pub fn check_current(plan: &Plan, state: &State, path: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_current(plan: &Plan, state: &State, path: &Path) -> anyhow::Result<()> {
     if plan.state.lineage != state.lineage || plan.state.serial != state.serial {
         bail!(
             "the state has changed since {} was made (plan made at state serial {} of lineage {}, \
@@ -63,7 +63,11 @@ pub fn check_current(plan: &Plan, state: &State, path: &Path) -> anyhow::Result<
 /// Refuses a plan whose unpins and re-pins name pins the state does not
 /// hold as the plan says: their pin ids drive DELETE calls, so they must be
 /// the state's, not an edited file's.
-pub fn check_pins_against_state(plan: &Plan, state: &State, path: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_pins_against_state(
+    plan: &Plan,
+    state: &State,
+    path: &Path,
+) -> anyhow::Result<()> {
     for (i, change) in plan.changes.iter().enumerate() {
         // Unpins, re-pins and replaces name a request to call by its id.
         let by_id = match change.action {

@@ -84,7 +84,7 @@ const SECRET_KEY_HEADER: HeaderName = HeaderName::from_static("pinning_secret_ke
 
 /// The AIOZ W3IPFS pinning API.
 #[derive(Debug)]
-pub struct Aioz {
+pub(crate) struct Aioz {
     client: http::Client,
     /// Parsed once, not per call.
     pin_url: reqwest::Url,

@@ -91,10 +91,10 @@ pub(crate) fn read_unpin_answer(answer: &Answer) -> Result<UnpinReceipt, Provide
 
 /// A provider's answer, read in full.
 pub(crate) struct Answer {
-    pub status: StatusCode,
+    pub(crate) status: StatusCode,
     /// `Retry-After` of a failed answer, the one header read.
-    pub retry_after: Option<Duration>,
-    pub body: Vec<u8>,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) body: Vec<u8>,
 }
 
 /// One provider's HTTP client: the shared connection pool, and that
@@ -106,19 +106,19 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub fn new(inner: reqwest::Client, pacer: Arc<Pacer>) -> Self {
+    pub(crate) fn new(inner: reqwest::Client, pacer: Arc<Pacer>) -> Self {
         Self { inner, pacer }
     }
 
-    pub fn get(&self, url: reqwest::Url) -> RequestBuilder {
+    pub(crate) fn get(&self, url: reqwest::Url) -> RequestBuilder {
         self.inner.get(url)
     }
 
-    pub fn post(&self, url: reqwest::Url) -> RequestBuilder {
+    pub(crate) fn post(&self, url: reqwest::Url) -> RequestBuilder {
         self.inner.post(url)
     }
 
-    pub fn delete(&self, url: reqwest::Url) -> RequestBuilder {
+    pub(crate) fn delete(&self, url: reqwest::Url) -> RequestBuilder {
         self.inner.delete(url)
     }
 
@@ -127,7 +127,7 @@ impl Client {
     /// echoes are redacted from what is shown or stored of it, not from
     /// the answer itself (see [`super::redacted`]): a valid answer parses
     /// whatever the keys are.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         kind: CallKind,
         request: RequestBuilder,

@@ -23,80 +23,75 @@ use futures::future::BoxFuture;
 use crate::manifest::{Labels, ProviderConfig};
 use crate::state::ProviderStatus;
 
-pub use aioz::Aioz;
-pub use pacing::{Pacer, Pacers};
-pub use pinarkive::Pinarkive;
-pub use pinning_service::{Ownership, PinningService};
-pub use provider_error::ProviderError;
-pub use registry::{
-    Capabilities, FieldValue, ProviderType, Starter, TypeField, UnpinBy, commented,
-};
-pub use secret::Secret;
+pub(crate) use pacing::Pacers;
+pub(crate) use provider_error::ProviderError;
+pub(crate) use registry::{Capabilities, FieldValue, ProviderType, Starter, TypeField, commented};
+pub(crate) use secret::Secret;
 
 /// One pin call.
 #[derive(Debug, Clone, Copy)]
-pub struct PinRequest<'a> {
+pub(crate) struct PinRequest<'a> {
     /// The CID as the manifest writes it.
-    pub cid: &'a str,
-    pub cluster: Option<&'a str>,
-    pub labels: &'a Labels,
+    pub(crate) cid: &'a str,
+    pub(crate) cluster: Option<&'a str>,
+    pub(crate) labels: &'a Labels,
     /// Multiaddrs known to provide the data, where the API takes them.
-    pub origins: &'a [String],
+    pub(crate) origins: &'a [String],
 }
 
 /// What a provider said when it accepted a pin.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PinReceipt {
+pub(crate) struct PinReceipt {
     /// The provider's own id for the pin, where it gives one.
-    pub pin_id: Option<String>,
+    pub(crate) pin_id: Option<String>,
     /// The provider said the CID was pinned already.
-    pub already_pinned: bool,
+    pub(crate) already_pinned: bool,
     /// The pin already there was made by someone else (a Pinning Service
     /// request without this manifest's mark): pinsync adopts it but never
     /// removes or replaces it.
-    pub foreign: bool,
+    pub(crate) foreign: bool,
 }
 
 /// One unpin call: the pin as pinsync recorded it.
 #[derive(Debug, Clone, Copy)]
-pub struct UnpinRequest<'a> {
+pub(crate) struct UnpinRequest<'a> {
     /// The CID as it was pinned.
-    pub cid: &'a str,
-    pub cluster: Option<&'a str>,
+    pub(crate) cid: &'a str,
+    pub(crate) cluster: Option<&'a str>,
     /// The provider's id for the pin, where it gave one.
-    pub pin_id: Option<&'a str>,
+    pub(crate) pin_id: Option<&'a str>,
 }
 
 /// What a provider said when it removed a pin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UnpinReceipt {
+pub(crate) struct UnpinReceipt {
     /// The provider did not hold it (404): the pin is gone either way.
-    pub already_gone: bool,
+    pub(crate) already_gone: bool,
 }
 
 /// One pin as a provider's listing shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedPin {
+pub(crate) struct ListedPin {
     /// The CID as the provider reports it.
-    pub cid: String,
-    pub cluster: Option<String>,
-    pub pin_id: Option<String>,
-    pub status: ProviderStatus,
-    pub name: Option<String>,
+    pub(crate) cid: String,
+    pub(crate) cluster: Option<String>,
+    pub(crate) pin_id: Option<String>,
+    pub(crate) status: ProviderStatus,
+    pub(crate) name: Option<String>,
     /// Made by someone else (see [`PinReceipt::foreign`]).
-    pub foreign: bool,
+    pub(crate) foreign: bool,
 }
 
 /// One page of a provider's pins, and where the next one starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listing {
-    pub pins: Vec<ListedPin>,
+pub(crate) struct Listing {
+    pub(crate) pins: Vec<ListedPin>,
     /// The cursor for the next page; `None` after the last.
-    pub next: Option<String>,
+    pub(crate) next: Option<String>,
 }
 
 /// A pinning service.
-pub trait Provider: Send + Sync {
+pub(crate) trait Provider: Send + Sync {
     /// Pins one CID. One attempt: retrying is the caller's policy.
     fn pin<'a>(
         &'a self,
@@ -154,7 +149,7 @@ pub trait Provider: Send + Sync {
 }
 
 /// Connected providers, by the name the manifest gives them.
-pub type Providers = BTreeMap<String, Arc<dyn Provider>>;
+pub(crate) type Providers = BTreeMap<String, Arc<dyn Provider>>;
 
 /// Turns the manifest's provider configs into ready providers: over HTTP
 /// with the credentials from the environment ([`HttpSettings`]), or, in
@@ -183,12 +178,12 @@ impl Connect for HttpSettings {
 
 /// Settings shared by every provider's HTTP client.
 #[derive(Debug, Clone)]
-pub struct HttpSettings {
+pub(crate) struct HttpSettings {
     /// Bound on one request, from connect to the last byte of the answer.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Each provider's pacer, shared by everything connected with these
     /// settings (a `watch` keeps one for its whole life).
-    pub pacers: Pacers,
+    pub(crate) pacers: Pacers,
 }
 
 impl Default for HttpSettings {
@@ -204,9 +199,9 @@ impl Default for HttpSettings {
 /// what an HTTP header cannot carry: `(variable, provider)` pairs.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", describe_credentials(.missing, .unusable))]
-pub struct MissingCredentials {
-    pub missing: Vec<(String, String)>,
-    pub unusable: Vec<(String, String)>,
+pub(crate) struct MissingCredentials {
+    pub(crate) missing: Vec<(String, String)>,
+    pub(crate) unusable: Vec<(String, String)>,
 }
 
 fn describe_credentials(missing: &[(String, String)], unusable: &[(String, String)]) -> String {
@@ -232,7 +227,7 @@ fn describe_credentials(missing: &[(String, String)], unusable: &[(String, Strin
 /// Builds the providers named in `used`, reading their credentials through
 /// `lookup` (the environment, in the CLI). Every missing variable is
 /// reported at once, before any call is made.
-pub fn connect(
+pub(crate) fn connect(
     configs: &BTreeMap<String, ProviderConfig>,
     used: &BTreeSet<String>,
     lookup: impl Fn(&str) -> Option<String>,

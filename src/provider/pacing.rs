@@ -53,7 +53,7 @@ const ACCEPTED_WINDOW: Duration = Duration::from_secs(1);
 
 /// One provider's pace: its limits, and what its answers said.
 #[derive(Debug)]
-pub struct Pacer {
+pub(crate) struct Pacer {
     limit: Option<RateLimit>,
     kind_limits: BTreeMap<CallKind, RateLimit>,
     by_kind: BTreeMap<CallKind, Mutex<Gcra>>,
@@ -65,7 +65,7 @@ pub struct Pacer {
 /// What [`Pacer::turn`] hands a call, for [`Pacer::observe`] to know
 /// which pace it was sent under.
 #[derive(Debug, Clone, Copy)]
-pub struct Ticket {
+pub(crate) struct Ticket {
     cut: u64,
 }
 
@@ -129,7 +129,7 @@ struct Pace {
 
 impl Pacer {
     /// A pacer for `limit` on every call, and `by_kind` on the kinds named.
-    pub fn new(limit: Option<RateLimit>, by_kind: &BTreeMap<CallKind, RateLimit>) -> Self {
+    pub(crate) fn new(limit: Option<RateLimit>, by_kind: &BTreeMap<CallKind, RateLimit>) -> Self {
         let now = Instant::now();
         let rate = limit.map(|l| rate_of(&l));
         Self {
@@ -158,22 +158,18 @@ impl Pacer {
     }
 
     /// A pacer that sets no pace but still follows the service's word.
-    pub fn unlimited() -> Self {
+    #[cfg(test)]
+    pub(crate) fn unlimited() -> Self {
         Self::new(None, &BTreeMap::new())
     }
 
-    /// The limit the manifest sets on every call, if any.
-    pub fn limit(&self) -> Option<RateLimit> {
-        self.limit
-    }
-
     /// The pace now, in calls a second; `None` while unpaced.
-    pub fn rate(&self) -> Option<f64> {
+    pub(crate) fn rate(&self) -> Option<f64> {
         self.pace().rate
     }
 
     /// Waits until a call of `kind` may be sent.
-    pub async fn turn(&self, kind: CallKind) -> Ticket {
+    pub(crate) async fn turn(&self, kind: CallKind) -> Ticket {
         if let Some(slots) = self.by_kind.get(&kind) {
             let slot = lock(slots).reserve(Instant::now());
             // A call dropped while it waits (a stopped apply) hands its
@@ -205,7 +201,7 @@ impl Pacer {
 
     /// Takes in the answer to the call `ticket` was handed for: its status
     /// and headers, and its `Retry-After`.
-    pub fn observe(
+    pub(crate) fn observe(
         &self,
         ticket: Ticket,
         status: StatusCode,
@@ -528,7 +524,7 @@ fn until_reset(value: f64, now: SystemTime) -> Duration {
 /// its whole life, so a periodic refresh and an apply share each
 /// provider's limit instead of each having its own.
 #[derive(Debug, Clone, Default)]
-pub struct Pacers {
+pub(crate) struct Pacers {
     by_provider: Arc<Mutex<BTreeMap<String, Arc<Pacer>>>>,
 }
 
@@ -553,7 +549,7 @@ impl Pacers {
     }
 
     /// Each paced provider's pace now, in calls a second.
-    pub fn rates(&self) -> BTreeMap<String, f64> {
+    pub(crate) fn rates(&self) -> BTreeMap<String, f64> {
         lock(&self.by_provider)
             .iter()
             .filter_map(|(name, p)| Some((name.clone(), p.rate()?)))

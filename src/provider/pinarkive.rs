@@ -87,7 +87,7 @@ fn connect(c: Connection<'_>) -> anyhow::Result<std::sync::Arc<dyn Provider>> {
 
 /// The Pinarkive pinning API.
 #[derive(Debug)]
-pub struct Pinarkive {
+pub(crate) struct Pinarkive {
     client: http::Client,
     /// `{base_url}/api/v3/files/pin/`, parsed once: parsing a URL per call
     /// showed in profiles at thousands of pins a second.

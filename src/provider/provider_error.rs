@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Why one provider call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProviderError {
+pub(crate) enum ProviderError {
     /// 429: slow down, and come back after `retry_after` when given.
     #[error("rate limited (HTTP 429){}", message_suffix(.message))]
     RateLimited {
@@ -43,7 +43,7 @@ pub enum ProviderError {
 
 impl ProviderError {
     /// Whether another attempt might succeed.
-    pub fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         !matches!(
             self,
             Self::Rejected { .. } | Self::Unauthorized { .. } | Self::Redirected { .. }
@@ -52,7 +52,7 @@ impl ProviderError {
 
     /// Whether every other call to the provider would fail the same way
     /// (refused credentials, a redirect): it gets no more calls in this run.
-    pub fn refuses_every_call(&self) -> bool {
+    pub(crate) fn refuses_every_call(&self) -> bool {
         matches!(self, Self::Unauthorized { .. } | Self::Redirected { .. })
     }
 
@@ -86,7 +86,7 @@ impl ProviderError {
     }
 
     /// How long the provider asked us to wait, if it did.
-    pub fn retry_after(&self) -> Option<Duration> {
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::RateLimited { retry_after, .. } => *retry_after,
             _ => None,

@@ -21,27 +21,27 @@ pub(crate) static TYPES: &[&ProviderType] = &[
 
 /// One provider type: what the manifest may say about it, what its API can
 /// do, and how to reach it.
-pub struct ProviderType {
+pub(crate) struct ProviderType {
     /// Its name in `type:`.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// The service's name in messages (`AIOZ unpins by pin id`).
-    pub title: &'static str,
+    pub(crate) title: &'static str,
     /// One line for the schema's description of `type`.
-    pub summary: &'static str,
+    pub(crate) summary: &'static str,
     /// The field holding the key (`api_key`, or a Pinning Service's
     /// `token`).
-    pub key_field: &'static str,
+    pub(crate) key_field: &'static str,
     /// Fields of its own, beyond those every type takes.
-    pub fields: &'static [TypeField],
+    pub(crate) fields: &'static [TypeField],
     /// The public endpoint used when the manifest gives no `base_url`;
     /// `None` makes `base_url` required.
-    pub default_base_url: Option<&'static str>,
+    pub(crate) default_base_url: Option<&'static str>,
     /// The published limit pinsync paces itself at when the manifest says
     /// nothing; `None` paces nothing.
-    pub default_rate_limit: Option<RateLimit>,
-    pub capabilities: Capabilities,
+    pub(crate) default_rate_limit: Option<RateLimit>,
+    pub(crate) capabilities: Capabilities,
     /// The block `init --provider NAME` writes.
-    pub starter: fn() -> Starter,
+    pub(crate) starter: fn() -> Starter,
     /// The provider for one validated config, its credentials resolved.
     pub(crate) connect: fn(Connection<'_>) -> anyhow::Result<Arc<dyn Provider>>,
 }
@@ -54,48 +54,48 @@ impl std::fmt::Debug for ProviderType {
 
 impl ProviderType {
     /// The type named `name` in `type:`.
-    pub fn named(name: &str) -> Option<&'static Self> {
+    pub(crate) fn named(name: &str) -> Option<&'static Self> {
         TYPES.iter().copied().find(|t| t.name == name)
     }
 
     /// Whether `field` is one of this type's own fields.
-    pub fn takes(&self, field: &str) -> bool {
+    pub(crate) fn takes(&self, field: &str) -> bool {
         self.fields.iter().any(|f| f.name == field)
     }
 }
 
 /// What a type's API can do, which the plan and its pacing ask about.
 #[derive(Debug, Clone, Copy)]
-pub struct Capabilities {
+pub(crate) struct Capabilities {
     /// Pins may name one of the account's clusters (`provider/cluster`).
-    pub clusters: bool,
+    pub(crate) clusters: bool,
     /// What an unpin names the pin by.
-    pub unpin_by: UnpinBy,
+    pub(crate) unpin_by: UnpinBy,
     /// A change of name or meta is a call (the Pinning Service API's
     /// replace); elsewhere labels are only recorded.
-    pub replace: bool,
+    pub(crate) replace: bool,
     /// CIDs one lookup asks for, where each pin is looked up before it is
     /// added (a Pinning Service would add a second request for a CID it
     /// holds).
-    pub lookup_batch: Option<usize>,
+    pub(crate) lookup_batch: Option<usize>,
     /// A pin is read before it is removed or replaced, to check that it is
     /// still this manifest's.
-    pub reads_before_removing: bool,
+    pub(crate) reads_before_removing: bool,
     /// The service keeps a mark on each pin saying which manifest made it
     /// (the manifest's `identity`), so only those are ever removed.
-    pub ownership_marks: bool,
+    pub(crate) ownership_marks: bool,
 }
 
 impl Capabilities {
     /// Whether an unpin needs the id the service gave the pin.
-    pub fn unpins_by_pin_id(&self) -> bool {
+    pub(crate) fn unpins_by_pin_id(&self) -> bool {
         self.unpin_by == UnpinBy::PinId
     }
 }
 
 /// How an unpin names the pin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnpinBy {
+pub(crate) enum UnpinBy {
     /// The id the service gave when it took the pin.
     PinId,
     /// The CID alone: on a service with clusters, from the cluster recorded
@@ -105,17 +105,17 @@ pub enum UnpinBy {
 
 /// A field one type takes, beyond those every type takes.
 #[derive(Debug, Clone, Copy)]
-pub struct TypeField {
-    pub name: &'static str,
-    pub required: bool,
-    pub value: FieldValue,
+pub(crate) struct TypeField {
+    pub(crate) name: &'static str,
+    pub(crate) required: bool,
+    pub(crate) value: FieldValue,
     /// For the schema, and for the message when it is missing.
-    pub description: &'static str,
+    pub(crate) description: &'static str,
 }
 
 /// What a type's own field holds.
 #[derive(Debug, Clone, Copy)]
-pub enum FieldValue {
+pub(crate) enum FieldValue {
     /// A credential, as `${VAR}`.
     Secret,
     /// One of these words.
@@ -125,22 +125,22 @@ pub enum FieldValue {
 }
 
 /// What `init` writes for one type.
-pub struct Starter {
+pub(crate) struct Starter {
     /// Lines under `providers:`.
-    pub providers: String,
+    pub(crate) providers: String,
     /// The live provider's name, which the example pin goes to.
-    pub target: &'static str,
+    pub(crate) target: &'static str,
     /// Commented lines for the example pin, after its name.
-    pub pin_extras: String,
+    pub(crate) pin_extras: String,
     /// The environment variables `apply` will need.
-    pub variables: Vec<&'static str>,
+    pub(crate) variables: Vec<&'static str>,
 }
 
 /// Where the starter's inline comments start, so they line up.
 const COMMENT_COLUMN: usize = 44;
 
 /// `text`, padded to the comment column, then `# comment`.
-pub fn commented(text: &str, comment: &str) -> String {
+pub(crate) fn commented(text: &str, comment: &str) -> String {
     format!("{text:<width$} # {comment}\n", width = COMMENT_COLUMN - 1)
 }
 

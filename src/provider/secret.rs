@@ -9,13 +9,13 @@ use reqwest::header::HeaderValue;
 /// logs or errors through formatting; the header value is marked sensitive,
 /// so the HTTP stack leaves it out of its own debug output too.
 #[derive(Clone)]
-pub struct Secret(HeaderValue, std::sync::Arc<[Vec<u8>]>);
+pub(crate) struct Secret(HeaderValue, std::sync::Arc<[Vec<u8>]>);
 
 impl Secret {
     /// `None` when `value` cannot travel in an HTTP header (a control
     /// character or a non-ASCII one): better refused before any call than
     /// failed on every call.
-    pub fn new(value: &str) -> Option<Self> {
+    pub(crate) fn new(value: &str) -> Option<Self> {
         // HTTP allows bytes above 0x7f in a header, but no API key has them:
         // such a value is a paste error, and would go out in Latin-1.
         value.is_ascii().then(|| Self::header(value)).flatten()
@@ -23,7 +23,7 @@ impl Secret {
 
     /// The same secret after `prefix` (as in `Bearer <key>`); `None` if the
     /// prefix is not header-safe.
-    pub fn prefixed(&self, prefix: &str) -> Option<Self> {
+    pub(crate) fn prefixed(&self, prefix: &str) -> Option<Self> {
         let key = self.0.to_str().ok()?;
         Self::header(&format!("{prefix}{key}"))
     }
@@ -36,7 +36,7 @@ impl Secret {
 
     /// The value, for the one place that needs it: a request header. Built
     /// once, cloned per call (a reference count, not a copy).
-    pub fn header_value(&self) -> HeaderValue {
+    pub(crate) fn header_value(&self) -> HeaderValue {
         self.0.clone()
     }
 }

@@ -37,7 +37,7 @@ struct Batch {
 
 /// An open journal that batches of confirmed pins are appended to.
 #[derive(Debug)]
-pub struct Journal {
+pub(crate) struct Journal {
     path: PathBuf,
     file: File,
 }
@@ -45,7 +45,7 @@ pub struct Journal {
 impl Journal {
     /// Starts a journal for `state`. Any journal already there must have been
     /// folded into the state file first (see [`super::StateFile::save`]).
-    pub fn create(path: &Path, state: &State) -> Result<Self, StateFileError> {
+    pub(crate) fn create(path: &Path, state: &State) -> Result<Self, StateFileError> {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -68,7 +68,7 @@ impl Journal {
 
     /// Appends one batch (pins recorded, pins removed) and makes it durable;
     /// `serial` is the one the batch brings the state to.
-    pub fn append(
+    pub(crate) fn append(
         &mut self,
         serial: u64,
         pins: &[StoredPin],

@@ -14,16 +14,16 @@ use serde::{Deserialize, Serialize};
 
 /// Who holds a lock, as written into the lock file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Holder {
-    pub pid: u32,
-    pub host: String,
-    pub since: String,
-    pub command: String,
+pub(super) struct Holder {
+    pub(crate) pid: u32,
+    pub(crate) host: String,
+    pub(crate) since: String,
+    pub(crate) command: String,
 }
 
 /// Why a lock was not taken.
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     #[error("the state {state} is locked by {holder}{waited}; try again when it finishes")]
     Held {
         state: PathBuf,
@@ -52,15 +52,18 @@ pub(crate) fn lock_path(state_path: &Path) -> PathBuf {
 
 /// An exclusive lock on a state file, released on drop.
 #[derive(Debug)]
-pub struct StateLock {
+pub(crate) struct StateLock {
     _file: File,
-    path: PathBuf,
 }
 
 impl StateLock {
     /// Takes the lock for `state_path`, waiting up to `wait` for a holder to
     /// finish (zero: fail at once). `command` is recorded for others to see.
-    pub fn acquire(state_path: &Path, wait: Duration, command: &str) -> Result<Self, LockError> {
+    pub(crate) fn acquire(
+        state_path: &Path,
+        wait: Duration,
+        command: &str,
+    ) -> Result<Self, LockError> {
         let path = lock_path(state_path);
         let io_err = |source| LockError::Io {
             path: path.clone(),
@@ -108,11 +111,7 @@ impl StateLock {
             .and_then(|()| file.write_all(&body))
             .and_then(|()| file.flush())
             .map_err(io_err)?;
-        Ok(Self { _file: file, path })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Self { _file: file })
     }
 }
 

@@ -7,7 +7,7 @@
 mod journal;
 mod location;
 mod lock;
-pub mod pin_table;
+pub(crate) mod pin_table;
 mod postgres;
 pub(crate) mod state_file;
 mod state_file_error;
@@ -20,15 +20,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::manifest::{CanonicalCid, Labels, Name, PinKey};
 
-pub use crate::file_io::FileError;
-pub use journal::Journal;
+pub(crate) use journal::Journal;
 pub(crate) use location::StateLocation;
-pub use lock::{LockError, StateLock};
-pub use pin_table::PinTable;
-pub use postgres::{LeaseInfo, PgLocation, PgStore, is_postgres_url};
-pub use state_file::{Restored, StateFile};
-pub use state_file_error::StateFileError;
-pub use store::{HeldLock, Recorder, StateStore};
+pub(crate) use lock::{LockError, StateLock};
+pub(crate) use pin_table::PinTable;
+pub(crate) use postgres::{PgLocation, PgStore, is_postgres_url};
+pub(crate) use state_file::{Restored, StateFile};
+pub(crate) use state_file_error::StateFileError;
+pub(crate) use store::{HeldLock, Recorder, StateStore};
 
 /// Version of the state file format this build writes. Version 2 added
 /// what the provider last said of each pin, version 3 the `foreign` mark
@@ -36,27 +35,27 @@ pub use store::{HeldLock, Recorder, StateStore};
 /// nothing observed and nothing foreign, and the first write keeps it as
 /// the backup. Version 4 leaves out `"status": "managed"`, the status of
 /// nearly every pin (19 of its 210 bytes).
-pub const STATE_FORMAT_VERSION: u32 = 4;
+pub(crate) const STATE_FORMAT_VERSION: u32 = 4;
 
 /// The versions this build reads.
-pub const READS_STATE_VERSIONS: [u32; 4] = [1, 2, 3, 4];
+pub(crate) const READS_STATE_VERSIONS: [u32; 4] = [1, 2, 3, 4];
 
 /// What pinsync has pinned, keyed by (target, canonical CID).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct State {
     /// Random id given when the state is first written (empty before); a
     /// saved plan only applies to the state it was made from.
-    pub lineage: String,
+    pub(crate) lineage: String,
     /// Grows by one on every write.
-    pub serial: u64,
+    pub(crate) serial: u64,
     /// Every recorded pin, in key order.
-    pub pins: PinTable,
+    pub(crate) pins: PinTable,
 }
 
 /// Whether a recorded pin is still asked for by the manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum PinStatus {
+pub(crate) enum PinStatus {
     /// In the manifest and pinned.
     #[default]
     Managed,
@@ -67,37 +66,37 @@ pub enum PinStatus {
 
 /// One pin the provider confirmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PinRecord {
+pub(crate) struct PinRecord {
     /// The CID as it was sent to the provider, where that is not the
     /// key's canonical text (see [`PinRecord::sent_cid`]).
-    pub cid_as_pinned: Option<Box<str>>,
-    pub labels: Labels,
+    pub(crate) cid_as_pinned: Option<Box<str>>,
+    pub(crate) labels: Labels,
     /// The provider's id for the pin, where it gives one (AIOZ's `data.id`,
     /// which unpinning needs).
-    pub pin_id: Option<Box<str>>,
+    pub(crate) pin_id: Option<Box<str>>,
     /// When the provider confirmed it (RFC 3339). The same for every pin
     /// confirmed in one second: a loaded state gives equal neighbours one
     /// copy.
-    pub pinned_at: Arc<str>,
-    pub status: PinStatus,
+    pub(crate) pinned_at: Arc<str>,
+    pub(crate) status: PinStatus,
     /// What the provider last said of the pin (`pinsync refresh`); boxed,
     /// as most records never hold it.
-    pub observed: Option<Box<Observed>>,
+    pub(crate) observed: Option<Box<Observed>>,
     /// Adopted, not made: a Pinning Service request that lacks this
     /// manifest's `meta.pinsync` mark (made by hand or by another manifest).
     /// pinsync never unpins or replaces it.
-    pub foreign: bool,
+    pub(crate) foreign: bool,
 }
 
 impl PinRecord {
     /// What [`PinRecord::cid_as_pinned`] holds for `sent` as the CID of
     /// `key`: nothing when it is the canonical text.
-    pub fn as_pinned(key: &PinKey, sent: &str) -> Option<Box<str>> {
+    pub(crate) fn as_pinned(key: &PinKey, sent: &str) -> Option<Box<str>> {
         (key.cid != *sent).then(|| sent.into())
     }
 
     /// The CID the provider was sent for the pin `key`.
-    pub fn sent_cid(&self, key: &PinKey) -> std::borrow::Cow<'_, str> {
+    pub(crate) fn sent_cid(&self, key: &PinKey) -> std::borrow::Cow<'_, str> {
         match &self.cid_as_pinned {
             Some(sent) => std::borrow::Cow::Borrowed(sent),
             None => std::borrow::Cow::Owned(key.cid.to_string()),
@@ -107,16 +106,16 @@ impl PinRecord {
 
 /// The provider's word on a pin, and when it was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Observed {
-    pub status: ProviderStatus,
+pub(crate) struct Observed {
+    pub(crate) status: ProviderStatus,
     /// RFC 3339.
-    pub at: String,
+    pub(crate) at: String,
 }
 
 /// A pin's status on its provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ProviderStatus {
+pub(crate) enum ProviderStatus {
     Queued,
     Pinning,
     Pinned,
@@ -128,7 +127,7 @@ pub enum ProviderStatus {
 impl ProviderStatus {
     /// Which of several answers for one pin counts: pinned before pinning,
     /// before queued, before failed, before missing.
-    pub fn rank(self) -> u8 {
+    pub(crate) fn rank(self) -> u8 {
         match self {
             Self::Pinned => 0,
             Self::Pinning => 1,
@@ -139,11 +138,11 @@ impl ProviderStatus {
     }
 
     /// Whether the pin needs pinning again: drift.
-    pub fn is_lost(self) -> bool {
+    pub(crate) fn is_lost(self) -> bool {
         matches!(self, Self::Failed | Self::Missing)
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
             Self::Pinning => "pinning",
@@ -161,14 +160,14 @@ impl State {
     }
 
     /// Gives a state that was never written its lineage, before its first write.
-    pub fn ensure_lineage(&mut self) {
+    pub(crate) fn ensure_lineage(&mut self) {
         if self.lineage.is_empty() {
             self.lineage = new_lineage();
         }
     }
 
     /// Records one confirmed pin (or a change to its labels or status).
-    pub fn record(&mut self, pin: StoredPin) {
+    pub(crate) fn record(&mut self, pin: StoredPin) {
         self.pins.insert(pin.key, pin.record);
     }
 }
@@ -176,9 +175,9 @@ impl State {
 /// A pin as stored on disk: its key and its record side by side, as one
 /// flat JSON object.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredPin {
-    pub key: PinKey,
-    pub record: PinRecord,
+pub(crate) struct StoredPin {
+    pub(crate) key: PinKey,
+    pub(crate) record: PinRecord,
 }
 
 // Written by hand rather than with `#[serde(flatten)]`, which buffers every
@@ -237,8 +236,8 @@ struct FlatPin {
 
 /// A borrowed pin, serialised in the stored shape without cloning it.
 pub(crate) struct PinRef<'a> {
-    pub key: &'a PinKey,
-    pub record: &'a PinRecord,
+    pub(crate) key: &'a PinKey,
+    pub(crate) record: &'a PinRecord,
 }
 
 impl<'a> PinRef<'a> {
@@ -325,6 +324,6 @@ fn new_lineage() -> String {
 }
 
 /// Current time in RFC 3339 with seconds, UTC.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }

@@ -24,7 +24,7 @@ type Entry = (PinKey, Option<PinRecord>);
 /// The pins of a [`super::State`], ordered by key, with the methods of a
 /// `BTreeMap<PinKey, PinRecord>`.
 #[derive(Clone, Default)]
-pub struct PinTable {
+pub(crate) struct PinTable {
     /// Sorted by key, each key once. A key here is never in `added`.
     sorted: Vec<Entry>,
     /// Pins inserted under a key that `sorted` does not hold.
@@ -35,7 +35,8 @@ pub struct PinTable {
 
 impl PinTable {
     /// An empty table.
-    pub fn new() -> Self {
+    #[cfg(test)]
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -45,7 +46,7 @@ impl PinTable {
     }
 
     /// The record of `key`, if it holds one.
-    pub fn get(&self, key: &PinKey) -> Option<&PinRecord> {
+    pub(crate) fn get(&self, key: &PinKey) -> Option<&PinRecord> {
         match self.position(key) {
             Some(i) => self.sorted[i].1.as_ref(),
             None => self.added.get(key),
@@ -53,7 +54,7 @@ impl PinTable {
     }
 
     /// The record of `key`, to change in place.
-    pub fn get_mut(&mut self, key: &PinKey) -> Option<&mut PinRecord> {
+    pub(crate) fn get_mut(&mut self, key: &PinKey) -> Option<&mut PinRecord> {
         match self.position(key) {
             Some(i) => self.sorted[i].1.as_mut(),
             None => self.added.get_mut(key),
@@ -61,12 +62,12 @@ impl PinTable {
     }
 
     /// Whether `key` has a record.
-    pub fn contains_key(&self, key: &PinKey) -> bool {
+    pub(crate) fn contains_key(&self, key: &PinKey) -> bool {
         self.get(key).is_some()
     }
 
     /// Sets the record of `key`, giving back the one it replaces.
-    pub fn insert(&mut self, key: PinKey, record: PinRecord) -> Option<PinRecord> {
+    pub(crate) fn insert(&mut self, key: PinKey, record: PinRecord) -> Option<PinRecord> {
         let old = match self.position(&key) {
             // A tombstone comes back to life in place, so that the key
             // stays out of `added`.
@@ -80,7 +81,7 @@ impl PinTable {
     }
 
     /// Removes the record of `key` and gives it back.
-    pub fn remove(&mut self, key: &PinKey) -> Option<PinRecord> {
+    pub(crate) fn remove(&mut self, key: &PinKey) -> Option<PinRecord> {
         let old = match self.position(key) {
             Some(i) => self.sorted[i].1.take(),
             None => self.added.remove(key),
@@ -92,22 +93,23 @@ impl PinTable {
     }
 
     /// How many pins it holds.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// Whether it holds no pin.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Removes every pin, and frees their memory.
-    pub fn clear(&mut self) {
+    #[cfg(test)]
+    pub(crate) fn clear(&mut self) {
         *self = Self::default();
     }
 
     /// The pins in key order.
-    pub fn iter(&self) -> Iter<'_> {
+    pub(crate) fn iter(&self) -> Iter<'_> {
         Iter(Merge::new(
             Live(self.sorted.iter()),
             self.added.iter(),
@@ -116,7 +118,7 @@ impl PinTable {
     }
 
     /// The pins in key order, their records to change in place.
-    pub fn iter_mut(&mut self) -> IterMut<'_> {
+    pub(crate) fn iter_mut(&mut self) -> IterMut<'_> {
         IterMut(Merge::new(
             LiveMut(self.sorted.iter_mut()),
             self.added.iter_mut(),
@@ -125,17 +127,19 @@ impl PinTable {
     }
 
     /// The keys, in order.
-    pub fn keys(&self) -> Keys<'_> {
+    pub(crate) fn keys(&self) -> Keys<'_> {
         Keys(self.iter())
     }
 
     /// The records, in key order.
-    pub fn values(&self) -> Values<'_> {
+    #[cfg(test)]
+    pub(crate) fn values(&self) -> Values<'_> {
         Values(self.iter())
     }
 
     /// The records, in key order, to change in place.
-    pub fn values_mut(&mut self) -> ValuesMut<'_> {
+    #[cfg(test)]
+    pub(crate) fn values_mut(&mut self) -> ValuesMut<'_> {
         ValuesMut(self.iter_mut())
     }
 }
@@ -355,7 +359,7 @@ where
 macro_rules! table_iterator {
     ($(#[$doc:meta])* $name:ident($inner:ty) -> $item:ty, $map:expr) => {
         $(#[$doc])*
-        pub struct $name<'a>($inner);
+        pub(crate) struct $name<'a>($inner);
 
         impl<'a> Iterator for $name<'a> {
             type Item = $item;
@@ -390,11 +394,13 @@ table_iterator!(
     Keys(Iter<'a>) -> &'a PinKey,
     |(key, _)| key
 );
+#[cfg(test)]
 table_iterator!(
     /// The records of a [`PinTable`] in key order ([`PinTable::values`]).
     Values(Iter<'a>) -> &'a PinRecord,
     |(_, record)| record
 );
+#[cfg(test)]
 table_iterator!(
     /// The records of a [`PinTable`] in key order, mutable
     /// ([`PinTable::values_mut`]).

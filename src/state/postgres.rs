@@ -58,19 +58,19 @@ const CHUNK: usize = 10_000;
 
 /// Where a PostgreSQL state lives, from a `postgres://` URL.
 #[derive(Clone)]
-pub struct PgLocation {
+pub(crate) struct PgLocation {
     config: postgres::Config,
     tls: Tls,
     /// The host the URL names, for messages about its certificate.
     host: String,
     /// The URL without its password, for messages.
     shown: String,
-    pub workspace: String,
-    pub schema: String,
+    pub(crate) workspace: String,
+    pub(crate) schema: String,
     /// The schema as SQL names it: quoted, so that any valid name (even a
     /// reserved word such as `user`) works, and its case is kept.
     schema_sql: String,
-    pub lease: Duration,
+    pub(crate) lease: Duration,
 }
 
 /// `sslmode=`, with libpq's meanings.
@@ -242,7 +242,7 @@ impl std::fmt::Debug for PgLocation {
 }
 
 /// Whether `text` names a PostgreSQL state rather than a file.
-pub fn is_postgres_url(text: &str) -> bool {
+pub(crate) fn is_postgres_url(text: &str) -> bool {
     let lower = text.get(..13).unwrap_or(text).to_ascii_lowercase();
     lower.starts_with("postgres://") || lower.starts_with("postgresql://")
 }
@@ -267,7 +267,7 @@ impl PgLocation {
     /// libpq does with a root certificate), a URL without `sslmode` gets
     /// `verify-full`, and `disable` does not read it. Unlike libpq,
     /// `~/.postgresql/root.crt` is not read.
-    pub fn parse(
+    pub(crate) fn parse(
         text: &str,
         env: impl Fn(&str) -> Option<String>,
         pgpass: Option<&std::path::Path>,
@@ -505,7 +505,7 @@ fn split_pgpass(line: &str) -> Vec<String> {
 }
 
 /// A state in one workspace of a PostgreSQL schema.
-pub struct PgStore {
+pub(crate) struct PgStore {
     location: Arc<PgLocation>,
     /// Shared with the store's recorder, which writes on the connection the
     /// state was read on rather than opening one when the first pins are
@@ -517,7 +517,7 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    pub fn new(location: PgLocation) -> Self {
+    pub(crate) fn new(location: PgLocation) -> Self {
         Self {
             location: Arc::new(location),
             client: Arc::default(),
@@ -605,15 +605,15 @@ impl PgStore {
 
 /// Who holds a workspace's lease, as `state lock status` shows it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LeaseInfo {
+pub(crate) struct LeaseInfo {
     /// The holder's JSON (command, host, pid, since, CI run).
-    pub holder: String,
-    pub acquired_at: String,
-    pub expires_at: String,
+    pub(crate) holder: String,
+    pub(crate) acquired_at: String,
+    pub(crate) expires_at: String,
     /// Seconds since it was taken.
-    pub age: f64,
+    pub(crate) age: f64,
     /// Past its expiry: the next run takes it over.
-    pub expired: bool,
+    pub(crate) expired: bool,
 }
 
 /// The columns a [`LeaseInfo`] is read from, in its fields' order.
@@ -634,7 +634,7 @@ impl LeaseInfo {
 
 impl PgStore {
     /// The workspace's lease, if one is recorded.
-    pub fn lease(&self) -> Result<Option<LeaseInfo>, StateFileError> {
+    pub(crate) fn lease(&self) -> Result<Option<LeaseInfo>, StateFileError> {
         self.with_client(|client, location| {
             let s = &location.schema_sql;
             let row = client.query_opt(
@@ -648,7 +648,10 @@ impl PgStore {
     /// Removes the workspace's lease if it was taken more than `older_than`
     /// ago; the lease removed, if any. Its holder, if alive, finds it gone
     /// at its next renewal or write and stops.
-    pub fn break_lease(&self, older_than: Duration) -> Result<Option<LeaseInfo>, StateFileError> {
+    pub(crate) fn break_lease(
+        &self,
+        older_than: Duration,
+    ) -> Result<Option<LeaseInfo>, StateFileError> {
         self.with_client(|client, location| {
             let s = &location.schema_sql;
             let row = client.query_opt(
@@ -664,7 +667,7 @@ impl PgStore {
     }
 
     /// Brings the schema to this build's version; the version it is at.
-    pub fn migrate(&self) -> Result<i32, StateFileError> {
+    pub(crate) fn migrate(&self) -> Result<i32, StateFileError> {
         self.with_client(|client, location| {
             let s = &location.schema_sql;
             let version: Option<i32> = client
@@ -761,7 +764,7 @@ fn check_version(location: &PgLocation, version: i32) -> Result<(), StateFileErr
 /// Creates the schema's tables, or brings them to [`SCHEMA_VERSION`]; the
 /// version found before. Concurrent first runs wait on the migrations
 /// table's lock, not on an advisory lock another schema could share.
-pub fn migrate(client: &mut Client, location: &PgLocation) -> Result<i32, postgres::Error> {
+pub(super) fn migrate(client: &mut Client, location: &PgLocation) -> Result<i32, postgres::Error> {
     let s = &location.schema_sql;
     // Up to date: no DDL, so a role with no right to create anything can
     // use a schema its administrator migrated.
@@ -1008,7 +1011,7 @@ impl Recorder for PgRecorder {
 }
 
 /// A lease on a workspace, renewed by a thread of its own until dropped.
-pub struct Lease {
+pub(super) struct Lease {
     token: String,
     stop: Arc<AtomicBool>,
     lost: CancellationToken,

@@ -132,24 +132,24 @@ const REPLACED_MARK: &str = ".replaced-";
 
 /// A state file and its companions (`.backup`, `.journal`, `.lock`).
 #[derive(Debug, Clone)]
-pub struct StateFile {
+pub(crate) struct StateFile {
     path: PathBuf,
 }
 
 impl StateFile {
-    pub fn new(path: impl Into<PathBuf>) -> Self {
+    pub(crate) fn new(path: impl Into<PathBuf>) -> Self {
         Self { path: path.into() }
     }
 
     /// The default state path for a manifest: `pins.yaml` -> `pins.state.json`.
-    pub fn beside_manifest(manifest: &Path) -> Self {
+    pub(crate) fn beside_manifest(manifest: &Path) -> Self {
         let stem = manifest
             .file_stem()
             .map_or_else(|| "pins".into(), |s| s.to_string_lossy().into_owned());
         Self::new(manifest.with_file_name(format!("{stem}.state.json")))
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -159,11 +159,11 @@ impl StateFile {
         PathBuf::from(name)
     }
 
-    pub fn journal_path(&self) -> PathBuf {
+    pub(crate) fn journal_path(&self) -> PathBuf {
         self.companion(".journal")
     }
 
-    pub fn backup_path(&self) -> PathBuf {
+    pub(crate) fn backup_path(&self) -> PathBuf {
         self.companion(".backup")
     }
 
@@ -189,7 +189,7 @@ impl StateFile {
 
     /// Loads the state, replaying any journal left by an interrupted apply.
     /// A missing file is an empty state.
-    pub fn load(&self) -> Result<State, StateFileError> {
+    pub(crate) fn load(&self) -> Result<State, StateFileError> {
         // Streamed rather than read whole: at 100,000 pins the file is 40 MB
         // that need not sit in memory beside the state it becomes.
         let mut state = match File::open(&self.path) {
@@ -206,13 +206,13 @@ impl StateFile {
     }
 
     /// Whether a journal holds writes not yet folded into the file.
-    pub fn has_journal(&self) -> bool {
+    pub(crate) fn has_journal(&self) -> bool {
         self.journal_path().exists()
     }
 
     /// Replaces the state file atomically with `state`, keeps the previous
     /// file as `.backup`, then drops the journal it supersedes.
-    pub fn save(&self, state: &State) -> Result<(), StateFileError> {
+    pub(crate) fn save(&self, state: &State) -> Result<(), StateFileError> {
         file_io::replace(&self.path, &encode(state), Some(&self.backup_path()))?;
         Journal::remove(&self.journal_path())?;
         Ok(())
@@ -221,19 +221,19 @@ impl StateFile {
 
 /// What [`StateFile::restore`] did.
 #[derive(Debug, Clone)]
-pub struct Restored {
+pub(crate) struct Restored {
     /// Pins in the restored state.
-    pub pins: usize,
-    pub serial: u64,
+    pub(crate) pins: usize,
+    pub(crate) serial: u64,
     /// Where the replaced state file and journal were moved, if they existed.
-    pub moved_aside: Vec<PathBuf>,
+    pub(crate) moved_aside: Vec<PathBuf>,
 }
 
 impl StateFile {
     /// Replaces the state with a copy that parses (by default the `.backup`).
     /// The current file and journal are moved aside, never deleted, so a
     /// restore loses nothing. The caller holds the lock.
-    pub fn restore(&self, from: &Path) -> Result<Restored, StateFileError> {
+    pub(crate) fn restore(&self, from: &Path) -> Result<Restored, StateFileError> {
         let bytes = fs::read(from).map_err(StateFileError::io("read", from))?;
         let mut state = decode(from, &bytes[..], bytes.len() as u64)?;
         // Above every serial the replaced files reached, so a plan saved

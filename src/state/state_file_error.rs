@@ -9,7 +9,7 @@ use crate::file_io::FileError;
 
 /// Why a state file could not be used. It is never overwritten in any case.
 #[derive(Debug, thiserror::Error)]
-pub enum StateFileError {
+pub(crate) enum StateFileError {
     #[error(
         "state file {path} cannot be read: {reason}; it was left untouched. \
          To go back to the previous version, run `pinsync state restore` \

@@ -8,7 +8,7 @@ use super::{Journal, LockError, State, StateFile, StateFileError, StateLock, Sto
 use crate::manifest::PinKey;
 
 /// A place a state is kept.
-pub trait StateStore: Send + Sync {
+pub(crate) trait StateStore: Send + Sync {
     /// The store as messages name it: a path, or a URL without its password.
     fn describe(&self) -> String;
 
@@ -45,7 +45,7 @@ pub trait StateStore: Send + Sync {
 }
 
 /// Durable appends of an apply's confirmed changes.
-pub trait Recorder: Send {
+pub(crate) trait Recorder: Send {
     /// Records one batch (pins confirmed, pins removed), bringing the state
     /// to `serial`.
     fn append(
@@ -57,7 +57,7 @@ pub trait Recorder: Send {
 }
 
 /// A lock held on a store, released on drop.
-pub trait HeldLock: Send {
+pub(crate) trait HeldLock: Send {
     /// Cancelled if the lock is lost while held (a lease taken over after
     /// a partition): the holder must stop making calls at once.
     fn lost(&self) -> Option<tokio_util::sync::CancellationToken> {

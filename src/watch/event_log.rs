@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// `2026-01-01T00:00:00Z INFO  event: message key=value`
     Text,
     /// One JSON object per line: `{"ts", "level", "event", "msg", ...fields}`.
@@ -18,7 +18,7 @@ pub enum LogFormat {
 
 /// Severity of a log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
+pub(crate) enum Level {
     Info,
     Warn,
     Error,
@@ -36,17 +36,17 @@ impl Level {
 
 /// Writes event lines to stdout.
 #[derive(Debug, Clone, Copy)]
-pub struct EventLog {
+pub(crate) struct EventLog {
     format: LogFormat,
 }
 
 impl EventLog {
-    pub fn new(format: LogFormat) -> Self {
+    pub(crate) fn new(format: LogFormat) -> Self {
         Self { format }
     }
 
     /// Logs one event. `fields` must be a JSON object (or null).
-    pub fn event(&self, level: Level, event: &str, msg: &str, fields: Value) {
+    pub(crate) fn event(&self, level: Level, event: &str, msg: &str, fields: Value) {
         let line = self.line(level, event, msg, fields, &crate::state::now_rfc3339());
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");

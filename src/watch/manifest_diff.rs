@@ -8,15 +8,15 @@ const MAX_LINES: usize = 20;
 
 /// The lines added and removed between `old` and `new`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ManifestDiff {
-    pub added: usize,
-    pub removed: usize,
+pub(super) struct ManifestDiff {
+    pub(crate) added: usize,
+    pub(crate) removed: usize,
     /// The first changed lines, `+ line` or `- line`.
-    pub lines: Vec<String>,
+    pub(crate) lines: Vec<String>,
 }
 
 impl ManifestDiff {
-    pub fn between(old: &str, new: &str) -> Self {
+    pub(super) fn between(old: &str, new: &str) -> Self {
         let mut diff = Self::default();
         for change in TextDiff::from_lines(old, new).iter_all_changes() {
             let sign = match change.tag() {
@@ -44,7 +44,7 @@ impl ManifestDiff {
         diff
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.added + self.removed == 0
     }
 }

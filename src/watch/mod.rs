@@ -26,19 +26,19 @@ use crate::plan::{self, Change};
 use crate::provider::{HttpSettings, ProviderError};
 use crate::state::State;
 
-pub use event_log::{EventLog, Level, LogFormat};
-pub use status_file::{Outcome, Role, StandbyStatus, Status};
+pub(crate) use event_log::{EventLog, Level, LogFormat};
+pub(crate) use status_file::{Outcome, Role, StandbyStatus, Status};
 
 /// How watch runs.
 #[derive(Debug, Clone)]
-pub struct WatchOptions {
+pub(crate) struct WatchOptions {
     /// Reconcile this often even without a change.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// Quiet time after the last file event before a burst counts as one change.
-    pub debounce: Duration,
-    pub apply: ApplyOptions,
-    pub http: HttpSettings,
-    pub status_file: Option<PathBuf>,
+    pub(crate) debounce: Duration,
+    pub(crate) apply: ApplyOptions,
+    pub(crate) http: HttpSettings,
+    pub(crate) status_file: Option<PathBuf>,
 }
 
 /// Why a reconcile ran.

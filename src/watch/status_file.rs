@@ -9,7 +9,7 @@ use serde::Serialize;
 /// How the last reconcile ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Everything in the plan landed (or there was nothing to do).
     Ok,
     /// Some pins failed; they are retried on the next reconcile.
@@ -25,7 +25,7 @@ pub enum Outcome {
 /// Which part a watch server plays on its state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Role {
+pub(crate) enum Role {
     /// It holds the state's lock and applies.
     Active,
     /// Another server holds the lease; this one waits to take over.
@@ -34,38 +34,38 @@ pub enum Role {
 
 /// What the status file says while a server waits for the lease.
 #[derive(Debug, Clone, Serialize)]
-pub struct StandbyStatus {
-    pub pid: u32,
-    pub manifest: PathBuf,
-    pub role: Role,
+pub(crate) struct StandbyStatus {
+    pub(crate) pid: u32,
+    pub(crate) manifest: PathBuf,
+    pub(crate) role: Role,
     /// Who holds the lease, as its lock says.
-    pub held_by: String,
-    pub since: String,
+    pub(crate) held_by: String,
+    pub(crate) since: String,
 }
 
 /// What the status file says.
 #[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    pub pid: u32,
-    pub manifest: PathBuf,
-    pub role: Role,
+pub(crate) struct Status {
+    pub(crate) pid: u32,
+    pub(crate) manifest: PathBuf,
+    pub(crate) role: Role,
     /// When the last reconcile finished.
-    pub last_run_at: String,
-    pub last_result: Outcome,
+    pub(crate) last_run_at: String,
+    pub(crate) last_result: Outcome,
     /// When a reconcile last ended `ok`: a monitor alerts when this is old.
-    pub last_success_at: Option<String>,
-    pub pinned: usize,
-    pub failed: usize,
-    pub unchanged: usize,
+    pub(crate) last_success_at: Option<String>,
+    pub(crate) pinned: usize,
+    pub(crate) failed: usize,
+    pub(crate) unchanged: usize,
     /// Pins the last good manifest asks for that are not pinned yet.
-    pub pending: usize,
+    pub(crate) pending: usize,
     /// Why the last run was not `ok`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// Replaces the status file at `path` with `status`.
-pub fn write(path: &Path, status: &impl Serialize) -> anyhow::Result<()> {
+pub(crate) fn write(path: &Path, status: &impl Serialize) -> anyhow::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(status)?;
     bytes.push(b'\n');
     crate::file_io::replace(path, &bytes, None).context("write status file")

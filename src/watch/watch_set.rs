@@ -20,8 +20,8 @@ use crate::manifest::{GLOB_MATCH, IncludeEntry, base_dir, has_wildcards};
 pub(super) struct WatchSet {
     /// Canonical directories, each watched recursively (for a glob with a
     /// wildcard before its last `/`) or not.
-    pub dirs: BTreeMap<PathBuf, RecursiveMode>,
-    pub filter: Filter,
+    pub(crate) dirs: BTreeMap<PathBuf, RecursiveMode>,
+    pub(crate) filter: Filter,
 }
 
 /// Which paths an event must touch to count as a change.
@@ -40,7 +40,7 @@ pub(super) struct Filter {
 
 impl WatchSet {
     /// What to watch for the manifest at `manifest` and its include entries.
-    pub fn new(manifest: &Path, entries: &[IncludeEntry]) -> Self {
+    pub(super) fn new(manifest: &Path, entries: &[IncludeEntry]) -> Self {
         let mut set = Self::default();
         set.file(manifest);
         let base = base_dir(manifest);
@@ -113,7 +113,7 @@ impl WatchSet {
 
 impl Filter {
     /// Whether an event on `path` is a change to the manifest's files.
-    pub fn matches(&self, path: &Path) -> bool {
+    pub(super) fn matches(&self, path: &Path) -> bool {
         let path = match (path.parent(), path.file_name()) {
             (Some(dir), Some(name)) => canonical_dir(dir).join(name),
             _ => path.to_path_buf(),

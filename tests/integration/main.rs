@@ -1,5 +1,9 @@
 //! End-to-end tests: the real `pinsync` binary against the emulator.
 
+// A test binary has no public surface: its helpers are `pub` for the
+// test modules beside them.
+#![allow(unreachable_pub)]
+
 mod support;
 
 mod apply;

@@ -5,7 +5,7 @@ use super::*;
 /// The plan as Markdown, for a pull-request comment: the counts, a table of
 /// the changes with full CIDs, endpoints that are not the built-in ones,
 /// and any safety guard that would refuse it. No colour.
-pub fn markdown(plan: &Plan, refused: &[String]) -> String {
+pub(crate) fn markdown(plan: &Plan, refused: &[String]) -> String {
     let mut out = String::from("### pinsync plan\n\n");
     let s = &plan.summary;
     if !s.has_changes() {

@@ -20,7 +20,7 @@ pub struct Palette {
 impl Palette {
     /// Colour only on a terminal, and never when `NO_COLOR` is set
     /// (<https://no-color.org>) or the terminal is dumb.
-    pub fn for_stream(is_terminal: bool) -> Self {
+    pub(crate) fn for_stream(is_terminal: bool) -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
         Self {
@@ -36,19 +36,19 @@ impl Palette {
         style.force_styling(self.color).apply_to(text).to_string()
     }
 
-    pub fn green(&self, text: &str) -> String {
+    pub(crate) fn green(&self, text: &str) -> String {
         self.paint(Style::new().green(), text)
     }
 
-    pub fn yellow(&self, text: &str) -> String {
+    pub(crate) fn yellow(&self, text: &str) -> String {
         self.paint(Style::new().yellow(), text)
     }
 
-    pub fn red(&self, text: &str) -> String {
+    pub(crate) fn red(&self, text: &str) -> String {
         self.paint(Style::new().red(), text)
     }
 
-    pub fn bold(&self, text: &str) -> String {
+    pub(crate) fn bold(&self, text: &str) -> String {
         self.paint(Style::new().bold(), text)
     }
 }
@@ -265,7 +265,7 @@ pub(super) fn imported(outcome: &crate::ops::ImportOutcome) -> String {
     text
 }
 
-pub fn refresh(r: &crate::refresh::RefreshReport) -> String {
+pub(crate) fn refresh(r: &crate::refresh::RefreshReport) -> String {
     let mut out = String::new();
     for (name, found) in &r.providers {
         let checked: usize = found.statuses.values().sum();
@@ -363,7 +363,7 @@ fn update_note(c: &Change) -> String {
 
 /// How `apply --wait` ended: each pin that failed or did not make it in
 /// time, then the count.
-pub fn waited(w: &crate::wait::Waited, timeout: std::time::Duration, p: Palette) -> String {
+pub(crate) fn waited(w: &crate::wait::Waited, timeout: std::time::Duration, p: Palette) -> String {
     let mut out = String::new();
     for key in &w.failed {
         let _ = writeln!(
@@ -393,7 +393,7 @@ pub fn waited(w: &crate::wait::Waited, timeout: std::time::Duration, p: Palette)
 }
 
 /// The safety guards a plan trips, one line each; empty when none.
-pub fn guards(refused: &[String], p: Palette) -> String {
+pub(crate) fn guards(refused: &[String], p: Palette) -> String {
     let mut out = String::new();
     for message in refused {
         let _ = writeln!(out, "\n{} {message}", p.red("Refused by a safety guard:"));
@@ -403,7 +403,7 @@ pub fn guards(refused: &[String], p: Palette) -> String {
 
 /// The closing summary of an apply, with each failure and its reason, and
 /// one line for each provider whose remaining pins were not attempted.
-pub fn report(r: &Report, p: Palette) -> String {
+pub(crate) fn report(r: &Report, p: Palette) -> String {
     let mut out = String::new();
     for f in &r.failed {
         let _ = writeln!(
@@ -466,7 +466,7 @@ pub fn report(r: &Report, p: Palette) -> String {
 }
 
 /// One line per recorded pin.
-pub fn state_list(state: &State) -> String {
+pub(crate) fn state_list(state: &State) -> String {
     let rows: Vec<[String; 5]> = state
         .pins
         .iter()
@@ -557,7 +557,7 @@ fn plural(n: usize) -> &'static str {
 }
 
 mod markdown;
-pub use markdown::markdown;
+pub(crate) use markdown::markdown;
 
 #[cfg(test)]
 mod tests;

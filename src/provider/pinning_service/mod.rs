@@ -91,7 +91,7 @@ const ALL_STATUSES: &str = "queued,pinning,pinned,failed";
 
 /// A Pinning Service API endpoint.
 #[derive(Debug)]
-pub struct PinningService {
+pub(crate) struct PinningService {
     client: http::Client,
     /// `{base_url}/pins`.
     pins_url: reqwest::Url,
@@ -106,7 +106,7 @@ pub struct PinningService {
 
 /// Which requests are this manifest's.
 #[derive(Debug, Clone)]
-pub struct Ownership {
+pub(crate) struct Ownership {
     /// The value of `meta.pinsync` on the requests this manifest makes.
     pub(crate) identity: String,
     /// An unmarked request found for a CID is re-made with the mark, so it
