@@ -30,7 +30,8 @@ pub use parse::parse;
 #[cfg(test)]
 pub(crate) use provider_config::check_base_url;
 pub(crate) use provider_config::{
-    AuthStyle, CallKind, Per, ProviderConfig, ProviderKind, RateLimit, SecretRef, UnpinGuard,
+    CallKind, Per, ProviderConfig, ProviderKind, RateLimit, SecretRef, Setting, Settings,
+    UnpinGuard,
 };
 pub(crate) use schema::{SCHEMA_URL, schema};
 pub(crate) use target::is_valid_name;

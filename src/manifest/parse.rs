@@ -14,10 +14,10 @@ use super::target::is_valid_name;
 use super::yaml_tree::{self, LoadError, Mapping, Node, Scalar, Sequence};
 use super::{CallKind, MAX_META_CHARS, MAX_NAME_CHARS, RateLimit, UnpinGuard, check_label};
 
-use super::provider_config::OwnFields;
+use super::provider_config::{Setting, Settings};
 use super::{
-    AuthStyle, ContentId, DesiredPin, Diagnostic, Diagnostics, Labels, MANIFEST_VERSION, Manifest,
-    PinKey, Position, ProviderConfig, ProviderKind, SecretRef, Target,
+    ContentId, DesiredPin, Diagnostic, Diagnostics, Labels, MANIFEST_VERSION, Manifest, PinKey,
+    Position, ProviderConfig, ProviderKind, SecretRef, Target,
 };
 use crate::provider::{FieldValue, TypeField};
 
@@ -55,11 +55,6 @@ pub(crate) const COMMON_PROVIDER_FIELDS: &[&str] = &[
     "rate_limits",
 ];
 
-/// The fields that hold a type's key (`api_key`, `token`), each once.
-pub(super) fn key_fields() -> Vec<&'static str> {
-    each_once(ProviderKind::all().map(|k| k.provider_type().key_field))
-}
-
 /// Every type's own fields, each once.
 pub(super) fn own_fields() -> Vec<&'static str> {
     each_once(ProviderKind::all().flat_map(|k| k.provider_type().fields.iter().map(|f| f.name)))
@@ -85,7 +80,6 @@ fn each_once(names: impl Iterator<Item = &'static str>) -> Vec<&'static str> {
 /// Every field a provider may have, whatever its type.
 pub(super) fn provider_fields() -> Vec<&'static str> {
     let mut fields = COMMON_PROVIDER_FIELDS.to_vec();
-    fields.extend(key_fields());
     fields.extend(own_fields());
     fields
 }
@@ -838,25 +832,11 @@ impl Walker {
             }
             kind
         });
-        let own_type = kind.map(ProviderKind::provider_type);
-        // The key's field is the type's (a Pinning Service's `token`); any
-        // other type's key field is a slip for it.
-        let key_field = own_type.map_or("api_key", |t| t.key_field);
-        for other in key_fields().into_iter().filter(|f| *f != key_field) {
-            if let Some(n) = map.get(other) {
-                self.problem(
-                    n.at(),
-                    format!("{context}: use `{key_field}`, not `{other}`, for this provider type"),
-                );
-            }
-        }
-        let api_key = self
-            .required(map, key_field, &context)
-            .and_then(|n| self.secret(n));
         // A bad field must not end the walk of this provider: later fields may
         // hold problems too.
-        let mut own = OwnFields::default();
-        if let (Some(k), Some(t)) = (kind, own_type) {
+        let mut settings = Settings::default();
+        if let Some(k) = kind {
+            let t = k.provider_type();
             for field in own_fields().into_iter().filter(|f| !t.takes(f)) {
                 // A flag another type takes, set `false`, asks for nothing:
                 // manifests have always been allowed to say so.
@@ -864,14 +844,23 @@ impl Walker {
                     is_flag(field) && n.as_scalar().and_then(Scalar::as_bool) == Some(false)
                 };
                 if let Some(n) = map.get(field).filter(|n| !unset_flag(n)) {
+                    // Another type's key (`api_key` for `token`) is a slip.
+                    let hint = t
+                        .key_field()
+                        .map(|key| format!(" (its key goes in `{key}`)"))
+                        .unwrap_or_default();
                     self.problem(
                         n.at(),
-                        format!("{context}: `{field}` is not used by provider type {k}"),
+                        format!("{context}: `{field}` is not used by provider type {k}{hint}"),
                     );
                 }
             }
             for field in t.fields {
-                self.own_field(map, node, field, &context, &mut own);
+                self.own_field(map, field, &mut settings);
+            }
+            for (field, message) in t.relation_problems(|f| map.get(f).is_some()) {
+                let at = field.and_then(|f| map.get(f)).map_or(node.at(), Node::at);
+                self.problem(at, format!("{context}: {message}"));
             }
         }
         let allow_insecure = self.flag(map, "allow_insecure_http");
@@ -931,15 +920,12 @@ impl Walker {
         Some(ProviderConfig {
             kind: kind?,
             base_url: base_url?,
-            api_key: api_key?,
-            secret_key: own.secrets.remove("secret_key"),
-            auth: AuthStyle::named(own.words.get("auth").copied()),
+            settings,
             allow_insecure_http: allow_insecure,
             unpin_guard,
             identity: kind
                 .filter(|k| k.capabilities().ownership_marks)
                 .map(|_| identity.to_owned()),
-            take_over_unmarked: own.flags.contains("take_over_unmarked"),
             rate_limit,
             rate_limits,
         })
@@ -1009,57 +995,34 @@ impl Walker {
         Some(limit)
     }
 
-    /// One of a type's own fields, by what it holds.
-    fn own_field(
-        &mut self,
-        map: &Mapping,
-        node: &Node,
-        field: &TypeField,
-        context: &str,
-        own: &mut OwnFields,
-    ) {
+    /// One of a type's own fields, by what it holds, into `settings` (a
+    /// missing one is the type's relations' to report).
+    fn own_field(&mut self, map: &Mapping, field: &TypeField, settings: &mut Settings) {
         let Some(n) = map.get(field.name) else {
-            if field.required {
-                self.problem(
-                    node.at(),
-                    format!(
-                        "{context}: missing field `{}` ({})",
-                        field.name, field.description
-                    ),
-                );
-            }
             return;
         };
-        match field.value {
-            FieldValue::Secret => {
-                if let Some(secret) = self.secret(n) {
-                    own.secrets.insert(field.name, secret);
+        let what = format!("`{}`", field.name);
+        let value = match field.value {
+            FieldValue::Secret => self.secret(n).map(Setting::Secret),
+            FieldValue::Flag => Some(Setting::Flag(self.flag(map, field.name))),
+            FieldValue::Choice(words) => self.scalar(n, &what).and_then(|s| {
+                if words.contains(&s.as_str()) {
+                    return Some(Setting::Text(s.as_str().to_owned()));
                 }
-            }
-            FieldValue::Choice(words) => {
-                let Some(s) = self.scalar(n, &format!("`{}`", field.name)) else {
-                    return;
-                };
-                match words.iter().find(|w| **w == s.as_str()) {
-                    Some(word) => {
-                        own.words.insert(field.name, word);
-                    }
-                    None => self.problem(
-                        s.at,
-                        format!(
-                            "unknown {} {:?}; expected one of: {}",
-                            field.name,
-                            s.as_str(),
-                            words.join(", ")
-                        ),
+                self.problem(
+                    s.at,
+                    format!(
+                        "unknown {} {:?}; expected one of: {}",
+                        field.name,
+                        s.as_str(),
+                        words.join(", ")
                     ),
-                }
-            }
-            FieldValue::Flag => {
-                if self.flag(map, field.name) {
-                    own.flags.insert(field.name);
-                }
-            }
+                );
+                None
+            }),
+        };
+        if let Some(value) = value {
+            settings.insert(field.name, value);
         }
     }
 

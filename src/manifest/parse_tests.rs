@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{
-    AuthStyle, DesiredPin, Diagnostics, Labels, Manifest, PinKey, ProviderConfig, ProviderKind,
-    SecretRef, Target, parse,
+    DesiredPin, Diagnostics, Labels, Manifest, PinKey, ProviderConfig, ProviderKind, SecretRef,
+    Setting, Settings, Target, parse,
 };
 
 /// A CIDv0 (`Qm…`).
@@ -287,7 +287,7 @@ const BAD: &[Case] = &[
         ],
     ),
     (
-        "unknown provider type and missing api_key",
+        "unknown provider type",
         &[
             "version: 1",
             "providers:",
@@ -295,14 +295,11 @@ const BAD: &[Case] = &[
             "    type: nft",
             "pins: []",
         ],
-        &[
-            (4, 5, "missing field `api_key` in provider `p`"),
-            (
-                4,
-                11,
-                "unknown provider type \"nft\"; expected one of: aioz, pinarkive",
-            ),
-        ],
+        &[(
+            4,
+            11,
+            "unknown provider type \"nft\"; expected one of: aioz, pinarkive",
+        )],
     ),
     (
         "aioz without a secret key",
@@ -1051,19 +1048,26 @@ fn a_good_manifest_gives_the_model() {
     assert_eq!(m.path, Path::new("pins.yaml"));
 
     let secret = |var: &str| SecretRef { var: var.into() };
+    let settings = |fields: &[(&str, Setting)]| {
+        let mut settings = Settings::default();
+        for (name, value) in fields {
+            settings.insert(name, value.clone());
+        }
+        settings
+    };
     let expected_providers = BTreeMap::from([
         (
             "aioz".to_string(),
             ProviderConfig {
                 kind: ProviderKind::from_name("aioz").unwrap(),
                 base_url: "https://api-ipfs.attoaioz.cyou".into(),
-                api_key: secret("AIOZ_KEY"),
-                secret_key: Some(secret("AIOZ_SECRET")),
-                auth: AuthStyle::Header,
+                settings: settings(&[
+                    ("api_key", Setting::Secret(secret("AIOZ_KEY"))),
+                    ("secret_key", Setting::Secret(secret("AIOZ_SECRET"))),
+                ]),
                 allow_insecure_http: false,
                 unpin_guard: Default::default(),
                 identity: None,
-                take_over_unmarked: false,
                 rate_limit: ProviderKind::from_name("aioz")
                     .unwrap()
                     .default_rate_limit(),
@@ -1075,13 +1079,13 @@ fn a_good_manifest_gives_the_model() {
             ProviderConfig {
                 kind: ProviderKind::from_name("pinarkive").unwrap(),
                 base_url: "https://pin.example.com/v3".into(),
-                api_key: secret("ARKIVE_KEY"),
-                secret_key: None,
-                auth: AuthStyle::Bearer,
+                settings: settings(&[
+                    ("api_key", Setting::Secret(secret("ARKIVE_KEY"))),
+                    ("auth", Setting::Text("bearer".into())),
+                ]),
                 allow_insecure_http: false,
                 unpin_guard: Default::default(),
                 identity: None,
-                take_over_unmarked: false,
                 rate_limit: ProviderKind::from_name("pinarkive")
                     .unwrap()
                     .default_rate_limit(),
@@ -1093,13 +1097,13 @@ fn a_good_manifest_gives_the_model() {
             ProviderConfig {
                 kind: ProviderKind::from_name("pinarkive").unwrap(),
                 base_url: "http://127.0.0.1:5001".into(),
-                api_key: secret("LOCAL_KEY"),
-                secret_key: None,
-                auth: AuthStyle::Header,
+                settings: settings(&[
+                    ("api_key", Setting::Secret(secret("LOCAL_KEY"))),
+                    ("auth", Setting::Text("header".into())),
+                ]),
                 allow_insecure_http: false,
                 unpin_guard: Default::default(),
                 identity: None,
-                take_over_unmarked: false,
                 rate_limit: ProviderKind::from_name("pinarkive")
                     .unwrap()
                     .default_rate_limit(),
@@ -1111,13 +1115,13 @@ fn a_good_manifest_gives_the_model() {
             ProviderConfig {
                 kind: ProviderKind::from_name("aioz").unwrap(),
                 base_url: "http://10.0.0.7:8080".into(),
-                api_key: secret("LAN_KEY"),
-                secret_key: Some(secret("LAN_SECRET")),
-                auth: AuthStyle::Header,
+                settings: settings(&[
+                    ("api_key", Setting::Secret(secret("LAN_KEY"))),
+                    ("secret_key", Setting::Secret(secret("LAN_SECRET"))),
+                ]),
                 allow_insecure_http: true,
                 unpin_guard: Default::default(),
                 identity: None,
-                take_over_unmarked: false,
                 rate_limit: ProviderKind::from_name("aioz")
                     .unwrap()
                     .default_rate_limit(),

@@ -236,33 +236,61 @@ impl CallKind {
     }
 }
 
-/// How Pinarkive receives the API key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum AuthStyle {
-    /// `X-API-Key: KEY` (the default).
-    #[default]
-    Header,
-    /// `Authorization: Bearer KEY`.
-    Bearer,
+/// The values of a provider's own fields (those its type declares), by
+/// field name: the type's module reads the ones it declared.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct Settings(BTreeMap<String, Setting>);
+
+/// The value of one of a type's own fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub(crate) enum Setting {
+    /// A credential, as `${VAR}`.
+    Secret(SecretRef),
+    /// One of a choice's words, or free text.
+    Text(String),
+    Flag(bool),
 }
 
-impl AuthStyle {
-    /// The style `auth:` names; the default when it names none.
-    pub(crate) fn named(name: Option<&str>) -> Self {
-        match name {
-            Some("bearer") => Self::Bearer,
-            _ => Self::Header,
+impl Settings {
+    pub(crate) fn insert(&mut self, field: &str, value: Setting) {
+        self.0.insert(field.to_owned(), value);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every field set, with its value.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Setting)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub(crate) fn contains(&self, field: &str) -> bool {
+        self.0.contains_key(field)
+    }
+
+    /// The credential in `field`, if it is set.
+    pub(crate) fn secret(&self, field: &str) -> Option<&SecretRef> {
+        match self.0.get(field) {
+            Some(Setting::Secret(r)) => Some(r),
+            _ => None,
         }
     }
-}
 
-/// The values of a type's own fields, as the manifest's walk reads them.
-#[derive(Debug, Default)]
-pub(crate) struct OwnFields {
-    pub(crate) secrets: BTreeMap<&'static str, SecretRef>,
-    pub(crate) words: BTreeMap<&'static str, &'static str>,
-    pub(crate) flags: std::collections::BTreeSet<&'static str>,
+    /// The text (or chosen word) in `field`, if it is set.
+    pub(crate) fn text(&self, field: &str) -> Option<&str> {
+        match self.0.get(field) {
+            Some(Setting::Text(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Whether the flag `field` is set `true`.
+    pub(crate) fn flag(&self, field: &str) -> bool {
+        matches!(self.0.get(field), Some(Setting::Flag(true)))
+    }
 }
 
 /// A credential given as `${VAR}`: the name of an environment variable.
@@ -329,34 +357,25 @@ impl fmt::Display for SecretRef {
 
 /// One provider entry of the manifest, validated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ProviderConfig {
     #[serde(rename = "type")]
     pub(crate) kind: ProviderKind,
     /// Endpoint without a trailing slash.
     pub(crate) base_url: String,
-    pub(crate) api_key: SecretRef,
-    /// AIOZ only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) secret_key: Option<SecretRef>,
-    /// Pinarkive only.
-    #[serde(default)]
-    pub(crate) auth: AuthStyle,
+    /// The type's own fields: its credentials and options.
+    #[serde(default, skip_serializing_if = "Settings::is_empty")]
+    pub(crate) settings: Settings,
     /// Plain `http://` to a host that is not loopback was asked for.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) allow_insecure_http: bool,
     /// When a plan unpins too much of one of its targets.
     #[serde(default, skip_serializing_if = "UnpinGuard::is_default")]
     pub(crate) unpin_guard: UnpinGuard,
-    /// `pinning-service`: the value of `meta.pinsync` on the requests this
-    /// manifest makes (the manifest's `identity`); only those are removed.
+    /// On a type that marks its pins: the mark on the pins this manifest
+    /// makes (the manifest's `identity`); only those are removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) identity: Option<String>,
-    /// `pinning-service`: a request found for a wanted CID without any
-    /// `meta.pinsync` mark is re-made with this manifest's, so pinsync
-    /// manages it from then on. By default it is adopted as foreign: kept,
-    /// never unpinned or replaced.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub(crate) take_over_unmarked: bool,
     /// The limit every call to this provider is paced at: the manifest's
     /// `rate_limit`, else the type's published one; `None` paces nothing
     /// (`rate_limit: none`, or a `pinning-service` that sets none).
@@ -403,19 +422,7 @@ impl ProviderConfig {
         if let Err(e) = check_base_url(&self.base_url, self.allow_insecure_http) {
             problems.push(e);
         }
-        let own_type = self.kind.provider_type();
-        for (field, set) in self.own_fields() {
-            match (own_type.fields.iter().find(|f| f.name == field), set) {
-                (None, true) => problems.push(format!(
-                    "`{field}` is not used by provider type {}",
-                    self.kind
-                )),
-                (Some(f), false) if f.required => {
-                    problems.push(format!("missing field `{field}` ({})", f.description))
-                }
-                _ => {}
-            }
-        }
+        problems.extend(self.kind.provider_type().problems(&self.settings));
         if self.unpin_guard.percent > 100 {
             problems.push("`unpin_guard.percent` must be from 0 to 100".into());
         }
@@ -427,16 +434,6 @@ impl ProviderConfig {
         problems
     }
 
-    /// Each of the types' own fields this config has a place for, and
-    /// whether it is set (away from its default).
-    fn own_fields(&self) -> [(&'static str, bool); 3] {
-        [
-            ("secret_key", self.secret_key.is_some()),
-            ("auth", self.auth != AuthStyle::default()),
-            ("take_over_unmarked", self.take_over_unmarked),
-        ]
-    }
-
     /// Whether the endpoint is the service's own public one.
     pub(crate) fn is_default_endpoint(&self) -> bool {
         Some(self.base_url.as_str()) == self.kind.default_base_url()
@@ -444,7 +441,10 @@ impl ProviderConfig {
 
     /// Every environment variable this provider needs at apply time.
     pub(crate) fn secret_refs(&self) -> impl Iterator<Item = &SecretRef> {
-        std::iter::once(&self.api_key).chain(self.secret_key.as_ref())
+        self.settings.iter().filter_map(|(_, v)| match v {
+            Setting::Secret(r) => Some(r),
+            _ => None,
+        })
     }
 }
 
@@ -462,7 +462,10 @@ pub(crate) fn check_base_url(text: &str, allow_insecure: bool) -> Result<String,
         ));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("base_url must not carry credentials; use api_key".into());
+        return Err(
+            "base_url must not carry credentials; name them in the provider's credential fields"
+                .into(),
+        );
     }
     match url.scheme() {
         "https" => {}

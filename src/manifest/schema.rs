@@ -21,7 +21,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::parse::{MAX_IDENTITY_CHARS, is_flag, key_fields, own_fields};
+use super::parse::{MAX_IDENTITY_CHARS, is_flag, own_fields};
 use super::{
     CallKind, DEFAULT_IDENTITY, MANIFEST_VERSION, MAX_META_CHARS, MAX_NAME_CHARS, MAX_ORIGIN_CHARS,
     MAX_ORIGINS, ProviderKind, UnpinGuard,
@@ -57,7 +57,7 @@ fn kinds() -> impl Iterator<Item = ProviderKind> {
 /// `base_url` for a type without a default endpoint.
 fn required_fields(kind: ProviderKind) -> Vec<&'static str> {
     let t = kind.provider_type();
-    let mut required = vec!["type", t.key_field];
+    let mut required = vec!["type"];
     required.extend(t.fields.iter().filter(|f| f.required).map(|f| f.name));
     if kind.default_base_url().is_none() {
         required.push("base_url");
@@ -69,21 +69,14 @@ fn required_fields(kind: ProviderKind) -> Vec<&'static str> {
 /// fields.
 fn refused_fields(kind: ProviderKind) -> Vec<&'static str> {
     let t = kind.provider_type();
-    key_fields()
-        .into_iter()
-        .filter(|f| *f != t.key_field)
-        .chain(own_fields().into_iter().filter(|f| !t.takes(f)))
-        .collect()
+    own_fields().into_iter().filter(|f| !t.takes(f)).collect()
 }
 
 /// The types that take `field` as their key or as one of their own, as
 /// `` `aioz` and `pinarkive` ``.
 fn types_taking(field: &str) -> String {
     let names: Vec<String> = kinds()
-        .filter(|k| {
-            let t = k.provider_type();
-            t.key_field == field || t.takes(field)
-        })
+        .filter(|k| k.provider_type().takes(field))
         .map(|k| format!("`{k}`"))
         .collect();
     match names.split_last() {
@@ -96,16 +89,6 @@ fn types_taking(field: &str) -> String {
 /// The key fields and the types' own fields, each with its schema.
 fn type_field_schemas() -> Map<String, Value> {
     let mut fields = Map::new();
-    for key in key_fields() {
-        fields.insert(
-            key.to_owned(),
-            credential(&format!(
-                "{}: the environment variable holding the key, as ${{VAR}}. Read by `apply`; \
-                 keys are never written in the manifest.",
-                types_taking(key)
-            )),
-        );
-    }
     for kind in kinds() {
         for field in kind.provider_type().fields {
             let description = format!("{}: {}", types_taking(field.name), field.description);

@@ -21,7 +21,7 @@ use crate::state::{PinStatus, State};
 /// Version 2 added unpins and their order, version 3 origins and each
 /// provider's rate limits; an older plan is refused (made again, it says
 /// everything this build would act on).
-pub(crate) const PLAN_FORMAT_VERSION: u32 = 3;
+pub(crate) const PLAN_FORMAT_VERSION: u32 = 4;
 
 /// What a change does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -287,22 +287,24 @@ mod tests {
                 p["providers"]["aioz"]["base_url"] = json!("https://a.example\n.com");
             }),
             ("missing field `secret_key`", |p| {
-                p["providers"]["aioz"]
+                p["providers"]["aioz"]["settings"]
                     .as_object_mut()
                     .unwrap()
                     .remove("secret_key");
             }),
             ("`secret_key` is not used by provider type pinarkive", |p| {
-                p["providers"]["arkive"]["secret_key"] = json!({"var": "S"});
+                p["providers"]["arkive"]["settings"]["secret_key"] =
+                    json!({"secret": {"var": "S"}});
             }),
             ("not a valid environment variable name", |p| {
-                p["providers"]["aioz"]["api_key"] = json!({"var": "sk-live-0123"});
+                p["providers"]["aioz"]["settings"]["api_key"] =
+                    json!({"secret": {"var": "sk-live-0123"}});
             }),
             ("does not have the shape of a plan", |p| {
                 p["providers"]["aioz"]["type"] = json!("ftp");
             }),
             ("`auth` is not used by provider type aioz", |p| {
-                p["providers"]["aioz"]["auth"] = json!("bearer");
+                p["providers"]["aioz"]["settings"]["auth"] = json!({"text": "bearer"});
             }),
             ("is not a multiaddr", |p| {
                 p["changes"][0]["origins"] = json!(["https://evil.example"]);
@@ -310,7 +312,8 @@ mod tests {
             (
                 "`take_over_unmarked` is not used by provider type aioz",
                 |p| {
-                    p["providers"]["aioz"]["take_over_unmarked"] = json!(true);
+                    p["providers"]["aioz"]["settings"]["take_over_unmarked"] =
+                        json!({"flag": true});
                 },
             ),
             ("provider \"nowhere\" is not declared", |p| {
@@ -346,7 +349,7 @@ mod tests {
             }),
             ("format version 7", |p| p["format_version"] = json!(7)),
             (
-                "format version 1; this pinsync reads version 3: run `pinsync plan --out` again",
+                "format version 1; this pinsync reads version 4: run `pinsync plan --out` again",
                 |p| {
                     p["format_version"] = json!(1);
                 },

@@ -21,13 +21,20 @@ pub(crate) static TYPE: ProviderType = ProviderType {
     name: "aioz",
     title: "AIOZ",
     summary: "AIOZ W3IPFS pinning API; needs api_key and secret_key",
-    key_field: "api_key",
-    fields: &[TypeField {
-        name: "secret_key",
-        required: true,
-        value: FieldValue::Secret,
-        description: "AIOZ needs an API key and a secret key",
-    }],
+    fields: &[
+        TypeField::new(
+            "api_key",
+            true,
+            FieldValue::Secret,
+            "the environment variable holding the API key, as ${VAR}",
+        ),
+        TypeField::new(
+            "secret_key",
+            true,
+            FieldValue::Secret,
+            "AIOZ needs an API key and a secret key",
+        ),
+    ],
     default_base_url: Some("https://api-ipfs.attoaioz.cyou"),
     // 180 requests a minute per account.
     default_rate_limit: Some(RateLimit {
@@ -68,8 +75,8 @@ fn starter() -> Starter {
 }
 
 fn connect(c: Connection<'_>) -> anyhow::Result<std::sync::Arc<dyn Provider>> {
-    let api_key = c.secret(&c.config.api_key)?;
-    let secret_key = c.required_secret(c.config.secret_key.as_ref(), "secret_key")?;
+    let api_key = c.required_secret("api_key")?;
+    let secret_key = c.required_secret("secret_key")?;
     Ok(std::sync::Arc::new(Aioz::new(
         c.client,
         &c.config.base_url,

@@ -14,7 +14,7 @@ use super::{
     ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Secret, UnpinReceipt,
     UnpinRequest,
 };
-use crate::manifest::{AuthStyle, CallKind, Per, RateLimit};
+use crate::manifest::{CallKind, Per, RateLimit};
 use crate::state::ProviderStatus;
 
 /// `type: pinarkive`.
@@ -22,14 +22,21 @@ pub(crate) static TYPE: ProviderType = ProviderType {
     name: "pinarkive",
     title: "Pinarkive",
     summary: "Pinarkive API v3, with clusters; needs api_key",
-    key_field: "api_key",
-    fields: &[TypeField {
-        name: "auth",
-        required: false,
-        value: FieldValue::Choice(&["header", "bearer"]),
-        description: "how the key is sent: `header` (X-API-Key, the default) or \
-                      `bearer` (Authorization: Bearer).",
-    }],
+    fields: &[
+        TypeField::new(
+            "api_key",
+            true,
+            FieldValue::Secret,
+            "the environment variable holding the API key, as ${VAR}",
+        ),
+        TypeField::new(
+            "auth",
+            false,
+            FieldValue::Choice(&["header", "bearer"]),
+            "how the key is sent: `header` (X-API-Key, the default) or \
+             `bearer` (Authorization: Bearer).",
+        ),
+    ],
     default_base_url: Some("https://api.pinarkive.com"),
     // About 100 requests a minute, in bursts of 10.
     default_rate_limit: Some(RateLimit {
@@ -76,12 +83,13 @@ fn starter() -> Starter {
 }
 
 fn connect(c: Connection<'_>) -> anyhow::Result<std::sync::Arc<dyn Provider>> {
-    let api_key = c.secret(&c.config.api_key)?;
+    let api_key = c.required_secret("api_key")?;
+    let bearer = c.config.settings.text("auth") == Some("bearer");
     Ok(std::sync::Arc::new(Pinarkive::new(
         c.client,
         &c.config.base_url,
         api_key,
-        c.config.auth,
+        bearer,
     )?))
 }
 
@@ -117,15 +125,15 @@ impl Pinarkive {
         client: http::Client,
         base_url: &str,
         api_key: Secret,
-        auth: AuthStyle,
+        bearer: bool,
     ) -> anyhow::Result<Self> {
         let pin_base = http::endpoint(base_url, "/api/v3/files/pin/")?;
         let remove_base = http::endpoint(base_url, "/api/v3/files/remove/")?;
         let uploads_url = http::endpoint(base_url, "/api/v3/users/me/uploads")?;
         let status_base = http::endpoint(base_url, "/api/v3/status/")?;
-        let auth = match auth {
-            AuthStyle::Header => (HeaderName::from_static("x-api-key"), api_key),
-            AuthStyle::Bearer => (
+        let auth = match bearer {
+            false => (HeaderName::from_static("x-api-key"), api_key),
+            true => (
                 AUTHORIZATION,
                 api_key
                     .prefixed("Bearer ")

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::{Provider, Secret, http};
-use crate::manifest::{ProviderConfig, RateLimit, SecretRef};
+use crate::manifest::{ProviderConfig, RateLimit, SecretRef, Setting, Settings};
 
 /// Every provider type, in the order `type:` lists them.
 pub(crate) static TYPES: &[&ProviderType] = &[
@@ -28,10 +28,8 @@ pub(crate) struct ProviderType {
     pub(crate) title: &'static str,
     /// One line for the schema's description of `type`.
     pub(crate) summary: &'static str,
-    /// The field holding the key (`api_key`, or a Pinning Service's
-    /// `token`).
-    pub(crate) key_field: &'static str,
-    /// Fields of its own, beyond those every type takes.
+    /// Fields of its own, beyond those every type takes: its credentials
+    /// and options.
     pub(crate) fields: &'static [TypeField],
     /// The public endpoint used when the manifest gives no `base_url`;
     /// `None` makes `base_url` required.
@@ -60,7 +58,100 @@ impl ProviderType {
 
     /// Whether `field` is one of this type's own fields.
     pub(crate) fn takes(&self, field: &str) -> bool {
-        self.fields.iter().any(|f| f.name == field)
+        self.field(field).is_some()
+    }
+
+    /// This type's own field named `name`.
+    pub(crate) fn field(&self, name: &str) -> Option<&'static TypeField> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// The field that holds its key, when it has exactly one required
+    /// credential (to point a slip such as `api_key` for `token` at it).
+    pub(crate) fn key_field(&self) -> Option<&'static str> {
+        let mut required = self
+            .fields
+            .iter()
+            .filter(|f| f.required && matches!(f.value, FieldValue::Secret));
+        match (required.next(), required.next()) {
+            (Some(f), None) => Some(f.name),
+            _ => None,
+        }
+    }
+
+    /// What is wrong with which of its own fields are set (`set` says
+    /// which): a required one missing, one set without another it needs,
+    /// or two that exclude each other. Each problem comes with the field
+    /// to point at (`None`: the provider as a whole).
+    pub(crate) fn relation_problems(
+        &self,
+        set: impl Fn(&str) -> bool,
+    ) -> Vec<(Option<&'static str>, String)> {
+        let mut problems = Vec::new();
+        for field in self.fields {
+            if !set(field.name) {
+                if field.required {
+                    problems.push((
+                        None,
+                        format!("missing field `{}` ({})", field.name, field.description),
+                    ));
+                }
+                continue;
+            }
+            for needed in field.requires.iter().filter(|n| !set(n)) {
+                problems.push((
+                    Some(field.name),
+                    format!("`{}` needs `{needed}` too", field.name),
+                ));
+            }
+            // Each pair once, at the later field.
+            for other in field
+                .conflicts
+                .iter()
+                .filter(|o| set(o) && **o < field.name)
+            {
+                problems.push((
+                    Some(field.name),
+                    format!("`{other}` and `{}` cannot both be set", field.name),
+                ));
+            }
+        }
+        problems
+    }
+
+    /// What is wrong with `settings` that did not come from a validated
+    /// manifest (a saved plan): fields this type does not declare, values
+    /// of the wrong kind, and the relations between fields.
+    pub(crate) fn problems(&self, settings: &Settings) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (name, value) in settings.iter() {
+            let Some(field) = self.field(name) else {
+                problems.push(format!(
+                    "`{name}` is not used by provider type {}",
+                    self.name
+                ));
+                continue;
+            };
+            let fits = match (field.value, value) {
+                (FieldValue::Secret, Setting::Secret(_)) | (FieldValue::Flag, Setting::Flag(_)) => {
+                    true
+                }
+                (FieldValue::Choice(words), Setting::Text(t)) => words.contains(&t.as_str()),
+                _ => false,
+            };
+            if !fits {
+                problems.push(format!(
+                    "`{name}` holds a value provider type {} does not take there",
+                    self.name
+                ));
+            }
+        }
+        problems.extend(
+            self.relation_problems(|f| settings.contains(f))
+                .into_iter()
+                .map(|(_, message)| message),
+        );
+        problems
     }
 }
 
@@ -111,6 +202,29 @@ pub(crate) struct TypeField {
     pub(crate) value: FieldValue,
     /// For the schema, and for the message when it is missing.
     pub(crate) description: &'static str,
+    /// Fields that must be set with it (a password with its username).
+    pub(crate) requires: &'static [&'static str],
+    /// Fields that cannot be set with it (a token with a username).
+    pub(crate) conflicts: &'static [&'static str],
+}
+
+impl TypeField {
+    /// A field with no relation to the others.
+    pub(crate) const fn new(
+        name: &'static str,
+        required: bool,
+        value: FieldValue,
+        description: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            required,
+            value,
+            description,
+            requires: &[],
+            conflicts: &[],
+        }
+    }
 }
 
 /// What a type's own field holds.
@@ -158,13 +272,9 @@ impl Connection<'_> {
         (self.secrets)(reference)
     }
 
-    /// The value of an optional credential field the type requires.
-    pub(crate) fn required_secret(
-        &self,
-        reference: Option<&SecretRef>,
-        field: &str,
-    ) -> anyhow::Result<Secret> {
-        let reference = reference.ok_or_else(|| {
+    /// The value of the credential in `field`, which the type requires.
+    pub(crate) fn required_secret(&self, field: &str) -> anyhow::Result<Secret> {
+        let reference = self.config.settings.secret(field).ok_or_else(|| {
             anyhow::anyhow!("{} needs `{field}`", self.config.kind.provider_type().title)
         })?;
         self.secret(reference)
@@ -185,12 +295,15 @@ mod tests {
             assert!(!names.contains(&t.name), "{} registered twice", t.name);
             names.push(t.name);
             assert_eq!(ProviderType::named(t.name).map(|n| n.name), Some(t.name));
-            let mut fields = vec![t.key_field];
+            let mut fields = Vec::new();
             for f in t.fields {
                 assert!(!fields.contains(&f.name), "{}: {} twice", t.name, f.name);
                 fields.push(f.name);
                 if let FieldValue::Choice(words) = f.value {
                     assert!(!words.is_empty(), "{}: {}", t.name, f.name);
+                }
+                for other in f.requires.iter().chain(f.conflicts) {
+                    assert!(t.takes(other), "{}: {} names {other}", t.name, f.name);
                 }
             }
             for f in &fields {

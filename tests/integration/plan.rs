@@ -74,7 +74,7 @@ fn json_plan_is_machine_readable_and_carries_no_secret() {
     let run = p.run(&["plan", "--json"]);
     assert_eq!(run.code, 0, "{run:?}");
     let plan: Value = serde_json::from_str(&run.stdout).expect("stdout is JSON only");
-    assert_eq!(plan["format_version"], 3);
+    assert_eq!(plan["format_version"], 4);
     assert_eq!(plan["guards"], serde_json::json!([]));
     assert_eq!(plan["summary"]["pin"], 2);
     let changes = plan["changes"].as_array().unwrap();
@@ -85,7 +85,7 @@ fn json_plan_is_machine_readable_and_carries_no_secret() {
     assert_eq!(eu["name"], "home");
     assert!(eu["canonical_cid"].as_str().unwrap().starts_with("bafy"));
     assert_eq!(
-        plan["providers"]["aioz"]["api_key"]["var"],
+        plan["providers"]["aioz"]["settings"]["api_key"]["secret"]["var"],
         "AIOZ_PINNING_API_KEY"
     );
     assert_no_secret("plan --json", &run.stdout);
@@ -188,7 +188,7 @@ fn an_edited_saved_plan_is_refused_before_any_call() {
         (
             "missing field `secret_key`",
             Box::new(|v: &mut Value| {
-                v["providers"]["aioz"]
+                v["providers"]["aioz"]["settings"]
                     .as_object_mut()
                     .unwrap()
                     .remove("secret_key");
@@ -203,7 +203,8 @@ fn an_edited_saved_plan_is_refused_before_any_call() {
         (
             "not a valid environment variable name",
             Box::new(|v: &mut Value| {
-                v["providers"]["aioz"]["api_key"] = serde_json::json!({"var": "literal-key"});
+                v["providers"]["aioz"]["settings"]["api_key"] =
+                    serde_json::json!({"secret": {"var": "literal-key"}});
             }),
         ),
         (

@@ -35,15 +35,22 @@ pub(crate) static TYPE: ProviderType = ProviderType {
     title: "A Pinning Service",
     summary: "the IPFS Pinning Service API (Pinata, Filebase, 4EVERLAND, Crust, \
               AIOZ's /api/psa, ipfs-cluster); needs token and base_url",
-    key_field: "token",
-    fields: &[TypeField {
-        name: "take_over_unmarked",
-        required: false,
-        value: FieldValue::Flag,
-        description: "`true` re-makes a request found for a wanted CID without any `meta.pinsync` mark \
-                      with this manifest's, so pinsync manages it from then on; \
-                      by default it is adopted as foreign: kept, never unpinned or replaced.",
-    }],
+    fields: &[
+        TypeField::new(
+            "token",
+            true,
+            FieldValue::Secret,
+            "the environment variable holding the bearer token, as ${VAR}",
+        ),
+        TypeField::new(
+            "take_over_unmarked",
+            false,
+            FieldValue::Flag,
+            "`true` re-makes a request found for a wanted CID without any `meta.pinsync` \
+             mark with this manifest's, so pinsync manages it from then on; by default it \
+             is adopted as foreign: kept, never unpinned or replaced.",
+        ),
+    ],
     // Each service has its own endpoint, and its own limit: the README's
     // and init's ready blocks set them.
     default_base_url: None,
@@ -61,7 +68,7 @@ pub(crate) static TYPE: ProviderType = ProviderType {
 };
 
 fn connect(c: Connection<'_>) -> anyhow::Result<std::sync::Arc<dyn Provider>> {
-    let token = c.secret(&c.config.api_key)?;
+    let token = c.required_secret("token")?;
     let ownership = Ownership {
         identity: c
             .config
@@ -69,7 +76,7 @@ fn connect(c: Connection<'_>) -> anyhow::Result<std::sync::Arc<dyn Provider>> {
             .as_deref()
             .unwrap_or(crate::manifest::DEFAULT_IDENTITY)
             .to_owned(),
-        take_over_unmarked: c.config.take_over_unmarked,
+        take_over_unmarked: c.config.settings.flag("take_over_unmarked"),
     };
     Ok(std::sync::Arc::new(PinningService::new(
         c.client,

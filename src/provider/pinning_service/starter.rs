@@ -153,7 +153,10 @@ mod tests {
             let config = &m.providers[service.name];
             assert_eq!(m.providers.len(), 1, "{}", service.name);
             assert_eq!(config.base_url, service.base_url);
-            assert_eq!(config.api_key.var, service.token_var);
+            assert_eq!(
+                config.settings.secret("token").map(|s| s.var.as_str()),
+                Some(service.token_var)
+            );
         }
     }
 }
