@@ -93,6 +93,17 @@ async fn pins(State(state): State<Shared>, Query(query): Query<PinsQuery>) -> Re
         pinned_at: humantime::format_rfc3339_millis(r.created).to_string(),
         unpinned: false,
     }));
+    all.extend(lock(&state.kubo).all().map(|p| ControlPin {
+        provider: Provider::Kubo,
+        cid: p.cid.clone(),
+        canonical_cid: p.canonical.clone(),
+        cluster: None,
+        name: Some(p.name.clone()).filter(|n| !n.is_empty()),
+        keyvalues: None,
+        id: None,
+        pinned_at: String::new(),
+        unpinned: false,
+    }));
     // Sorted so tests can compare whole lists; pinned_at orders repeated AIOZ
     // pins of the same content (an unpinned record and its successor).
     all.sort_by(|a, b| {
@@ -190,6 +201,7 @@ async fn set_pin_status(State(state): State<Shared>, body: Bytes) -> Response {
             lock(&state.pinarkive).remove(&canonical, change.cluster.as_deref()) > 0
         }
         (Provider::PinningService, true, None) => lock(&state.psa).lose(&canonical),
+        (Provider::Kubo, true, None) => lock(&state.kubo).lose(&canonical),
         (Provider::PinningService, false, Some(status)) => {
             match crate::pinning_service::status_named(status) {
                 Some(s) => lock(&state.psa).set_status(&canonical, s),
@@ -214,6 +226,7 @@ async fn reset(State(state): State<Shared>) -> Response {
     *lock(&state.aioz) = Default::default();
     *lock(&state.pinarkive) = Default::default();
     *lock(&state.psa) = Default::default();
+    lock(&state.kubo).clear();
     *lock(&state.faults) = FaultConfig::default();
     lock(&state.limits).reset_counts();
     lock(&state.log).clear();

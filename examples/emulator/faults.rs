@@ -25,6 +25,8 @@ pub(crate) enum Provider {
     /// The IPFS Pinning Service API, under `/psa`.
     #[serde(rename = "psa")]
     PinningService,
+    /// Kubo's RPC API, under `/kubo`.
+    Kubo,
 }
 
 impl Provider {
@@ -40,6 +42,8 @@ impl Provider {
             Some(Provider::Pinarkive)
         } else if under(crate::pinning_service::PREFIX) {
             Some(Provider::PinningService)
+        } else if under(crate::kubo::PREFIX) {
+            Some(Provider::Kubo)
         } else {
             None
         }
@@ -50,6 +54,7 @@ impl Provider {
             Provider::Aioz,
             Provider::Pinarkive,
             Provider::PinningService,
+            Provider::Kubo,
         ]
         .into_iter()
         .find(|p| p.name() == name)
@@ -60,6 +65,7 @@ impl Provider {
             Provider::Aioz => "aioz",
             Provider::Pinarkive => "pinarkive",
             Provider::PinningService => "psa",
+            Provider::Kubo => "kubo",
         }
     }
 }
@@ -381,6 +387,7 @@ impl Fault {
                     Some(Provider::Aioz) => r#"{"data": {"id": "#,
                     Some(Provider::Pinarkive) => r#"{"cid": "#,
                     Some(Provider::PinningService) => r#"{"requestid": "#,
+                    Some(Provider::Kubo) => r#"{"Pins": ["#,
                     None => r#"{"error": "#,
                 };
                 json_text(StatusCode::OK, text)
@@ -402,6 +409,7 @@ impl Fault {
                     (None, Some(Provider::PinningService)) => {
                         crate::pinning_service::error_for_status(status)
                     }
+                    (None, Some(Provider::Kubo)) => crate::kubo::error_for_status(status),
                     (None, None) => (
                         status,
                         axum::Json(serde_json::json!({

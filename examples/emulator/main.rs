@@ -11,6 +11,7 @@
 mod aioz;
 mod control;
 mod faults;
+mod kubo;
 mod limits;
 mod pinarkive;
 mod pinning_service;
@@ -61,6 +62,24 @@ struct Cli {
     /// Bearer token Pinning Service API calls (under /psa) must send.
     #[arg(long, env = "EMULATOR_PSA_TOKEN", default_value = "demo-psa-token")]
     psa_token: String,
+    /// How Kubo calls (under /kubo) must authenticate: `none`,
+    /// `basic:USER:PASSWORD` or `bearer:TOKEN`.
+    #[arg(
+        long,
+        env = "EMULATOR_KUBO_AUTH",
+        default_value = "basic:demo-kubo-user:demo-kubo-password"
+    )]
+    kubo_auth: String,
+    /// How long Kubo's pin/add takes to fetch a CID the node does not hold.
+    #[arg(long, default_value_t = 0)]
+    kubo_fetch_ms: u64,
+    /// How often pin/add with progress=true reports what it fetched.
+    #[arg(long, default_value_t = 500)]
+    kubo_progress_ms: u64,
+    /// End every streamed pin/ls after this many pins with an
+    /// X-Stream-Error trailer, as a node failing midway does.
+    #[arg(long)]
+    kubo_stream_error_after: Option<usize>,
     /// Wait this long before answering every provider request.
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
@@ -86,7 +105,7 @@ struct Cli {
     #[arg(long, default_value_t = 0.0)]
     wrong_shape_rate: f64,
     /// Inject faults only into this provider's requests.
-    #[arg(long, value_parser = ["aioz", "pinarkive", "psa"])]
+    #[arg(long, value_parser = ["aioz", "pinarkive", "psa", "kubo"])]
     only: Option<String>,
     /// A new AIOZ pin reports RETRIEVAL for this long, then DONE (as the
     /// service pins asynchronously).
@@ -167,10 +186,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             keep_request_log: !cli.no_request_log,
             verbose: cli.verbose,
             aioz_pinning: Duration::from_millis(cli.aioz_pinning_ms),
+            kubo_auth: kubo::KuboAuth::parse(&cli.kubo_auth)
+                .map_err(anyhow::Error::msg)
+                .context("invalid --kubo-auth")?,
+            kubo_fetch: Duration::from_millis(cli.kubo_fetch_ms),
+            kubo_progress: Duration::from_millis(cli.kubo_progress_ms),
+            kubo_stream_error_after: cli.kubo_stream_error_after,
         },
         aioz: Mutex::default(),
         pinarkive: Mutex::default(),
         psa: Mutex::default(),
+        kubo: Mutex::default(),
         faults: Mutex::new(faults),
         limits: Mutex::new(limits),
         log: Mutex::default(),
@@ -181,6 +207,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .merge(aioz::routes())
         .merge(pinarkive::routes())
         .merge(pinning_service::routes())
+        .merge(kubo::routes())
         .merge(control::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -203,6 +230,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     eprintln!("AIOZ W3IPFS base URL: http://{addr}  (pinning_api_key / pinning_secret_key)");
     eprintln!("Pinarkive base URL:   http://{addr}  (X-API-Key or Authorization: Bearer)");
     eprintln!("Pinning Service API:  http://{addr}/psa  (Authorization: Bearer)");
+    eprintln!("Kubo RPC API:         http://{addr}/kubo  (--kubo-auth)");
     eprintln!("control API:          http://{addr}/_emulator/{{pins,requests,stats,faults,reset}}");
 
     // Small request/answer pairs: send them at once rather than wait for Nagle.
@@ -257,6 +285,7 @@ async fn not_found(request: Request) -> Response {
         Some(Provider::Aioz) => aioz::fail(StatusCode::NOT_FOUND, "not found").into_response(),
         Some(Provider::Pinarkive) => pinarkive::not_found(path),
         Some(Provider::PinningService) => pinning_service::error_for_status(StatusCode::NOT_FOUND),
+        Some(Provider::Kubo) => kubo::error_for_status(StatusCode::NOT_FOUND),
         None => {
             let body = json!({"error": "not found", "path": path});
             (StatusCode::NOT_FOUND, axum::Json(body)).into_response()

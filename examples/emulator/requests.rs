@@ -92,7 +92,8 @@ fn is_pin_call(method: &Method, path: &str) -> bool {
     method == Method::POST
         && (path == "/api/pinning/pinByHash"
             || path.starts_with("/api/v3/files/pin/")
-            || path == "/psa/pins")
+            || path == "/psa/pins"
+            || path == "/kubo/api/v0/pin/add")
 }
 
 pub(crate) async fn gate(State(state): State<Shared>, request: Request, next: Next) -> Response {

@@ -34,6 +34,11 @@ pub(crate) struct Settings {
     pub verbose: bool,
     /// How long a new AIOZ pin reports `RETRIEVAL` before `DONE`.
     pub aioz_pinning: std::time::Duration,
+    pub kubo_auth: crate::kubo::KuboAuth,
+    /// How long Kubo's pin/add fetches a CID it does not hold.
+    pub kubo_fetch: std::time::Duration,
+    pub kubo_progress: std::time::Duration,
+    pub kubo_stream_error_after: Option<usize>,
 }
 
 /// Counters kept as atomics so `/_emulator/stats` works without the request log.
@@ -49,6 +54,7 @@ pub(crate) struct AppState {
     pub aioz: Mutex<AiozStore>,
     pub pinarkive: Mutex<PinarkiveStore>,
     pub psa: Mutex<crate::pinning_service::PsaStore>,
+    pub kubo: Mutex<crate::kubo::KuboStore>,
     pub faults: Mutex<FaultConfig>,
     pub limits: Mutex<crate::limits::Limits>,
     pub log: Mutex<RequestLog>,

@@ -229,6 +229,9 @@ pub(crate) trait Progress: Send + Sync {
     /// `provider`'s remaining pins will not be attempted, for `why`;
     /// `credentials` are the variables its keys come from.
     fn halted(&self, _provider: &str, _why: &Halt, _credentials: &[String]) {}
+    /// A pin call that fetches its DAG itself (Kubo's) has fetched this
+    /// much so far.
+    fn fetching(&self, _change: &Change, _blocks: u64, _bytes: u64) {}
 }
 
 /// Progress that hears nothing.
@@ -421,9 +424,14 @@ pub(crate) async fn apply(
         let provider = providers
             .get(name)
             .ok_or_else(|| ApplyError::MissingProvider(name.to_owned()))?;
-        let credentials = plan.providers.get(name).map_or_else(Vec::new, |c| {
+        let config = plan.providers.get(name);
+        let credentials = config.map_or_else(Vec::new, |c| {
             c.secret_refs().map(|r| r.var.clone()).collect()
         });
+        let concurrency = config
+            .and_then(|c| c.kind.provider_type().max_concurrency)
+            .map_or(options.concurrency, |most| most.min(options.concurrency))
+            .max(1);
         let (unpins, pins) = changes.into_iter().partition(|c| c.action == Action::Unpin);
         pools.push(Pool {
             name,
@@ -432,6 +440,7 @@ pub(crate) async fn apply(
             pins,
             unpins,
             credentials,
+            concurrency,
         });
     }
 
@@ -753,7 +762,7 @@ async fn run_phase<'a>(
                 let tripped = pool.breaker.observe(&outcome).map(|why| (pool, why));
                 (change, outcome, tripped)
             })
-            .buffer_unordered(ctx.concurrency)
+            .buffer_unordered(pool.concurrency)
     });
     let mut calls = futures::stream::select_all(streams.map(Box::pin));
     while let Some((change, outcome, tripped)) = calls.next().await {
@@ -762,6 +771,18 @@ async fn run_phase<'a>(
         }
         ctx.progress.finished(change, &outcome);
         run.take(change, outcome, pools);
+    }
+}
+
+/// Passes on what a pin call that fetches its DAG has fetched.
+struct Fetching<'a> {
+    change: &'a Change,
+    progress: &'a dyn Progress,
+}
+
+impl crate::provider::FetchProgress for Fetching<'_> {
+    fn fetched(&self, blocks: u64, bytes: u64) {
+        self.progress.fetching(self.change, blocks, bytes);
     }
 }
 
@@ -774,6 +795,8 @@ struct Pool<'a> {
     unpins: Vec<&'a Change>,
     /// The variables its credentials come from, to name when refused.
     credentials: Vec<String>,
+    /// Its calls at once: `--concurrency`, or fewer where its type says.
+    concurrency: usize,
 }
 
 /// What the recorder journals.
@@ -849,6 +872,11 @@ fn unpin_request(change: &Change) -> UnpinRequest<'_> {
 
 /// One pin or unpin, retried as the policy allows.
 async fn call_with_retries(pool: &Pool<'_>, change: &Change, ctx: &CallContext<'_>) -> Outcome {
+    let fetching = Fetching {
+        change,
+        progress: ctx.progress,
+    };
+    let fetching: &dyn crate::provider::FetchProgress = &fetching;
     let call = || async {
         if change.action == Action::Unpin {
             pool.provider
@@ -861,6 +889,7 @@ async fn call_with_retries(pool: &Pool<'_>, change: &Change, ctx: &CallContext<'
                 cluster: change.target.cluster.as_deref(),
                 labels: &change.labels,
                 origins: &change.origins,
+                progress: Some(fetching),
             };
             let pin_id = change.pin_id.as_deref().unwrap_or_default();
             pool.provider
@@ -878,6 +907,7 @@ async fn call_with_retries(pool: &Pool<'_>, change: &Change, ctx: &CallContext<'
                 cluster: change.target.cluster.as_deref(),
                 labels: &change.labels,
                 origins: &change.origins,
+                progress: Some(fetching),
             };
             pool.provider.pin(request).await.map(Outcome::Pinned)
         }

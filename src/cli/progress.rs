@@ -29,6 +29,8 @@ pub(super) struct LineSink {
     flushed: Instant,
     /// `pinned`, painted once rather than once a line.
     pinned: String,
+    /// When each long pin call (a Kubo fetch) last said how far it got.
+    fetch_said: std::collections::HashMap<String, Instant>,
 }
 
 impl LineSink {
@@ -86,6 +88,7 @@ impl ApplyProgress {
                 out: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
                 flushed: Instant::now(),
                 pinned: stdout.green("pinned"),
+                fetch_said: std::collections::HashMap::new(),
             };
             Self::Lines(stdout, Mutex::new(sink))
         }
@@ -165,6 +168,30 @@ impl Progress for ApplyProgress {
             }
             // Said once per provider (`halted`), and in the closing summary.
             (_, Outcome::NotAttempted(_) | Outcome::Interrupted) => {}
+        }
+    }
+
+    /// On the bar, at once; in plain lines, every 30 s of a fetch, so a
+    /// CI log shows a long pin is moving without a line each half second.
+    fn fetching(&self, change: &Change, blocks: u64, bytes: u64) {
+        let what = format!(
+            "fetching {} {}: {blocks} blocks ({}) so far",
+            change.target,
+            change.cid,
+            crate::provider::human_bytes(bytes)
+        );
+        match self {
+            Self::Bar(bar, _, pacers) => bar.set_message(format!("{} · {what}", paces(pacers))),
+            Self::Lines(_, sink) => {
+                let mut sink = sink.lock().expect("progress lock");
+                let key = format!("{} {}", change.target, change.cid);
+                let now = Instant::now();
+                let first = *sink.fetch_said.entry(key.clone()).or_insert(now);
+                if now.duration_since(first) >= Duration::from_secs(30) {
+                    sink.fetch_said.insert(key, now);
+                    sink.write(&what);
+                }
+            }
         }
     }
 

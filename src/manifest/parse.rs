@@ -1005,6 +1005,20 @@ impl Walker {
         let value = match field.value {
             FieldValue::Secret => self.secret(n).map(Setting::Secret),
             FieldValue::Flag => Some(Setting::Flag(self.flag(map, field.name))),
+            FieldValue::Text => self.scalar(n, &what).and_then(|s| {
+                let text = s.as_str();
+                if text.is_empty()
+                    || text.len() > MAX_NAME_CHARS
+                    || text.chars().any(char::is_control)
+                {
+                    self.problem(
+                        s.at,
+                        format!("{what} must be text on one line, of 1 to {MAX_NAME_CHARS} bytes"),
+                    );
+                    return None;
+                }
+                Some(Setting::Text(text.to_owned()))
+            }),
             FieldValue::Choice(words) => self.scalar(n, &what).and_then(|s| {
                 if words.contains(&s.as_str()) {
                     return Some(Setting::Text(s.as_str().to_owned()));
@@ -1020,6 +1034,21 @@ impl Walker {
                 );
                 None
             }),
+            FieldValue::Duration => {
+                self.scalar(n, &what)
+                    .and_then(|s| match humantime::parse_duration(s.as_str()) {
+                        Ok(d) if d.as_secs() >= 1 => Some(Setting::Seconds(d.as_secs())),
+                        _ => {
+                            self.problem(
+                                s.at,
+                                format!(
+                                    "{what} must be a time of a second or more, like 90s, 30m or 1h"
+                                ),
+                            );
+                            None
+                        }
+                    })
+            }
         };
         if let Some(value) = value {
             settings.insert(field.name, value);

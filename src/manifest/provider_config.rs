@@ -251,6 +251,8 @@ pub(crate) enum Setting {
     /// One of a choice's words, or free text.
     Text(String),
     Flag(bool),
+    /// A time, in whole seconds.
+    Seconds(u64),
 }
 
 impl Settings {
@@ -290,6 +292,14 @@ impl Settings {
     /// Whether the flag `field` is set `true`.
     pub(crate) fn flag(&self, field: &str) -> bool {
         matches!(self.0.get(field), Some(Setting::Flag(true)))
+    }
+
+    /// The time in `field`, if it is set.
+    pub(crate) fn duration(&self, field: &str) -> Option<std::time::Duration> {
+        match self.0.get(field) {
+            Some(Setting::Seconds(s)) => Some(std::time::Duration::from_secs(*s)),
+            _ => None,
+        }
     }
 }
 

@@ -104,6 +104,17 @@ fn type_field_schemas() -> Map<String, Value> {
                     "type": "boolean",
                     "default": false,
                 }),
+                FieldValue::Text => json!({
+                    "description": description,
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_NAME_CHARS,
+                }),
+                FieldValue::Duration => json!({
+                    "description": description,
+                    "type": "string",
+                    "examples": ["90s", "30m", "1h"],
+                }),
             };
             fields.entry(field.name).or_insert(value);
         }
@@ -404,15 +415,41 @@ fn type_rule(kind: ProviderKind) -> Value {
             (f.to_owned(), rule)
         })
         .collect();
+    let t = kind.provider_type();
+    // A field that needs another, and two that exclude each other.
+    let needs: Map<String, Value> = t
+        .fields
+        .iter()
+        .filter(|f| !f.requires.is_empty())
+        .map(|f| (f.name.to_owned(), json!(f.requires)))
+        .collect();
+    let exclusive: Vec<Value> = t
+        .fields
+        .iter()
+        .flat_map(|f| {
+            f.conflicts
+                .iter()
+                .filter(move |o| **o < f.name)
+                .map(move |o| (*o, f.name))
+        })
+        .map(|(a, b)| json!({"not": {"required": [a, b]}}))
+        .collect();
+    let mut then = json!({
+        "required": required_fields(kind),
+        "properties": refused,
+    });
+    if !needs.is_empty() {
+        then["dependencies"] = Value::Object(needs);
+    }
+    if !exclusive.is_empty() {
+        then["allOf"] = Value::Array(exclusive);
+    }
     json!({
         "if": {
             "required": ["type"],
             "properties": {"type": {"const": kind.to_string()}},
         },
-        "then": {
-            "required": required_fields(kind),
-            "properties": refused,
-        },
+        "then": then,
     })
 }
 
@@ -573,6 +610,8 @@ mod tests {
             (_, Some(FieldValue::Choice(words))) => words[words.len() - 1],
             (_, Some(FieldValue::Flag)) | ("allow_insecure_http", _) => "true",
             (_, Some(FieldValue::Secret)) => "${SOME_SECRET}",
+            (_, Some(FieldValue::Text)) => "someone",
+            (_, Some(FieldValue::Duration)) => "90m",
             ("base_url", _) => "https://pin.example.com",
             ("unpin_guard", _) => "{count: 1, percent: 2}",
             ("rate_limit", _) => "{rate: 10/s, burst: 5}",
@@ -601,11 +640,53 @@ mod tests {
                 .filter(|f| *f != "type")
                 .collect();
             assert!(accepted(&lines(&required)), "{kind} with {required:?}");
-            let allowed: Vec<&str> = provider_fields()
-                .into_iter()
-                .filter(|f| *f != "type" && !refused.contains(f))
-                .collect();
+            // Every field the type takes, but none that excludes one
+            // already chosen.
+            let t = kind.provider_type();
+            let mut allowed: Vec<&str> = Vec::new();
+            for f in provider_fields() {
+                let excluded = t
+                    .field(f)
+                    .is_some_and(|f| f.conflicts.iter().any(|o| allowed.contains(o)));
+                if f != "type" && !refused.contains(&f) && !excluded {
+                    allowed.push(f);
+                }
+            }
+            let needs_missing = |allowed: &[&str], f: &str| {
+                t.field(f)
+                    .is_some_and(|f| f.requires.iter().any(|n| !allowed.contains(n)))
+            };
+            while let Some(i) = allowed.iter().position(|f| needs_missing(&allowed, f)) {
+                allowed.remove(i);
+            }
             assert!(accepted(&lines(&allowed)), "{kind} with {allowed:?}");
+            // Each relation between fields holds in the parser as the
+            // schema states it.
+            for f in t.fields {
+                for needed in f.requires {
+                    let alone: Vec<&str> = required.iter().copied().chain([f.name]).collect();
+                    assert!(
+                        !accepted(&lines(&alone)),
+                        "{kind}: {} without {needed}",
+                        f.name
+                    );
+                }
+                for other in f.conflicts {
+                    let with: Vec<&str> =
+                        required.iter().copied().chain([f.name, *other]).collect();
+                    let with: Vec<&str> = with
+                        .into_iter()
+                        .chain(
+                            t.field(other)
+                                .map_or(&[][..], |o| o.requires)
+                                .iter()
+                                .copied(),
+                        )
+                        .chain(f.requires.iter().copied())
+                        .collect();
+                    assert!(!accepted(&lines(&with)), "{kind}: {} with {other}", f.name);
+                }
+            }
             for missing in &required {
                 let fewer: Vec<&str> = required.iter().copied().filter(|f| f != missing).collect();
                 assert!(!accepted(&lines(&fewer)), "{kind} without {missing}");

@@ -42,6 +42,7 @@ pub(crate) static TYPE: ProviderType = ProviderType {
         per: Per::Minute,
         burst: 1,
     }),
+    max_concurrency: None,
     capabilities: Capabilities {
         clusters: false,
         unpin_by: UnpinBy::PinId,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use http_body_util::BodyExt as _;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 
@@ -135,6 +136,94 @@ impl Client {
         let ticket = self.pacer.turn(kind).await;
         send(request, &self.pacer, ticket).await
     }
+
+    /// Like [`send`](Self::send), for a call that answers one JSON value a
+    /// line as it goes (Kubo's and ipfs-cluster's streamed calls): each
+    /// line of a success answer is handed to `line` as it arrives, so the
+    /// answer is never held whole. A failure the server reports in the
+    /// `X-Stream-Error` trailer, after its 200, is an error: a listing cut
+    /// short must not pass for a complete one. A failed answer is returned
+    /// whole, for the type to read its error.
+    pub(crate) async fn send_streamed(
+        &self,
+        kind: CallKind,
+        request: RequestBuilder,
+        mut line: impl FnMut(&[u8]) -> Result<(), ProviderError>,
+    ) -> Result<Result<(), Answer>, ProviderError> {
+        let ticket = self.pacer.turn(kind).await;
+        // Without it a server may leave the trailer out (hyper's does).
+        let request = request.header(reqwest::header::TE, "trailers");
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        if status.is_redirection() {
+            return Err(redirected(&response));
+        }
+        if !status.is_success() {
+            let retry_after = retry_after(response.headers(), SystemTime::now());
+            self.pacer
+                .observe(ticket, status, response.headers(), retry_after);
+            let body = read_body(response).await?;
+            return Ok(Err(Answer {
+                status,
+                retry_after,
+                body,
+            }));
+        }
+        self.pacer.observe(ticket, status, response.headers(), None);
+        let mut body = http::Response::<reqwest::Body>::from(response).into_body();
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(transport)?;
+            let frame = match frame.into_data() {
+                Ok(data) => {
+                    pending.extend_from_slice(&data);
+                    let mut start = 0;
+                    while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
+                        line(&pending[start..start + end])?;
+                        start += end + 1;
+                    }
+                    pending.drain(..start);
+                    if pending.len() > MAX_LINE_BYTES {
+                        return Err(ProviderError::BadResponse(format!(
+                            "a line of the streamed answer is longer than {MAX_LINE_BYTES} bytes"
+                        )));
+                    }
+                    continue;
+                }
+                Err(frame) => frame,
+            };
+            if let Ok(trailers) = frame.into_trailers()
+                && let Some(error) = trailers.get("x-stream-error")
+            {
+                return Err(ProviderError::Transport(format!(
+                    "the streamed answer broke off: {}",
+                    clean_message(&String::from_utf8_lossy(error.as_bytes()))
+                )));
+            }
+        }
+        if !pending.iter().all(u8::is_ascii_whitespace) {
+            line(&pending)?;
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// A streamed answer's lines longer than this are refused: one pin's line
+/// is a few hundred bytes.
+const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// A body read whole, up to [`MAX_ANSWER_BYTES`].
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(ProviderError::BadResponse(format!(
+                "answer larger than {MAX_ANSWER_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 async fn send(
@@ -142,7 +231,7 @@ async fn send(
     pacer: &Pacer,
     ticket: Ticket,
 ) -> Result<Answer, ProviderError> {
-    let mut response = request.send().await.map_err(transport)?;
+    let response = request.send().await.map_err(transport)?;
     let status = response.status();
     if status.is_redirection() {
         return Err(redirected(&response));
@@ -153,15 +242,7 @@ async fn send(
         retry_after(response.headers(), SystemTime::now())
     };
     pacer.observe(ticket, status, response.headers(), retry_after);
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport)? {
-        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(ProviderError::BadResponse(format!(
-                "answer larger than {MAX_ANSWER_BYTES} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = read_body(response).await?;
     Ok(Answer {
         status,
         retry_after,

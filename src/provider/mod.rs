@@ -5,6 +5,7 @@
 
 mod aioz;
 mod http;
+mod kubo;
 mod pacing;
 mod pinarkive;
 mod pinning_service;
@@ -23,6 +24,7 @@ use futures::future::BoxFuture;
 use crate::manifest::{Labels, ProviderConfig};
 use crate::state::ProviderStatus;
 
+pub(crate) use kubo::human_bytes;
 pub(crate) use pacing::Pacers;
 pub(crate) use provider_error::ProviderError;
 pub(crate) use registry::{Capabilities, FieldValue, ProviderType, Starter, TypeField, commented};
@@ -37,6 +39,20 @@ pub(crate) struct PinRequest<'a> {
     pub(crate) labels: &'a Labels,
     /// Multiaddrs known to provide the data, where the API takes them.
     pub(crate) origins: &'a [String],
+    /// Told what a call that fetches the DAG itself (Kubo's `pin/add`)
+    /// has fetched so far.
+    pub(crate) progress: Option<&'a dyn FetchProgress>,
+}
+
+/// Hears how far a long pin call has fetched its DAG.
+pub(crate) trait FetchProgress: Sync {
+    fn fetched(&self, blocks: u64, bytes: u64);
+}
+
+impl std::fmt::Debug for dyn FetchProgress + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FetchProgress")
+    }
 }
 
 /// What a provider said when it accepted a pin.
@@ -273,7 +289,6 @@ pub(crate) fn connect(
         );
         // Kept apart from the header values (`Bearer <token>`): the bare
         // keys are what an echo would show.
-        let secrets = secret::Secrets::new(values.values().cloned());
         // Every value was resolved above; a config naming one it did not
         // list did not come through validation, and is refused.
         let value = |reference: &crate::manifest::SecretRef| {
@@ -282,12 +297,15 @@ pub(crate) fn connect(
                 .cloned()
                 .ok_or_else(|| anyhow::anyhow!("${{{}}} was not resolved", reference.var))
         };
+        let derived = std::cell::RefCell::new(Vec::new());
         let provider = (config.kind.provider_type().connect)(registry::Connection {
             config,
             client,
             secrets: &value,
+            derived: &derived,
         })
         .with_context(|| format!("provider `{name}`"))?;
+        let secrets = secret::Secrets::new(values.values().cloned().chain(derived.into_inner()));
         let provider: Arc<dyn Provider> = Arc::new(redacted::Redacted::new(provider, secrets));
         providers.insert(name.clone(), provider);
     }

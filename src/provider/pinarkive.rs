@@ -44,6 +44,7 @@ pub(crate) static TYPE: ProviderType = ProviderType {
         per: Per::Minute,
         burst: 10,
     }),
+    max_concurrency: None,
     capabilities: Capabilities {
         clusters: true,
         unpin_by: UnpinBy::Cid,

@@ -28,6 +28,11 @@ pub(crate) enum ProviderError {
     /// Any other 4xx: the provider refused this pin; retrying will not help.
     #[error("HTTP {status}{}", message_suffix(.message))]
     Rejected { status: u16, message: String },
+    /// A call that runs long by nature (Kubo's `pin/add` fetching a DAG)
+    /// ran out of its time; the message says how far it got. Not tried
+    /// again in this run: the next one resumes it.
+    #[error("{0}")]
+    Unfinished(String),
     /// A 3xx: the provider sent the call elsewhere. pinsync follows no
     /// redirect, so that no key ever reaches another address; every other
     /// call would be redirected too.
@@ -46,7 +51,10 @@ impl ProviderError {
     pub(crate) fn is_retryable(&self) -> bool {
         !matches!(
             self,
-            Self::Rejected { .. } | Self::Unauthorized { .. } | Self::Redirected { .. }
+            Self::Rejected { .. }
+                | Self::Unauthorized { .. }
+                | Self::Redirected { .. }
+                | Self::Unfinished(_)
         )
     }
 
@@ -73,6 +81,7 @@ impl ProviderError {
             },
             Self::Transport(message) => Self::Transport(f(message)),
             Self::BadResponse(message) => Self::BadResponse(f(message)),
+            Self::Unfinished(message) => Self::Unfinished(f(message)),
             Self::Unauthorized { status, message } => Self::Unauthorized {
                 status,
                 message: f(message),

@@ -227,6 +227,7 @@ mod tests {
             cluster: None,
             labels: &labels,
             origins: &[],
+            progress: None,
         };
         let message = p.pin(request).await.unwrap_err().to_string();
         assert_eq!(
@@ -269,6 +270,7 @@ mod tests {
             cluster: None,
             labels: &labels,
             origins: &[],
+            progress: None,
         };
         let ok = Listing {
             pins: vec![listed("7f3a-k9", "site k")],

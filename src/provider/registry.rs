@@ -17,6 +17,7 @@ pub(crate) static TYPES: &[&ProviderType] = &[
     &super::aioz::TYPE,
     &super::pinarkive::TYPE,
     &super::pinning_service::TYPE,
+    &super::kubo::TYPE,
 ];
 
 /// One provider type: what the manifest may say about it, what its API can
@@ -37,6 +38,9 @@ pub(crate) struct ProviderType {
     /// The published limit pinsync paces itself at when the manifest says
     /// nothing; `None` paces nothing.
     pub(crate) default_rate_limit: Option<RateLimit>,
+    /// Calls to one provider of this type at once, at most, whatever
+    /// `--concurrency` says (a Kubo node fetches each pin's DAG itself).
+    pub(crate) max_concurrency: Option<usize>,
     pub(crate) capabilities: Capabilities,
     /// The block `init --provider NAME` writes.
     pub(crate) starter: fn() -> Starter,
@@ -133,9 +137,10 @@ impl ProviderType {
                 continue;
             };
             let fits = match (field.value, value) {
-                (FieldValue::Secret, Setting::Secret(_)) | (FieldValue::Flag, Setting::Flag(_)) => {
-                    true
-                }
+                (FieldValue::Secret, Setting::Secret(_))
+                | (FieldValue::Flag, Setting::Flag(_))
+                | (FieldValue::Duration, Setting::Seconds(_))
+                | (FieldValue::Text, Setting::Text(_)) => true,
                 (FieldValue::Choice(words), Setting::Text(t)) => words.contains(&t.as_str()),
                 _ => false,
             };
@@ -236,6 +241,10 @@ pub(crate) enum FieldValue {
     Choice(&'static [&'static str]),
     /// `true` or `false`.
     Flag,
+    /// Free text on one line (a user name).
+    Text,
+    /// A time: `90s`, `30m`, `1h`.
+    Duration,
 }
 
 /// What `init` writes for one type.
@@ -264,12 +273,20 @@ pub(crate) struct Connection<'a> {
     pub(crate) config: &'a ProviderConfig,
     pub(crate) client: http::Client,
     pub(crate) secrets: &'a dyn Fn(&SecretRef) -> anyhow::Result<Secret>,
+    /// Values made from the credentials (a Basic auth pair, encoded) that
+    /// must be redacted as the credentials are.
+    pub(crate) derived: &'a std::cell::RefCell<Vec<Secret>>,
 }
 
 impl Connection<'_> {
     /// The value of a credential the config names.
     pub(crate) fn secret(&self, reference: &SecretRef) -> anyhow::Result<Secret> {
         (self.secrets)(reference)
+    }
+
+    /// Redacts `value`, made from the credentials, wherever they are.
+    pub(crate) fn derived(&self, value: Secret) {
+        self.derived.borrow_mut().push(value);
     }
 
     /// The value of the credential in `field`, which the type requires.

@@ -28,6 +28,21 @@ impl Secret {
         Self::header(&format!("{prefix}{key}"))
     }
 
+    /// Basic auth's pair, encoded: the header value (`Basic <pair>`) and
+    /// the bare pair, which an echo could show alone. `None` if the user
+    /// name cannot travel in a header.
+    pub(crate) fn basic(username: &str, password: &Self) -> Option<(Self, Self)> {
+        use base64::Engine as _;
+        let password = password.0.to_str().ok()?;
+        if !username.is_ascii() || username.contains(':') {
+            return None;
+        }
+        let pair =
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+        let bare = Self::header(&pair)?;
+        Some((bare.prefixed("Basic ")?, bare))
+    }
+
     fn header(text: &str) -> Option<Self> {
         let mut value = HeaderValue::from_str(text).ok()?;
         value.set_sensitive(true);

@@ -14,6 +14,7 @@ mod import;
 mod include;
 mod init;
 mod keys_in_answers;
+mod kubo;
 mod pinning_service;
 mod pinning_service_traps;
 mod plan;

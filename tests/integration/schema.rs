@@ -207,7 +207,7 @@ fn the_schema_is_draft_07_with_its_id_and_every_field_described() {
     let provider = &schema["properties"]["providers"]["additionalProperties"];
     assert_eq!(
         provider["properties"]["type"]["enum"],
-        serde_json::json!(["aioz", "pinarkive", "pinning-service"])
+        serde_json::json!(["aioz", "pinarkive", "pinning-service", "kubo"])
     );
     assert_eq!(
         provider["properties"]["auth"]["enum"],
@@ -353,6 +353,15 @@ providers:
     token: ${PSA_TOKEN}
     base_url: http://127.0.0.1:9097
     take_over_unmarked: true
+  node:
+    type: kubo
+    username: pinsync
+    password: ${KUBO_PASSWORD}
+    pin_timeout: 90m
+  filebase-rpc:
+    type: kubo
+    base_url: https://rpc.filebase.io
+    token: ${FILEBASE_RPC_TOKEN}
 defaults:
   to: [aioz]
 pins:
@@ -365,6 +374,39 @@ pins:
     origins: [/dnsaddr/node.example/p2p/12D3KooWA]
 ";
     assert_valid_both_ways(&schema_validator(), "every field", text);
+}
+
+/// Kubo's credentials: a password needs its user name, and a token
+/// excludes one; the schema says so where `validate` does.
+#[test]
+fn kubos_credential_fields_are_refused_together_by_both() {
+    let validator = schema_validator();
+    for (what, fields) in [
+        ("a password without a user name", "    password: ${P}\n"),
+        ("a user name without a password", "    username: me\n"),
+        (
+            "a token and a user name",
+            "    token: ${T}\n    username: me\n    password: ${P}\n",
+        ),
+    ] {
+        let text = format!(
+            "version: 1\nproviders:\n  node:\n    type: kubo\n{fields}pins:\n  - cid: Qmc1135ziMvmFG534i75E8HpJoLqzLzgKBxfjBV9cBsMAs\n    to: [node]\n"
+        );
+        assert!(
+            !refusals(&validator, what, &text).is_empty(),
+            "the schema takes {what}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pins.yaml");
+        fs::write(&file, &text).unwrap();
+        let run = std::process::Command::new(pinsync_bin())
+            .args(["validate", "-f"])
+            .arg(&file)
+            .env_clear()
+            .run();
+        assert_eq!(run.code, 1, "validate takes {what}: {run:?}");
+        assert!(run.stderr.contains("pins.yaml:"), "{what}: {run:?}");
+    }
 }
 
 /// Cases of `tests/corpus/manifests/` the schema must refuse, each with

@@ -55,6 +55,7 @@ pub(crate) static TYPE: ProviderType = ProviderType {
     // and init's ready blocks set them.
     default_base_url: None,
     default_rate_limit: None,
+    max_concurrency: None,
     capabilities: Capabilities {
         clusters: false,
         unpin_by: UnpinBy::PinId,

@@ -1,0 +1,388 @@
+//! `type: kubo` against the emulator's Kubo RPC API (`/kubo/api/v0`): the
+//! documented requests exactly, a pin/add that outlasts the request
+//! timeout, one cut short and resumed, streamed listings and their
+//! trailer errors, and unpinning only what pinsync recorded.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// The Basic auth password of the emulator's node; scanned for in output.
+const KUBO_PASSWORD: &str = "kuboPASS-2f3e4d5c-SECRET";
+const KUBO_USER: &str = "pinsync";
+
+fn node(args: &[&str]) -> Emulator {
+    let auth = format!("basic:{KUBO_USER}:{KUBO_PASSWORD}");
+    let mut all = vec!["--kubo-auth", auth.as_str()];
+    all.extend_from_slice(args);
+    Emulator::start_with(&all)
+}
+
+/// A project whose only provider is the emulator's node, named `node`.
+fn project(emu: &Emulator, extra: &str, pins: &str) -> Project {
+    let p = Project::new(emu, "");
+    write(&p, emu, extra, pins);
+    p
+}
+
+fn write(p: &Project, emu: &Emulator, extra: &str, pins: &str) {
+    let text = format!(
+        "version: 1
+providers:
+  node:
+    type: kubo
+    base_url: {url}/kubo
+    username: {KUBO_USER}
+    password: ${{KUBO_PASSWORD}}
+{extra}defaults:
+  to: [node]
+pins:
+{pins}",
+        url = emu.url
+    );
+    std::fs::write(p.manifest(), text).unwrap();
+}
+
+fn run(p: &Project, args: &[&str]) -> Run {
+    let run = cmd(p, args).run();
+    for text in [&run.stdout, &run.stderr] {
+        assert!(!text.contains(KUBO_PASSWORD), "password in output: {run:?}");
+    }
+    run
+}
+
+fn cmd(p: &Project, args: &[&str]) -> Command {
+    let mut cmd = p.command(args);
+    cmd.env("KUBO_PASSWORD", KUBO_PASSWORD);
+    cmd
+}
+
+fn kubo_requests(emu: &Emulator) -> Vec<Value> {
+    emu.requests()
+        .into_iter()
+        .filter(|r| r["provider"] == "kubo")
+        .collect()
+}
+
+fn node_pins(emu: &Emulator) -> Vec<(String, Option<String>)> {
+    emu.pins()
+        .into_iter()
+        .filter(|p| p["provider"] == "kubo")
+        .map(|p| {
+            (
+                p["cid"].as_str().unwrap().to_owned(),
+                p["name"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_call_is_the_documented_post_with_its_arguments_in_the_query() {
+    let emu = node(&[]);
+    let p = project(
+        &emu,
+        "",
+        &(pin(CID_A, "home", &[]) + &pin(CID_B, "docs", &[])),
+    );
+    let applied = run(&p, &["apply", "--auto-approve", "--wait"]);
+    assert_eq!(applied.code, 0, "{applied:?}");
+
+    // A rename, then the pin leaves the manifest, with prune.
+    write(
+        &p,
+        &emu,
+        "",
+        &(pin(CID_A, "home-v2", &[]) + &pin(CID_B, "docs", &[])),
+    );
+    let renamed = run(&p, &["apply", "--auto-approve"]);
+    assert_eq!(renamed.code, 0, "{renamed:?}");
+    write(&p, &emu, "", &pin(CID_A, "home-v2", &[]));
+    let pruned = run(&p, &["apply", "--auto-approve", "--prune"]);
+    assert_eq!(pruned.code, 0, "{pruned:?}");
+    let refreshed = run(&p, &["refresh"]);
+    assert_eq!(refreshed.code, 0, "{refreshed:?}");
+
+    let expected_basic = format!(
+        "Basic {}",
+        base64_of(&format!("{KUBO_USER}:{KUBO_PASSWORD}"))
+    );
+    let requests = kubo_requests(&emu);
+    for r in &requests {
+        assert_eq!(r["method"], "POST", "{r}");
+        assert_eq!(
+            r["headers"]["authorization"],
+            expected_basic.as_str(),
+            "{r}"
+        );
+        assert_eq!(r["raw_body"], "", "arguments go in the query: {r}");
+        assert_eq!(r["status"], 200, "{r}");
+    }
+    let paths: Vec<&str> = requests
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    let add = |cid: &str, name: &str| {
+        format!("/kubo/api/v0/pin/add?arg={cid}&recursive=true&progress=true&name={name}")
+    };
+    let status = |cid: &str| format!("/kubo/api/v0/pin/ls?arg={cid}&type=recursive");
+    // The two adds run at once: their order is free.
+    let mut first_two = paths[..2].to_vec();
+    first_two.sort();
+    let mut adds = vec![add(CID_A, "home"), add(CID_B, "docs")];
+    adds.sort();
+    assert_eq!(first_two, adds);
+    let mut waits = paths[2..4].to_vec();
+    waits.sort();
+    let mut statuses = vec![status(CID_A), status(CID_B)];
+    statuses.sort();
+    assert_eq!(waits, statuses, "--wait reads each pin: {paths:#?}");
+    assert_eq!(
+        paths[4..],
+        [
+            add(CID_A, "home-v2"),
+            format!("/kubo/api/v0/pin/rm?arg={CID_B}&recursive=true"),
+            "/kubo/api/v0/pin/ls?type=recursive&names=true&stream=true".to_owned(),
+        ],
+        "{paths:#?}"
+    );
+    assert_eq!(
+        node_pins(&emu),
+        [(CID_A.to_owned(), Some("home-v2".to_owned()))]
+    );
+    let plan = run(&p, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "in sync: {plan:?}");
+}
+
+/// Standard base64, as Basic auth encodes `user:password`.
+fn base64_of(text: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_pin_add_longer_than_the_request_timeout_completes() {
+    // Two seconds to fetch the DAG, against a one-second request timeout.
+    let emu = node(&["--kubo-fetch-ms", "2000", "--kubo-progress-ms", "100"]);
+    let p = project(&emu, "", &pin(CID_A, "big", &[]));
+    let applied = run(&p, &["apply", "--auto-approve", "--timeout", "1s"]);
+    assert_eq!(applied.code, 0, "{applied:?}");
+    assert_eq!(
+        node_pins(&emu),
+        [(CID_A.to_owned(), Some("big".to_owned()))]
+    );
+    let adds: Vec<Value> = kubo_requests(&emu);
+    assert_eq!(adds.len(), 1, "one call, not retried: {adds:#?}");
+}
+
+#[test]
+fn a_pin_add_cut_short_reports_what_it_fetched_and_the_next_apply_resumes_it() {
+    // Three seconds to fetch; pinsync gives each pin/add one.
+    let emu = node(&["--kubo-fetch-ms", "3000", "--kubo-progress-ms", "100"]);
+    let p = project(&emu, "    pin_timeout: 1s\n", &pin(CID_A, "big", &[]));
+    let first = run(&p, &["apply", "--auto-approve"]);
+    assert_eq!(first.code, 1, "{first:?}");
+    let said = format!("{}{}", first.stdout, first.stderr);
+    assert!(
+        said.contains("did not finish within 1s (pin_timeout)") && said.contains("resumes it"),
+        "{said}"
+    );
+    let blocks: u64 = said
+        .split("the node had fetched ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no block count in: {said}"));
+    assert!(blocks > 0, "{said}");
+    assert_eq!(kubo_requests(&emu).len(), 1, "not retried within the run");
+    assert!(node_pins(&emu).is_empty());
+
+    // Each run fetches a second more; the third finishes what is left.
+    let mut runs = 1;
+    while node_pins(&emu).is_empty() {
+        runs += 1;
+        assert!(runs <= 4, "the fetch did not resume");
+        let again = run(&p, &["apply", "--auto-approve"]);
+        assert!(again.code == 0 || again.code == 1, "{again:?}");
+    }
+    assert!(
+        runs <= 4,
+        "resumed: done in {runs} runs of 1s for 3s of fetching"
+    );
+    let plan = run(&p, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+}
+
+#[test]
+fn a_streamed_listing_of_ten_thousand_pins_is_read_in_one_call() {
+    let emu = node(&[]);
+    let p = project(&emu, "", &many_pins(10_000, &[]));
+    let applied = run(&p, &["apply", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    let before = kubo_requests(&emu).len();
+    let refreshed = run(&p, &["refresh"]);
+    assert_eq!(refreshed.code, 0, "{refreshed:?}");
+    assert!(
+        refreshed.stdout.contains("10000 pins checked in 1 call"),
+        "{}",
+        refreshed.stdout
+    );
+    assert_eq!(kubo_requests(&emu).len(), before + 1);
+    let pins = p.listed_pins();
+    assert_eq!(pins.len(), 10_000);
+    assert!(pins.iter().all(|p| p["status"] == "managed"));
+}
+
+#[test]
+fn a_listing_cut_short_by_the_stream_error_trailer_is_an_error_not_a_loss() {
+    let emu = node(&["--kubo-stream-error-after", "2"]);
+    let p = project(&emu, "", &many_pins(5, &[]));
+    assert_eq!(run(&p, &["apply", "--auto-approve"]).code, 0);
+    let pins_before = p.state()["pins"].clone();
+    let refreshed = run(&p, &["refresh"]);
+    assert_eq!(refreshed.code, 1, "{refreshed:?}");
+    let said = format!("{}{}", refreshed.stdout, refreshed.stderr);
+    assert!(
+        said.contains("the streamed answer broke off: context canceled"),
+        "{said}"
+    );
+    assert_eq!(
+        p.state()["pins"],
+        pins_before,
+        "no pin is taken as lost from a partial listing"
+    );
+}
+
+#[test]
+fn only_the_pins_pinsync_recorded_are_unpinned_and_a_gone_one_is_not_a_failure() {
+    let emu = node(&[]);
+    // A pin made by hand on the node, which the manifest never names.
+    let by_hand = many_cids(3).pop().unwrap();
+    let answer = ureq::post(&format!(
+        "{}/kubo/api/v0/pin/add?arg={by_hand}&name=by-hand",
+        emu.url
+    ))
+    .set(
+        "authorization",
+        &format!(
+            "Basic {}",
+            base64_of(&format!("{KUBO_USER}:{KUBO_PASSWORD}"))
+        ),
+    )
+    .call()
+    .expect("pin by hand");
+    assert_eq!(answer.status(), 200);
+
+    let p = project(&emu, "", &(pin(CID_A, "a", &[]) + &pin(CID_B, "b", &[])));
+    assert_eq!(run(&p, &["apply", "--auto-approve"]).code, 0);
+    // B is unpinned behind pinsync's back; then both leave the manifest.
+    emu_lose(&emu, CID_B);
+    write(&p, &emu, "", "  []\n");
+    let pruned = run(
+        &p,
+        &["apply", "--auto-approve", "--prune", "--force-unpins"],
+    );
+    assert_eq!(pruned.code, 0, "{pruned:?}");
+    assert_eq!(
+        node_pins(&emu),
+        [(by_hand.clone(), Some("by-hand".to_owned()))],
+        "the hand-made pin stays"
+    );
+    let rms: Vec<String> = kubo_requests(&emu)
+        .iter()
+        .filter_map(|r| r["path"].as_str())
+        .filter(|p| p.contains("/pin/rm"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(rms.len(), 2, "{rms:?}");
+    assert!(rms.iter().all(|r| !r.contains(&by_hand)), "{rms:?}");
+    assert!(p.listed_pins().is_empty());
+}
+
+fn emu_lose(emu: &Emulator, cid: &str) {
+    ureq::post(&format!("{}/_emulator/pins/status", emu.url))
+        .send_json(json!({"provider": "kubo", "cid": cid, "lost": true}))
+        .expect("lose a pin");
+}
+
+#[test]
+fn import_adopts_the_nodes_recursive_pins_that_the_manifest_wants() {
+    let emu = node(&[]);
+    let p = project(&emu, "", &(pin(CID_A, "a", &[]) + &pin(CID_B, "b", &[])));
+    assert_eq!(run(&p, &["apply", "--auto-approve"]).code, 0);
+    std::fs::remove_file(p.state_path()).unwrap();
+    let imported = run(&p, &["import"]);
+    assert_eq!(imported.code, 0, "{imported:?}");
+    let pins = p.listed_pins();
+    assert_eq!(pins.len(), 2, "{pins:#?}");
+    let plan = run(&p, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+}
+
+#[test]
+fn a_wrong_password_is_refused_once_and_neither_it_nor_its_encoding_is_shown() {
+    let emu = node(&[]);
+    // The proxy echoes the request's headers in its refusal.
+    emu.faults(json!({"fail_next": [{"on": "POST /kubo/*", "echo_headers": true, "status": 401}]}));
+    let p = project(&emu, "", &many_pins(5, &[]));
+    let refused = run(&p, &["apply", "--auto-approve", "--concurrency", "1"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    let encoded = base64_of(&format!("{KUBO_USER}:{KUBO_PASSWORD}"));
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(!said.contains(&encoded), "the encoded pair leaked: {said}");
+    assert!(said.contains("authorization: Basic <redacted>"), "{said}");
+    assert_eq!(
+        kubo_requests(&emu).len(),
+        1,
+        "a refused credential is not tried once per pin"
+    );
+}
+
+#[test]
+fn a_redirect_is_not_followed_and_nothing_is_recorded() {
+    let emu = node(&[]);
+    emu.faults(json!({"fail_next": [{"on": "POST /kubo/api/v0/pin/add", "redirect": "http://127.0.0.2:9"}]}));
+    let p = project(&emu, "", &pin(CID_A, "a", &[]));
+    let run = run(&p, &["apply", "--auto-approve"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(said.contains("redirected to http://127.0.0.2:9"), "{said}");
+    assert!(node_pins(&emu).is_empty());
+    assert!(!p.state_path().exists() || p.state()["pins"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn no_more_than_four_pin_adds_run_at_once_on_one_node() {
+    let emu = node(&["--kubo-fetch-ms", "600", "--kubo-progress-ms", "100"]);
+    let p = project(&emu, "", &many_pins(8, &[]));
+    let applied = run(&p, &["apply", "--auto-approve", "--concurrency", "16"]);
+    assert_eq!(applied.code, 0, "{applied:?}");
+    let mut arrived: Vec<u64> = kubo_requests(&emu)
+        .iter()
+        .map(|r| r["received_ms"].as_u64().unwrap())
+        .collect();
+    arrived.sort_unstable();
+    assert_eq!(arrived.len(), 8);
+    // The fifth waits for one of the first four, which fetch for 600 ms.
+    assert!(
+        arrived[4] - arrived[0] >= 500,
+        "the fifth pin/add started with the first four: {arrived:?}"
+    );
+}
