@@ -35,6 +35,34 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/kubo/api/v0/pin/add", post(add))
         .route("/kubo/api/v0/pin/rm", post(rm))
         .route("/kubo/api/v0/pin/ls", post(ls))
+        .route("/kubo/api/v0/version", post(version))
+}
+
+/// Whether this Kubo takes pin names: 0.26 and later.
+fn takes_names(version: &str) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (0, 26)
+}
+
+/// go-ipfs-cmds refuses an option the command does not define.
+fn unknown_option(name: &str) -> Refused {
+    kubo_error(
+        StatusCode::BAD_REQUEST,
+        format!("Unrecognized option \"{name}\""),
+        1,
+    )
+}
+
+async fn version(State(state): State<Shared>, headers: HeaderMap) -> Result<Response, Refused> {
+    check_auth(&state, &headers)?;
+    Ok(axum::Json(json!({
+        "Version": state.settings.kubo_version,
+        "Commit": "",
+        "Repo": "16",
+        "System": "amd64/linux",
+        "Golang": "go1.23.4",
+    }))
+    .into_response())
 }
 
 /// The pins a node holds, and what it has fetched of DAGs not yet pinned.
@@ -241,6 +269,9 @@ async fn add(
             1,
         ));
     }
+    if args.one("name").is_some() && !takes_names(&state.settings.kubo_version) {
+        return Err(unknown_option("name"));
+    }
     let name = args.one("name").unwrap_or_default().to_owned();
     let fetch_ms = state.settings.kubo_fetch.as_millis() as u64;
     let tick = state.settings.kubo_progress.max(Duration::from_millis(1));
@@ -331,6 +362,9 @@ async fn ls(
     check_auth(&state, &headers)?;
     let args = Args(query);
     let stream = args.flag("stream", false)?;
+    if args.one("names").is_some() && !takes_names(&state.settings.kubo_version) {
+        return Err(unknown_option("names"));
+    }
     let names = args.flag("names", false)?;
     let kind = args.one("type").unwrap_or("all");
     if !matches!(kind, "all" | "recursive" | "direct" | "indirect") {

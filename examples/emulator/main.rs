@@ -80,6 +80,9 @@ struct Cli {
     /// X-Stream-Error trailer, as a node failing midway does.
     #[arg(long)]
     kubo_stream_error_after: Option<usize>,
+    /// The Kubo version the node reports; before 0.26 it refuses pin names.
+    #[arg(long, default_value = "0.32.1")]
+    kubo_version: String,
     /// Wait this long before answering every provider request.
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
@@ -192,6 +195,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             kubo_fetch: Duration::from_millis(cli.kubo_fetch_ms),
             kubo_progress: Duration::from_millis(cli.kubo_progress_ms),
             kubo_stream_error_after: cli.kubo_stream_error_after,
+            kubo_version: cli.kubo_version,
         },
         aioz: Mutex::default(),
         pinarkive: Mutex::default(),

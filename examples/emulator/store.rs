@@ -39,6 +39,8 @@ pub(crate) struct Settings {
     pub kubo_fetch: std::time::Duration,
     pub kubo_progress: std::time::Duration,
     pub kubo_stream_error_after: Option<usize>,
+    /// What `version` answers; before 0.26, `name` and `names` are refused.
+    pub kubo_version: String,
 }
 
 /// Counters kept as atomics so `/_emulator/stats` works without the request log.

@@ -163,6 +163,9 @@ pub(crate) struct Kubo {
     add_url: reqwest::Url,
     rm_url: reqwest::Url,
     ls_url: reqwest::Url,
+    version_url: reqwest::Url,
+    /// Whether the node takes pin names (Kubo 0.26 and later), asked once.
+    names: tokio::sync::OnceCell<bool>,
     /// `Authorization`: Basic or Bearer, or none for a node of your own.
     auth: Option<Secret>,
     pin_timeout: Duration,
@@ -221,6 +224,8 @@ impl Kubo {
             add_url: http::endpoint(base_url, "/api/v0/pin/add")?,
             rm_url: http::endpoint(base_url, "/api/v0/pin/rm")?,
             ls_url: http::endpoint(base_url, "/api/v0/pin/ls")?,
+            version_url: http::endpoint(base_url, "/api/v0/version")?,
+            names: tokio::sync::OnceCell::new(),
             auth,
             pin_timeout,
         })
@@ -234,7 +239,31 @@ impl Kubo {
         }
     }
 
+    /// Whether the node takes `name` on `pin/add` and `names` on `pin/ls`:
+    /// Kubo 0.26 and later. Asked once (`version`); a node that does not
+    /// answer it (Filebase's RPC takes the pin calls only) is taken to.
+    async fn takes_names(&self) -> bool {
+        *self
+            .names
+            .get_or_init(|| async {
+                let Ok(answer) = self
+                    .client
+                    .send(CallKind::Status, self.post(self.version_url.clone()))
+                    .await
+                else {
+                    return true;
+                };
+                let version = serde_json::from_slice::<serde_json::Value>(&answer.body)
+                    .ok()
+                    .filter(|_| answer.status.is_success())
+                    .and_then(|v| v.get("Version").and_then(|v| v.as_str()).map(str::to_owned));
+                version.as_deref().is_none_or(takes_names)
+            })
+            .await
+    }
+
     async fn pin_once(&self, request: PinRequest<'_>) -> Result<PinReceipt, ProviderError> {
+        let named = request.labels.name.is_some() && self.takes_names().await;
         let mut url = self.add_url.clone();
         {
             let mut query = url.query_pairs_mut();
@@ -242,7 +271,7 @@ impl Kubo {
                 .append_pair("arg", request.cid)
                 .append_pair("recursive", "true")
                 .append_pair("progress", "true");
-            if let Some(name) = &request.labels.name {
+            if let Some(name) = request.labels.name.as_ref().filter(|_| named) {
                 query.append_pair("name", name);
             }
         }
@@ -348,10 +377,11 @@ impl Kubo {
 
     async fn list_once(&self) -> Result<Listing, ProviderError> {
         let mut url = self.ls_url.clone();
-        url.query_pairs_mut()
-            .append_pair("type", "recursive")
-            .append_pair("names", "true")
-            .append_pair("stream", "true");
+        url.query_pairs_mut().append_pair("type", "recursive");
+        if self.takes_names().await {
+            url.query_pairs_mut().append_pair("names", "true");
+        }
+        url.query_pairs_mut().append_pair("stream", "true");
         let builder = self.post(url).timeout(LIST_TIMEOUT);
         let mut pins = Vec::new();
         let answered = self
@@ -385,6 +415,16 @@ impl Kubo {
         }
         // The whole listing comes in one streamed answer.
         Ok(Listing { pins, next: None })
+    }
+}
+
+/// Whether a Kubo of `version` (`0.25.0`, `0.32.1-rc1`) takes pin names:
+/// 0.26 and later. A version that does not read as one is taken to.
+fn takes_names(version: &str) -> bool {
+    let mut parts = version.split(['.', '-']).map(|p| p.parse::<u64>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) >= (0, 26),
+        _ => true,
     }
 }
 
@@ -527,6 +567,16 @@ mod tests {
             500,
             r#"{"Message": "context canceled", "Code": 0, "Type": "error"}"#
         )));
+    }
+
+    #[test]
+    fn names_are_sent_from_kubo_0_26() {
+        assert!(!takes_names("0.25.0"));
+        assert!(!takes_names("0.9.1"));
+        assert!(takes_names("0.26.0"));
+        assert!(takes_names("0.32.1-rc1"));
+        assert!(takes_names("1.0.0"));
+        assert!(takes_names("unknown"));
     }
 
     #[test]

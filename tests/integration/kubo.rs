@@ -66,6 +66,18 @@ fn kubo_requests(emu: &Emulator) -> Vec<Value> {
         .collect()
 }
 
+/// The requests to `call` (`pin/add`, `version`, ...).
+fn calls_to(emu: &Emulator, call: &str) -> Vec<Value> {
+    let path = format!("/kubo/api/v0/{call}");
+    kubo_requests(emu)
+        .into_iter()
+        .filter(|r| {
+            let p = r["path"].as_str().unwrap();
+            p == path || p.starts_with(&format!("{path}?"))
+        })
+        .collect()
+}
+
 fn node_pins(emu: &Emulator) -> Vec<(String, Option<String>)> {
     emu.pins()
         .into_iter()
@@ -109,7 +121,11 @@ fn every_call_is_the_documented_post_with_its_arguments_in_the_query() {
         "Basic {}",
         base64_of(&format!("{KUBO_USER}:{KUBO_PASSWORD}"))
     );
-    let requests = kubo_requests(&emu);
+    let mut requests = kubo_requests(&emu);
+    // Each run that names a pin, or lists, asks the node its version once,
+    // first: the apply with the first pins, the rename, the refresh.
+    assert_eq!(requests[0]["path"], "/kubo/api/v0/version", "{requests:#?}");
+    assert_eq!(calls_to(&emu, "version").len(), 3);
     for r in &requests {
         assert_eq!(r["method"], "POST", "{r}");
         assert_eq!(
@@ -120,6 +136,7 @@ fn every_call_is_the_documented_post_with_its_arguments_in_the_query() {
         assert_eq!(r["raw_body"], "", "arguments go in the query: {r}");
         assert_eq!(r["status"], 200, "{r}");
     }
+    requests.retain(|r| r["path"] != "/kubo/api/v0/version");
     let paths: Vec<&str> = requests
         .iter()
         .map(|r| r["path"].as_str().unwrap())
@@ -188,7 +205,7 @@ fn a_pin_add_longer_than_the_request_timeout_completes() {
         node_pins(&emu),
         [(CID_A.to_owned(), Some("big".to_owned()))]
     );
-    let adds: Vec<Value> = kubo_requests(&emu);
+    let adds = calls_to(&emu, "pin/add");
     assert_eq!(adds.len(), 1, "one call, not retried: {adds:#?}");
 }
 
@@ -211,7 +228,11 @@ fn a_pin_add_cut_short_reports_what_it_fetched_and_the_next_apply_resumes_it() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no block count in: {said}"));
     assert!(blocks > 0, "{said}");
-    assert_eq!(kubo_requests(&emu).len(), 1, "not retried within the run");
+    assert_eq!(
+        calls_to(&emu, "pin/add").len(),
+        1,
+        "not retried within the run"
+    );
     assert!(node_pins(&emu).is_empty());
 
     // Each run fetches a second more; the third finishes what is left.
@@ -236,7 +257,7 @@ fn a_streamed_listing_of_ten_thousand_pins_is_read_in_one_call() {
     let p = project(&emu, "", &many_pins(10_000, &[]));
     let applied = run(&p, &["apply", "--auto-approve"]);
     assert_eq!(applied.code, 0, "{}", applied.stderr);
-    let before = kubo_requests(&emu).len();
+    let before = calls_to(&emu, "pin/ls").len();
     let refreshed = run(&p, &["refresh"]);
     assert_eq!(refreshed.code, 0, "{refreshed:?}");
     assert!(
@@ -244,7 +265,7 @@ fn a_streamed_listing_of_ten_thousand_pins_is_read_in_one_call() {
         "{}",
         refreshed.stdout
     );
-    assert_eq!(kubo_requests(&emu).len(), before + 1);
+    assert_eq!(calls_to(&emu, "pin/ls").len(), before + 1);
     let pins = p.listed_pins();
     assert_eq!(pins.len(), 10_000);
     assert!(pins.iter().all(|p| p["status"] == "managed"));
@@ -340,7 +361,7 @@ fn import_adopts_the_nodes_recursive_pins_that_the_manifest_wants() {
 fn a_wrong_password_is_refused_once_and_neither_it_nor_its_encoding_is_shown() {
     let emu = node(&[]);
     // The proxy echoes the request's headers in its refusal.
-    emu.faults(json!({"fail_next": [{"on": "POST /kubo/*", "echo_headers": true, "status": 401}]}));
+    emu.faults(json!({"fail_next": [{"on": "POST /kubo/api/v0/pin/add", "echo_headers": true, "status": 401}]}));
     let p = project(&emu, "", &many_pins(5, &[]));
     let refused = run(&p, &["apply", "--auto-approve", "--concurrency", "1"]);
     assert_eq!(refused.code, 1, "{refused:?}");
@@ -349,7 +370,7 @@ fn a_wrong_password_is_refused_once_and_neither_it_nor_its_encoding_is_shown() {
     assert!(!said.contains(&encoded), "the encoded pair leaked: {said}");
     assert!(said.contains("authorization: Basic <redacted>"), "{said}");
     assert_eq!(
-        kubo_requests(&emu).len(),
+        calls_to(&emu, "pin/add").len(),
         1,
         "a refused credential is not tried once per pin"
     );
@@ -374,7 +395,7 @@ fn no_more_than_four_pin_adds_run_at_once_on_one_node() {
     let p = project(&emu, "", &many_pins(8, &[]));
     let applied = run(&p, &["apply", "--auto-approve", "--concurrency", "16"]);
     assert_eq!(applied.code, 0, "{applied:?}");
-    let mut arrived: Vec<u64> = kubo_requests(&emu)
+    let mut arrived: Vec<u64> = calls_to(&emu, "pin/add")
         .iter()
         .map(|r| r["received_ms"].as_u64().unwrap())
         .collect();
@@ -385,4 +406,28 @@ fn no_more_than_four_pin_adds_run_at_once_on_one_node() {
         arrived[4] - arrived[0] >= 500,
         "the fifth pin/add started with the first four: {arrived:?}"
     );
+}
+
+#[test]
+fn a_kubo_older_than_0_26_gets_no_names_and_still_pins() {
+    let emu = node(&["--kubo-version", "0.25.0"]);
+    let p = project(
+        &emu,
+        "",
+        &(pin(CID_A, "home", &[]) + &pin(CID_B, "docs", &[])),
+    );
+    let applied = run(&p, &["apply", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{applied:?}");
+    let refreshed = run(&p, &["refresh"]);
+    assert_eq!(refreshed.code, 0, "{refreshed:?}");
+    assert_eq!(calls_to(&emu, "version").len(), 2, "asked once a run");
+    for r in calls_to(&emu, "pin/add")
+        .iter()
+        .chain(&calls_to(&emu, "pin/ls"))
+    {
+        let path = r["path"].as_str().unwrap();
+        assert!(!path.contains("name"), "{path}");
+        assert_eq!(r["status"], 200, "{r}");
+    }
+    assert_eq!(node_pins(&emu).len(), 2);
 }
