@@ -104,6 +104,17 @@ async fn pins(State(state): State<Shared>, Query(query): Query<PinsQuery>) -> Re
         pinned_at: String::new(),
         unpinned: false,
     }));
+    all.extend(lock(&state.cluster).all().map(|p| ControlPin {
+        provider: Provider::Cluster,
+        cid: p.cid.clone(),
+        canonical_cid: p.canonical.clone(),
+        cluster: None,
+        name: Some(p.name.clone()).filter(|n| !n.is_empty()),
+        keyvalues: Some(p.metadata.clone()),
+        id: None,
+        pinned_at: String::new(),
+        unpinned: false,
+    }));
     // Sorted so tests can compare whole lists; pinned_at orders repeated AIOZ
     // pins of the same content (an unpinned record and its successor).
     all.sort_by(|a, b| {
@@ -202,6 +213,11 @@ async fn set_pin_status(State(state): State<Shared>, body: Bytes) -> Response {
         }
         (Provider::PinningService, true, None) => lock(&state.psa).lose(&canonical),
         (Provider::Kubo, true, None) => lock(&state.kubo).lose(&canonical),
+        (Provider::Cluster, true, None) => lock(&state.cluster).lose(&canonical),
+        (Provider::Cluster, false, Some("by_hand")) => {
+            lock(&state.cluster).add_by_hand(&change.cid, &canonical, state.settings.cluster_peers);
+            true
+        }
         (Provider::PinningService, false, Some(status)) => {
             match crate::pinning_service::status_named(status) {
                 Some(s) => lock(&state.psa).set_status(&canonical, s),
@@ -227,6 +243,7 @@ async fn reset(State(state): State<Shared>) -> Response {
     *lock(&state.pinarkive) = Default::default();
     *lock(&state.psa) = Default::default();
     lock(&state.kubo).clear();
+    lock(&state.cluster).clear();
     *lock(&state.faults) = FaultConfig::default();
     lock(&state.limits).reset_counts();
     lock(&state.log).clear();

@@ -27,6 +27,8 @@ pub(crate) enum Provider {
     PinningService,
     /// Kubo's RPC API, under `/kubo`.
     Kubo,
+    /// ipfs-cluster's REST API, under `/cluster`.
+    Cluster,
 }
 
 impl Provider {
@@ -44,6 +46,8 @@ impl Provider {
             Some(Provider::PinningService)
         } else if under(crate::kubo::PREFIX) {
             Some(Provider::Kubo)
+        } else if under(crate::cluster::PREFIX) {
+            Some(Provider::Cluster)
         } else {
             None
         }
@@ -55,6 +59,7 @@ impl Provider {
             Provider::Pinarkive,
             Provider::PinningService,
             Provider::Kubo,
+            Provider::Cluster,
         ]
         .into_iter()
         .find(|p| p.name() == name)
@@ -66,6 +71,7 @@ impl Provider {
             Provider::Pinarkive => "pinarkive",
             Provider::PinningService => "psa",
             Provider::Kubo => "kubo",
+            Provider::Cluster => "cluster",
         }
     }
 }
@@ -388,6 +394,7 @@ impl Fault {
                     Some(Provider::Pinarkive) => r#"{"cid": "#,
                     Some(Provider::PinningService) => r#"{"requestid": "#,
                     Some(Provider::Kubo) => r#"{"Pins": ["#,
+                    Some(Provider::Cluster) => r#"{"cid": "#,
                     None => r#"{"error": "#,
                 };
                 json_text(StatusCode::OK, text)
@@ -410,6 +417,7 @@ impl Fault {
                         crate::pinning_service::error_for_status(status)
                     }
                     (None, Some(Provider::Kubo)) => crate::kubo::error_for_status(status),
+                    (None, Some(Provider::Cluster)) => crate::cluster::error_for_status(status),
                     (None, None) => (
                         status,
                         axum::Json(serde_json::json!({

@@ -9,6 +9,7 @@
 //! `emulator listening on http://ADDR`, and everything else on stderr.
 
 mod aioz;
+mod cluster;
 mod control;
 mod faults;
 mod kubo;
@@ -83,6 +84,23 @@ struct Cli {
     /// The Kubo version the node reports; before 0.26 it refuses pin names.
     #[arg(long, default_value = "0.32.1")]
     kubo_version: String,
+    /// How ipfs-cluster calls (under /cluster) must authenticate: `none` or
+    /// `basic:USER:PASSWORD` (a JWT from POST /token is taken too).
+    #[arg(
+        long,
+        env = "EMULATOR_CLUSTER_AUTH",
+        default_value = "basic:demo-cluster-user:demo-cluster-password"
+    )]
+    cluster_auth: String,
+    /// Peers in the cluster.
+    #[arg(long, default_value_t = 3)]
+    cluster_peers: usize,
+    /// How long each allocated peer reports `pinning` before `pinned`.
+    #[arg(long, default_value_t = 0)]
+    cluster_pinning_ms: u64,
+    /// The first N peers report `pin_error` for every pin allocated to them.
+    #[arg(long, default_value_t = 0)]
+    cluster_failing_peers: usize,
     /// Wait this long before answering every provider request.
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
@@ -108,7 +126,7 @@ struct Cli {
     #[arg(long, default_value_t = 0.0)]
     wrong_shape_rate: f64,
     /// Inject faults only into this provider's requests.
-    #[arg(long, value_parser = ["aioz", "pinarkive", "psa", "kubo"])]
+    #[arg(long, value_parser = ["aioz", "pinarkive", "psa", "kubo", "cluster"])]
     only: Option<String>,
     /// A new AIOZ pin reports RETRIEVAL for this long, then DONE (as the
     /// service pins asynchronously).
@@ -196,11 +214,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             kubo_progress: Duration::from_millis(cli.kubo_progress_ms),
             kubo_stream_error_after: cli.kubo_stream_error_after,
             kubo_version: cli.kubo_version,
+            cluster_auth: kubo::KuboAuth::parse(&cli.cluster_auth)
+                .map_err(anyhow::Error::msg)
+                .context("invalid --cluster-auth")?,
+            cluster_peers: cli.cluster_peers.max(1),
+            cluster_pinning: Duration::from_millis(cli.cluster_pinning_ms),
+            cluster_failing_peers: cli.cluster_failing_peers,
         },
         aioz: Mutex::default(),
         pinarkive: Mutex::default(),
         psa: Mutex::default(),
         kubo: Mutex::default(),
+        cluster: Mutex::default(),
         faults: Mutex::new(faults),
         limits: Mutex::new(limits),
         log: Mutex::default(),
@@ -212,6 +237,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .merge(pinarkive::routes())
         .merge(pinning_service::routes())
         .merge(kubo::routes())
+        .merge(cluster::routes())
         .merge(control::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -235,6 +261,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     eprintln!("Pinarkive base URL:   http://{addr}  (X-API-Key or Authorization: Bearer)");
     eprintln!("Pinning Service API:  http://{addr}/psa  (Authorization: Bearer)");
     eprintln!("Kubo RPC API:         http://{addr}/kubo  (--kubo-auth)");
+    eprintln!("ipfs-cluster API:     http://{addr}/cluster  (--cluster-auth)");
     eprintln!("control API:          http://{addr}/_emulator/{{pins,requests,stats,faults,reset}}");
 
     // Small request/answer pairs: send them at once rather than wait for Nagle.
@@ -290,6 +317,7 @@ async fn not_found(request: Request) -> Response {
         Some(Provider::Pinarkive) => pinarkive::not_found(path),
         Some(Provider::PinningService) => pinning_service::error_for_status(StatusCode::NOT_FOUND),
         Some(Provider::Kubo) => kubo::error_for_status(StatusCode::NOT_FOUND),
+        Some(Provider::Cluster) => cluster::error_for_status(StatusCode::NOT_FOUND),
         None => {
             let body = json!({"error": "not found", "path": path});
             (StatusCode::NOT_FOUND, axum::Json(body)).into_response()

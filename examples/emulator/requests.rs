@@ -93,7 +93,8 @@ fn is_pin_call(method: &Method, path: &str) -> bool {
         && (path == "/api/pinning/pinByHash"
             || path.starts_with("/api/v3/files/pin/")
             || path == "/psa/pins"
-            || path == "/kubo/api/v0/pin/add")
+            || path == "/kubo/api/v0/pin/add"
+            || path.starts_with("/cluster/pins/"))
 }
 
 pub(crate) async fn gate(State(state): State<Shared>, request: Request, next: Next) -> Response {

@@ -41,6 +41,11 @@ pub(crate) struct Settings {
     pub kubo_stream_error_after: Option<usize>,
     /// What `version` answers; before 0.26, `name` and `names` are refused.
     pub kubo_version: String,
+    pub cluster_auth: crate::kubo::KuboAuth,
+    pub cluster_peers: usize,
+    /// How long each allocated peer reports `pinning`.
+    pub cluster_pinning: std::time::Duration,
+    pub cluster_failing_peers: usize,
 }
 
 /// Counters kept as atomics so `/_emulator/stats` works without the request log.
@@ -57,6 +62,7 @@ pub(crate) struct AppState {
     pub pinarkive: Mutex<PinarkiveStore>,
     pub psa: Mutex<crate::pinning_service::PsaStore>,
     pub kubo: Mutex<crate::kubo::KuboStore>,
+    pub cluster: Mutex<crate::cluster::ClusterStore>,
     pub faults: Mutex<FaultConfig>,
     pub limits: Mutex<crate::limits::Limits>,
     pub log: Mutex<RequestLog>,

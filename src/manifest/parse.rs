@@ -87,6 +87,10 @@ pub(super) fn provider_fields() -> Vec<&'static str> {
 pub(super) const RATE_LIMIT_FIELDS: &[&str] = &["rate", "burst"];
 /// Fields of a provider's `unpin_guard`.
 pub(super) const UNPIN_GUARD_FIELDS: &[&str] = &["count", "percent"];
+/// Fields of a `replication` mapping.
+pub(super) const REPLICATION_FIELDS: &[&str] = &["min", "max"];
+/// Most peers a replication may name.
+const MAX_REPLICATION: u32 = 10_000;
 /// Fields of `defaults`.
 pub(super) const DEFAULTS_FIELDS: &[&str] = &["to"];
 /// Fields of one entry of `pins`.
@@ -1049,10 +1053,48 @@ impl Walker {
                         }
                     })
             }
+            FieldValue::Replication => self.replication(n, &what),
         };
         if let Some(value) = value {
             settings.insert(field.name, value);
         }
+    }
+
+    /// `{min: 2, max: 3}`: how many peers pin each CID, at least and at
+    /// most (`max` may be left to the cluster's own setting).
+    fn replication(&mut self, node: &Node, what: &str) -> Option<Setting> {
+        let map = self.mapping(node, what)?;
+        self.known_keys(map, REPLICATION_FIELDS, what);
+        let mut number = |key: &str| -> Option<Option<u32>> {
+            let Some(n) = map.get(key) else {
+                return Some(None);
+            };
+            let s = self.scalar(n, &format!("`{key}`"))?;
+            match s.as_str().parse::<u32>() {
+                Ok(v) if (1..=MAX_REPLICATION).contains(&v) => Some(Some(v)),
+                _ => {
+                    self.problem(
+                        s.at,
+                        format!("`{key}` must be a whole number from 1 to {MAX_REPLICATION}"),
+                    );
+                    None
+                }
+            }
+        };
+        let (min, max) = (number("min")?, number("max")?);
+        let Some(min) = min else {
+            self.problem(map.start(), format!("missing field `min` in {what}"));
+            return None;
+        };
+        if max.is_some_and(|max| max < min) {
+            let at = map.get("max").map_or(map.start(), Node::at);
+            self.problem(
+                at,
+                format!("`max` must be at least `min` ({min}) in {what}"),
+            );
+            return None;
+        }
+        Some(Setting::Replication { min, max })
     }
 
     /// An optional `true`/`false` field (false when absent or wrong).

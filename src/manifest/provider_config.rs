@@ -253,6 +253,12 @@ pub(crate) enum Setting {
     Flag(bool),
     /// A time, in whole seconds.
     Seconds(u64),
+    /// How many peers pin each CID: at least `min`, at most `max` (`None`:
+    /// the cluster's own setting).
+    Replication {
+        min: u32,
+        max: Option<u32>,
+    },
 }
 
 impl Settings {
@@ -292,6 +298,14 @@ impl Settings {
     /// Whether the flag `field` is set `true`.
     pub(crate) fn flag(&self, field: &str) -> bool {
         matches!(self.0.get(field), Some(Setting::Flag(true)))
+    }
+
+    /// The replication in `field`, if it is set: `(min, max)`.
+    pub(crate) fn replication(&self, field: &str) -> Option<(u32, Option<u32>)> {
+        match self.0.get(field) {
+            Some(Setting::Replication { min, max }) => Some((*min, *max)),
+            _ => None,
+        }
     }
 
     /// The time in `field`, if it is set.

@@ -86,6 +86,23 @@ fn types_taking(field: &str) -> String {
     }
 }
 
+/// Every word any type offers for the choice `field`, each once.
+fn choice_words(field: &str) -> Vec<&'static str> {
+    let mut words = Vec::new();
+    for kind in kinds() {
+        if let Some(FieldValue::Choice(offered)) =
+            kind.provider_type().field(field).map(|f| f.value)
+        {
+            for word in offered {
+                if !words.contains(word) {
+                    words.push(*word);
+                }
+            }
+        }
+    }
+    words
+}
+
 /// The key fields and the types' own fields, each with its schema.
 fn type_field_schemas() -> Map<String, Value> {
     let mut fields = Map::new();
@@ -94,10 +111,11 @@ fn type_field_schemas() -> Map<String, Value> {
             let description = format!("{}: {}", types_taking(field.name), field.description);
             let value = match field.value {
                 FieldValue::Secret => credential(&description),
-                FieldValue::Choice(words) => json!({
+                // Types may offer different words under one name (`auth`):
+                // each type's rule narrows the union to its own.
+                FieldValue::Choice(_) => json!({
                     "description": description,
-                    "enum": words,
-                    "default": words[0],
+                    "enum": choice_words(field.name),
                 }),
                 FieldValue::Flag => json!({
                     "description": description,
@@ -109,6 +127,16 @@ fn type_field_schemas() -> Map<String, Value> {
                     "type": "string",
                     "minLength": 1,
                     "maxLength": MAX_NAME_CHARS,
+                }),
+                FieldValue::Replication => json!({
+                    "description": description,
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["min"],
+                    "properties": {
+                        "min": {"description": "Peers that must pin each CID.", "type": "integer", "minimum": 1},
+                        "max": {"description": "Peers that may pin it (default: the cluster's setting).", "type": "integer", "minimum": 1},
+                    },
                 }),
                 FieldValue::Duration => json!({
                     "description": description,
@@ -416,6 +444,15 @@ fn type_rule(kind: ProviderKind) -> Value {
         })
         .collect();
     let t = kind.provider_type();
+    let mut refused = refused;
+    for field in t.fields {
+        if let FieldValue::Choice(words) = field.value {
+            refused.insert(
+                field.name.to_owned(),
+                json!({"enum": words, "default": words[0]}),
+            );
+        }
+    }
     // A field that needs another, and two that exclude each other.
     let needs: Map<String, Value> = t
         .fields
@@ -612,6 +649,7 @@ mod tests {
             (_, Some(FieldValue::Secret)) => "${SOME_SECRET}",
             (_, Some(FieldValue::Text)) => "someone",
             (_, Some(FieldValue::Duration)) => "90m",
+            (_, Some(FieldValue::Replication)) => "{min: 2, max: 3}",
             ("base_url", _) => "https://pin.example.com",
             ("unpin_guard", _) => "{count: 1, percent: 2}",
             ("rate_limit", _) => "{rate: 10/s, burst: 5}",

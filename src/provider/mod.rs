@@ -5,6 +5,7 @@
 
 mod aioz;
 mod http;
+mod ipfs_cluster;
 mod kubo;
 mod pacing;
 mod pinarkive;

@@ -18,6 +18,7 @@ pub(crate) static TYPES: &[&ProviderType] = &[
     &super::pinarkive::TYPE,
     &super::pinning_service::TYPE,
     &super::kubo::TYPE,
+    &super::ipfs_cluster::TYPE,
 ];
 
 /// One provider type: what the manifest may say about it, what its API can
@@ -137,6 +138,9 @@ impl ProviderType {
                 continue;
             };
             let fits = match (field.value, value) {
+                (FieldValue::Replication, Setting::Replication { min, max }) => {
+                    *min >= 1 && max.is_none_or(|max| max >= *min)
+                }
                 (FieldValue::Secret, Setting::Secret(_))
                 | (FieldValue::Flag, Setting::Flag(_))
                 | (FieldValue::Duration, Setting::Seconds(_))
@@ -245,6 +249,8 @@ pub(crate) enum FieldValue {
     Text,
     /// A time: `90s`, `30m`, `1h`.
     Duration,
+    /// `{min: 2, max: 3}`: peers that pin each CID.
+    Replication,
 }
 
 /// What `init` writes for one type.

@@ -13,6 +13,7 @@ mod failures;
 mod import;
 mod include;
 mod init;
+mod ipfs_cluster;
 mod keys_in_answers;
 mod kubo;
 mod pinning_service;

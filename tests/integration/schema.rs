@@ -207,12 +207,31 @@ fn the_schema_is_draft_07_with_its_id_and_every_field_described() {
     let provider = &schema["properties"]["providers"]["additionalProperties"];
     assert_eq!(
         provider["properties"]["type"]["enum"],
-        serde_json::json!(["aioz", "pinarkive", "pinning-service", "kubo"])
+        serde_json::json!([
+            "aioz",
+            "pinarkive",
+            "pinning-service",
+            "kubo",
+            "ipfs-cluster"
+        ])
     );
+    // `auth` is a word each type chooses from its own: every word is named,
+    // and each type's rule narrows them to its own.
     assert_eq!(
         provider["properties"]["auth"]["enum"],
-        serde_json::json!(["header", "bearer"])
+        serde_json::json!(["header", "bearer", "basic", "jwt"])
     );
+    let rule = |kind: &str| {
+        provider["allOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["if"]["properties"]["type"]["const"] == kind)
+            .unwrap()["then"]["properties"]["auth"]["enum"]
+            .clone()
+    };
+    assert_eq!(rule("pinarkive"), serde_json::json!(["header", "bearer"]));
+    assert_eq!(rule("ipfs-cluster"), serde_json::json!(["basic", "jwt"]));
 }
 
 #[test]
@@ -362,6 +381,12 @@ providers:
     type: kubo
     base_url: https://rpc.filebase.io
     token: ${FILEBASE_RPC_TOKEN}
+  cluster:
+    type: ipfs-cluster
+    username: pinsync
+    password: ${CLUSTER_PASSWORD}
+    auth: jwt
+    replication: {min: 2, max: 3}
 defaults:
   to: [aioz]
 pins:

@@ -1,0 +1,531 @@
+//! ipfs-cluster's REST API (port 9094), as its `api/rest/restapi.go` and
+//! `api/types.go` define it: `POST /pins/{cid}` with the pin's options in
+//! the query, `DELETE /pins/{cid}`, `GET /pins/{cid}` for the status on
+//! each peer, and `GET /allocations?filter=pin`, streamed.
+//!
+//! Pinning is asynchronous: the cluster allocates peers and each pins in
+//! the background. A pin counts as pinned once `replication.min` peers
+//! report it pinned. Every pin pinsync makes carries
+//! `meta-pinsync=IDENTITY`, and pinsync reads a pin before it removes or
+//! replaces it: a pin without the mark (made by hand, or by another
+//! manifest) is never touched.
+
+use futures::future::BoxFuture;
+use reqwest::StatusCode;
+use reqwest::header::AUTHORIZATION;
+use serde::Deserialize;
+
+use super::http::{self, Answer};
+use super::registry::{
+    Capabilities, Connection, FieldValue, ProviderType, Starter, TypeField, UnpinBy, commented,
+};
+use super::{
+    ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Secret, UnpinReceipt,
+    UnpinRequest,
+};
+use crate::manifest::CallKind;
+use crate::state::ProviderStatus;
+
+/// The meta key that marks a pin as this manifest's.
+const OWNER_KEY: &str = "pinsync";
+
+/// `type: ipfs-cluster`.
+pub(crate) static TYPE: ProviderType = ProviderType {
+    name: "ipfs-cluster",
+    title: "ipfs-cluster",
+    summary: "ipfs-cluster's REST API (port 9094), pinning on several peers; Basic auth \
+              or a JWT",
+    fields: &[
+        TypeField {
+            name: "username",
+            required: false,
+            value: FieldValue::Text,
+            description: "the user name of the cluster's basic_auth_credentials",
+            requires: &["password"],
+            conflicts: &["token"],
+        },
+        TypeField {
+            name: "password",
+            required: false,
+            value: FieldValue::Secret,
+            description: "the environment variable holding the password, as ${VAR}",
+            requires: &["username"],
+            conflicts: &[],
+        },
+        TypeField {
+            name: "auth",
+            required: false,
+            value: FieldValue::Choice(&["basic", "jwt"]),
+            description: "`basic` sends the user name and password with every call (the \
+                          default); `jwt` trades them once for a token (POST /token) and \
+                          sends that",
+            requires: &["username"],
+            conflicts: &[],
+        },
+        TypeField {
+            name: "token",
+            required: false,
+            value: FieldValue::Secret,
+            description: "the environment variable holding a JWT the cluster issued, as ${VAR}",
+            requires: &[],
+            conflicts: &["username"],
+        },
+        TypeField::new(
+            "replication",
+            false,
+            FieldValue::Replication,
+            "how many peers pin each CID: `{min: 2, max: 3}`; a pin counts as pinned once \
+             `min` peers report it (default: the cluster's own replication factors)",
+        ),
+    ],
+    default_base_url: Some("http://127.0.0.1:9094"),
+    default_rate_limit: None,
+    max_concurrency: None,
+    capabilities: Capabilities {
+        clusters: false,
+        unpin_by: UnpinBy::Cid,
+        // Pinning a CID again updates its pin (name, meta, replication).
+        replace: true,
+        lookup_batch: None,
+        reads_before_removing: true,
+        ownership_marks: true,
+    },
+    starter,
+    connect,
+};
+
+fn starter() -> Starter {
+    Starter {
+        providers: [
+            commented("  cluster:", "ipfs-cluster's REST API"),
+            "    type: ipfs-cluster\n".into(),
+            "    # base_url: http://127.0.0.1:9094   (the default)\n".into(),
+            commented(
+                "    replication: {min: 2, max: 3}",
+                "pinned once two peers have it",
+            ),
+            commented(
+                "    # username: pinsync",
+                "the cluster's basic_auth_credentials",
+            ),
+            "    # password: ${CLUSTER_PASSWORD}\n".into(),
+            commented(
+                "    # auth: jwt",
+                "trade them once for a token (POST /token)",
+            ),
+        ]
+        .concat(),
+        target: "cluster",
+        pin_extras: commented("    # meta: {team: web}", "sent as meta-KEY=VALUE"),
+        variables: Vec::new(),
+    }
+}
+
+fn connect(c: Connection<'_>) -> anyhow::Result<std::sync::Arc<dyn Provider>> {
+    let settings = &c.config.settings;
+    let auth = match (settings.secret("token"), settings.text("username")) {
+        (Some(token), _) => Auth::Bearer(
+            c.secret(token)?
+                .prefixed("Bearer ")
+                .ok_or_else(|| anyhow::anyhow!("the token cannot follow `Bearer `"))?,
+        ),
+        (None, Some(username)) => {
+            let password = c.required_secret("password")?;
+            let (header, pair) = Secret::basic(username, &password).ok_or_else(|| {
+                anyhow::anyhow!("the user name must be ASCII without `:` to go in a header")
+            })?;
+            c.derived(pair);
+            if settings.text("auth") == Some("jwt") {
+                Auth::Jwt {
+                    basic: header,
+                    token: tokio::sync::OnceCell::new(),
+                }
+            } else {
+                Auth::Basic(header)
+            }
+        }
+        (None, None) => Auth::None,
+    };
+    let identity = c
+        .config
+        .identity
+        .as_deref()
+        .unwrap_or(crate::manifest::DEFAULT_IDENTITY)
+        .to_owned();
+    Ok(std::sync::Arc::new(IpfsCluster {
+        client: c.client,
+        pins_url: http::endpoint(&c.config.base_url, "/pins")?,
+        allocations_url: http::endpoint(&c.config.base_url, "/allocations")?,
+        token_url: http::endpoint(&c.config.base_url, "/token")?,
+        auth,
+        identity,
+        replication: settings.replication("replication"),
+    }))
+}
+
+/// How calls authenticate.
+#[derive(Debug)]
+enum Auth {
+    None,
+    Basic(Secret),
+    Bearer(Secret),
+    /// Basic once, for a JWT (`POST /token`), then the JWT.
+    Jwt {
+        basic: Secret,
+        token: tokio::sync::OnceCell<Secret>,
+    },
+}
+
+/// An ipfs-cluster's REST API.
+#[derive(Debug)]
+pub(crate) struct IpfsCluster {
+    client: http::Client,
+    pins_url: reqwest::Url,
+    allocations_url: reqwest::Url,
+    token_url: reqwest::Url,
+    auth: Auth,
+    /// The mark on this manifest's pins.
+    identity: String,
+    /// `(min, max)` peers, where the manifest sets them.
+    replication: Option<(u32, Option<u32>)>,
+}
+
+/// A pin as `GET /pins/{cid}` shows it: its metadata and its status on
+/// each peer.
+#[derive(Deserialize)]
+struct GlobalPinInfo {
+    #[serde(default)]
+    metadata: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default)]
+    peer_map: std::collections::BTreeMap<String, PeerStatus>,
+}
+
+#[derive(Deserialize)]
+struct PeerStatus {
+    status: String,
+}
+
+/// A pin as `/allocations` lists it.
+#[derive(Deserialize)]
+struct Pin {
+    cid: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    metadata: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// `POST /token`'s answer.
+#[derive(Deserialize)]
+struct Token {
+    token: String,
+}
+
+/// Whose a pin is, by its mark.
+#[derive(Debug, PartialEq, Eq)]
+enum Mark {
+    Ours,
+    Other,
+}
+
+fn mark(metadata: Option<&std::collections::BTreeMap<String, String>>, identity: &str) -> Mark {
+    match metadata.and_then(|m| m.get(OWNER_KEY)) {
+        Some(v) if v == identity => Mark::Ours,
+        _ => Mark::Other,
+    }
+}
+
+impl IpfsCluster {
+    async fn authorized(
+        &self,
+        builder: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        Ok(match &self.auth {
+            Auth::None => builder,
+            Auth::Basic(secret) | Auth::Bearer(secret) => {
+                builder.header(AUTHORIZATION, secret.header_value())
+            }
+            Auth::Jwt { basic, token } => {
+                let token = token.get_or_try_init(|| self.token(basic)).await?;
+                builder.header(AUTHORIZATION, token.header_value())
+            }
+        })
+    }
+
+    /// Trades the Basic credentials for a JWT, once.
+    async fn token(&self, basic: &Secret) -> Result<Secret, ProviderError> {
+        let builder = self
+            .client
+            .post(self.token_url.clone())
+            .header(AUTHORIZATION, basic.header_value());
+        let answer = self.client.send(CallKind::List, builder).await?;
+        let token: Token = http::read_json(&answer, "token", r#"{"token"}"#)?;
+        Secret::new(&token.token)
+            .and_then(|t| t.prefixed("Bearer "))
+            .ok_or_else(|| {
+                ProviderError::BadResponse("the cluster's token cannot go in a header".into())
+            })
+    }
+
+    /// `GET /pins/{cid}`: `None` when the cluster does not track it.
+    async fn get(&self, cid: &str, kind: CallKind) -> Result<Option<GlobalPinInfo>, ProviderError> {
+        let builder = self
+            .authorized(self.client.get(http::with_segment(&self.pins_url, cid)))
+            .await?;
+        let answer = self.client.send(kind, builder).await?;
+        if answer.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let info: GlobalPinInfo = http::read_json(&answer, "pin status", r#"{"cid", "peer_map"}"#)?;
+        // A pin that no peer tracks any more is as good as gone.
+        if info.peer_map.values().all(|p| p.status == "unpinned") && info.metadata.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(info))
+    }
+
+    async fn pin_once(&self, request: PinRequest<'_>) -> Result<PinReceipt, ProviderError> {
+        // Pinning again would overwrite another's metadata: a pin that is
+        // tracked without this manifest's mark is adopted, left as it is.
+        if let Some(existing) = self.get(request.cid, CallKind::List).await?
+            && mark(existing.metadata.as_ref(), &self.identity) == Mark::Other
+        {
+            return Ok(PinReceipt {
+                pin_id: Some(http::pin_id(request.cid)?),
+                already_pinned: true,
+                foreign: true,
+            });
+        }
+        self.post(request).await
+    }
+
+    /// `POST /pins/{cid}` with the pin's options in the query.
+    async fn post(&self, request: PinRequest<'_>) -> Result<PinReceipt, ProviderError> {
+        let mut url = http::with_segment(&self.pins_url, request.cid);
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("mode", "recursive");
+            if let Some(name) = &request.labels.name {
+                query.append_pair("name", name);
+            }
+            if let Some((min, max)) = self.replication {
+                query.append_pair("replication-min", &min.to_string());
+                if let Some(max) = max {
+                    query.append_pair("replication-max", &max.to_string());
+                }
+            }
+            for (key, value) in &request.labels.meta {
+                // The mark is pinsync's own.
+                if key != OWNER_KEY {
+                    query.append_pair(&format!("meta-{key}"), value);
+                }
+            }
+            query.append_pair(&format!("meta-{OWNER_KEY}"), &self.identity);
+        }
+        let builder = self.authorized(self.client.post(url)).await?;
+        let answer = self.client.send(CallKind::Pin, builder).await?;
+        let pin: Pin = http::read_json(&answer, "pin", r#"{"cid", ...}"#)?;
+        Ok(PinReceipt {
+            pin_id: Some(http::pin_id(&pin.cid)?),
+            already_pinned: false,
+            foreign: false,
+        })
+    }
+
+    async fn unpin_once(&self, request: UnpinRequest<'_>) -> Result<UnpinReceipt, ProviderError> {
+        let Some(existing) = self.get(request.cid, CallKind::List).await? else {
+            return Ok(UnpinReceipt { already_gone: true });
+        };
+        if mark(existing.metadata.as_ref(), &self.identity) != Mark::Ours {
+            return Err(ProviderError::Rejected {
+                status: 0,
+                message: format!(
+                    "the cluster's pin does not carry meta {OWNER_KEY}={:?} (made by hand or by another manifest); left pinned",
+                    self.identity
+                ),
+            });
+        }
+        let builder = self
+            .authorized(
+                self.client
+                    .delete(http::with_segment(&self.pins_url, request.cid)),
+            )
+            .await?;
+        http::read_unpin_answer(&self.client.send(CallKind::Unpin, builder).await?)
+    }
+
+    async fn relabel_once(&self, request: PinRequest<'_>) -> Result<PinReceipt, ProviderError> {
+        match self.get(request.cid, CallKind::List).await? {
+            Some(existing) if mark(existing.metadata.as_ref(), &self.identity) == Mark::Other => {
+                Err(ProviderError::Rejected {
+                    status: 0,
+                    message:
+                        "the cluster's pin is not this manifest's; its labels are left as they are"
+                            .into(),
+                })
+            }
+            _ => self.post(request).await,
+        }
+    }
+
+    async fn status_once(
+        &self,
+        request: UnpinRequest<'_>,
+    ) -> Result<ProviderStatus, ProviderError> {
+        let Some(info) = self.get(request.cid, CallKind::Status).await? else {
+            return Ok(ProviderStatus::Missing);
+        };
+        Ok(status_of(&info, self.replication.map_or(1, |(min, _)| min)))
+    }
+
+    async fn list_once(&self) -> Result<Listing, ProviderError> {
+        let mut url = self.allocations_url.clone();
+        url.query_pairs_mut().append_pair("filter", "pin");
+        let builder = self.authorized(self.client.get(url)).await?;
+        let mut pins = Vec::new();
+        let answered = self
+            .client
+            .send_streamed(CallKind::List, builder, |line| {
+                let pin: Pin = serde_json::from_slice(line).map_err(|e| {
+                    ProviderError::BadResponse(format!(
+                        "allocations answered a line that is not a pin: {e}"
+                    ))
+                })?;
+                let foreign = mark(pin.metadata.as_ref(), &self.identity) != Mark::Ours;
+                pins.push(ListedPin {
+                    cid: http::clean_message(&pin.cid),
+                    cluster: None,
+                    pin_id: Some(http::clean_message(&pin.cid)),
+                    // The allocations say where, not how far: refresh
+                    // counts a listed pin as pinned; --wait reads each.
+                    status: ProviderStatus::Pinned,
+                    name: pin
+                        .name
+                        .filter(|n| !n.is_empty())
+                        .map(|n| http::clean_message(&n)),
+                    foreign,
+                });
+                Ok(())
+            })
+            .await?;
+        if let Err(answer) = answered {
+            return Err(failure(&answer));
+        }
+        Ok(Listing { pins, next: None })
+    }
+}
+
+/// A pin's status from its peers': pinned once `min` report it pinned;
+/// failed when too few peers are left that could still pin it.
+fn status_of(info: &GlobalPinInfo, min: u32) -> ProviderStatus {
+    let count = |status: &str| {
+        info.peer_map
+            .values()
+            .filter(|p| p.status == status)
+            .count()
+    };
+    let pinned = count("pinned");
+    if pinned >= min as usize {
+        return ProviderStatus::Pinned;
+    }
+    let busy = count("pinning") + count("pin_queued");
+    if pinned + busy >= min as usize {
+        return if busy > 0 && pinned + count("pinning") > 0 {
+            ProviderStatus::Pinning
+        } else {
+            ProviderStatus::Queued
+        };
+    }
+    if info.peer_map.values().any(|p| p.status == "pin_error") {
+        ProviderStatus::Failed
+    } else {
+        ProviderStatus::Queued
+    }
+}
+
+fn failure(answer: &Answer) -> ProviderError {
+    http::failure(answer, http::error_message(&answer.body))
+}
+
+impl Provider for IpfsCluster {
+    fn pin<'a>(
+        &'a self,
+        request: PinRequest<'a>,
+    ) -> BoxFuture<'a, Result<PinReceipt, ProviderError>> {
+        Box::pin(self.pin_once(request))
+    }
+
+    fn unpin<'a>(
+        &'a self,
+        request: UnpinRequest<'a>,
+    ) -> BoxFuture<'a, Result<UnpinReceipt, ProviderError>> {
+        Box::pin(self.unpin_once(request))
+    }
+
+    fn relabel<'a>(
+        &'a self,
+        request: PinRequest<'a>,
+        _pin_id: &'a str,
+    ) -> BoxFuture<'a, Result<PinReceipt, ProviderError>> {
+        Box::pin(self.relabel_once(request))
+    }
+
+    fn status<'a>(
+        &'a self,
+        request: UnpinRequest<'a>,
+    ) -> BoxFuture<'a, Result<ProviderStatus, ProviderError>> {
+        Box::pin(self.status_once(request))
+    }
+
+    fn list<'a>(
+        &'a self,
+        _cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Listing, ProviderError>> {
+        Box::pin(self.list_once())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(statuses: &[&str]) -> GlobalPinInfo {
+        GlobalPinInfo {
+            metadata: None,
+            peer_map: statuses
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    (
+                        format!("peer{i}"),
+                        PeerStatus {
+                            status: (*s).to_owned(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_pin_is_pinned_once_min_peers_report_it() {
+        use ProviderStatus::*;
+        assert_eq!(
+            status_of(&info(&["pinned", "pinning", "pinning"]), 2),
+            Pinning
+        );
+        assert_eq!(
+            status_of(&info(&["pinned", "pinned", "pinning"]), 2),
+            Pinned
+        );
+        assert_eq!(status_of(&info(&["pin_queued", "pin_queued"]), 2), Queued);
+        assert_eq!(
+            status_of(&info(&["pinned", "pin_error", "remote"]), 2),
+            Failed
+        );
+        assert_eq!(
+            status_of(&info(&["pinned", "pin_error", "pinning"]), 2),
+            Pinning
+        );
+    }
+}

@@ -1,0 +1,255 @@
+//! `type: ipfs-cluster` against the emulator's cluster (`/cluster`): the
+//! documented requests, replication and `--wait` until `replication.min`
+//! peers hold a pin, peers that fail, pins made by others left alone,
+//! JWT auth, and the streamed allocations for refresh and import.
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const CLUSTER_PASSWORD: &str = "clusterPASS-6a5b4c3d-SECRET";
+const CLUSTER_USER: &str = "pinsync";
+
+fn cluster(args: &[&str]) -> Emulator {
+    let auth = format!("basic:{CLUSTER_USER}:{CLUSTER_PASSWORD}");
+    let mut all = vec!["--cluster-auth", auth.as_str()];
+    all.extend_from_slice(args);
+    Emulator::start_with(&all)
+}
+
+fn project(emu: &Emulator, extra: &str, pins: &str) -> Project {
+    let p = Project::new(emu, "");
+    write(&p, emu, extra, pins);
+    p
+}
+
+fn write(p: &Project, emu: &Emulator, extra: &str, pins: &str) {
+    let text = format!(
+        "version: 1
+identity: site
+providers:
+  cluster:
+    type: ipfs-cluster
+    base_url: {url}/cluster
+    username: {CLUSTER_USER}
+    password: ${{CLUSTER_PASSWORD}}
+{extra}defaults:
+  to: [cluster]
+pins:
+{pins}",
+        url = emu.url
+    );
+    std::fs::write(p.manifest(), text).unwrap();
+}
+
+fn run(p: &Project, args: &[&str]) -> Run {
+    let run = p
+        .command(args)
+        .env("CLUSTER_PASSWORD", CLUSTER_PASSWORD)
+        .run();
+    for text in [&run.stdout, &run.stderr] {
+        assert!(
+            !text.contains(CLUSTER_PASSWORD),
+            "password in output: {run:?}"
+        );
+    }
+    run
+}
+
+fn requests(emu: &Emulator) -> Vec<Value> {
+    emu.requests()
+        .into_iter()
+        .filter(|r| r["provider"] == "cluster")
+        .collect()
+}
+
+fn said(run: &Run) -> String {
+    format!("{}{}", run.stdout, run.stderr)
+}
+
+#[test]
+fn a_pin_is_posted_with_its_options_marked_and_waited_for_until_min_peers_hold_it() {
+    let emu = cluster(&["--cluster-peers", "3", "--cluster-pinning-ms", "1500"]);
+    let pins = format!("  - cid: {CID_A}\n    name: home\n    meta: {{team: web}}\n");
+    let p = project(&emu, "    replication: {min: 2, max: 3}\n", &pins);
+    let applied = run(
+        &p,
+        &["apply", "--auto-approve", "--wait", "--wait-timeout", "30s"],
+    );
+    assert_eq!(applied.code, 0, "{applied:?}");
+
+    let all = requests(&emu);
+    let expected_auth = emu_basic();
+    for r in &all {
+        assert_eq!(r["headers"]["authorization"], expected_auth.as_str(), "{r}");
+    }
+    let calls: Vec<String> = all
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap(),
+                r["path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        calls[0],
+        format!("GET /cluster/pins/{CID_A}"),
+        "looked up first"
+    );
+    assert_eq!(all[0]["status"], 404);
+    assert_eq!(
+        calls[1],
+        format!(
+            "POST /cluster/pins/{CID_A}?mode=recursive&name=home&replication-min=2&replication-max=3&meta-team=web&meta-pinsync=site"
+        )
+    );
+    // Then its status, until two peers report it pinned.
+    assert!(
+        calls.len() > 3,
+        "the wait read the status more than once: {calls:#?}"
+    );
+    assert!(
+        calls[2..]
+            .iter()
+            .all(|c| *c == format!("GET /cluster/pins/{CID_A}"))
+    );
+    let state = p.state();
+    let pin = &state["pins"][0];
+    assert_eq!(pin["pin_id"], CID_A);
+    let held = emu.pins();
+    assert_eq!(
+        held[0]["keyvalues"],
+        json!({"pinsync": "site", "team": "web"})
+    );
+}
+
+fn emu_basic() -> String {
+    use std::fmt::Write as _;
+    // Standard base64 of user:password, as Basic auth sends it.
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let text = format!("{CLUSTER_USER}:{CLUSTER_PASSWORD}");
+    let mut out = String::from("Basic ");
+    for chunk in text.as_bytes().chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                let _ = write!(
+                    out,
+                    "{}",
+                    ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char
+                );
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_pin_too_few_peers_can_hold_is_reported_failed_by_the_wait() {
+    // Two of three peers fail: one pinned peer is short of min 2.
+    let emu = cluster(&["--cluster-peers", "3", "--cluster-failing-peers", "2"]);
+    let p = project(
+        &emu,
+        "    replication: {min: 2}\n",
+        &pin(CID_A, "home", &[]),
+    );
+    let applied = run(
+        &p,
+        &["apply", "--auto-approve", "--wait", "--wait-timeout", "20s"],
+    );
+    assert_eq!(applied.code, 1, "{applied:?}");
+    assert!(
+        said(&applied).contains("Waited: 0 pinned, 1 failed, 0 timed out"),
+        "{}",
+        said(&applied)
+    );
+}
+
+#[test]
+fn a_pin_made_by_someone_else_is_adopted_and_never_removed_or_changed() {
+    let emu = cluster(&[]);
+    ureq::post(&format!("{}/_emulator/pins/status", emu.url))
+        .send_json(json!({"provider": "cluster", "cid": CID_A, "status": "by_hand"}))
+        .expect("a pin by hand");
+    let p = project(
+        &emu,
+        "",
+        &(pin(CID_A, "home", &[]) + &pin(CID_B, "docs", &[])),
+    );
+    let applied = run(&p, &["apply", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{applied:?}");
+    let posts: Vec<Value> = requests(&emu)
+        .into_iter()
+        .filter(|r| r["method"] == "POST")
+        .collect();
+    assert_eq!(posts.len(), 1, "only B is posted: {posts:#?}");
+    assert!(posts[0]["path"].as_str().unwrap().contains(CID_B));
+
+    write(&p, &emu, "", "  []\n");
+    let pruned = run(
+        &p,
+        &["apply", "--auto-approve", "--prune", "--force-unpins"],
+    );
+    assert_eq!(pruned.code, 0, "{pruned:?}");
+    let held: Vec<String> = emu
+        .pins()
+        .iter()
+        .filter(|p| p["provider"] == "cluster")
+        .map(|p| p["cid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(held, [CID_A], "the pin made by hand stays");
+    assert!(
+        !requests(&emu)
+            .iter()
+            .any(|r| r["method"] == "DELETE" && r["path"].as_str().unwrap().contains(CID_A))
+    );
+}
+
+#[test]
+fn with_auth_jwt_the_password_goes_once_for_a_token_and_the_token_after() {
+    let emu = cluster(&[]);
+    let p = project(&emu, "    auth: jwt\n", &many_pins(3, &[]));
+    let applied = run(&p, &["apply", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{applied:?}");
+    let all = requests(&emu);
+    assert_eq!(all[0]["path"], "/cluster/token");
+    assert_eq!(all[0]["headers"]["authorization"], emu_basic().as_str());
+    let tokens = all.iter().filter(|r| r["path"] == "/cluster/token").count();
+    assert_eq!(tokens, 1, "one token for the run");
+    for r in &all[1..] {
+        let auth = r["headers"]["authorization"].as_str().unwrap();
+        assert!(auth.starts_with("Bearer eyJ"), "{r}");
+    }
+}
+
+#[test]
+fn refresh_and_import_read_the_streamed_allocations() {
+    let emu = cluster(&[]);
+    let p = project(&emu, "", &many_pins(50, &[]));
+    assert_eq!(run(&p, &["apply", "--auto-approve"]).code, 0);
+    let refreshed = run(&p, &["refresh"]);
+    assert_eq!(refreshed.code, 0, "{refreshed:?}");
+    assert!(
+        refreshed.stdout.contains("50 pins checked in 1 call"),
+        "{}",
+        refreshed.stdout
+    );
+    std::fs::remove_file(p.state_path()).unwrap();
+    let imported = run(&p, &["import"]);
+    assert_eq!(imported.code, 0, "{imported:?}");
+    assert_eq!(p.listed_pins().len(), 50);
+    let plan = run(&p, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let lists = requests(&emu)
+        .iter()
+        .filter(|r| r["path"] == "/cluster/allocations?filter=pin")
+        .count();
+    assert_eq!(lists, 2);
+}
