@@ -98,6 +98,7 @@ pub(crate) fn adopt(
                 labels: Labels {
                     name: pin.name.clone().or_else(|| wanted_labels.name.clone()),
                     meta: wanted_labels.meta.clone(),
+                    replication: None,
                 },
                 pin_id: pin.pin_id.as_deref().map(Into::into),
                 pinned_at: at.into(),

@@ -236,6 +236,7 @@ mod tests {
                     labels: Labels {
                         name: None,
                         meta: Default::default(),
+                        replication: None,
                     },
                     pin_id: None,
                     pinned_at: "2026-01-01T00:00:00Z".into(),

@@ -27,6 +27,8 @@ pub(crate) struct Awaited {
     /// The CID as it was pinned.
     pub(crate) cid: String,
     pub(crate) pin_id: Option<String>,
+    /// Peers that must hold it (its recorded `replication.min`).
+    pub(crate) replication_min: Option<u32>,
 }
 
 impl Awaited {
@@ -39,6 +41,7 @@ impl Awaited {
                     key: k.clone(),
                     cid: r.sent_cid(k).into_owned(),
                     pin_id: r.pin_id.as_deref().map(Into::into),
+                    replication_min: r.labels.replication.map(|r| r.min.get()),
                 })
             })
             .collect()
@@ -49,6 +52,7 @@ impl Awaited {
             cid: &self.cid,
             cluster: self.key.target.cluster.as_deref(),
             pin_id: self.pin_id.as_deref(),
+            replication_min: self.replication_min,
         }
     }
 }

@@ -685,6 +685,7 @@ impl Run<'_> {
                             key: change.key(),
                             cid: change.cid.clone(),
                             pin_id: pin_id.clone(),
+                            replication_min: change.labels.replication.map(|r| r.min.get()),
                         },
                     );
                 }
@@ -867,6 +868,7 @@ fn unpin_request(change: &Change) -> UnpinRequest<'_> {
         cid: &change.cid,
         cluster: change.target.cluster.as_deref(),
         pin_id: change.pin_id.as_deref(),
+        replication_min: None,
     }
 }
 

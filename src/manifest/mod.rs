@@ -86,6 +86,44 @@ pub(crate) struct Labels {
     /// String metadata, sent where the provider takes it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) meta: BTreeMap<String, String>,
+    /// How many peers pin it, on a type that pins on several (ipfs-cluster):
+    /// the pin's own `replication`, else its provider's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) replication: Option<Replication>,
+}
+
+/// How many peers pin a CID: at least `min`, at most `max` (`None`: the
+/// cluster's own setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Replication {
+    // Never zero, which also keeps a pin's record small: the option of a
+    // replication takes no more room than one.
+    pub(crate) min: std::num::NonZeroU32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) max: Option<std::num::NonZeroU32>,
+}
+
+impl Replication {
+    /// What is wrong with one read from elsewhere (a saved plan, a state).
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if self.max.is_some_and(|max| max < self.min) {
+            return Err(format!(
+                "replication max {:?} is below min {}",
+                self.max, self.min
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Replication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.max {
+            Some(max) => write!(f, "{}..{max} peers", self.min),
+            None => write!(f, "{}+ peers", self.min),
+        }
+    }
 }
 
 /// `identity` when the manifest gives none: the value of `meta.pinsync` on
@@ -126,7 +164,11 @@ impl Labels {
                 check_label(v, "meta value", MAX_META_CHARS),
             ]
         });
-        name.chain(meta).filter_map(Result::err).collect()
+        let replication = self.replication.map(|r| r.check());
+        name.chain(meta)
+            .chain(replication)
+            .filter_map(Result::err)
+            .collect()
     }
 }
 

@@ -60,6 +60,24 @@ pub(super) fn own_fields() -> Vec<&'static str> {
     each_once(ProviderKind::all().flat_map(|k| k.provider_type().fields.iter().map(|f| f.name)))
 }
 
+/// Gives each pin without a `replication` of its own its provider's, so
+/// that a change to either shows as a change (`~`) of the pins it covers.
+fn default_replication(manifest: &mut Manifest) {
+    let defaults: BTreeMap<&str, super::Replication> = manifest
+        .providers
+        .iter()
+        .filter_map(|(name, c)| Some((name.as_str(), c.settings.replication("replication")?)))
+        .collect();
+    if defaults.is_empty() {
+        return;
+    }
+    for (key, pin) in &mut manifest.pins {
+        if pin.labels.replication.is_none() {
+            pin.labels.replication = defaults.get(key.target.provider.as_str()).copied();
+        }
+    }
+}
+
 /// Whether a type's own field named `name` is a flag.
 pub(super) fn is_flag(name: &str) -> bool {
     ProviderKind::all()
@@ -94,7 +112,7 @@ const MAX_REPLICATION: u32 = 10_000;
 /// Fields of `defaults`.
 pub(super) const DEFAULTS_FIELDS: &[&str] = &["to"];
 /// Fields of one entry of `pins`.
-pub(super) const PIN_FIELDS: &[&str] = &["cid", "name", "to", "meta", "origins"];
+pub(super) const PIN_FIELDS: &[&str] = &["cid", "name", "to", "meta", "origins", "replication"];
 
 /// Longest `identity` accepted.
 pub(super) const MAX_IDENTITY_CHARS: usize = 64;
@@ -584,6 +602,7 @@ impl Walker {
             manifest.included = paths;
         }
         manifest.pins = self.finish_pins(found);
+        default_replication(&mut manifest);
         manifest
     }
 
@@ -1094,7 +1113,10 @@ impl Walker {
             );
             return None;
         }
-        Some(Setting::Replication { min, max })
+        Some(Setting::Replication(super::Replication {
+            min: min.try_into().ok()?,
+            max: max.and_then(|m| m.try_into().ok()),
+        }))
     }
 
     /// An optional `true`/`false` field (false when absent or wrong).
@@ -1271,6 +1293,12 @@ impl Walker {
                 .get("origins")
                 .map(|n| self.origins(n))
                 .unwrap_or_default();
+            let replication = map.get("replication").and_then(|n| {
+                match self.replication(n, "`replication` of a pin")? {
+                    Setting::Replication(r) => Some((r, n.at())),
+                    _ => None,
+                }
+            });
             let explicit;
             let targets = match map.get("to") {
                 Some(to) => {
@@ -1292,7 +1320,29 @@ impl Walker {
                 file: self.current,
                 at: cid_at,
             };
-            let labels = Labels { name, meta };
+            // Only a type that pins on several peers takes a replication.
+            if let Some((_, at)) = replication {
+                for t in targets {
+                    if let Some(Some(kind)) = providers.get(t.target.provider.as_str())
+                        && !kind.capabilities().replication
+                    {
+                        self.problem(
+                            at,
+                            format!(
+                                "`replication` is for types that pin on several peers \
+                                 (ipfs-cluster); provider `{}` is of type {kind}",
+                                t.target.provider
+                            ),
+                        );
+                    }
+                }
+            }
+            let replication = replication.map(|(r, _)| r);
+            let labels = Labels {
+                name,
+                meta,
+                replication,
+            };
             for t in targets {
                 let key = PinKey {
                     target: t.target.clone(),

@@ -1153,6 +1153,7 @@ fn a_good_manifest_gives_the_model() {
                 .iter()
                 .map(|&(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            replication: None,
         },
         origins: Vec::new(),
     };

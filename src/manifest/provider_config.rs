@@ -253,12 +253,8 @@ pub(crate) enum Setting {
     Flag(bool),
     /// A time, in whole seconds.
     Seconds(u64),
-    /// How many peers pin each CID: at least `min`, at most `max` (`None`:
-    /// the cluster's own setting).
-    Replication {
-        min: u32,
-        max: Option<u32>,
-    },
+    /// How many peers pin each CID.
+    Replication(super::Replication),
 }
 
 impl Settings {
@@ -300,10 +296,10 @@ impl Settings {
         matches!(self.0.get(field), Some(Setting::Flag(true)))
     }
 
-    /// The replication in `field`, if it is set: `(min, max)`.
-    pub(crate) fn replication(&self, field: &str) -> Option<(u32, Option<u32>)> {
+    /// The replication in `field`, if it is set.
+    pub(crate) fn replication(&self, field: &str) -> Option<super::Replication> {
         match self.0.get(field) {
-            Some(Setting::Replication { min, max }) => Some((*min, *max)),
+            Some(Setting::Replication(r)) => Some(*r),
             _ => None,
         }
     }

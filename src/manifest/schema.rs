@@ -128,16 +128,7 @@ fn type_field_schemas() -> Map<String, Value> {
                     "minLength": 1,
                     "maxLength": MAX_NAME_CHARS,
                 }),
-                FieldValue::Replication => json!({
-                    "description": description,
-                    "type": "object",
-                    "additionalProperties": false,
-                    "required": ["min"],
-                    "properties": {
-                        "min": {"description": "Peers that must pin each CID.", "type": "integer", "minimum": 1},
-                        "max": {"description": "Peers that may pin it (default: the cluster's setting).", "type": "integer", "minimum": 1},
-                    },
-                }),
+                FieldValue::Replication => replication(&description),
                 FieldValue::Duration => json!({
                     "description": description,
                     "type": "string",
@@ -512,6 +503,24 @@ fn targets(description: &str) -> Value {
     })
 }
 
+/// `{min, max}`: peers that pin each CID.
+fn replication(description: &str) -> Value {
+    json!({
+        "description": description,
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["min"],
+        "properties": {
+            "min": {"description": "Peers that must pin each CID.", "type": "integer", "minimum": 1},
+            "max": {
+                "description": "Peers that may pin it (default: the cluster's setting).",
+                "type": "integer",
+                "minimum": 1,
+            },
+        },
+    })
+}
+
 fn pin() -> Value {
     json!({
         "description": "One CID and where it must be pinned.",
@@ -539,6 +548,10 @@ fn pin() -> Value {
                 "propertyNames": {"maxLength": MAX_META_CHARS},
                 "additionalProperties": {"type": TEXT_TYPES, "maxLength": MAX_META_CHARS},
             },
+            "replication": replication(
+                "On an ipfs-cluster target: how many peers pin this CID, `{min: 2, max: 3}`, \
+                 in place of its provider's `replication`.",
+            ),
             "origins": {
                 "description": format!(
                     "Up to {MAX_ORIGINS} multiaddrs known to provide the data \

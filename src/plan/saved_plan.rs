@@ -162,6 +162,14 @@ fn problems(plan: &Plan) -> Vec<String> {
                 Some(cluster) if !is_valid_name(cluster) => {
                     problems.push(format!("{at}: invalid cluster name {cluster:?}"));
                 }
+                _ if change.labels.replication.is_some()
+                    && !config.kind.capabilities().replication =>
+                {
+                    problems.push(format!(
+                        "{at}: provider {:?} (type {}) pins on one node, but the change names a replication",
+                        target.provider, config.kind
+                    ));
+                }
                 _ => {}
             },
         }
@@ -471,6 +479,7 @@ mod tests {
                 labels: Labels {
                     name: None,
                     meta: Default::default(),
+                    replication: None,
                 },
                 pin_id: Some("real-id".into()),
                 pinned_at: "t".into(),

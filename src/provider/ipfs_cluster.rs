@@ -23,7 +23,7 @@ use super::{
     ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Secret, UnpinReceipt,
     UnpinRequest,
 };
-use crate::manifest::CallKind;
+use crate::manifest::{CallKind, Replication};
 use crate::state::ProviderStatus;
 
 /// The meta key that marks a pin as this manifest's.
@@ -89,6 +89,7 @@ pub(crate) static TYPE: ProviderType = ProviderType {
         lookup_batch: None,
         reads_before_removing: true,
         ownership_marks: true,
+        replication: true,
     },
     starter,
     connect,
@@ -186,8 +187,9 @@ pub(crate) struct IpfsCluster {
     auth: Auth,
     /// The mark on this manifest's pins.
     identity: String,
-    /// `(min, max)` peers, where the manifest sets them.
-    replication: Option<(u32, Option<u32>)>,
+    /// The provider's replication, for a pin that carries none (one from
+    /// a saved plan of an older manifest).
+    replication: Option<Replication>,
 }
 
 /// A pin as `GET /pins/{cid}` shows it: its metadata and its status on
@@ -308,9 +310,9 @@ impl IpfsCluster {
             if let Some(name) = &request.labels.name {
                 query.append_pair("name", name);
             }
-            if let Some((min, max)) = self.replication {
-                query.append_pair("replication-min", &min.to_string());
-                if let Some(max) = max {
+            if let Some(r) = request.labels.replication.or(self.replication) {
+                query.append_pair("replication-min", &r.min.to_string());
+                if let Some(max) = r.max {
                     query.append_pair("replication-max", &max.to_string());
                 }
             }
@@ -375,7 +377,11 @@ impl IpfsCluster {
         let Some(info) = self.get(request.cid, CallKind::Status).await? else {
             return Ok(ProviderStatus::Missing);
         };
-        Ok(status_of(&info, self.replication.map_or(1, |(min, _)| min)))
+        let min = request
+            .replication_min
+            .or(self.replication.map(|r| r.min.get()))
+            .unwrap_or(1);
+        Ok(status_of(&info, min))
     }
 
     async fn list_once(&self) -> Result<Listing, ProviderError> {

@@ -77,6 +77,9 @@ pub(crate) struct UnpinRequest<'a> {
     pub(crate) cluster: Option<&'a str>,
     /// The provider's id for the pin, where it gave one.
     pub(crate) pin_id: Option<&'a str>,
+    /// The peers that must hold it to count as pinned, on a type that pins
+    /// on several (its recorded `replication.min`).
+    pub(crate) replication_min: Option<u32>,
 }
 
 /// What a provider said when it removed a pin.

@@ -52,6 +52,7 @@ pub(crate) static TYPE: ProviderType = ProviderType {
         lookup_batch: None,
         reads_before_removing: false,
         ownership_marks: false,
+        replication: false,
     },
     starter,
     connect,

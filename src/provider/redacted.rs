@@ -199,6 +199,7 @@ mod tests {
         cid: "bafy",
         cluster: None,
         pin_id: None,
+        replication_min: None,
     };
 
     #[tokio::test]
@@ -221,6 +222,7 @@ mod tests {
         let labels = Labels {
             name: None,
             meta: Default::default(),
+            replication: None,
         };
         let request = PinRequest {
             cid: "bafy",
@@ -264,6 +266,7 @@ mod tests {
         let labels = Labels {
             name: None,
             meta: Default::default(),
+            replication: None,
         };
         let request = PinRequest {
             cid: "bafy",

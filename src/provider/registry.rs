@@ -138,9 +138,7 @@ impl ProviderType {
                 continue;
             };
             let fits = match (field.value, value) {
-                (FieldValue::Replication, Setting::Replication { min, max }) => {
-                    *min >= 1 && max.is_none_or(|max| max >= *min)
-                }
+                (FieldValue::Replication, Setting::Replication(r)) => r.check().is_ok(),
                 (FieldValue::Secret, Setting::Secret(_))
                 | (FieldValue::Flag, Setting::Flag(_))
                 | (FieldValue::Duration, Setting::Seconds(_))
@@ -184,6 +182,9 @@ pub(crate) struct Capabilities {
     /// The service keeps a mark on each pin saying which manifest made it
     /// (the manifest's `identity`), so only those are ever removed.
     pub(crate) ownership_marks: bool,
+    /// Each pin is held by several peers, as many as its `replication`
+    /// says (ipfs-cluster).
+    pub(crate) replication: bool,
 }
 
 impl Capabilities {

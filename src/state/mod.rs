@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{CanonicalCid, Labels, Name, PinKey};
+use crate::manifest::{CanonicalCid, Labels, Name, PinKey, Replication};
 
 pub(crate) use journal::Journal;
 pub(crate) use location::StateLocation;
@@ -196,6 +196,8 @@ struct FlatPinRef<'a> {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     meta: &'a BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    replication: Option<Replication>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pin_id: Option<&'a str>,
     pinned_at: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -221,6 +223,8 @@ struct FlatPin {
     name: Option<String>,
     #[serde(default)]
     meta: BTreeMap<String, String>,
+    #[serde(default)]
+    replication: Option<Replication>,
     #[serde(default)]
     pin_id: Option<Box<str>>,
     pinned_at: String,
@@ -252,6 +256,7 @@ impl<'a> PinRef<'a> {
             cid_as_pinned: r.cid_as_pinned.as_deref(),
             name: r.labels.name.as_deref(),
             meta: &r.labels.meta,
+            replication: r.labels.replication,
             pin_id: r.pin_id.as_deref(),
             pinned_at: &r.pinned_at,
             status: (status_always || r.status != PinStatus::Managed).then_some(r.status),
@@ -284,6 +289,9 @@ impl Serialize for StoredPin {
 impl<'de> Deserialize<'de> for StoredPin {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let f = FlatPin::deserialize(deserializer)?;
+        if let Some(Err(e)) = f.replication.map(|r| r.check()) {
+            return Err(serde::de::Error::custom(e));
+        }
         // Kept only where it differs, so that equal records compare equal.
         let cid_as_pinned = f.cid_as_pinned.filter(|sent| f.cid != **sent);
         Ok(Self {
@@ -299,6 +307,7 @@ impl<'de> Deserialize<'de> for StoredPin {
                 labels: Labels {
                     name: f.name,
                     meta: f.meta,
+                    replication: f.replication,
                 },
                 pin_id: f.pin_id,
                 pinned_at: f.pinned_at.into(),

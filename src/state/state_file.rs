@@ -403,6 +403,7 @@ mod tests {
                 labels: Labels {
                     name: Some(format!("p{n}")),
                     meta: [("team".to_string(), "web".to_string())].into(),
+                    replication: None,
                 },
                 pin_id: Some(format!("id-{n}").into()),
                 pinned_at: "2026-01-01T00:00:00Z".into(),

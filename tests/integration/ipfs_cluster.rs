@@ -230,21 +230,21 @@ fn with_auth_jwt_the_password_goes_once_for_a_token_and_the_token_after() {
 }
 
 #[test]
-fn refresh_and_import_read_the_streamed_allocations() {
+fn refresh_and_import_read_ten_thousand_pins_from_the_streamed_allocations() {
     let emu = cluster(&[]);
-    let p = project(&emu, "", &many_pins(50, &[]));
+    let p = project(&emu, "", &many_pins(10_000, &[]));
     assert_eq!(run(&p, &["apply", "--auto-approve"]).code, 0);
     let refreshed = run(&p, &["refresh"]);
     assert_eq!(refreshed.code, 0, "{refreshed:?}");
     assert!(
-        refreshed.stdout.contains("50 pins checked in 1 call"),
+        refreshed.stdout.contains("10000 pins checked in 1 call"),
         "{}",
         refreshed.stdout
     );
     std::fs::remove_file(p.state_path()).unwrap();
     let imported = run(&p, &["import"]);
     assert_eq!(imported.code, 0, "{imported:?}");
-    assert_eq!(p.listed_pins().len(), 50);
+    assert_eq!(p.listed_pins().len(), 10_000);
     let plan = run(&p, &["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "{plan:?}");
     let lists = requests(&emu)
@@ -252,4 +252,106 @@ fn refresh_and_import_read_the_streamed_allocations() {
         .filter(|r| r["path"] == "/cluster/allocations?filter=pin")
         .count();
     assert_eq!(lists, 2);
+}
+
+#[test]
+fn a_pins_replication_overrides_its_providers_and_a_change_is_an_update() {
+    let emu = cluster(&["--cluster-peers", "4"]);
+    let pins = format!(
+        "  - cid: {CID_A}\n    name: home\n    replication: {{min: 3}}\n  - cid: {CID_B}\n    name: docs\n"
+    );
+    let p = project(&emu, "    replication: {min: 1, max: 2}\n", &pins);
+    assert_eq!(run(&p, &["apply", "--auto-approve"]).code, 0);
+    let posts = |emu: &Emulator| -> Vec<String> {
+        requests(emu)
+            .into_iter()
+            .filter(|r| r["method"] == "POST")
+            .map(|r| r["path"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = posts(&emu);
+    assert!(
+        first
+            .iter()
+            .any(|p| p.contains(CID_A) && p.contains("replication-min=3&meta")),
+        "{first:#?}"
+    );
+    assert!(
+        first
+            .iter()
+            .any(|p| p.contains(CID_B) && p.contains("replication-min=1&replication-max=2")),
+        "{first:#?}"
+    );
+
+    // The provider's replication changes: B, which follows it, is updated.
+    write(&p, &emu, "    replication: {min: 2, max: 4}\n", &pins);
+    let plan = run(&p, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    assert!(
+        plan.stdout.contains("replication 1..2 peers -> 2..4 peers"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("1 to update"), "{}", plan.stdout);
+    let applied = run(
+        &p,
+        &["apply", "--auto-approve", "--wait", "--wait-timeout", "20s"],
+    );
+    assert_eq!(applied.code, 0, "{applied:?}");
+    let second: Vec<String> = posts(&emu).into_iter().skip(first.len()).collect();
+    assert_eq!(second.len(), 1, "{second:#?}");
+    assert!(
+        second[0].contains(CID_B) && second[0].contains("replication-min=2&replication-max=4"),
+        "{second:#?}"
+    );
+    let again = run(&p, &["plan", "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "{again:?}");
+}
+
+#[test]
+fn a_replication_on_a_target_that_pins_on_one_node_is_refused_where_it_is_written() {
+    let emu = cluster(&[]);
+    let p = Project::new(
+        &emu,
+        &format!("  - cid: {CID_A}\n    to: [aioz]\n    replication: {{min: 2}}\n"),
+    );
+    let run = p.run(&["validate"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("pins.yaml:23:18: `replication` is for types that pin on several peers"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_refused_password_echoed_back_is_redacted_and_a_redirect_is_not_followed() {
+    let emu = cluster(&[]);
+    emu.faults(json!({"fail_next": [
+        {"on": "GET /cluster/pins/*", "echo_headers": true, "status": 401},
+    ]}));
+    let p = project(&emu, "", &pin(CID_A, "home", &[]));
+    let refused = run(&p, &["apply", "--auto-approve"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    let pair = emu_basic();
+    let encoded = pair.trim_start_matches("Basic ");
+    assert!(!said(&refused).contains(encoded), "{}", said(&refused));
+    assert!(
+        said(&refused).contains("authorization: Basic <redacted>"),
+        "{}",
+        said(&refused)
+    );
+
+    emu.faults(json!({"fail_next": [
+        {"on": "POST /cluster/pins/*", "redirect": "http://127.0.0.2:9"},
+    ]}));
+    let redirected = run(&p, &["apply", "--auto-approve"]);
+    assert_eq!(redirected.code, 1, "{redirected:?}");
+    assert!(
+        said(&redirected).contains("redirected to http://127.0.0.2:9"),
+        "{}",
+        said(&redirected)
+    );
+    assert!(emu.pins().iter().all(|p| p["provider"] != "cluster"));
 }

@@ -356,6 +356,16 @@ fn update_note(c: &Change) -> String {
                 prev.labels.meta, c.labels.meta
             ));
         }
+        if prev.labels.replication != c.labels.replication {
+            let peers = |r: Option<crate::manifest::Replication>| {
+                r.map_or_else(|| "the cluster's".to_owned(), |r| r.to_string())
+            };
+            what.push(format!(
+                "replication {} -> {}",
+                peers(prev.labels.replication),
+                peers(c.labels.replication)
+            ));
+        }
     }
     what.extend(c.reason.clone());
     what.join(", ")

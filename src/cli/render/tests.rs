@@ -25,6 +25,7 @@ fn change(action: Action, cluster: Option<&str>, cid: &str, name: Option<&str>) 
         labels: Labels {
             name: name.map(Into::into),
             meta: BTreeMap::new(),
+            replication: None,
         },
         origins: Vec::new(),
         previous: None,
@@ -41,6 +42,7 @@ fn each_action_is_one_aligned_line_then_the_summary() {
         labels: Labels {
             name: Some("old".into()),
             meta: BTreeMap::new(),
+            replication: None,
         },
         status: PinStatus::Orphaned,
     });
@@ -84,6 +86,7 @@ fn the_markdown_plan_is_a_table_with_full_cids_and_the_guards() {
         labels: Labels {
             name: Some("old".into()),
             meta: BTreeMap::new(),
+            replication: None,
         },
         status: PinStatus::Managed,
     });

@@ -63,6 +63,7 @@ pub(crate) static TYPE: ProviderType = ProviderType {
         lookup_batch: Some(LOOKUP_CIDS),
         reads_before_removing: true,
         ownership_marks: true,
+        replication: false,
     },
     starter: starter::starter,
     connect,
