@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::manifest::PinKey;
 use crate::provider::Providers;
-use crate::provider::{ProviderError, UnpinRequest};
+use crate::provider::{Checked, ProviderError, UnpinRequest};
 use crate::state::{ProviderStatus, State};
 
 /// Status checks in flight at most.
@@ -61,8 +61,9 @@ impl Awaited {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Waited {
     pub(crate) pinned: Vec<PinKey>,
-    /// Failed, or gone, on the provider.
-    pub(crate) failed: Vec<PinKey>,
+    /// Failed, or gone, on the provider, with what it said of why where
+    /// it said more.
+    pub(crate) failed: Vec<(PinKey, Option<String>)>,
     /// Not pinned when the time was up (or the wait was stopped), with the
     /// last status seen, or the last error.
     pub(crate) timed_out: Vec<(PinKey, String)>,
@@ -123,7 +124,7 @@ pub(crate) async fn wait(
                 why
             })
         });
-        let answers: Vec<Result<ProviderStatus, String>> = futures::stream::iter(checks)
+        let answers: Vec<Result<Checked, String>> = futures::stream::iter(checks)
             .buffered(CHECKS_IN_FLIGHT)
             .collect()
             .await;
@@ -131,12 +132,12 @@ pub(crate) async fn wait(
         let mut still = Vec::new();
         for ((pin, _), answer) in pending.into_iter().zip(answers) {
             match answer {
-                Ok(status) => {
+                Ok(Checked { status, detail }) => {
                     waited.seen.retain(|(k, _)| k != &pin.key);
                     waited.seen.push((pin.key.clone(), status));
                     match status {
                         ProviderStatus::Pinned => waited.pinned.push(pin.key.clone()),
-                        s if s.is_lost() => waited.failed.push(pin.key.clone()),
+                        s if s.is_lost() => waited.failed.push((pin.key.clone(), detail)),
                         s => still.push((pin, s.as_str().to_owned())),
                     }
                 }

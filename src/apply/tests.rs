@@ -80,8 +80,8 @@ impl Provider for Scripted {
     fn status<'a>(
         &'a self,
         _request: UnpinRequest<'a>,
-    ) -> BoxFuture<'a, Result<crate::state::ProviderStatus, ProviderError>> {
-        Box::pin(async { Ok(crate::state::ProviderStatus::Pinned) })
+    ) -> BoxFuture<'a, Result<crate::provider::Checked, ProviderError>> {
+        Box::pin(async { Ok(crate::state::ProviderStatus::Pinned.into()) })
     }
 
     fn list<'a>(

@@ -75,7 +75,7 @@ impl Provider for Listed {
     fn status<'a>(
         &'a self,
         _: UnpinRequest<'a>,
-    ) -> BoxFuture<'a, Result<ProviderStatus, ProviderError>> {
+    ) -> BoxFuture<'a, Result<crate::provider::Checked, ProviderError>> {
         unreachable!("the use cases here list")
     }
     fn list<'a>(&'a self, _: Option<&'a str>) -> BoxFuture<'a, Result<Listing, ProviderError>> {
@@ -373,9 +373,9 @@ impl Provider for Pinning {
     fn status<'a>(
         &'a self,
         _: UnpinRequest<'a>,
-    ) -> BoxFuture<'a, Result<ProviderStatus, ProviderError>> {
+    ) -> BoxFuture<'a, Result<crate::provider::Checked, ProviderError>> {
         *self.status_calls.lock().unwrap() += 1;
-        Box::pin(async { Ok(ProviderStatus::Pinned) })
+        Box::pin(async { Ok(ProviderStatus::Pinned.into()) })
     }
     fn list<'a>(&'a self, _: Option<&'a str>) -> BoxFuture<'a, Result<Listing, ProviderError>> {
         Box::pin(async {

@@ -10,8 +10,8 @@ use super::registry::{
     Capabilities, Connection, FieldValue, ProviderType, Starter, TypeField, UnpinBy, commented,
 };
 use super::{
-    ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Secret, UnpinReceipt,
-    UnpinRequest,
+    Checked, ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Secret,
+    UnpinReceipt, UnpinRequest,
 };
 use crate::manifest::{CallKind, Per, RateLimit};
 use crate::state::ProviderStatus;
@@ -428,7 +428,7 @@ impl Provider for Aioz {
     fn status<'a>(
         &'a self,
         request: UnpinRequest<'a>,
-    ) -> BoxFuture<'a, Result<ProviderStatus, ProviderError>> {
-        Box::pin(self.status_once(request))
+    ) -> BoxFuture<'a, Result<Checked, ProviderError>> {
+        Box::pin(async move { self.status_once(request).await.map(Checked::from) })
     }
 }

@@ -20,8 +20,8 @@ use super::registry::{
     Capabilities, Connection, FieldValue, ProviderType, Starter, TypeField, UnpinBy, commented,
 };
 use super::{
-    ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Secret, UnpinReceipt,
-    UnpinRequest,
+    Checked, ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Secret,
+    UnpinReceipt, UnpinRequest,
 };
 use crate::manifest::{CallKind, Replication};
 use crate::state::ProviderStatus;
@@ -205,6 +205,10 @@ struct GlobalPinInfo {
 #[derive(Deserialize)]
 struct PeerStatus {
     status: String,
+    #[serde(default)]
+    peername: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
 }
 
 /// A pin as `/allocations` lists it.
@@ -370,18 +374,19 @@ impl IpfsCluster {
         }
     }
 
-    async fn status_once(
-        &self,
-        request: UnpinRequest<'_>,
-    ) -> Result<ProviderStatus, ProviderError> {
+    async fn status_once(&self, request: UnpinRequest<'_>) -> Result<Checked, ProviderError> {
         let Some(info) = self.get(request.cid, CallKind::Status).await? else {
-            return Ok(ProviderStatus::Missing);
+            return Ok(ProviderStatus::Missing.into());
         };
         let min = request
             .replication_min
             .or(self.replication.map(|r| r.min.get()))
             .unwrap_or(1);
-        Ok(status_of(&info, min))
+        let failing = failing_peers(&info);
+        Ok(Checked {
+            status: status_of(&info, min),
+            detail: (!failing.is_empty()).then(|| format!("pin_error on {}", failing.join(", "))),
+        })
     }
 
     async fn list_once(&self) -> Result<Listing, ProviderError> {
@@ -449,6 +454,21 @@ fn status_of(info: &GlobalPinInfo, min: u32) -> ProviderStatus {
     }
 }
 
+/// The peers that report `pin_error`, each with its error.
+fn failing_peers(info: &GlobalPinInfo) -> Vec<String> {
+    info.peer_map
+        .iter()
+        .filter(|(_, p)| p.status == "pin_error")
+        .map(|(id, p)| {
+            let name = http::clean_message(p.peername.as_deref().unwrap_or(id));
+            match p.error.as_deref().filter(|e| !e.is_empty()) {
+                Some(e) => format!("{name} ({})", http::clean_message(e)),
+                None => name,
+            }
+        })
+        .collect()
+}
+
 fn failure(answer: &Answer) -> ProviderError {
     http::failure(answer, http::error_message(&answer.body))
 }
@@ -479,7 +499,7 @@ impl Provider for IpfsCluster {
     fn status<'a>(
         &'a self,
         request: UnpinRequest<'a>,
-    ) -> BoxFuture<'a, Result<ProviderStatus, ProviderError>> {
+    ) -> BoxFuture<'a, Result<Checked, ProviderError>> {
         Box::pin(self.status_once(request))
     }
 
@@ -506,6 +526,8 @@ mod tests {
                         format!("peer{i}"),
                         PeerStatus {
                             status: (*s).to_owned(),
+                            peername: Some(format!("p{i}")),
+                            error: (*s == "pin_error").then(|| "no space".to_owned()),
                         },
                     )
                 })

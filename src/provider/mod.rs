@@ -102,6 +102,24 @@ pub(crate) struct ListedPin {
     pub(crate) foreign: bool,
 }
 
+/// What a provider said of one pin's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Checked {
+    pub(crate) status: ProviderStatus,
+    /// Why, where the service says more (the ipfs-cluster peers that
+    /// report `pin_error`, and their errors).
+    pub(crate) detail: Option<String>,
+}
+
+impl From<ProviderStatus> for Checked {
+    fn from(status: ProviderStatus) -> Self {
+        Self {
+            status,
+            detail: None,
+        }
+    }
+}
+
 /// One page of a provider's pins, and where the next one starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Listing {
@@ -160,7 +178,7 @@ pub(crate) trait Provider: Send + Sync {
     fn status<'a>(
         &'a self,
         request: UnpinRequest<'a>,
-    ) -> BoxFuture<'a, Result<ProviderStatus, ProviderError>>;
+    ) -> BoxFuture<'a, Result<Checked, ProviderError>>;
 
     /// One page of every pin the account holds, in pages as large as the
     /// API allows, from `cursor` (`None`: the first page). One attempt.

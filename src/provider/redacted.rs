@@ -13,8 +13,9 @@ use futures::future::BoxFuture;
 
 use super::http;
 use super::secret::Secrets;
-use super::{Listing, PinReceipt, PinRequest, Provider, ProviderError, UnpinReceipt, UnpinRequest};
-use crate::state::ProviderStatus;
+use super::{
+    Checked, Listing, PinReceipt, PinRequest, Provider, ProviderError, UnpinReceipt, UnpinRequest,
+};
 
 /// A provider whose results hold none of its keys.
 pub(crate) struct Redacted {
@@ -118,8 +119,18 @@ impl Provider for Redacted {
     fn status<'a>(
         &'a self,
         request: UnpinRequest<'a>,
-    ) -> BoxFuture<'a, Result<ProviderStatus, ProviderError>> {
-        Box::pin(async move { self.inner.status(request).await.map_err(|e| self.error(e)) })
+    ) -> BoxFuture<'a, Result<Checked, ProviderError>> {
+        Box::pin(async move {
+            let checked = self
+                .inner
+                .status(request)
+                .await
+                .map_err(|e| self.error(e))?;
+            Ok(Checked {
+                detail: checked.detail.map(|d| self.text(&d)),
+                ..checked
+            })
+        })
     }
 
     fn list<'a>(
@@ -163,7 +174,7 @@ mod tests {
         fn status<'a>(
             &'a self,
             _: UnpinRequest<'a>,
-        ) -> BoxFuture<'a, Result<ProviderStatus, ProviderError>> {
+        ) -> BoxFuture<'a, Result<Checked, ProviderError>> {
             Box::pin(async { Err(ProviderError::Transport("key-long-enough dropped".into())) })
         }
         fn list<'a>(&'a self, _: Option<&'a str>) -> BoxFuture<'a, Result<Listing, ProviderError>> {
@@ -189,7 +200,7 @@ mod tests {
             cid: "bafykbzacea".into(),
             cluster: None,
             pin_id: Some(id.into()),
-            status: ProviderStatus::Pinned,
+            status: crate::state::ProviderStatus::Pinned,
             name: Some(name.into()),
             foreign: false,
         }

@@ -170,6 +170,14 @@ fn a_pin_too_few_peers_can_hold_is_reported_failed_by_the_wait() {
         "{}",
         said(&applied)
     );
+    // The peers that failed are named, with their errors.
+    assert!(
+        said(&applied).contains(
+            "(pin_error on peer0 (emulated failure: not enough space), peer1 (emulated failure: not enough space))"
+        ),
+        "{}",
+        said(&applied)
+    );
 }
 
 #[test]

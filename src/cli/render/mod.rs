@@ -375,10 +375,14 @@ fn update_note(c: &Change) -> String {
 /// time, then the count.
 pub(crate) fn waited(w: &crate::wait::Waited, timeout: std::time::Duration, p: Palette) -> String {
     let mut out = String::new();
-    for key in &w.failed {
+    for (key, detail) in &w.failed {
+        let why = detail
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{} {key}: the provider reports it failed or lost",
+            "{} {key}: the provider reports it failed or lost{why}",
             p.red("failed:")
         );
     }

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use super::http::{self, Answer};
 use super::registry::{Capabilities, Connection, FieldValue, ProviderType, TypeField, UnpinBy};
 use super::{
-    ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Secret, UnpinReceipt,
-    UnpinRequest,
+    Checked, ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Secret,
+    UnpinReceipt, UnpinRequest,
 };
 use crate::manifest::CallKind;
 use crate::state::ProviderStatus;
@@ -676,8 +676,8 @@ impl Provider for PinningService {
     fn status<'a>(
         &'a self,
         request: UnpinRequest<'a>,
-    ) -> BoxFuture<'a, Result<ProviderStatus, ProviderError>> {
-        Box::pin(self.status_once(request))
+    ) -> BoxFuture<'a, Result<Checked, ProviderError>> {
+        Box::pin(async move { self.status_once(request).await.map(Checked::from) })
     }
 
     fn list<'a>(
