@@ -151,10 +151,14 @@ impl Progress for ApplyProgress {
                 bar.inc(1);
                 bar.println(failed_line(p, change, error, *attempts));
             }
-            (Self::Lines(_, sink), Outcome::Pinned(r)) => sink
-                .lock()
-                .expect("progress lock")
-                .pinned(change, r.already_pinned),
+            (Self::Lines(_, sink), Outcome::Pinned(r)) => {
+                let mut sink = sink.lock().expect("progress lock");
+                if !sink.fetch_said.is_empty() {
+                    sink.fetch_said
+                        .remove(&format!("{} {}", change.target, change.cid));
+                }
+                sink.pinned(change, r.already_pinned);
+            }
             (Self::Lines(..), Outcome::Unpinned(r)) => {
                 let gone = if r.already_gone {
                     " (was gone already)"

@@ -25,8 +25,8 @@ pub(crate) use include::{IncludeEntry, LoadObserver};
 pub(crate) use include::{MATCH as GLOB_MATCH, base_dir, has_wildcards};
 #[cfg(test)]
 pub(crate) use parse::COMMON_PROVIDER_FIELDS;
-pub(crate) use parse::MAX_MANIFEST_BYTES;
 pub use parse::parse;
+pub(crate) use parse::{MAX_MANIFEST_BYTES, MAX_SECONDS};
 #[cfg(test)]
 pub(crate) use provider_config::check_base_url;
 pub(crate) use provider_config::{

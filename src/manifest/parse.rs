@@ -66,7 +66,15 @@ fn default_replication(manifest: &mut Manifest) {
     let defaults: BTreeMap<&str, super::Replication> = manifest
         .providers
         .iter()
-        .filter_map(|(name, c)| Some((name.as_str(), c.settings.replication("replication")?)))
+        .filter_map(|(name, c)| {
+            let field = c
+                .kind
+                .provider_type()
+                .fields
+                .iter()
+                .find(|f| matches!(f.value, FieldValue::Replication))?;
+            Some((name.as_str(), c.settings.replication(field.name)?))
+        })
         .collect();
     if defaults.is_empty() {
         return;
@@ -76,6 +84,13 @@ fn default_replication(manifest: &mut Manifest) {
             pin.labels.replication = defaults.get(key.target.provider.as_str()).copied();
         }
     }
+}
+
+/// Whether a type's own field named `name` holds a credential.
+fn is_credential(name: &str) -> bool {
+    ProviderKind::all()
+        .flat_map(|k| k.provider_type().fields)
+        .any(|f| f.name == name && matches!(f.value, FieldValue::Secret))
 }
 
 /// Whether a type's own field named `name` is a flag.
@@ -107,6 +122,8 @@ pub(super) const RATE_LIMIT_FIELDS: &[&str] = &["rate", "burst"];
 pub(super) const UNPIN_GUARD_FIELDS: &[&str] = &["count", "percent"];
 /// Fields of a `replication` mapping.
 pub(super) const REPLICATION_FIELDS: &[&str] = &["min", "max"];
+/// Longest time a field may hold: 30 days.
+pub(crate) const MAX_SECONDS: u64 = 30 * 24 * 3600;
 /// Most peers a replication may name.
 const MAX_REPLICATION: u32 = 10_000;
 /// Fields of `defaults`.
@@ -870,6 +887,7 @@ impl Walker {
                     // Another type's key (`api_key` for `token`) is a slip.
                     let hint = t
                         .key_field()
+                        .filter(|_| is_credential(field))
                         .map(|key| format!(" (its key goes in `{key}`)"))
                         .unwrap_or_default();
                     self.problem(
@@ -1060,12 +1078,14 @@ impl Walker {
             FieldValue::Duration => {
                 self.scalar(n, &what)
                     .and_then(|s| match humantime::parse_duration(s.as_str()) {
-                        Ok(d) if d.as_secs() >= 1 => Some(Setting::Seconds(d.as_secs())),
+                        Ok(d) if (1..=MAX_SECONDS).contains(&d.as_secs()) => {
+                            Some(Setting::Seconds(d.as_secs()))
+                        }
                         _ => {
                             self.problem(
                                 s.at,
                                 format!(
-                                    "{what} must be a time of a second or more, like 90s, 30m or 1h"
+                                    "{what} must be a time from a second to 30 days, like 90s, 30m or 1h"
                                 ),
                             );
                             None

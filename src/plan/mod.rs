@@ -350,7 +350,7 @@ fn keep_shared_cluster_copies(
         manifest
             .providers
             .get(provider)
-            .is_some_and(|c| !c.kind.capabilities().unpins_by_pin_id())
+            .is_some_and(|c| c.kind.has_clusters() && !c.kind.capabilities().unpins_by_pin_id())
     };
     if !unpins.iter().any(|c| by_cid(&c.target.provider)) {
         return;

@@ -26,8 +26,12 @@ use super::{
 use crate::manifest::{CallKind, Replication};
 use crate::state::ProviderStatus;
 
-/// The meta key that marks a pin as this manifest's.
-const OWNER_KEY: &str = "pinsync";
+use super::pinning_service::OWNER_KEY;
+
+/// Bound on a whole streamed listing (a large cluster's takes a while).
+const LIST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+/// Pins one listing may hold: a hostile answer cannot fill the memory.
+const MAX_LISTED: usize = 5_000_000;
 
 /// `type: ipfs-cluster`.
 pub(crate) static TYPE: ProviderType = ProviderType {
@@ -86,7 +90,8 @@ pub(crate) static TYPE: ProviderType = ProviderType {
         unpin_by: UnpinBy::Cid,
         // Pinning a CID again updates its pin (name, meta, replication).
         replace: true,
-        lookup_batch: None,
+        // Each pin is looked up first, so another's is not overwritten.
+        lookup_batch: Some(1),
         reads_before_removing: true,
         ownership_marks: true,
         replication: true,
@@ -140,6 +145,7 @@ fn connect(c: Connection<'_>) -> anyhow::Result<std::sync::Arc<dyn Provider>> {
                 Auth::Jwt {
                     basic: header,
                     token: tokio::sync::OnceCell::new(),
+                    redacted: c.redacted.clone(),
                 }
             } else {
                 Auth::Basic(header)
@@ -170,10 +176,12 @@ enum Auth {
     None,
     Basic(Secret),
     Bearer(Secret),
-    /// Basic once, for a JWT (`POST /token`), then the JWT.
+    /// Basic once, for a JWT (`POST /token`), then the JWT, which joins
+    /// what is redacted from the answers as it arrives.
     Jwt {
         basic: Secret,
         token: tokio::sync::OnceCell<Secret>,
+        redacted: super::secret::Secrets,
     },
 }
 
@@ -251,26 +259,38 @@ impl IpfsCluster {
             Auth::Basic(secret) | Auth::Bearer(secret) => {
                 builder.header(AUTHORIZATION, secret.header_value())
             }
-            Auth::Jwt { basic, token } => {
-                let token = token.get_or_try_init(|| self.token(basic)).await?;
+            Auth::Jwt {
+                basic,
+                token,
+                redacted,
+            } => {
+                let token = token
+                    .get_or_try_init(|| self.token(basic, redacted))
+                    .await?;
                 builder.header(AUTHORIZATION, token.header_value())
             }
         })
     }
 
     /// Trades the Basic credentials for a JWT, once.
-    async fn token(&self, basic: &Secret) -> Result<Secret, ProviderError> {
+    async fn token(
+        &self,
+        basic: &Secret,
+        redacted: &super::secret::Secrets,
+    ) -> Result<Secret, ProviderError> {
         let builder = self
             .client
             .post(self.token_url.clone())
             .header(AUTHORIZATION, basic.header_value());
         let answer = self.client.send(CallKind::List, builder).await?;
         let token: Token = http::read_json(&answer, "token", r#"{"token"}"#)?;
-        Secret::new(&token.token)
-            .and_then(|t| t.prefixed("Bearer "))
-            .ok_or_else(|| {
-                ProviderError::BadResponse("the cluster's token cannot go in a header".into())
-            })
+        let bare = Secret::new(&token.token).ok_or_else(|| {
+            ProviderError::BadResponse("the cluster's token cannot go in a header".into())
+        })?;
+        redacted.add(bare.clone());
+        bare.prefixed("Bearer ").ok_or_else(|| {
+            ProviderError::BadResponse("the cluster's token cannot go in a header".into())
+        })
     }
 
     /// `GET /pins/{cid}`: `None` when the cluster does not track it.
@@ -279,8 +299,13 @@ impl IpfsCluster {
             .authorized(self.client.get(http::with_segment(&self.pins_url, cid)))
             .await?;
         let answer = self.client.send(kind, builder).await?;
+        // The cluster's own 404 (`{"code", "message"}`) says it does not
+        // track the CID; any other 404 (a proxy's page) is an error, not
+        // a reason to pin over a pin that may be there.
         if answer.status == StatusCode::NOT_FOUND {
-            return Ok(None);
+            let own = serde_json::from_slice::<serde_json::Value>(&answer.body)
+                .is_ok_and(|v| v.get("code").is_some() && v.get("message").is_some());
+            return if own { Ok(None) } else { Err(failure(&answer)) };
         }
         let info: GlobalPinInfo = http::read_json(&answer, "pin status", r#"{"cid", "peer_map"}"#)?;
         // A pin that no peer tracks any more is as good as gone.
@@ -339,7 +364,7 @@ impl IpfsCluster {
     }
 
     async fn unpin_once(&self, request: UnpinRequest<'_>) -> Result<UnpinReceipt, ProviderError> {
-        let Some(existing) = self.get(request.cid, CallKind::List).await? else {
+        let Some(existing) = self.get(request.cid, CallKind::Status).await? else {
             return Ok(UnpinReceipt { already_gone: true });
         };
         if mark(existing.metadata.as_ref(), &self.identity) != Mark::Ours {
@@ -361,7 +386,7 @@ impl IpfsCluster {
     }
 
     async fn relabel_once(&self, request: PinRequest<'_>) -> Result<PinReceipt, ProviderError> {
-        match self.get(request.cid, CallKind::List).await? {
+        match self.get(request.cid, CallKind::Status).await? {
             Some(existing) if mark(existing.metadata.as_ref(), &self.identity) == Mark::Other => {
                 Err(ProviderError::Rejected {
                     status: 0,
@@ -385,14 +410,16 @@ impl IpfsCluster {
         let failing = failing_peers(&info);
         Ok(Checked {
             status: status_of(&info, min),
-            detail: (!failing.is_empty()).then(|| format!("pin_error on {}", failing.join(", "))),
+            detail: (!failing.is_empty()).then(|| format!("failing peers: {}", failing.join(", "))),
         })
     }
 
     async fn list_once(&self) -> Result<Listing, ProviderError> {
         let mut url = self.allocations_url.clone();
         url.query_pairs_mut().append_pair("filter", "pin");
-        let builder = self.authorized(self.client.get(url)).await?;
+        let builder = self
+            .authorized(self.client.get(url).timeout(LIST_TIMEOUT))
+            .await?;
         let mut pins = Vec::new();
         let answered = self
             .client
@@ -402,6 +429,11 @@ impl IpfsCluster {
                         "allocations answered a line that is not a pin: {e}"
                     ))
                 })?;
+                if pins.len() >= MAX_LISTED {
+                    return Err(ProviderError::BadResponse(format!(
+                        "the allocations hold more than {MAX_LISTED} pins"
+                    )));
+                }
                 let foreign = mark(pin.metadata.as_ref(), &self.identity) != Mark::Ours;
                 pins.push(ListedPin {
                     cid: http::clean_message(&pin.cid),
@@ -426,6 +458,11 @@ impl IpfsCluster {
     }
 }
 
+/// Statuses of a peer that has given up on the pin, or lost it.
+fn is_failing(status: &str) -> bool {
+    status.ends_with("error") || status == "unexpectedly_unpinned"
+}
+
 /// A pin's status from its peers': pinned once `min` report it pinned;
 /// failed when too few peers are left that could still pin it.
 fn status_of(info: &GlobalPinInfo, min: u32) -> ProviderStatus {
@@ -447,7 +484,7 @@ fn status_of(info: &GlobalPinInfo, min: u32) -> ProviderStatus {
             ProviderStatus::Queued
         };
     }
-    if info.peer_map.values().any(|p| p.status == "pin_error") {
+    if info.peer_map.values().any(|p| is_failing(&p.status)) {
         ProviderStatus::Failed
     } else {
         ProviderStatus::Queued
@@ -458,12 +495,13 @@ fn status_of(info: &GlobalPinInfo, min: u32) -> ProviderStatus {
 fn failing_peers(info: &GlobalPinInfo) -> Vec<String> {
     info.peer_map
         .iter()
-        .filter(|(_, p)| p.status == "pin_error")
+        .filter(|(_, p)| is_failing(&p.status))
         .map(|(id, p)| {
             let name = http::clean_message(p.peername.as_deref().unwrap_or(id));
+            let status = http::clean_message(&p.status);
             match p.error.as_deref().filter(|e| !e.is_empty()) {
-                Some(e) => format!("{name} ({})", http::clean_message(e)),
-                None => name,
+                Some(e) => format!("{name} {status} ({})", http::clean_message(e)),
+                None => format!("{name} {status}"),
             }
         })
         .collect()
@@ -554,6 +592,17 @@ mod tests {
         assert_eq!(
             status_of(&info(&["pinned", "pin_error", "pinning"]), 2),
             Pinning
+        );
+        for gone in ["cluster_error", "unpin_error", "unexpectedly_unpinned"] {
+            assert_eq!(
+                status_of(&info(&["pinned", gone, "remote"]), 2),
+                Failed,
+                "{gone}"
+            );
+        }
+        assert_eq!(
+            failing_peers(&info(&["pinned", "pin_error"])),
+            ["p1 pin_error (no space)"]
         );
     }
 }

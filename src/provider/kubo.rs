@@ -12,8 +12,10 @@
 //! reported with what was fetched: the node keeps those blocks, and the
 //! next apply resumes it.
 //!
-//! A Kubo pin has a CID, a type and a name, and no owner: pinsync only
-//! ever removes the pins its state records (those it made or imported).
+//! A Kubo pin has a CID, a type and a name, and no owner: pinsync looks
+//! each CID up before it pins it, adopts one the node holds already as
+//! foreign, and only ever removes the pins its state records as its own
+//! (those it made, or imported).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,9 +91,13 @@ pub(crate) static TYPE: ProviderType = ProviderType {
     capabilities: Capabilities {
         clusters: false,
         unpin_by: UnpinBy::Cid,
-        // Pinning again with another name renames the pin.
-        replace: true,
-        lookup_batch: None,
+        // Pinning again with another name would rename the pin, but boxo
+        // takes the pin off while it walks the DAG again: cut short, the
+        // CID would be left unpinned. A rename is only recorded.
+        replace: false,
+        // Each pin is looked up first: one the node holds already is
+        // adopted as foreign, never taken over.
+        lookup_batch: Some(1),
         reads_before_removing: false,
         ownership_marks: false,
         replication: false,
@@ -243,27 +249,44 @@ impl Kubo {
     /// Whether the node takes `name` on `pin/add` and `names` on `pin/ls`:
     /// Kubo 0.26 and later. Asked once (`version`); a node that does not
     /// answer it (Filebase's RPC takes the pin calls only) is taken to.
+    /// A call that fails on the way (a timeout, a 429, a 5xx) is not taken
+    /// as the node's answer: the next call asks again.
     async fn takes_names(&self) -> bool {
-        *self
+        let asked = self
             .names
-            .get_or_init(|| async {
-                let Ok(answer) = self
+            .get_or_try_init(|| async {
+                let answer = self
                     .client
                     .send(CallKind::Status, self.post(self.version_url.clone()))
                     .await
-                else {
-                    return true;
-                };
+                    .map_err(drop)?;
+                let status = answer.status;
+                if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                    return Err(());
+                }
+                // A node without the call (Filebase's RPC) answers 404 or
+                // 405: taken to take names.
                 let version = serde_json::from_slice::<serde_json::Value>(&answer.body)
                     .ok()
-                    .filter(|_| answer.status.is_success())
+                    .filter(|_| status.is_success())
                     .and_then(|v| v.get("Version").and_then(|v| v.as_str()).map(str::to_owned));
-                version.as_deref().is_none_or(takes_names)
+                Ok(version.as_deref().is_none_or(takes_names))
             })
-            .await
+            .await;
+        asked.copied().unwrap_or(true)
     }
 
     async fn pin_once(&self, request: PinRequest<'_>) -> Result<PinReceipt, ProviderError> {
+        // A pin the node holds already was made by someone else (by hand,
+        // by another tool, or by a run of pinsync that stopped before it
+        // recorded it): it is adopted as foreign, never removed.
+        if self.holds(request.cid, CallKind::List).await? {
+            return Ok(PinReceipt {
+                pin_id: Some(http::pin_id(request.cid)?),
+                already_pinned: true,
+                foreign: true,
+            });
+        }
         let named = request.labels.name.is_some() && self.takes_names().await;
         let mut url = self.add_url.clone();
         {
@@ -280,7 +303,7 @@ impl Kubo {
         // is told apart from a connection that failed.
         let builder = self
             .post(url)
-            .timeout(self.pin_timeout + Duration::from_secs(60));
+            .timeout(self.pin_timeout.saturating_add(Duration::from_secs(60)));
         let (blocks, bytes) = (AtomicU64::new(0), AtomicU64::new(0));
         let pinned: Mutex<Option<String>> = Mutex::new(None);
         let call = self.client.send_streamed(CallKind::Pin, builder, |line| {
@@ -356,24 +379,29 @@ impl Kubo {
         &self,
         request: UnpinRequest<'_>,
     ) -> Result<ProviderStatus, ProviderError> {
+        // pin/add answers only once the DAG is whole: a listed pin is pinned.
+        Ok(if self.holds(request.cid, CallKind::Status).await? {
+            ProviderStatus::Pinned
+        } else {
+            ProviderStatus::Missing
+        })
+    }
+
+    /// Whether the node holds a recursive pin of `cid` (`pin/ls?arg=`).
+    async fn holds(&self, cid: &str, kind: CallKind) -> Result<bool, ProviderError> {
         let mut url = self.ls_url.clone();
         url.query_pairs_mut()
-            .append_pair("arg", request.cid)
+            .append_pair("arg", cid)
             .append_pair("type", "recursive");
-        let answer = self.client.send(CallKind::Status, self.post(url)).await?;
+        let answer = self.client.send(kind, self.post(url)).await?;
         if !answer.status.is_success() {
             if is_not_pinned(&answer) {
-                return Ok(ProviderStatus::Missing);
+                return Ok(false);
             }
             return Err(failure(&answer));
         }
         let keys: LsKeys = http::read_json(&answer, "pin/ls", r#"{"Keys": {...}}"#)?;
-        // pin/add answers only once the DAG is whole: a listed pin is pinned.
-        Ok(if keys.keys.is_empty() {
-            ProviderStatus::Missing
-        } else {
-            ProviderStatus::Pinned
-        })
+        Ok(!keys.keys.is_empty())
     }
 
     async fn list_once(&self) -> Result<Listing, ProviderError> {
@@ -489,16 +517,6 @@ impl Provider for Kubo {
         request: UnpinRequest<'a>,
     ) -> BoxFuture<'a, Result<UnpinReceipt, ProviderError>> {
         Box::pin(self.unpin_once(request))
-    }
-
-    /// Pinning a CID again with another name renames its pin (pin.go:
-    /// "Pinning a second time with a different name will update the name").
-    fn relabel<'a>(
-        &'a self,
-        request: PinRequest<'a>,
-        _pin_id: &'a str,
-    ) -> BoxFuture<'a, Result<PinReceipt, ProviderError>> {
-        Box::pin(self.pin_once(request))
     }
 
     fn status<'a>(

@@ -309,8 +309,6 @@ pub(crate) fn connect(
                 .pacers
                 .get(name, config.rate_limit, &config.rate_limits),
         );
-        // Kept apart from the header values (`Bearer <token>`): the bare
-        // keys are what an echo would show.
         // Every value was resolved above; a config naming one it did not
         // list did not come through validation, and is refused.
         let value = |reference: &crate::manifest::SecretRef| {
@@ -319,15 +317,16 @@ pub(crate) fn connect(
                 .cloned()
                 .ok_or_else(|| anyhow::anyhow!("${{{}}} was not resolved", reference.var))
         };
-        let derived = std::cell::RefCell::new(Vec::new());
+        // Kept apart from the header values (`Bearer <token>`): the bare
+        // keys are what an echo would show.
+        let secrets = secret::Secrets::new(values.values().cloned());
         let provider = (config.kind.provider_type().connect)(registry::Connection {
             config,
             client,
             secrets: &value,
-            derived: &derived,
+            redacted: secrets.clone(),
         })
         .with_context(|| format!("provider `{name}`"))?;
-        let secrets = secret::Secrets::new(values.values().cloned().chain(derived.into_inner()));
         let provider: Arc<dyn Provider> = Arc::new(redacted::Redacted::new(provider, secrets));
         providers.insert(name.clone(), provider);
     }

@@ -141,7 +141,7 @@ impl ProviderType {
                 (FieldValue::Replication, Setting::Replication(r)) => r.check().is_ok(),
                 (FieldValue::Secret, Setting::Secret(_))
                 | (FieldValue::Flag, Setting::Flag(_))
-                | (FieldValue::Duration, Setting::Seconds(_))
+                | (FieldValue::Duration, Setting::Seconds(1..=crate::manifest::MAX_SECONDS))
                 | (FieldValue::Text, Setting::Text(_)) => true,
                 (FieldValue::Choice(words), Setting::Text(t)) => words.contains(&t.as_str()),
                 _ => false,
@@ -173,8 +173,9 @@ pub(crate) struct Capabilities {
     /// replace); elsewhere labels are only recorded.
     pub(crate) replace: bool,
     /// CIDs one lookup asks for, where each pin is looked up before it is
-    /// added (a Pinning Service would add a second request for a CID it
-    /// holds).
+    /// added: a Pinning Service would add a second request for a CID it
+    /// holds, ipfs-cluster would overwrite another's pin, and Kubo would
+    /// take over one it did not make.
     pub(crate) lookup_batch: Option<usize>,
     /// A pin is read before it is removed or replaced, to check that it is
     /// still this manifest's.
@@ -280,9 +281,9 @@ pub(crate) struct Connection<'a> {
     pub(crate) config: &'a ProviderConfig,
     pub(crate) client: http::Client,
     pub(crate) secrets: &'a dyn Fn(&SecretRef) -> anyhow::Result<Secret>,
-    /// Values made from the credentials (a Basic auth pair, encoded) that
-    /// must be redacted as the credentials are.
-    pub(crate) derived: &'a std::cell::RefCell<Vec<Secret>>,
+    /// What is redacted from this provider's answers: its credentials, and
+    /// what the type adds (a Basic pair encoded, a token it is issued).
+    pub(crate) redacted: super::secret::Secrets,
 }
 
 impl Connection<'_> {
@@ -293,7 +294,7 @@ impl Connection<'_> {
 
     /// Redacts `value`, made from the credentials, wherever they are.
     pub(crate) fn derived(&self, value: Secret) {
-        self.derived.borrow_mut().push(value);
+        self.redacted.add(value);
     }
 
     /// The value of the credential in `field`, which the type requires.

@@ -109,25 +109,43 @@ impl Secret {
 }
 
 /// The credentials one provider is called with: what must never be shown
-/// or stored, whatever its answers echo.
+/// or stored, whatever its answers echo. Shared by its clones: a provider
+/// that comes by a credential later (an ipfs-cluster JWT) adds it, and the
+/// redaction of its answers sees it from then on.
 #[derive(Clone, Default)]
-pub(crate) struct Secrets(Vec<Secret>);
+pub(crate) struct Secrets(std::sync::Arc<std::sync::RwLock<Vec<Secret>>>);
 
 impl Secrets {
     pub(crate) fn new(secrets: impl IntoIterator<Item = Secret>) -> Self {
-        Self(secrets.into_iter().collect())
+        Self(std::sync::Arc::new(std::sync::RwLock::new(
+            secrets.into_iter().collect(),
+        )))
+    }
+
+    /// Redacts `secret` too, from now on.
+    pub(crate) fn add(&self, secret: Secret) {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(secret);
+    }
+
+    fn all(&self) -> std::sync::RwLockReadGuard<'_, Vec<Secret>> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Whether any of the secrets occurs in `text`.
     pub(crate) fn occur_in(&self, text: &str) -> bool {
-        self.0.iter().any(|s| s.find_in(text).next().is_some())
+        self.all().iter().any(|s| s.find_in(text).next().is_some())
     }
 
     /// Whether any of the secrets occurs in `text`, whatever the case of
     /// either (for text a parser lowercased, as a URL's host).
     pub(crate) fn occur_in_any_case(&self, text: &str) -> bool {
         let text = text.to_ascii_lowercase();
-        self.0.iter().any(|s| {
+        self.all().iter().any(|s| {
             s.0.to_str()
                 .ok()
                 .and_then(|value| Secret::new(&value.to_ascii_lowercase()))
@@ -137,8 +155,9 @@ impl Secrets {
 
     /// `text` with every occurrence of a secret replaced by `<redacted>`.
     pub(crate) fn redact(&self, text: &str) -> String {
+        let all = self.all();
         let mut found: Vec<std::ops::Range<usize>> =
-            self.0.iter().flat_map(|s| s.find_in(text)).collect();
+            all.iter().flat_map(|s| s.find_in(text)).collect();
         if found.is_empty() {
             return text.to_owned();
         }
@@ -162,7 +181,7 @@ impl Secrets {
 
 impl fmt::Debug for Secrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Secrets({} redacted)", self.0.len())
+        write!(f, "Secrets({} redacted)", self.all().len())
     }
 }
 

@@ -173,7 +173,7 @@ fn a_pin_too_few_peers_can_hold_is_reported_failed_by_the_wait() {
     // The peers that failed are named, with their errors.
     assert!(
         said(&applied).contains(
-            "(pin_error on peer0 (emulated failure: not enough space), peer1 (emulated failure: not enough space))"
+            "(failing peers: peer0 pin_error (emulated failure: not enough space), peer1 pin_error (emulated failure: not enough space))"
         ),
         "{}",
         said(&applied)
@@ -235,6 +235,29 @@ fn with_auth_jwt_the_password_goes_once_for_a_token_and_the_token_after() {
         let auth = r["headers"]["authorization"].as_str().unwrap();
         assert!(auth.starts_with("Bearer eyJ"), "{r}");
     }
+
+    // The token the cluster issued is redacted like the password when an
+    // answer echoes it.
+    emu.faults(json!({"fail_next": [
+        {"on": "GET /cluster/pins/*", "echo_headers": true, "status": 400},
+    ]}));
+    write(&p, &emu, "    auth: jwt\n", &many_pins(4, &[]));
+    let echoed = run(&p, &["apply", "--auto-approve", "--concurrency", "1"]);
+    let issued: Vec<String> = requests(&emu)
+        .iter()
+        .filter_map(|r| r["headers"]["authorization"].as_str())
+        .filter_map(|a| a.strip_prefix("Bearer "))
+        .map(str::to_owned)
+        .collect();
+    assert!(!issued.is_empty());
+    for token in &issued {
+        assert!(!said(&echoed).contains(token.as_str()), "{}", said(&echoed));
+    }
+    assert!(
+        said(&echoed).contains("authorization: Bearer <redacted>"),
+        "{}",
+        said(&echoed)
+    );
 }
 
 #[test]

@@ -122,10 +122,19 @@ fn every_call_is_the_documented_post_with_its_arguments_in_the_query() {
         base64_of(&format!("{KUBO_USER}:{KUBO_PASSWORD}"))
     );
     let mut requests = kubo_requests(&emu);
-    // Each run that names a pin, or lists, asks the node its version once,
-    // first: the apply with the first pins, the rename, the refresh.
-    assert_eq!(requests[0]["path"], "/kubo/api/v0/version", "{requests:#?}");
-    assert_eq!(calls_to(&emu, "version").len(), 3);
+    // Each run that pins a named pin, or lists, asks the node its version
+    // once, before: the first apply and the refresh (the rename makes no
+    // call, the prune no pin).
+    let at = |path: &str| {
+        requests
+            .iter()
+            .position(|r| r["path"].as_str().unwrap().starts_with(path))
+    };
+    assert!(
+        at("/kubo/api/v0/version") < at("/kubo/api/v0/pin/add"),
+        "{requests:#?}"
+    );
+    assert_eq!(calls_to(&emu, "version").len(), 2);
     for r in &requests {
         assert_eq!(r["method"], "POST", "{r}");
         assert_eq!(
@@ -134,7 +143,6 @@ fn every_call_is_the_documented_post_with_its_arguments_in_the_query() {
             "{r}"
         );
         assert_eq!(r["raw_body"], "", "arguments go in the query: {r}");
-        assert_eq!(r["status"], 200, "{r}");
     }
     requests.retain(|r| r["path"] != "/kubo/api/v0/version");
     let paths: Vec<&str> = requests
@@ -144,22 +152,36 @@ fn every_call_is_the_documented_post_with_its_arguments_in_the_query() {
     let add = |cid: &str, name: &str| {
         format!("/kubo/api/v0/pin/add?arg={cid}&recursive=true&progress=true&name={name}")
     };
-    let status = |cid: &str| format!("/kubo/api/v0/pin/ls?arg={cid}&type=recursive");
-    // The two adds run at once: their order is free.
-    let mut first_two = paths[..2].to_vec();
-    first_two.sort();
-    let mut adds = vec![add(CID_A, "home"), add(CID_B, "docs")];
-    adds.sort();
-    assert_eq!(first_two, adds);
-    let mut waits = paths[2..4].to_vec();
-    waits.sort();
-    let mut statuses = vec![status(CID_A), status(CID_B)];
-    statuses.sort();
-    assert_eq!(waits, statuses, "--wait reads each pin: {paths:#?}");
+    let ls = |cid: &str| format!("/kubo/api/v0/pin/ls?arg={cid}&type=recursive");
+    // The first apply: each CID looked up (not pinned: a 500 "is not
+    // pinned"), then added; then --wait reads each. The two pins run at
+    // once, so only each pin's own order is fixed.
+    let mut first: Vec<&str> = paths[..6].to_vec();
+    first.sort();
+    let mut expected = vec![
+        ls(CID_A),
+        ls(CID_A),
+        ls(CID_B),
+        ls(CID_B),
+        add(CID_A, "home"),
+        add(CID_B, "docs"),
+    ];
+    expected.sort();
+    assert_eq!(first, expected, "{paths:#?}");
+    for (cid, name) in [(CID_A, "home"), (CID_B, "docs")] {
+        let looked = paths.iter().position(|p| *p == ls(cid)).unwrap();
+        let added = paths.iter().position(|p| *p == add(cid, name)).unwrap();
+        assert!(
+            looked < added,
+            "{cid} is looked up before it is added: {paths:#?}"
+        );
+        assert_eq!(requests[looked]["status"], 500, "not pinned yet");
+    }
+    // The rename is recorded without a call; the prune removes B; the
+    // refresh lists.
     assert_eq!(
-        paths[4..],
+        paths[6..],
         [
-            add(CID_A, "home-v2"),
             format!("/kubo/api/v0/pin/rm?arg={CID_B}&recursive=true"),
             "/kubo/api/v0/pin/ls?type=recursive&names=true&stream=true".to_owned(),
         ],
@@ -167,7 +189,12 @@ fn every_call_is_the_documented_post_with_its_arguments_in_the_query() {
     );
     assert_eq!(
         node_pins(&emu),
-        [(CID_A.to_owned(), Some("home-v2".to_owned()))]
+        [(CID_A.to_owned(), Some("home".to_owned()))]
+    );
+    assert_eq!(
+        p.state()["pins"][0]["name"],
+        "home-v2",
+        "the rename is recorded"
     );
     let plan = run(&p, &["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "in sync: {plan:?}");
@@ -427,7 +454,43 @@ fn a_kubo_older_than_0_26_gets_no_names_and_still_pins() {
     {
         let path = r["path"].as_str().unwrap();
         assert!(!path.contains("name"), "{path}");
+    }
+    for r in calls_to(&emu, "pin/add") {
         assert_eq!(r["status"], 200, "{r}");
     }
     assert_eq!(node_pins(&emu).len(), 2);
+}
+
+#[test]
+fn a_cid_the_node_pinned_already_is_adopted_as_foreign_and_never_unpinned() {
+    let emu = node(&[]);
+    let answer = ureq::post(&format!(
+        "{}/kubo/api/v0/pin/add?arg={CID_A}&name=theirs",
+        emu.url
+    ))
+    .set(
+        "authorization",
+        &format!(
+            "Basic {}",
+            base64_of(&format!("{KUBO_USER}:{KUBO_PASSWORD}"))
+        ),
+    )
+    .call()
+    .expect("pin by hand");
+    assert_eq!(answer.status(), 200);
+    let p = project(&emu, "", &pin(CID_A, "ours", &[]));
+    assert_eq!(run(&p, &["apply", "--auto-approve"]).code, 0);
+    assert!(calls_to(&emu, "pin/add").len() == 1, "only the pin by hand");
+    assert_eq!(p.state()["pins"][0]["foreign"], true);
+    write(&p, &emu, "", "  []\n");
+    let pruned = run(
+        &p,
+        &["apply", "--auto-approve", "--prune", "--force-unpins"],
+    );
+    assert_eq!(pruned.code, 0, "{pruned:?}");
+    assert!(calls_to(&emu, "pin/rm").is_empty());
+    assert_eq!(
+        node_pins(&emu),
+        [(CID_A.to_owned(), Some("theirs".to_owned()))]
+    );
 }
