@@ -30,6 +30,7 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/_emulator/psa", get(get_traps).post(set_traps))
         .route("/_emulator/limits", get(get_limits).post(set_limits))
         .route("/_emulator/psa/requests", post(add_psa_requests))
+        .route("/_emulator/kubo/fetched", get(kubo_fetched))
 }
 
 /// A pin of either provider, in one shape tests can compare.
@@ -236,6 +237,12 @@ async fn set_pin_status(State(state): State<Shared>, body: Bytes) -> Response {
             .into_response();
     }
     axum::Json(json!({"changed": true})).into_response()
+}
+
+/// What the Kubo node has fetched of each DAG it has not pinned yet, in
+/// milliseconds of fetching, by canonical CID.
+async fn kubo_fetched(State(state): State<Shared>) -> Response {
+    axum::Json(lock(&state.kubo).fetched().clone()).into_response()
 }
 
 async fn reset(State(state): State<Shared>) -> Response {

@@ -95,6 +95,11 @@ impl KuboStore {
     pub(crate) fn clear(&mut self) {
         *self = Self::default();
     }
+
+    /// Milliseconds of fetching done of each DAG not yet pinned.
+    pub(crate) fn fetched(&self) -> &HashMap<String, u64> {
+        &self.fetched
+    }
 }
 
 /// How the node wants callers to authenticate (`--kubo-auth`).

@@ -494,3 +494,43 @@ fn a_cid_the_node_pinned_already_is_adopted_as_foreign_and_never_unpinned() {
         [(CID_A.to_owned(), Some("theirs".to_owned()))]
     );
 }
+
+#[test]
+fn a_pin_add_killed_midway_keeps_what_was_fetched_and_the_next_apply_resumes_it() {
+    let emu = node(&["--kubo-fetch-ms", "4000", "--kubo-progress-ms", "100"]);
+    let p = project(&emu, "", &pin(CID_A, "big", &[]));
+    let fetched = || -> u64 {
+        let all: Value = ureq::get(&format!("{}/_emulator/kubo/fetched", emu.url))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        all.as_object()
+            .and_then(|m| m.values().next())
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    let child = spawn_quiet(cmd(&p, &["apply", "--auto-approve"]));
+    wait_until(
+        std::time::Duration::from_secs(60),
+        "a second of fetching",
+        || fetched() >= 1000,
+    );
+    signal(&child, libc::SIGKILL);
+    let mut child = child;
+    child.wait().unwrap();
+    let kept = fetched();
+    assert!(kept >= 1000, "the node keeps what it fetched: {kept} ms");
+    assert!(node_pins(&emu).is_empty(), "not pinned yet");
+
+    let resumed = run(&p, &["apply", "--auto-approve"]);
+    assert_eq!(resumed.code, 0, "{resumed:?}");
+    assert_eq!(
+        node_pins(&emu),
+        [(CID_A.to_owned(), Some("big".to_owned()))]
+    );
+    let adds = calls_to(&emu, "pin/add");
+    assert_eq!(adds.len(), 2, "{adds:#?}");
+    let plan = run(&p, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+}
