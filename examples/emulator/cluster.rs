@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::kubo::KuboAuth;
+use crate::kubo::ExpectedAuth;
 use crate::store::{Shared, lock, parse_cid};
 
 /// Where the API is mounted.
@@ -104,7 +104,7 @@ fn peer_id(i: usize) -> String {
 
 /// Basic auth as configured, or a token `POST /token` issued.
 fn authorized(state: &Shared, headers: &HeaderMap) -> bool {
-    let KuboAuth::Header(expected) = &state.settings.cluster_auth else {
+    let ExpectedAuth::Header(expected) = &state.settings.cluster_auth else {
         return true;
     };
     let given = headers

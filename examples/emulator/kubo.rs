@@ -102,15 +102,15 @@ impl KuboStore {
     }
 }
 
-/// How the node wants callers to authenticate (`--kubo-auth`).
+/// How callers must authenticate (`--kubo-auth`, `--cluster-auth`).
 #[derive(Clone, Debug)]
-pub(crate) enum KuboAuth {
+pub(crate) enum ExpectedAuth {
     None,
     /// The whole `Authorization` value expected: `Basic ...` or `Bearer ...`.
     Header(String),
 }
 
-impl KuboAuth {
+impl ExpectedAuth {
     /// `none`, `basic:USER:PASSWORD` or `bearer:TOKEN`.
     pub(crate) fn parse(text: &str) -> Result<Self, String> {
         use base64::Engine as _;
@@ -174,7 +174,7 @@ pub(crate) fn error_for_status(status: StatusCode) -> Response {
 /// A proxy in front of the node refuses a missing or wrong credential
 /// with a plain 401, as nginx's basic auth and Filebase's RPC do.
 fn check_auth(state: &Shared, headers: &HeaderMap) -> Result<(), Refused> {
-    let KuboAuth::Header(expected) = &state.settings.kubo_auth else {
+    let ExpectedAuth::Header(expected) = &state.settings.kubo_auth else {
         return Ok(());
     };
     let given = headers

@@ -207,14 +207,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             keep_request_log: !cli.no_request_log,
             verbose: cli.verbose,
             aioz_pinning: Duration::from_millis(cli.aioz_pinning_ms),
-            kubo_auth: kubo::KuboAuth::parse(&cli.kubo_auth)
+            kubo_auth: kubo::ExpectedAuth::parse(&cli.kubo_auth)
                 .map_err(anyhow::Error::msg)
                 .context("invalid --kubo-auth")?,
             kubo_fetch: Duration::from_millis(cli.kubo_fetch_ms),
             kubo_progress: Duration::from_millis(cli.kubo_progress_ms),
             kubo_stream_error_after: cli.kubo_stream_error_after,
             kubo_version: cli.kubo_version,
-            cluster_auth: kubo::KuboAuth::parse(&cli.cluster_auth)
+            cluster_auth: kubo::ExpectedAuth::parse(&cli.cluster_auth)
                 .map_err(anyhow::Error::msg)
                 .context("invalid --cluster-auth")?,
             cluster_peers: cli.cluster_peers.max(1),

@@ -34,14 +34,14 @@ pub(crate) struct Settings {
     pub verbose: bool,
     /// How long a new AIOZ pin reports `RETRIEVAL` before `DONE`.
     pub aioz_pinning: std::time::Duration,
-    pub kubo_auth: crate::kubo::KuboAuth,
+    pub kubo_auth: crate::kubo::ExpectedAuth,
     /// How long Kubo's pin/add fetches a CID it does not hold.
     pub kubo_fetch: std::time::Duration,
     pub kubo_progress: std::time::Duration,
     pub kubo_stream_error_after: Option<usize>,
     /// What `version` answers; before 0.26, `name` and `names` are refused.
     pub kubo_version: String,
-    pub cluster_auth: crate::kubo::KuboAuth,
+    pub cluster_auth: crate::kubo::ExpectedAuth,
     pub cluster_peers: usize,
     /// How long each allocated peer reports `pinning`.
     pub cluster_pinning: std::time::Duration,

@@ -17,7 +17,8 @@ use serde::Deserialize;
 
 use super::http::{self, Answer};
 use super::registry::{
-    Capabilities, Connection, FieldValue, ProviderType, Starter, TypeField, UnpinBy, commented,
+    Capabilities, Connection, Credential, FieldValue, ProviderType, Starter, TypeField, UnpinBy,
+    commented,
 };
 use super::{
     Checked, ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Secret,
@@ -129,36 +130,17 @@ fn starter() -> Starter {
 
 fn connect(c: Connection<'_>) -> anyhow::Result<std::sync::Arc<dyn Provider>> {
     let settings = &c.config.settings;
-    let auth = match (settings.secret("token"), settings.text("username")) {
-        (Some(token), _) => Auth::Bearer(
-            c.secret(token)?
-                .prefixed("Bearer ")
-                .ok_or_else(|| anyhow::anyhow!("the token cannot follow `Bearer `"))?,
-        ),
-        (None, Some(username)) => {
-            let password = c.required_secret("password")?;
-            let (header, pair) = Secret::basic(username, &password).ok_or_else(|| {
-                anyhow::anyhow!("the user name must be ASCII without `:` to go in a header")
-            })?;
-            c.derived(pair);
-            if settings.text("auth") == Some("jwt") {
-                Auth::Jwt {
-                    basic: header,
-                    token: tokio::sync::OnceCell::new(),
-                    redacted: c.redacted.clone(),
-                }
-            } else {
-                Auth::Basic(header)
-            }
-        }
-        (None, None) => Auth::None,
+    let auth = match c.credential()? {
+        Some(Credential::Basic(basic)) if settings.text("auth") == Some("jwt") => Auth::Jwt {
+            basic,
+            token: tokio::sync::OnceCell::new(),
+            redacted: c.redacted.clone(),
+        },
+        Some(Credential::Basic(header)) => Auth::Basic(header),
+        Some(Credential::Bearer(header)) => Auth::Bearer(header),
+        None => Auth::None,
     };
-    let identity = c
-        .config
-        .identity
-        .as_deref()
-        .unwrap_or(crate::manifest::DEFAULT_IDENTITY)
-        .to_owned();
+    let identity = c.identity();
     Ok(std::sync::Arc::new(IpfsCluster {
         client: c.client,
         pins_url: http::endpoint(&c.config.base_url, "/pins")?,

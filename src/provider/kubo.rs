@@ -28,7 +28,8 @@ use serde::Deserialize;
 
 use super::http::{self, Answer};
 use super::registry::{
-    Capabilities, Connection, FieldValue, ProviderType, Starter, TypeField, UnpinBy, commented,
+    Capabilities, Connection, Credential, FieldValue, ProviderType, Starter, TypeField, UnpinBy,
+    commented,
 };
 use super::{
     Checked, ListedPin, Listing, PinReceipt, PinRequest, Provider, ProviderError, Secret,
@@ -135,23 +136,7 @@ fn starter() -> Starter {
 
 fn connect(c: Connection<'_>) -> anyhow::Result<std::sync::Arc<dyn Provider>> {
     let settings = &c.config.settings;
-    let auth = match (settings.secret("token"), settings.text("username")) {
-        (Some(token), _) => Some(
-            c.secret(token)?
-                .prefixed("Bearer ")
-                .ok_or_else(|| anyhow::anyhow!("the token cannot follow `Bearer `"))?,
-        ),
-        (None, Some(username)) => {
-            let password = c.required_secret("password")?;
-            let (header, pair) = Secret::basic(username, &password).ok_or_else(|| {
-                anyhow::anyhow!("the user name must be ASCII without `:` to go in a header")
-            })?;
-            // An echo of the header would show the encoded pair.
-            c.derived(pair);
-            Some(header)
-        }
-        (None, None) => None,
-    };
+    let auth = c.credential()?.map(Credential::header);
     let pin_timeout = settings
         .duration("pin_timeout")
         .unwrap_or(DEFAULT_PIN_TIMEOUT);

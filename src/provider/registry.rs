@@ -275,6 +275,20 @@ pub(crate) fn commented(text: &str, comment: &str) -> String {
     format!("{text:<width$} # {comment}\n", width = COMMENT_COLUMN - 1)
 }
 
+/// An `Authorization` header value, by the scheme it uses.
+pub(crate) enum Credential {
+    Bearer(Secret),
+    Basic(Secret),
+}
+
+impl Credential {
+    pub(crate) fn header(self) -> Secret {
+        match self {
+            Self::Bearer(s) | Self::Basic(s) => s,
+        }
+    }
+}
+
 /// What a type's `connect` gets: a validated config, an HTTP client paced
 /// for it, and its credentials, resolved.
 pub(crate) struct Connection<'a> {
@@ -295,6 +309,39 @@ impl Connection<'_> {
     /// Redacts `value`, made from the credentials, wherever they are.
     pub(crate) fn derived(&self, value: Secret) {
         self.redacted.add(value);
+    }
+
+    /// The `Authorization` a type with the usual optional credentials sends:
+    /// `token` as Bearer, or `username` and `password` as Basic (the
+    /// encoded pair redacted like the password); `None` without either.
+    pub(crate) fn credential(&self) -> anyhow::Result<Option<Credential>> {
+        let settings = &self.config.settings;
+        if let Some(token) = settings.secret("token") {
+            let header = self
+                .secret(token)?
+                .prefixed("Bearer ")
+                .ok_or_else(|| anyhow::anyhow!("the token cannot follow `Bearer `"))?;
+            return Ok(Some(Credential::Bearer(header)));
+        }
+        let Some(username) = settings.text("username") else {
+            return Ok(None);
+        };
+        let password = self.required_secret("password")?;
+        let (header, pair) = Secret::basic(username, &password).ok_or_else(|| {
+            anyhow::anyhow!("the user name must be ASCII without `:` to go in a header")
+        })?;
+        // An echo of the header would show the encoded pair.
+        self.derived(pair);
+        Ok(Some(Credential::Basic(header)))
+    }
+
+    /// The mark on the pins this manifest makes, on a type that marks them.
+    pub(crate) fn identity(&self) -> String {
+        self.config
+            .identity
+            .as_deref()
+            .unwrap_or(crate::manifest::DEFAULT_IDENTITY)
+            .to_owned()
     }
 
     /// The value of the credential in `field`, which the type requires.

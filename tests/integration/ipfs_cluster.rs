@@ -79,7 +79,7 @@ fn a_pin_is_posted_with_its_options_marked_and_waited_for_until_min_peers_hold_i
     assert_eq!(applied.code, 0, "{applied:?}");
 
     let all = requests(&emu);
-    let expected_auth = emu_basic();
+    let expected_auth = basic_auth(CLUSTER_USER, CLUSTER_PASSWORD);
     for r in &all {
         assert_eq!(r["headers"]["authorization"], expected_auth.as_str(), "{r}");
     }
@@ -123,32 +123,6 @@ fn a_pin_is_posted_with_its_options_marked_and_waited_for_until_min_peers_hold_i
         held[0]["keyvalues"],
         json!({"pinsync": "site", "team": "web"})
     );
-}
-
-fn emu_basic() -> String {
-    use std::fmt::Write as _;
-    // Standard base64 of user:password, as Basic auth sends it.
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let text = format!("{CLUSTER_USER}:{CLUSTER_PASSWORD}");
-    let mut out = String::from("Basic ");
-    for chunk in text.as_bytes().chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                let _ = write!(
-                    out,
-                    "{}",
-                    ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char
-                );
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[test]
@@ -228,7 +202,10 @@ fn with_auth_jwt_the_password_goes_once_for_a_token_and_the_token_after() {
     assert_eq!(applied.code, 0, "{applied:?}");
     let all = requests(&emu);
     assert_eq!(all[0]["path"], "/cluster/token");
-    assert_eq!(all[0]["headers"]["authorization"], emu_basic().as_str());
+    assert_eq!(
+        all[0]["headers"]["authorization"],
+        basic_auth(CLUSTER_USER, CLUSTER_PASSWORD).as_str()
+    );
     let tokens = all.iter().filter(|r| r["path"] == "/cluster/token").count();
     assert_eq!(tokens, 1, "one token for the run");
     for r in &all[1..] {
@@ -365,7 +342,7 @@ fn a_refused_password_echoed_back_is_redacted_and_a_redirect_is_not_followed() {
     let p = project(&emu, "", &pin(CID_A, "home", &[]));
     let refused = run(&p, &["apply", "--auto-approve"]);
     assert_eq!(refused.code, 1, "{refused:?}");
-    let pair = emu_basic();
+    let pair = basic_auth(CLUSTER_USER, CLUSTER_PASSWORD);
     let encoded = pair.trim_start_matches("Basic ");
     assert!(!said(&refused).contains(encoded), "{}", said(&refused));
     assert!(

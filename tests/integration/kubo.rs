@@ -117,10 +117,7 @@ fn every_call_is_the_documented_post_with_its_arguments_in_the_query() {
     let refreshed = run(&p, &["refresh"]);
     assert_eq!(refreshed.code, 0, "{refreshed:?}");
 
-    let expected_basic = format!(
-        "Basic {}",
-        base64_of(&format!("{KUBO_USER}:{KUBO_PASSWORD}"))
-    );
+    let expected_basic = basic_auth(KUBO_USER, KUBO_PASSWORD);
     let mut requests = kubo_requests(&emu);
     // Each run that pins a named pin, or lists, asks the node its version
     // once, before: the first apply and the refresh (the rename makes no
@@ -198,27 +195,6 @@ fn every_call_is_the_documented_post_with_its_arguments_in_the_query() {
     );
     let plan = run(&p, &["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "in sync: {plan:?}");
-}
-
-/// Standard base64, as Basic auth encodes `user:password`.
-fn base64_of(text: &str) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = text.as_bytes();
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[test]
@@ -323,20 +299,7 @@ fn only_the_pins_pinsync_recorded_are_unpinned_and_a_gone_one_is_not_a_failure()
     let emu = node(&[]);
     // A pin made by hand on the node, which the manifest never names.
     let by_hand = many_cids(3).pop().unwrap();
-    let answer = ureq::post(&format!(
-        "{}/kubo/api/v0/pin/add?arg={by_hand}&name=by-hand",
-        emu.url
-    ))
-    .set(
-        "authorization",
-        &format!(
-            "Basic {}",
-            base64_of(&format!("{KUBO_USER}:{KUBO_PASSWORD}"))
-        ),
-    )
-    .call()
-    .expect("pin by hand");
-    assert_eq!(answer.status(), 200);
+    pin_by_hand(&emu, &by_hand, "by-hand");
 
     let p = project(&emu, "", &(pin(CID_A, "a", &[]) + &pin(CID_B, "b", &[])));
     assert_eq!(run(&p, &["apply", "--auto-approve"]).code, 0);
@@ -362,6 +325,18 @@ fn only_the_pins_pinsync_recorded_are_unpinned_and_a_gone_one_is_not_a_failure()
     assert_eq!(rms.len(), 2, "{rms:?}");
     assert!(rms.iter().all(|r| !r.contains(&by_hand)), "{rms:?}");
     assert!(p.listed_pins().is_empty());
+}
+
+/// Pins `cid` on the node as someone else would, by hand.
+fn pin_by_hand(emu: &Emulator, cid: &str, name: &str) {
+    let answer = ureq::post(&format!(
+        "{}/kubo/api/v0/pin/add?arg={cid}&name={name}",
+        emu.url
+    ))
+    .set("authorization", &basic_auth(KUBO_USER, KUBO_PASSWORD))
+    .call()
+    .expect("pin by hand");
+    assert_eq!(answer.status(), 200);
 }
 
 fn emu_lose(emu: &Emulator, cid: &str) {
@@ -392,9 +367,10 @@ fn a_wrong_password_is_refused_once_and_neither_it_nor_its_encoding_is_shown() {
     let p = project(&emu, "", &many_pins(5, &[]));
     let refused = run(&p, &["apply", "--auto-approve", "--concurrency", "1"]);
     assert_eq!(refused.code, 1, "{refused:?}");
-    let encoded = base64_of(&format!("{KUBO_USER}:{KUBO_PASSWORD}"));
+    let header = basic_auth(KUBO_USER, KUBO_PASSWORD);
+    let encoded = header.trim_start_matches("Basic ");
     let said = format!("{}{}", refused.stdout, refused.stderr);
-    assert!(!said.contains(&encoded), "the encoded pair leaked: {said}");
+    assert!(!said.contains(encoded), "the encoded pair leaked: {said}");
     assert!(said.contains("authorization: Basic <redacted>"), "{said}");
     assert_eq!(
         calls_to(&emu, "pin/add").len(),
@@ -464,20 +440,7 @@ fn a_kubo_older_than_0_26_gets_no_names_and_still_pins() {
 #[test]
 fn a_cid_the_node_pinned_already_is_adopted_as_foreign_and_never_unpinned() {
     let emu = node(&[]);
-    let answer = ureq::post(&format!(
-        "{}/kubo/api/v0/pin/add?arg={CID_A}&name=theirs",
-        emu.url
-    ))
-    .set(
-        "authorization",
-        &format!(
-            "Basic {}",
-            base64_of(&format!("{KUBO_USER}:{KUBO_PASSWORD}"))
-        ),
-    )
-    .call()
-    .expect("pin by hand");
-    assert_eq!(answer.status(), 200);
+    pin_by_hand(&emu, CID_A, "theirs");
     let p = project(&emu, "", &pin(CID_A, "ours", &[]));
     assert_eq!(run(&p, &["apply", "--auto-approve"]).code, 0);
     assert!(calls_to(&emu, "pin/add").len() == 1, "only the pin by hand");

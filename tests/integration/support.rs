@@ -438,6 +438,13 @@ pub fn many_cids(n: usize) -> Vec<String> {
         .collect()
 }
 
+/// The `Authorization` value Basic auth sends for `user` and `password`.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {pair}")
+}
+
 pub fn assert_no_secret(what: &str, text: &str) {
     for s in ALL_SECRETS {
         assert!(!text.contains(s), "secret {s} leaked into {what}:\n{text}");

@@ -72,12 +72,7 @@ pub(crate) static TYPE: ProviderType = ProviderType {
 fn connect(c: Connection<'_>) -> anyhow::Result<std::sync::Arc<dyn Provider>> {
     let token = c.required_secret("token")?;
     let ownership = Ownership {
-        identity: c
-            .config
-            .identity
-            .as_deref()
-            .unwrap_or(crate::manifest::DEFAULT_IDENTITY)
-            .to_owned(),
+        identity: c.identity(),
         take_over_unmarked: c.config.settings.flag("take_over_unmarked"),
     };
     Ok(std::sync::Arc::new(PinningService::new(
