@@ -31,9 +31,10 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/_emulator/limits", get(get_limits).post(set_limits))
         .route("/_emulator/psa/requests", post(add_psa_requests))
         .route("/_emulator/kubo/fetched", get(kubo_fetched))
+        .route("/_emulator/pinata/queue", get(pinata_queue))
 }
 
-/// A pin of either provider, in one shape tests can compare.
+/// A pin of any provider, in one shape tests can compare.
 #[derive(Serialize)]
 struct ControlPin {
     provider: Provider,
@@ -116,6 +117,57 @@ async fn pins(State(state): State<Shared>, Query(query): Query<PinsQuery>) -> Re
         pinned_at: String::new(),
         unpinned: false,
     }));
+    // Pinata's pins are its files; jobs still queued are not pins yet.
+    let pinata = lock(&state.pinata).all_files(state.settings.pinata_pinning);
+    all.extend(pinata.into_iter().map(|f| ControlPin {
+        provider: Provider::Pinata,
+        cid: f.cid,
+        canonical_cid: f.canonical,
+        cluster: None,
+        name: f.name,
+        keyvalues: f.keyvalues,
+        id: Some(f.id),
+        pinned_at: f.created_at,
+        unpinned: false,
+    }));
+    all.extend(lock(&state.quicknode).all().map(|o| ControlPin {
+        provider: Provider::QuickNode,
+        cid: o.cid.clone(),
+        canonical_cid: o.canonical.clone(),
+        cluster: None,
+        name: Some(o.name.clone()),
+        // Non-string meta values as their JSON text.
+        keyvalues: o.meta.as_ref().map(|meta| {
+            meta.iter()
+                .map(|(k, v)| {
+                    let text = match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), text)
+                })
+                .collect()
+        }),
+        id: Some(o.request_id.clone()),
+        pinned_at: o.created_at.clone(),
+        unpinned: false,
+    }));
+    all.extend(lock(&state.lighthouse).all().map(|u| {
+        ControlPin {
+            provider: Provider::Lighthouse,
+            cid: u.cid.clone(),
+            canonical_cid: u.canonical.clone(),
+            cluster: None,
+            name: Some(u.file_name.clone()),
+            keyvalues: None,
+            id: Some(u.id.clone()),
+            pinned_at: humantime::format_rfc3339_millis(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(u.created_ms),
+            )
+            .to_string(),
+            unpinned: false,
+        }
+    }));
     // Sorted so tests can compare whole lists; pinned_at orders repeated AIOZ
     // pins of the same content (an unpinned record and its successor).
     all.sort_by(|a, b| {
@@ -143,7 +195,10 @@ async fn requests(State(state): State<Shared>) -> Response {
 async fn stats(State(state): State<Shared>) -> Response {
     let pins = lock(&state.aioz).active_count()
         + lock(&state.pinarkive).count()
-        + lock(&state.psa).count();
+        + lock(&state.psa).count()
+        + lock(&state.pinata).file_count(state.settings.pinata_pinning)
+        + lock(&state.quicknode).count()
+        + lock(&state.lighthouse).count();
     let rate_limited = lock(&state.limits).refused().clone();
     axum::Json(json!({
         "requests": state.counters.requests.load(Ordering::Relaxed),
@@ -179,6 +234,13 @@ async fn set_faults(State(state): State<Shared>, body: Bytes) -> Response {
 /// What happens to a pin behind pinsync's back: `{"provider": "aioz",
 /// "cid": CID, "status": "FAILED"}` (AIOZ: DONE, RETRIEVAL, FAILED), or
 /// `{"provider": ..., "cid": ..., "lost": true}`: gone, not even listed.
+///
+/// Statuses by provider: psa and quicknode take their own statuses;
+/// `by_hand` (cluster, pinata, quicknode, lighthouse) adds someone else's
+/// pin of the CID; pinata takes a failure status for the CID's queued job
+/// (expired, over_free_limit, over_max_size, invalid_object,
+/// bad_host_node); lighthouse takes `permanent` (its uploads cannot be
+/// deleted).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PinChange {
@@ -219,6 +281,41 @@ async fn set_pin_status(State(state): State<Shared>, body: Bytes) -> Response {
             lock(&state.cluster).add_by_hand(&change.cid, &canonical, state.settings.cluster_peers);
             true
         }
+        (Provider::Pinata, true, None) => {
+            lock(&state.pinata).lose(&canonical, state.settings.pinata_pinning)
+        }
+        (Provider::Pinata, false, Some("by_hand")) => {
+            lock(&state.pinata).add_by_hand(&change.cid, &canonical);
+            true
+        }
+        (Provider::Pinata, false, Some(status)) => {
+            match crate::pinata::FAILED_STATUSES
+                .iter()
+                .find(|s| **s == status)
+            {
+                Some(s) => lock(&state.pinata).fail(&canonical, s, state.settings.pinata_pinning),
+                None => return bad_request(format!("unknown Pinata status {status:?}")),
+            }
+        }
+        (Provider::QuickNode, true, None) => lock(&state.quicknode).lose(&canonical),
+        (Provider::QuickNode, false, Some("by_hand")) => {
+            lock(&state.quicknode).add_by_hand(&change.cid, &canonical);
+            true
+        }
+        (Provider::QuickNode, false, Some(status)) => {
+            match crate::quicknode::status_named(status) {
+                Some(s) => lock(&state.quicknode).set_status(&canonical, s),
+                None => return bad_request(format!("unknown QuickNode status {status:?}")),
+            }
+        }
+        (Provider::Lighthouse, true, None) => lock(&state.lighthouse).lose(&canonical),
+        (Provider::Lighthouse, false, Some("by_hand")) => {
+            lock(&state.lighthouse).add_by_hand(&change.cid, &canonical);
+            true
+        }
+        (Provider::Lighthouse, false, Some("permanent")) => {
+            lock(&state.lighthouse).make_permanent(&canonical)
+        }
         (Provider::PinningService, false, Some(status)) => {
             match crate::pinning_service::status_named(status) {
                 Some(s) => lock(&state.psa).set_status(&canonical, s),
@@ -226,7 +323,12 @@ async fn set_pin_status(State(state): State<Shared>, body: Bytes) -> Response {
             }
         }
         _ => {
-            return bad_request("give `lost: true`, or a `status` (AIOZ and psa only)".to_string());
+            return bad_request(
+                "give `lost: true`, or a `status` the provider takes: its own statuses \
+                 (aioz, psa, quicknode), a failure status (pinata), `permanent` \
+                 (lighthouse), `by_hand` (cluster, pinata, quicknode, lighthouse)"
+                    .to_string(),
+            );
         }
     };
     if !done {
@@ -245,12 +347,23 @@ async fn kubo_fetched(State(state): State<Shared>) -> Response {
     axum::Json(lock(&state.kubo).fetched().clone()).into_response()
 }
 
+/// Pinata's queue: `{"peak", "backfilled", "queued"}`, the most jobs
+/// queued at once (working or backfilled), how many jobs were ever
+/// backfilled, and how many are queued now.
+async fn pinata_queue(State(state): State<Shared>) -> Response {
+    let counters = lock(&state.pinata).queue_counters(state.settings.pinata_pinning);
+    axum::Json(counters).into_response()
+}
+
 async fn reset(State(state): State<Shared>) -> Response {
     *lock(&state.aioz) = Default::default();
     *lock(&state.pinarkive) = Default::default();
     *lock(&state.psa) = Default::default();
     lock(&state.kubo).clear();
     lock(&state.cluster).clear();
+    lock(&state.pinata).clear();
+    lock(&state.quicknode).clear();
+    lock(&state.lighthouse).clear();
     *lock(&state.faults) = FaultConfig::default();
     lock(&state.limits).reset_counts();
     lock(&state.log).clear();

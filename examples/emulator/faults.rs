@@ -29,10 +29,17 @@ pub(crate) enum Provider {
     Kubo,
     /// ipfs-cluster's REST API, under `/cluster`.
     Cluster,
+    /// Pinata's v3 Files API, under `/v3/files`.
+    Pinata,
+    /// QuickNode's IPFS REST API, under `/ipfs/rest`.
+    #[serde(rename = "quicknode")]
+    QuickNode,
+    /// Lighthouse, under `/api/lighthouse` and `/api/user`.
+    Lighthouse,
 }
 
 impl Provider {
-    /// Classifies a request path; `None` for paths neither service has.
+    /// Classifies a request path; `None` for paths no service has.
     pub(crate) fn for_path(path: &str) -> Option<Provider> {
         let under = |prefix: &str| {
             path.strip_prefix(prefix)
@@ -48,6 +55,12 @@ impl Provider {
             Some(Provider::Kubo)
         } else if under(crate::cluster::PREFIX) {
             Some(Provider::Cluster)
+        } else if under(crate::pinata::PREFIX) {
+            Some(Provider::Pinata)
+        } else if under(crate::quicknode::PREFIX) {
+            Some(Provider::QuickNode)
+        } else if crate::lighthouse::PREFIXES.iter().any(|p| under(p)) {
+            Some(Provider::Lighthouse)
         } else {
             None
         }
@@ -60,6 +73,9 @@ impl Provider {
             Provider::PinningService,
             Provider::Kubo,
             Provider::Cluster,
+            Provider::Pinata,
+            Provider::QuickNode,
+            Provider::Lighthouse,
         ]
         .into_iter()
         .find(|p| p.name() == name)
@@ -72,6 +88,9 @@ impl Provider {
             Provider::PinningService => "psa",
             Provider::Kubo => "kubo",
             Provider::Cluster => "cluster",
+            Provider::Pinata => "pinata",
+            Provider::QuickNode => "quicknode",
+            Provider::Lighthouse => "lighthouse",
         }
     }
 }
@@ -395,6 +414,9 @@ impl Fault {
                     Some(Provider::PinningService) => r#"{"requestid": "#,
                     Some(Provider::Kubo) => r#"{"Pins": ["#,
                     Some(Provider::Cluster) => r#"{"cid": "#,
+                    Some(Provider::Pinata) => r#"{"data": {"id": "#,
+                    Some(Provider::QuickNode) => r#"{"requestId": "#,
+                    Some(Provider::Lighthouse) => r#"{"fileList": ["#,
                     None => r#"{"error": "#,
                 };
                 json_text(StatusCode::OK, text)
@@ -418,6 +440,11 @@ impl Fault {
                     }
                     (None, Some(Provider::Kubo)) => crate::kubo::error_for_status(status),
                     (None, Some(Provider::Cluster)) => crate::cluster::error_for_status(status),
+                    (None, Some(Provider::Pinata)) => crate::pinata::error_for_status(status),
+                    (None, Some(Provider::QuickNode)) => crate::quicknode::error_for_status(status),
+                    (None, Some(Provider::Lighthouse)) => {
+                        crate::lighthouse::error_for_status(status)
+                    }
                     (None, None) => (
                         status,
                         axum::Json(serde_json::json!({

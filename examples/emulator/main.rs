@@ -1,7 +1,9 @@
 //! A local stand-in for the pinning services pinsync talks to (AIOZ W3IPFS,
-//! Pinarkive v3, and the IPFS Pinning Service API under `/psa`), built from
-//! their published documents, so pinsync
-//! can be tried without an account and tested without the network.
+//! Pinarkive v3, the IPFS Pinning Service API under `/psa`, Kubo's RPC API
+//! under `/kubo`, ipfs-cluster under `/cluster`, Pinata's v3 Files API,
+//! QuickNode's IPFS REST API and Lighthouse), built from their published
+//! documents, so pinsync can be tried without an account and tested
+//! without the network.
 //!
 //! It keeps pins in memory, checks every header and body against the
 //! documents, logs what it received, and can inject faults on demand. Run it
@@ -13,9 +15,12 @@ mod cluster;
 mod control;
 mod faults;
 mod kubo;
+mod lighthouse;
 mod limits;
 mod pinarkive;
+mod pinata;
 mod pinning_service;
+mod quicknode;
 mod requests;
 mod store;
 
@@ -35,8 +40,10 @@ use serde_json::json;
 use crate::faults::{FaultConfig, Provider};
 use crate::store::{AppState, Counters, Settings, Shared};
 
-/// Emulates the AIOZ W3IPFS and Pinarkive v3 pinning APIs, and the IPFS
-/// Pinning Service API (under /psa), on one local port.
+/// Emulates the AIOZ W3IPFS, Pinarkive v3, Pinata v3, QuickNode and
+/// Lighthouse pinning APIs, the IPFS Pinning Service API (under /psa),
+/// Kubo's RPC API (under /kubo) and ipfs-cluster (under /cluster), on one
+/// local port.
 #[derive(Parser)]
 #[command(name = "emulator", version)]
 struct Cli {
@@ -92,6 +99,34 @@ struct Cli {
         default_value = "basic:demo-cluster-user:demo-cluster-password"
     )]
     cluster_auth: String,
+    /// The JWT Pinata calls must send (`Authorization: Bearer`).
+    #[arg(long, env = "EMULATOR_PINATA_JWT", default_value = "demo-pinata-jwt")]
+    pinata_jwt: String,
+    /// How long a Pinata pin-by-CID job takes from getting one of the 250
+    /// working slots to done (prechecking, searching, retrieving: a third each).
+    #[arg(long, default_value_t = 0)]
+    pinata_pinning_ms: u64,
+    /// The key QuickNode calls must send in `x-api-key`.
+    #[arg(
+        long,
+        env = "EMULATOR_QUICKNODE_API_KEY",
+        default_value = "demo-quicknode-key"
+    )]
+    quicknode_api_key: String,
+    /// How long a QuickNode pinned object takes to go from queued (first
+    /// half) through pinning (second half) to pinned.
+    #[arg(long, default_value_t = 0)]
+    quicknode_pinning_ms: u64,
+    /// The key Lighthouse calls must send (`Authorization: Bearer`).
+    #[arg(
+        long,
+        env = "EMULATOR_LIGHTHOUSE_API_KEY",
+        default_value = "demo-lighthouse-key"
+    )]
+    lighthouse_api_key: String,
+    /// Uploads in one page of Lighthouse's files_uploaded (2000, as documented).
+    #[arg(long, default_value_t = 2000)]
+    lighthouse_page_size: usize,
     /// Peers in the cluster.
     #[arg(long, default_value_t = 3)]
     cluster_peers: usize,
@@ -126,7 +161,9 @@ struct Cli {
     #[arg(long, default_value_t = 0.0)]
     wrong_shape_rate: f64,
     /// Inject faults only into this provider's requests.
-    #[arg(long, value_parser = ["aioz", "pinarkive", "psa", "kubo", "cluster"])]
+    #[arg(long, value_parser = [
+        "aioz", "pinarkive", "psa", "kubo", "cluster", "pinata", "quicknode", "lighthouse",
+    ])]
     only: Option<String>,
     /// A new AIOZ pin reports RETRIEVAL for this long, then DONE (as the
     /// service pins asynchronously).
@@ -220,12 +257,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cluster_peers: cli.cluster_peers.max(1),
             cluster_pinning: Duration::from_millis(cli.cluster_pinning_ms),
             cluster_failing_peers: cli.cluster_failing_peers,
+            pinata_jwt: cli.pinata_jwt,
+            pinata_pinning: Duration::from_millis(cli.pinata_pinning_ms),
+            quicknode_api_key: cli.quicknode_api_key,
+            quicknode_pinning: Duration::from_millis(cli.quicknode_pinning_ms),
+            lighthouse_api_key: cli.lighthouse_api_key,
+            lighthouse_page_size: cli.lighthouse_page_size.max(1),
         },
         aioz: Mutex::default(),
         pinarkive: Mutex::default(),
         psa: Mutex::default(),
         kubo: Mutex::default(),
         cluster: Mutex::default(),
+        pinata: Mutex::default(),
+        quicknode: Mutex::default(),
+        lighthouse: Mutex::default(),
         faults: Mutex::new(faults),
         limits: Mutex::new(limits),
         log: Mutex::default(),
@@ -238,6 +284,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .merge(pinning_service::routes())
         .merge(kubo::routes())
         .merge(cluster::routes())
+        .merge(pinata::routes())
+        .merge(quicknode::routes())
+        .merge(lighthouse::routes())
         .merge(control::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -262,7 +311,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     eprintln!("Pinning Service API:  http://{addr}/psa  (Authorization: Bearer)");
     eprintln!("Kubo RPC API:         http://{addr}/kubo  (--kubo-auth)");
     eprintln!("ipfs-cluster API:     http://{addr}/cluster  (--cluster-auth)");
-    eprintln!("control API:          http://{addr}/_emulator/{{pins,requests,stats,faults,reset}}");
+    eprintln!("Pinata v3 Files API:  http://{addr}  (Authorization: Bearer JWT)");
+    eprintln!("QuickNode IPFS REST:  http://{addr}/ipfs/rest/v1  (x-api-key)");
+    eprintln!("Lighthouse API:       http://{addr}  (Authorization: Bearer)");
+    eprintln!(
+        "control API:          http://{addr}/_emulator/{{pins,requests,stats,faults,reset,pinata/queue}}"
+    );
 
     // Small request/answer pairs: send them at once rather than wait for Nagle.
     let listener = listener.tap_io(|tcp| {
@@ -318,6 +372,9 @@ async fn not_found(request: Request) -> Response {
         Some(Provider::PinningService) => pinning_service::error_for_status(StatusCode::NOT_FOUND),
         Some(Provider::Kubo) => kubo::error_for_status(StatusCode::NOT_FOUND),
         Some(Provider::Cluster) => cluster::error_for_status(StatusCode::NOT_FOUND),
+        Some(Provider::Pinata) => pinata::error_for_status(StatusCode::NOT_FOUND),
+        Some(Provider::QuickNode) => quicknode::error_for_status(StatusCode::NOT_FOUND),
+        Some(Provider::Lighthouse) => lighthouse::error_for_status(StatusCode::NOT_FOUND),
         None => {
             let body = json!({"error": "not found", "path": path});
             (StatusCode::NOT_FOUND, axum::Json(body)).into_response()

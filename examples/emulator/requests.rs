@@ -94,7 +94,10 @@ fn is_pin_call(method: &Method, path: &str) -> bool {
             || path.starts_with("/api/v3/files/pin/")
             || path == "/psa/pins"
             || path == "/kubo/api/v0/pin/add"
-            || path.starts_with("/cluster/pins/"))
+            || path.starts_with("/cluster/pins/")
+            || path == "/v3/files/public/pin_by_cid"
+            || path == "/ipfs/rest/v1/pinning"
+            || path == "/api/lighthouse/pin")
 }
 
 pub(crate) async fn gate(State(state): State<Shared>, request: Request, next: Next) -> Response {

@@ -1,5 +1,5 @@
 //! In-memory state of the emulator: the pins each emulated provider holds,
-//! plus the small helpers (CID parsing, timestamps) both providers share.
+//! plus the small helpers (CID parsing, timestamps) the providers share.
 //!
 //! Everything lives behind short `std::sync::Mutex` sections: handlers lock,
 //! copy or mutate a record, unlock, and build their JSON answers outside the
@@ -46,6 +46,18 @@ pub(crate) struct Settings {
     /// How long each allocated peer reports `pinning`.
     pub cluster_pinning: std::time::Duration,
     pub cluster_failing_peers: usize,
+    /// The JWT Pinata calls must send as `Authorization: Bearer`.
+    pub pinata_jwt: String,
+    /// How long a Pinata queue job takes from getting a slot to done.
+    pub pinata_pinning: std::time::Duration,
+    /// The key QuickNode calls must send in `x-api-key`.
+    pub quicknode_api_key: String,
+    /// How long a QuickNode object takes from `queued` to `pinned`.
+    pub quicknode_pinning: std::time::Duration,
+    /// The key Lighthouse calls must send as `Authorization: Bearer`.
+    pub lighthouse_api_key: String,
+    /// Uploads in one page of Lighthouse's `files_uploaded`.
+    pub lighthouse_page_size: usize,
 }
 
 /// Counters kept as atomics so `/_emulator/stats` works without the request log.
@@ -63,6 +75,9 @@ pub(crate) struct AppState {
     pub psa: Mutex<crate::pinning_service::PsaStore>,
     pub kubo: Mutex<crate::kubo::KuboStore>,
     pub cluster: Mutex<crate::cluster::ClusterStore>,
+    pub pinata: Mutex<crate::pinata::PinataStore>,
+    pub quicknode: Mutex<crate::quicknode::QuickNodeStore>,
+    pub lighthouse: Mutex<crate::lighthouse::LighthouseStore>,
     pub faults: Mutex<FaultConfig>,
     pub limits: Mutex<crate::limits::Limits>,
     pub log: Mutex<RequestLog>,
@@ -111,6 +126,16 @@ fn hex(bytes: &[u8]) -> String {
         out.push(DIGITS[usize::from(b & 0xf)] as char);
     }
     out
+}
+
+/// A made-up size in bytes for some content, the same on every call, for
+/// services whose listings report one.
+pub(crate) fn made_up_size(canonical: &str) -> u64 {
+    // FNV-1a, kept to a plausible file size.
+    let hash = canonical.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    1024 + hash % (16 * 1024 * 1024)
 }
 
 /// Now, with nanoseconds, as AIOZ (a Go service) writes its timestamps.
