@@ -300,9 +300,10 @@ pub(super) struct ImportArgs {
 
 #[derive(Debug, Args)]
 pub(super) struct InitArgs {
-    /// The provider type to start with: `pinning-service` (Pinata live;
-    /// Filebase, 4EVERLAND, Crust, AIOZ and ipfs-cluster ready to uncomment),
-    /// `aioz` or `pinarkive`.
+    /// The provider type to start with: `pinning-service` (Pinata's
+    /// Pinning Service endpoint live; Filebase, 4EVERLAND, Crust, AIOZ and
+    /// ipfs-cluster ready to uncomment), or any other type (`pinata`,
+    /// `quicknode`, `kubo`, ...).
     #[arg(long, value_name = "TYPE", default_value = "pinning-service", value_parser = provider_type())]
     pub(super) provider: ProviderKind,
     /// Where to write the manifest.

@@ -277,9 +277,10 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
                         .as_deref()
                         .filter(|_| !record.foreign)
                         .map(Into::into),
-                    reason: record
-                        .foreign
-                        .then(|| FOREIGN.to_owned() + "; its labels there are left as they are"),
+                    reason: record.foreign.then(|| {
+                        foreign(manifest.providers.get(key.target.provider.as_str()))
+                            + "; its labels there are left as they are"
+                    }),
                     origins: pin.origins.clone(),
                     ..Change::new(Action::Update, key, &record.sent_cid(key), &pin.labels)
                 });
@@ -307,9 +308,17 @@ pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
     plan
 }
 
-/// Why a recorded pin is left as it is on its provider.
-const FOREIGN: &str =
-    "adopted, not made by this manifest (the request lacks its meta.pinsync mark)";
+/// Why a recorded pin is left as it is on its provider: it was adopted,
+/// on a type that marks pins (`config`) because it lacks the mark, on one
+/// that does not because it was there before pinsync pinned it.
+fn foreign(config: Option<&ProviderConfig>) -> String {
+    let marks = config.is_none_or(|c| c.kind.capabilities().ownership_marks);
+    if marks {
+        "adopted, not made by this manifest (the pin lacks its `pinsync` mark)".into()
+    } else {
+        "adopted, not made by this manifest (it was there before pinsync pinned it)".into()
+    }
+}
 
 /// Whether pinsync can unpin a recorded pin, or why not.
 fn unpinnable(
@@ -324,7 +333,7 @@ fn unpinnable(
         ));
     };
     if record.foreign {
-        return Err(FOREIGN.to_owned() + "; pinsync never removes it");
+        return Err(foreign(Some(config)) + "; pinsync never removes it");
     }
     if config.kind.capabilities().unpins_by_pin_id() && record.pin_id.is_none() {
         return Err(format!(

@@ -123,6 +123,10 @@ impl Client {
         self.inner.delete(url)
     }
 
+    pub(crate) fn patch(&self, url: reqwest::Url) -> RequestBuilder {
+        self.inner.patch(url)
+    }
+
     /// Waits for the turn of a `kind` call, sends `request` and reads the
     /// answer as received, mapping transport failures. Keys the answer
     /// echoes are redacted from what is shown or stored of it, not from

@@ -7,10 +7,13 @@ mod aioz;
 mod http;
 mod ipfs_cluster;
 mod kubo;
+mod lighthouse;
 mod pacing;
 mod pinarkive;
+mod pinata;
 mod pinning_service;
 mod provider_error;
+mod quicknode;
 mod redacted;
 pub(crate) mod registry;
 mod secret;
@@ -30,6 +33,13 @@ pub(crate) use pacing::Pacers;
 pub(crate) use provider_error::ProviderError;
 pub(crate) use registry::{Capabilities, FieldValue, ProviderType, Starter, TypeField, commented};
 pub(crate) use secret::Secret;
+
+/// A CID a service reports, in the form pins are compared in (its
+/// canonical CIDv1 text); text that is no CID, as it is.
+pub(crate) fn canonical_cid(cid: &str) -> String {
+    crate::manifest::ContentId::parse(cid)
+        .map_or_else(|_| cid.to_owned(), |c| c.canonical().to_string())
+}
 
 /// One pin call.
 #[derive(Debug, Clone, Copy)]

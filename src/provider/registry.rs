@@ -1,6 +1,6 @@
 //! Every provider type pinsync speaks, in one list.
 //!
-//! A type is one module (`aioz`, `pinarkive`, `pinning_service`) holding
+//! A type is one module (`aioz`, `pinata`, `kubo`, ...) holding
 //! its [`ProviderType`]: its config fields and defaults, its starter block
 //! for `init`, what its API can do, and how to connect to it. The manifest's
 //! parser, its JSON Schema, `init`, the plan and `connect` read these
@@ -19,6 +19,9 @@ pub(crate) static TYPES: &[&ProviderType] = &[
     &super::pinning_service::TYPE,
     &super::kubo::TYPE,
     &super::ipfs_cluster::TYPE,
+    &super::pinata::TYPE,
+    &super::quicknode::TYPE,
+    &super::lighthouse::TYPE,
 ];
 
 /// One provider type: what the manifest may say about it, what its API can

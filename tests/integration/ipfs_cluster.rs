@@ -157,9 +157,7 @@ fn a_pin_too_few_peers_can_hold_is_reported_failed_by_the_wait() {
 #[test]
 fn a_pin_made_by_someone_else_is_adopted_and_never_removed_or_changed() {
     let emu = cluster(&[]);
-    ureq::post(&format!("{}/_emulator/pins/status", emu.url))
-        .send_json(json!({"provider": "cluster", "cid": CID_A, "status": "by_hand"}))
-        .expect("a pin by hand");
+    emu.change_pin(json!({"provider": "cluster", "cid": CID_A, "status": "by_hand"}));
     let p = project(
         &emu,
         "",

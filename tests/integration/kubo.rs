@@ -340,9 +340,7 @@ fn pin_by_hand(emu: &Emulator, cid: &str, name: &str) {
 }
 
 fn emu_lose(emu: &Emulator, cid: &str) {
-    ureq::post(&format!("{}/_emulator/pins/status", emu.url))
-        .send_json(json!({"provider": "kubo", "cid": cid, "lost": true}))
-        .expect("lose a pin");
+    emu.change_pin(json!({"provider": "kubo", "cid": cid, "lost": true}));
 }
 
 #[test]

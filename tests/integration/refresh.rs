@@ -1,15 +1,9 @@
 //! `pinsync refresh`: the providers' word on each recorded pin, drift shown
 //! as `!` and repaired by apply, in as few calls as the listings allow.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::*;
-
-fn change_pin(emu: &Emulator, change: Value) {
-    ureq::post(&format!("{}/_emulator/pins/status", emu.url))
-        .send_json(change)
-        .expect("change a pin behind pinsync's back");
-}
 
 fn writes(emu: &Emulator) -> Vec<String> {
     emu.requests()
@@ -60,16 +54,9 @@ fn refresh_finds_lost_and_failed_pins_and_apply_repins_them(state_url: Option<St
         state_url,
     );
     assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
-    change_pin(
-        &emu,
-        json!({"provider": "aioz", "cid": CID_A, "status": "FAILED"}),
-    );
-    change_pin(
-        &emu,
-        json!({"provider": "aioz", "cid": CID_B, "lost": true}),
-    );
-    change_pin(
-        &emu,
+    emu.change_pin(json!({"provider": "aioz", "cid": CID_A, "status": "FAILED"}));
+    emu.change_pin(json!({"provider": "aioz", "cid": CID_B, "lost": true}));
+    emu.change_pin(
         json!({"provider": "pinarkive", "cid": CID_C, "cluster": "cl1-eu", "lost": true}),
     );
     let writes_before = writes(&emu).len();
@@ -181,10 +168,7 @@ fn plan_refresh_shows_drift_without_writing_and_apply_refresh_repairs_it(
         state_url,
     );
     assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
-    change_pin(
-        &emu,
-        json!({"provider": "aioz", "cid": CID_B, "lost": true}),
-    );
+    emu.change_pin(json!({"provider": "aioz", "cid": CID_B, "lost": true}));
     let before = p.listed_state().unwrap();
 
     let run = p.run(&["plan", "--refresh"]);

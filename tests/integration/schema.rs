@@ -212,7 +212,10 @@ fn the_schema_is_draft_07_with_its_id_and_every_field_described() {
             "pinarkive",
             "pinning-service",
             "kubo",
-            "ipfs-cluster"
+            "ipfs-cluster",
+            "pinata",
+            "quicknode",
+            "lighthouse"
         ])
     );
     // `auth` is a word each type chooses from its own: every word is named,

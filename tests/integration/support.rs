@@ -149,6 +149,20 @@ impl Emulator {
         self.get("/_emulator/pins").as_array().unwrap().clone()
     }
 
+    /// The pins one provider (`aioz`, `pinata`, ...) holds.
+    pub fn pins_of(&self, provider: &str) -> Vec<Value> {
+        self.pins()
+            .into_iter()
+            .filter(|p| p["provider"] == provider)
+            .collect()
+    }
+
+    /// Changes a pin behind pinsync's back (`/_emulator/pins/status`):
+    /// `{provider, cid, status}` or `{provider, cid, lost: true}`.
+    pub fn change_pin(&self, change: Value) {
+        self.post("/_emulator/pins/status", change);
+    }
+
     /// Every provider request received, in order.
     pub fn requests(&self) -> Vec<Value> {
         self.get("/_emulator/requests").as_array().unwrap().clone()
@@ -449,6 +463,66 @@ pub fn assert_no_secret(what: &str, text: &str) {
     for s in ALL_SECRETS {
         assert!(!text.contains(s), "secret {s} leaked into {what}:\n{text}");
     }
+}
+
+/// A project whose one provider (`block`, its lines under `providers:`,
+/// naming it `target`) needs one key from the environment: every run sets
+/// it, and fails the test if the key shows in the output.
+pub struct OneProvider {
+    pub project: Project,
+    target: &'static str,
+    var: &'static str,
+    key: &'static str,
+}
+
+impl OneProvider {
+    pub fn new(target: &'static str, var: &'static str, key: &'static str) -> Self {
+        Self {
+            project: Project {
+                dir: tempfile::tempdir().unwrap(),
+                state_url: None,
+            },
+            target,
+            var,
+            key,
+        }
+    }
+
+    /// Writes the manifest: `identity: site`, the provider, the pins.
+    pub fn write(&self, block: &str, pins: &str) {
+        let pins = if pins.is_empty() { "  []\n" } else { pins };
+        let text = format!(
+            "version: 1\nidentity: site\nproviders:\n{block}defaults:\n  to: [{}]\npins:\n{pins}",
+            self.target
+        );
+        std::fs::write(self.project.manifest(), text).unwrap();
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let run = self.project.command(args).env(self.var, self.key).run();
+        assert!(
+            !run.stdout.contains(self.key) && !run.stderr.contains(self.key),
+            "key in output: {run:?}"
+        );
+        run
+    }
+}
+
+/// The requests the emulator logged for `provider` (`pinata`, `quicknode`, ...).
+pub fn requests_to(emu: &Emulator, provider: &str) -> Vec<Value> {
+    emu.requests()
+        .into_iter()
+        .filter(|r| r["provider"] == provider)
+        .collect()
+}
+
+/// A logged request as `METHOD /path?query`.
+pub fn call_line(request: &Value) -> String {
+    format!(
+        "{} {}",
+        request["method"].as_str().unwrap(),
+        request["path"].as_str().unwrap()
+    )
 }
 
 pub fn project_root() -> &'static Path {

@@ -59,9 +59,7 @@ fn wait_names_a_pin_that_failed_and_exits_1() {
     let p = Project::new(&emu, &pin(CID_A, "a", &[]));
     let mut apply = Background::spawn(p.command(&["apply", "--auto-approve", "--wait"]));
     apply.wait_for_line("waiting: 0 pinned, 1 not yet");
-    ureq::post(&format!("{}/_emulator/pins/status", emu.url))
-        .send_json(json!({"provider": "aioz", "cid": CID_A, "status": "FAILED"}))
-        .unwrap();
+    emu.change_pin(json!({"provider": "aioz", "cid": CID_A, "status": "FAILED"}));
     let end = std::time::Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(s) = apply.child.try_wait().unwrap() {

@@ -258,10 +258,7 @@ impl PinningService {
             )));
         }
         let results = page.results;
-        let canonical = |cid: &str| {
-            crate::manifest::ContentId::parse(cid)
-                .map_or_else(|_| cid.to_owned(), |c| c.canonical().to_string())
-        };
+        let canonical = super::canonical_cid;
         let wanted: Vec<String> = cids.iter().map(|c| canonical(c)).collect();
         let mut found: Vec<Vec<PinStatus>> = cids.iter().map(|_| Vec::new()).collect();
         for status in results {
