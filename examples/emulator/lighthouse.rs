@@ -263,7 +263,8 @@ async fn files_uploaded(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Answer {
     check_auth(&state, &headers)?;
-    let query = read_query(query, &["lastKey"])?;
+    // `fileType` is what Lighthouse's own SDK adds (`all`).
+    let query = read_query(query, &["lastKey", "fileType"])?;
     let page_size = state.settings.lighthouse_page_size;
     let store = lock(&state.lighthouse);
     let after = match query.get("lastKey").map(String::as_str) {

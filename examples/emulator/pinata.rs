@@ -506,9 +506,10 @@ fn read_paging(query: &HashMap<String, String>, kind: &str) -> Result<Paging, Ap
             _ => return Err(bad(format!("limit must be from 1 to {MAX_LIMIT}"))),
         },
     };
-    let descending = match query.get("order").map(String::as_str) {
+    let order = query.get("order").or_else(|| query.get("sort"));
+    let descending = match order.map(String::as_str) {
         None | Some("ASC") => false,
-        Some("DESC") => true,
+        Some("DESC" | "DSC") => true,
         Some(other) => return Err(bad(format!("order must be ASC or DESC, not {other:?}"))),
     };
     let after = match query.get("pageToken").map(String::as_str) {
@@ -619,7 +620,17 @@ async fn list_queue(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Answer {
     check_auth(&state, &headers)?;
-    let known = ["cid", "status", "order", "limit", "pageToken"];
+    // `sort` (ASC or DSC) and `includesCount` are what Pinata's own SDK
+    // sends, where the OpenAPI document says `order`.
+    let known = [
+        "cid",
+        "status",
+        "order",
+        "sort",
+        "includesCount",
+        "limit",
+        "pageToken",
+    ];
     let query = read_query(&query, &known, false)?.plain;
     let paging = read_paging(&query, "jobs")?;
     let cid = match query.get("cid") {
@@ -660,7 +671,16 @@ async fn list_files(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Answer {
     check_auth(&state, &headers)?;
-    let known = ["cid", "name", "group", "order", "limit", "pageToken"];
+    let known = [
+        "cid",
+        "name",
+        "group",
+        "mimeType",
+        "cidPending",
+        "order",
+        "limit",
+        "pageToken",
+    ];
     let ListQuery {
         plain: query,
         keyvalues,

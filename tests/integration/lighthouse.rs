@@ -178,3 +178,17 @@ fn answers_429_slow_the_pace_and_every_pin_lands() {
     assert!(refused > 0, "the limit was met");
     assert_eq!(emu.pins_of("lighthouse").len(), 40);
 }
+
+/// A third-party check of the emulator: Lighthouse's own SDK (npm
+/// `@lighthouse-web3/sdk`) pages through the uploads pinsync made and
+/// deletes one, sending what it sends to Lighthouse.
+#[test]
+fn lighthouses_own_sdk_takes_the_emulators_answers() {
+    let modules = npm_package("lighthouse-sdk", "@lighthouse-web3/sdk@0.4.7");
+    let emu = lighthouse(&["--lighthouse-page-size", "2"]);
+    let p = project(&emu, &many_pins(5, &[]));
+    assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
+    let run = run_node("lighthouse_sdk.cjs", &modules, &[&emu.url, KEY, "5"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(emu.pins_of("lighthouse").len(), 4);
+}

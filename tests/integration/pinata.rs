@@ -259,3 +259,15 @@ fn answers_429_slow_the_pace_and_every_pin_lands() {
     assert_eq!(emu.pins_of("pinata").len(), 40);
     assert_eq!(p.project.state()["pins"].as_array().unwrap().len(), 40);
 }
+
+/// A third-party check of the emulator: Pinata's own SDK (npm `pinata`)
+/// pins by CID, reads the queue, finds the file and deletes it, sending
+/// what it sends to Pinata and reading the answers as it reads Pinata's.
+#[test]
+fn pinatas_own_sdk_takes_the_emulators_answers() {
+    let modules = npm_package("pinata-sdk", "pinata@2.5.6");
+    let emu = pinata(&[]);
+    let run = run_node("pinata_sdk.cjs", &modules, &[&emu.url, JWT, CID_B]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(emu.pins_of("pinata").is_empty(), "the SDK deleted its file");
+}

@@ -652,30 +652,48 @@ pub struct PsaMock {
 const PSA_MOCK: &str = "mock-ipfs-pinning-service@0.4.2";
 
 fn psa_mock_bin() -> PathBuf {
-    static INSTALL: Once = Once::new();
-    let dir = project_root().join("target").join("psa-mock");
-    let bin = dir.join("node_modules/.bin/mock-ipfs-pinning-service");
-    INSTALL.call_once(|| {
-        if bin.exists() {
-            return;
-        }
+    npm_package("psa-mock", PSA_MOCK).join(".bin/mock-ipfs-pinning-service")
+}
+
+/// `spec` (`name@version`) from the npm registry, installed once under
+/// target/`dir`: its `node_modules`.
+pub fn npm_package(dir: &str, spec: &str) -> PathBuf {
+    static INSTALLS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let dir = project_root().join("target").join(dir);
+    let modules = dir.join("node_modules");
+    let name = spec.rsplit_once('@').map_or(spec, |(name, _)| name);
+    let mut installed = INSTALLS.lock().unwrap_or_else(|e| e.into_inner());
+    if !installed.iter().any(|s| s == spec) && !modules.join(name).join("package.json").exists() {
         std::fs::create_dir_all(&dir).unwrap();
         let status = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--silent", PSA_MOCK])
+            .args(["install", "--no-audit", "--no-fund", "--silent", spec])
             .current_dir(&dir)
             .status();
         assert!(
             status.is_ok_and(|s| s.success()),
-            "these tests need {PSA_MOCK} from the npm registry: install Node.js and npm, or run \
-             `npm install --prefix target/psa-mock {PSA_MOCK}`"
+            "these tests need {spec} from the npm registry: install Node.js and npm, or run \
+             `npm install --prefix {} {spec}`",
+            dir.display()
         );
-    });
+    }
+    installed.push(spec.to_owned());
     assert!(
-        bin.exists(),
-        "{PSA_MOCK} is not installed at {}",
-        bin.display()
+        modules.join(name).join("package.json").exists(),
+        "{spec} is not installed in {}",
+        modules.display()
     );
-    bin
+    modules
+}
+
+/// `node tests/third_party/SCRIPT ARGS`, its `require`s found in
+/// `node_modules`.
+pub fn run_node(script: &str, node_modules: &Path, args: &[&str]) -> Run {
+    Command::new("node")
+        .arg(project_root().join("tests/third_party").join(script))
+        .args(args)
+        .env("NODE_PATH", node_modules)
+        .stdin(Stdio::null())
+        .run()
 }
 
 impl PsaMock {
