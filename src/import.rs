@@ -76,7 +76,8 @@ pub(crate) fn adopt(
                 continue;
             }
             let entry = best.entry(key).or_insert((pin, wanted_labels));
-            if (pin.foreign, pin.status.rank()) < (entry.0.foreign, entry.0.status.rank()) {
+            let rank = |p: &ListedPin| (p.foreign == Some(true), p.status.rank());
+            if rank(pin) < rank(entry.0) {
                 *entry = (pin, wanted_labels);
             }
         }
@@ -107,7 +108,9 @@ pub(crate) fn adopt(
                     status: pin.status,
                     at: at.to_owned(),
                 })),
-                foreign: pin.foreign,
+                // A service that keeps no mark cannot say: what is
+                // imported is adopted as this manifest's.
+                foreign: pin.foreign == Some(true),
             },
         });
     }
@@ -168,7 +171,7 @@ mod tests {
             pin_id: Some(format!("id-{cid}")),
             status,
             name: Some("held".into()),
-            foreign: false,
+            foreign: Some(false),
         }
     }
 

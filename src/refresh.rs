@@ -186,13 +186,16 @@ pub(crate) fn observe(
         };
         // The best word of any listing of it: pinsync's own request before
         // someone else's, then a pinned copy.
-        let best = candidates().min_by_key(|p| (p.foreign, p.status.rank()));
+        let best = candidates().min_by_key(|p| (p.foreign == Some(true), p.status.rank()));
         // Whose the recorded request is, as the service shows it now (a
-        // state from before ownership was recorded learns it here).
-        if let Some(recorded) = candidates()
+        // state from before ownership was recorded learns it here). A
+        // service that keeps no mark cannot say: a pin adopted as someone
+        // else's stays so.
+        if let Some(foreign) = candidates()
             .find(|p| p.pin_id.is_some() && p.pin_id.as_deref() == record.pin_id.as_deref())
+            .and_then(|p| p.foreign)
         {
-            record.foreign = recorded.foreign;
+            record.foreign = foreign;
         }
         let status = best.map_or(ProviderStatus::Missing, |p| p.status);
         if record.pin_id.is_none()
@@ -261,7 +264,7 @@ mod tests {
             pin_id: id.map(Into::into),
             status,
             name: None,
-            foreign: false,
+            foreign: Some(false),
         }
     }
 
@@ -318,6 +321,31 @@ mod tests {
                 .values()
                 .all(|r| r.observed.as_ref().unwrap().at == "2026-12-01T00:00:00Z")
         );
+    }
+
+    #[test]
+    fn only_a_listing_that_knows_the_mark_changes_whose_a_pin_is() {
+        let mut s = state(&[("lh", None, A), ("qn", None, A)]);
+        for record in s.pins.values_mut() {
+            record.foreign = true;
+            record.pin_id = Some("id-a".into());
+        }
+        // A service without marks cannot say; one with them can.
+        let mut unknown = listed(A, None, Some("id-a"), ProviderStatus::Pinned);
+        unknown.foreign = None;
+        observe(&mut s, "lh", &[unknown], "2026-12-01T00:00:00Z");
+        observe(
+            &mut s,
+            "qn",
+            &[listed(A, None, Some("id-a"), ProviderStatus::Pinned)],
+            "2026-12-01T00:00:00Z",
+        );
+        let foreign: Vec<(String, bool)> = s
+            .pins
+            .iter()
+            .map(|(k, r)| (k.target.provider.to_string(), r.foreign))
+            .collect();
+        assert_eq!(foreign, [("lh".into(), true), ("qn".into(), false)]);
     }
 
     #[test]

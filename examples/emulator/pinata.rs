@@ -36,7 +36,10 @@ pub(crate) const PREFIX: &str = "/v3/files";
 pub(crate) const WORKING_SLOTS: usize = 250;
 /// `limit` when none is given, and the largest one taken.
 const DEFAULT_LIMIT: usize = 10;
+/// The most one page of files holds.
 const MAX_LIMIT: usize = 1000;
+/// The most one page of the queue holds (its SDK's documents: 250).
+const MAX_QUEUE_LIMIT: usize = 250;
 /// The failure statuses a test may give a queued job.
 pub(crate) const FAILED_STATUSES: [&str; 5] = [
     "expired",
@@ -499,11 +502,16 @@ fn read_query(
 }
 
 fn read_paging(query: &HashMap<String, String>, kind: &str) -> Result<Paging, ApiError> {
+    let max = if kind == "jobs" {
+        MAX_QUEUE_LIMIT
+    } else {
+        MAX_LIMIT
+    };
     let limit = match query.get("limit") {
         None => DEFAULT_LIMIT,
         Some(l) => match l.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            _ => return Err(bad(format!("limit must be from 1 to {MAX_LIMIT}"))),
+            Ok(n) if (1..=max).contains(&n) => n,
+            _ => return Err(bad(format!("limit must be from 1 to {max}"))),
         },
     };
     let order = query.get("order").or_else(|| query.get("sort"));

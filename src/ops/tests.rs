@@ -122,7 +122,7 @@ fn listed(cid: &str, id: &str, status: ProviderStatus) -> ListedPin {
         pin_id: Some(id.into()),
         status,
         name: None,
-        foreign: false,
+        foreign: Some(false),
     }
 }
 

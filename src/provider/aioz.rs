@@ -395,7 +395,7 @@ impl Aioz {
                         .metadata
                         .and_then(|m| m.name)
                         .map(|n| http::clean_message(&n)),
-                    foreign: false,
+                    foreign: None,
                 }
             })
             .collect();

@@ -416,7 +416,7 @@ impl IpfsCluster {
                         "the allocations hold more than {MAX_LISTED} pins"
                     )));
                 }
-                let foreign = mark(pin.metadata.as_ref(), &self.identity) != Mark::Ours;
+                let foreign = Some(mark(pin.metadata.as_ref(), &self.identity) != Mark::Ours);
                 pins.push(ListedPin {
                     cid: http::clean_message(&pin.cid),
                     cluster: None,

@@ -419,7 +419,7 @@ impl Kubo {
                         .name
                         .filter(|n| !n.is_empty())
                         .map(|n| http::clean_message(&n)),
-                    foreign: false,
+                    foreign: None,
                 });
                 Ok(())
             })

@@ -33,8 +33,9 @@ use crate::state::ProviderStatus;
 /// How old the uploads read for lookups may be before a CID they lack is
 /// looked for in a new reading (a pin made since, during `--wait`).
 const FRESH: Duration = Duration::from_secs(2);
-/// Pages one reading of the uploads reads, at most.
-const MAX_PAGES: usize = 100_000;
+/// Uploads one reading holds, at most (a hostile answer cannot fill the
+/// memory).
+const MAX_UPLOADS: usize = 5_000_000;
 
 /// `type: lighthouse`.
 pub(crate) static TYPE: ProviderType = ProviderType {
@@ -207,31 +208,44 @@ impl Lighthouse {
         http::read_json(&answer, "the uploads", r#"{"fileList", "totalFiles"}"#)
     }
 
-    /// Every upload's id by CID.
-    async fn read_uploads(&self) -> Result<HashMap<String, Vec<String>>, ProviderError> {
-        let mut by_cid: HashMap<String, Vec<String>> = HashMap::new();
-        let mut last: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let page = self.page(last.as_deref(), CallKind::Status).await?;
-            let Some(tail) = page.file_list.last().map(|u| u.id.clone()) else {
-                return Ok(by_cid);
-            };
-            if Some(&tail) == last.as_ref() {
+    /// Every upload, page after page.
+    async fn read_uploads(&self, kind: CallKind) -> Result<Vec<Upload>, ProviderError> {
+        let mut all: Vec<Upload> = Vec::new();
+        let mut keys = HashSet::new();
+        loop {
+            let last = all.last().map(|u| u.id.clone());
+            let page = self.page(last.as_deref(), kind).await?;
+            if page.file_list.is_empty() {
+                return Ok(all);
+            }
+            if all.len() + page.file_list.len() > MAX_UPLOADS {
+                return Err(ProviderError::BadResponse(format!(
+                    "the uploads listing holds more than {MAX_UPLOADS} uploads"
+                )));
+            }
+            all.extend(page.file_list);
+            // Each page ends on an upload not seen before, or the listing
+            // would go round for ever.
+            if let Some(tail) = all.last()
+                && !keys.insert(tail.id.clone())
+            {
                 return Err(ProviderError::BadResponse(
                     "the uploads listing's lastKey does not move".into(),
                 ));
             }
-            for upload in page.file_list {
-                by_cid
-                    .entry(super::canonical_cid(&upload.cid))
-                    .or_default()
-                    .push(upload.id);
-            }
-            last = Some(tail);
         }
-        Err(ProviderError::BadResponse(format!(
-            "the uploads listing did not end after {MAX_PAGES} pages"
-        )))
+    }
+
+    /// The uploads' ids by canonical CID.
+    fn index(uploads: &[Upload]) -> HashMap<String, Vec<String>> {
+        let mut by_cid: HashMap<String, Vec<String>> = HashMap::new();
+        for upload in uploads {
+            by_cid
+                .entry(super::canonical_cid(&upload.cid))
+                .or_default()
+                .push(upload.id.clone());
+        }
+        by_cid
     }
 
     /// The ids of the uploads of `cid`: from the last reading, or a new one
@@ -245,7 +259,7 @@ impl Lighthouse {
             Some(at) => again && !u.by_cid.contains_key(cid) && at.elapsed() >= FRESH,
         };
         if stale(&uploads) {
-            uploads.by_cid = self.read_uploads().await?;
+            uploads.by_cid = Self::index(&self.read_uploads(CallKind::Status).await?);
             uploads.read_at = Some(tokio::time::Instant::now());
         }
         Ok(uploads.by_cid.get(cid).cloned().unwrap_or_default())
@@ -265,12 +279,23 @@ impl Lighthouse {
     }
 
     async fn unpin_once(&self, request: UnpinRequest<'_>) -> Result<UnpinReceipt, ProviderError> {
-        let ids = self.uploads_of(request.cid, true).await?;
+        // A CID pinned before this run is in the first reading; only one
+        // pinned since is worth reading the uploads again for.
+        let again = self
+            .uploads
+            .lock()
+            .await
+            .sent
+            .contains(&super::canonical_cid(request.cid));
+        let ids = self.uploads_of(request.cid, again).await?;
         let id = match (request.pin_id, ids.as_slice()) {
             (_, []) => return Ok(UnpinReceipt { already_gone: true }),
             (Some(recorded), ids) if ids.iter().any(|i| i == recorded) => recorded.to_owned(),
-            (_, [only]) => only.clone(),
-            (_, several) => {
+            // The recorded upload is gone; another of the CID is not
+            // pinsync's to remove.
+            (Some(_), _) => return Ok(UnpinReceipt { already_gone: true }),
+            (None, [only]) => only.clone(),
+            (None, several) => {
                 return Err(ProviderError::Rejected {
                     status: 0,
                     message: format!(
@@ -320,26 +345,39 @@ impl Lighthouse {
         .into())
     }
 
-    async fn list_once(&self, cursor: Option<&str>) -> Result<Listing, ProviderError> {
-        let page = self.page(cursor, CallKind::List).await?;
-        let next = page.file_list.last().map(|u| u.id.clone());
-        let pins = page
-            .file_list
+    /// Every upload in one listing (the whole of it is read to tell which
+    /// CIDs have more than one upload), which also serves later lookups.
+    async fn list_once(&self) -> Result<Listing, ProviderError> {
+        let uploads = self.read_uploads(CallKind::List).await?;
+        let by_cid = Self::index(&uploads);
+        let pins = uploads
             .into_iter()
             .map(|u| {
+                // Which of several uploads of a CID is pinsync's cannot
+                // be told: none of their ids is given, so none is learned.
+                let alone = by_cid
+                    .get(&super::canonical_cid(&u.cid))
+                    .is_some_and(|ids| ids.len() == 1);
                 Ok(ListedPin {
                     cid: http::clean_message(&u.cid),
                     cluster: None,
-                    pin_id: Some(http::pin_id(&u.id)?),
+                    pin_id: if alone {
+                        Some(http::pin_id(&u.id)?)
+                    } else {
+                        None
+                    },
                     // Lighthouse's own `status` is about its storage
                     // deals, not the pin: a listed upload is pinned.
                     status: ProviderStatus::Pinned,
                     name: u.file_name.map(|n| http::clean_message(&n)),
-                    foreign: false,
+                    foreign: None,
                 })
             })
             .collect::<Result<_, ProviderError>>()?;
-        Ok(Listing { pins, next })
+        let mut cached = self.uploads.lock().await;
+        cached.by_cid = by_cid;
+        cached.read_at = Some(tokio::time::Instant::now());
+        Ok(Listing { pins, next: None })
     }
 }
 
@@ -367,8 +405,8 @@ impl Provider for Lighthouse {
 
     fn list<'a>(
         &'a self,
-        cursor: Option<&'a str>,
+        _cursor: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Listing, ProviderError>> {
-        Box::pin(self.list_once(cursor))
+        Box::pin(self.list_once())
     }
 }

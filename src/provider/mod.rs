@@ -108,8 +108,11 @@ pub(crate) struct ListedPin {
     pub(crate) pin_id: Option<String>,
     pub(crate) status: ProviderStatus,
     pub(crate) name: Option<String>,
-    /// Made by someone else (see [`PinReceipt::foreign`]).
-    pub(crate) foreign: bool,
+    /// Whose it is, where the service keeps a mark on each pin:
+    /// `Some(true)` made by someone else (see [`PinReceipt::foreign`]).
+    /// `None` where it keeps none: the listing cannot tell, and what the
+    /// state recorded stands.
+    pub(crate) foreign: Option<bool>,
 }
 
 /// What a provider said of one pin's status.

@@ -316,7 +316,7 @@ impl Pinarkive {
                 // Pinarkive lists what it holds; it reports no other status.
                 status: ProviderStatus::Pinned,
                 name: u.name.map(|n| http::clean_message(&n)),
-                foreign: false,
+                foreign: None,
             })
             .collect();
         Ok(Listing { pins, next })

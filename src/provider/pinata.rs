@@ -35,11 +35,17 @@ const QUEUE_SLOTS: usize = 250;
 /// How long to wait before reading the queue again while it is full: the
 /// first wait, and the longest.
 const QUEUE_POLL: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(30));
-/// Files or requests one listing call asks for.
-const PAGE: usize = 1000;
-/// Pages one count of the queue reads, at most (a hostile answer cannot
-/// keep pinsync reading).
-const MAX_QUEUE_PAGES: usize = 10_000;
+/// How long a pin waits for a place in a full queue before it fails, to be
+/// tried again by the retry policy (which a stop ends).
+const QUEUE_WAIT: Duration = Duration::from_secs(600);
+/// Files one listing call asks for.
+const FILES_PAGE: usize = 1000;
+/// Requests one listing of the queue asks for (its SDK's documents give
+/// 250 as the most).
+const QUEUE_PAGE: usize = 250;
+/// Pages one reading of the queue or of a CID's files reads, at most (a
+/// hostile answer cannot keep pinsync reading).
+const MAX_PAGES: usize = 10_000;
 
 /// `type: pinata`.
 pub(crate) static TYPE: ProviderType = ProviderType {
@@ -129,6 +135,8 @@ pub(crate) struct Pinata {
     /// `/v3/files/public`: the files.
     files_url: reqwest::Url,
     jwt: Secret,
+    /// The group this provider's pins join, and the only one whose files
+    /// it reads or removes.
     group_id: Option<String>,
     /// The mark on this manifest's pins.
     identity: String,
@@ -141,6 +149,8 @@ struct Queue {
     /// Requests in it as last counted, and those queued since; `None`
     /// until the first pin counts them.
     waiting: Option<usize>,
+    /// When it was last counted.
+    counted_at: Option<tokio::time::Instant>,
     /// Why counting it failed for good (a refused key, a redirect): the
     /// pins waiting their turn fail with it rather than each ask again.
     refused: Option<ProviderError>,
@@ -164,6 +174,15 @@ struct Data<T> {
     data: T,
 }
 
+/// A list that must be in the answer, where `null` is an empty one.
+fn listed<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
 /// A request in the queue, as `pin_by_cid` answers and lists it.
 #[derive(Deserialize)]
 struct Job {
@@ -175,11 +194,16 @@ struct Job {
     status: String,
     #[serde(default)]
     keyvalues: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    group_id: Option<String>,
+    #[serde(default)]
+    date_queued: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Jobs {
-    #[serde(default)]
+    /// `rows` in its SDK's types.
+    #[serde(alias = "rows", deserialize_with = "listed")]
     jobs: Vec<Job>,
     #[serde(default)]
     next_page_token: Option<String>,
@@ -194,11 +218,13 @@ struct File {
     name: Option<String>,
     #[serde(default)]
     keyvalues: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    group_id: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Files {
-    #[serde(default)]
+    #[serde(deserialize_with = "listed")]
     files: Vec<File>,
     #[serde(default)]
     next_page_token: Option<String>,
@@ -209,8 +235,8 @@ fn next_token(token: Option<String>) -> Option<String> {
     token.filter(|t| !t.is_empty())
 }
 
-/// Where a listing is: the files first, then the requests still queued.
-/// `list`'s cursor is one of these, written `files:TOKEN` or `queue:TOKEN`.
+/// Where a listing is: the requests still queued first, then the files.
+/// `list`'s cursor is one of these, written `queue:TOKEN` or `files:TOKEN`.
 enum Phase<'a> {
     Files(Option<&'a str>),
     Queue(Option<&'a str>),
@@ -219,7 +245,7 @@ enum Phase<'a> {
 impl<'a> Phase<'a> {
     fn parse(cursor: Option<&'a str>) -> Result<Self, ProviderError> {
         let Some(cursor) = cursor else {
-            return Ok(Self::Files(None));
+            return Ok(Self::Queue(None));
         };
         let token = |t: &'a str| (!t.is_empty()).then_some(t);
         if let Some(t) = cursor.strip_prefix("files:") {
@@ -266,32 +292,43 @@ fn is_ours(keyvalues: Option<&BTreeMap<String, serde_json::Value>>, identity: &s
         == Some(identity)
 }
 
+fn too_long(cid: &str) -> ProviderError {
+    ProviderError::BadResponse(format!(
+        "the listing of {} did not end after {MAX_PAGES} pages",
+        http::clean_message(cid)
+    ))
+}
+
 impl Pinata {
     fn authorized(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         builder.header(AUTHORIZATION, self.jwt.header_value())
     }
 
-    /// One page of a listing at `url` (the files or the queue), of one CID
-    /// or all.
+    /// Whether a file or request is in this provider's group.
+    fn in_group(&self, group_id: Option<&str>) -> bool {
+        self.group_id.is_none() || self.group_id.as_deref() == group_id
+    }
+
+    /// Whether a file or request is this provider's: this manifest's mark,
+    /// in its group.
+    fn owns(
+        &self,
+        keyvalues: Option<&BTreeMap<String, serde_json::Value>>,
+        group: Option<&str>,
+    ) -> bool {
+        is_ours(keyvalues, &self.identity) && self.in_group(group)
+    }
+
+    /// One page of a listing at `url` (the files or the queue).
     async fn page<T: serde::de::DeserializeOwned>(
         &self,
         url: &reqwest::Url,
-        cid: Option<&str>,
-        token: Option<&str>,
+        query: &[(&str, &str)],
         kind: CallKind,
         (call, shape): (&str, &str),
     ) -> Result<T, ProviderError> {
         let mut url = url.clone();
-        {
-            let mut query = url.query_pairs_mut();
-            if let Some(cid) = cid {
-                query.append_pair("cid", cid);
-            }
-            query.append_pair("limit", &PAGE.to_string());
-            if let Some(token) = token {
-                query.append_pair("pageToken", token);
-            }
-        }
+        url.query_pairs_mut().extend_pairs(query);
         let answer = self
             .client
             .send(kind, self.authorized(self.client.get(url)))
@@ -300,25 +337,52 @@ impl Pinata {
         Ok(page.data)
     }
 
-    /// One page of the files.
+    /// One page of the files of this provider's group, of one CID or all.
     async fn files(
         &self,
         cid: Option<&str>,
         token: Option<&str>,
         kind: CallKind,
     ) -> Result<Files, ProviderError> {
+        let limit = FILES_PAGE.to_string();
+        let mut query = Vec::new();
+        query.extend(cid.map(|c| ("cid", c)));
+        query.extend(self.group_id.as_deref().map(|g| ("group", g)));
+        query.push(("limit", limit.as_str()));
+        query.extend(token.map(|t| ("pageToken", t)));
         let what = (
             "the files listing",
             r#"{"data": {"files", "next_page_token"}}"#,
         );
-        self.page(&self.files_url, cid, token, kind, what).await
+        let mut page: Files = self.page(&self.files_url, &query, kind, what).await?;
+        page.files.retain(|f| self.in_group(f.group_id.as_deref()));
+        Ok(page)
     }
 
-    /// Every file of `cid` (one page in practice; a few at most).
+    /// One page of the queue, of one CID or all.
+    async fn jobs(
+        &self,
+        cid: Option<&str>,
+        token: Option<&str>,
+        kind: CallKind,
+    ) -> Result<Jobs, ProviderError> {
+        let limit = QUEUE_PAGE.to_string();
+        let mut query = Vec::new();
+        query.extend(cid.map(|c| ("cid", c)));
+        query.push(("limit", limit.as_str()));
+        query.extend(token.map(|t| ("pageToken", t)));
+        let what = (
+            "the pin_by_cid queue",
+            r#"{"data": {"jobs", "next_page_token"}}"#,
+        );
+        self.page(&self.queue_url, &query, kind, what).await
+    }
+
+    /// This provider's files of `cid` (one page in practice).
     async fn files_of(&self, cid: &str) -> Result<Vec<File>, ProviderError> {
         let mut all = Vec::new();
-        let mut token = None;
-        for _ in 0..MAX_QUEUE_PAGES {
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
             let page = self
                 .files(Some(cid), token.as_deref(), CallKind::Status)
                 .await?;
@@ -328,28 +392,37 @@ impl Pinata {
                 _ => return Ok(all),
             }
         }
-        Ok(all)
+        Err(too_long(cid))
     }
 
-    /// One page of the queue.
-    async fn jobs(
-        &self,
-        cid: Option<&str>,
-        token: Option<&str>,
-        kind: CallKind,
-    ) -> Result<Jobs, ProviderError> {
-        let what = (
-            "the pin_by_cid queue",
-            r#"{"data": {"jobs", "next_page_token"}}"#,
-        );
-        self.page(&self.queue_url, cid, token, kind, what).await
+    /// This manifest's requests of `cid` in the queue, the latest first.
+    async fn jobs_of(&self, cid: &str) -> Result<Vec<Job>, ProviderError> {
+        let mut all = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let page = self
+                .jobs(Some(cid), token.as_deref(), CallKind::Status)
+                .await?;
+            all.extend(page.jobs.into_iter().filter(|j| {
+                j.cid.as_deref().is_some_and(|c| same_cid(c, cid))
+                    && self.owns(j.keyvalues.as_ref(), j.group_id.as_deref())
+            }));
+            match next_token(page.next_page_token) {
+                Some(next) if Some(&next) != token.as_ref() => token = Some(next),
+                _ => {
+                    all.sort_by(|a, b| b.date_queued.cmp(&a.date_queued));
+                    return Ok(all);
+                }
+            }
+        }
+        Err(too_long(cid))
     }
 
     /// Requests of the account waiting in the queue now, whoever made them.
     async fn count_waiting(&self) -> Result<usize, ProviderError> {
         let mut waiting = 0;
         let mut token: Option<String> = None;
-        for _ in 0..MAX_QUEUE_PAGES {
+        for _ in 0..MAX_PAGES {
             let page = self.jobs(None, token.as_deref(), CallKind::List).await?;
             waiting += page.jobs.iter().filter(|j| is_waiting(&j.status)).count();
             match next_token(page.next_page_token) {
@@ -358,42 +431,57 @@ impl Pinata {
             }
         }
         Err(ProviderError::BadResponse(format!(
-            "the pin_by_cid queue did not end after {MAX_QUEUE_PAGES} pages"
+            "the pin_by_cid queue did not end after {MAX_PAGES} pages"
         )))
     }
 
-    /// Takes a place in the queue: waits, reading it again now and then,
-    /// while all 250 are taken.
+    /// Takes a place in the queue: while all 250 are taken, waits (the
+    /// queue free to the others meanwhile) and reads it again, backing off,
+    /// for [`QUEUE_WAIT`] at most.
     async fn take_place(&self) -> Result<(), ProviderError> {
-        let mut queue = self.queue.lock().await;
-        if let Some(refused) = &queue.refused {
-            return Err(refused.clone());
-        }
+        let started = tokio::time::Instant::now();
         let mut delay = QUEUE_POLL.0;
         loop {
-            let counted = match queue.waiting {
-                Some(n) if n < QUEUE_SLOTS => Ok(n),
-                Some(_) => {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(QUEUE_POLL.1);
-                    self.count_waiting().await
+            {
+                let mut queue = self.queue.lock().await;
+                if let Some(refused) = &queue.refused {
+                    return Err(refused.clone());
                 }
-                None => self.count_waiting().await,
-            };
-            let waiting = match counted {
-                Ok(n) => n,
-                Err(e) => {
-                    if e.refuses_every_call() {
-                        queue.refused = Some(e.clone());
+                // Waiters share one count in each shortest wait.
+                let due = queue
+                    .counted_at
+                    .is_none_or(|at| at.elapsed() >= QUEUE_POLL.0);
+                let full = queue.waiting.is_none_or(|n| n >= QUEUE_SLOTS);
+                if full && due {
+                    match self.count_waiting().await {
+                        Ok(n) => {
+                            queue.waiting = Some(n);
+                            queue.counted_at = Some(tokio::time::Instant::now());
+                        }
+                        Err(e) => {
+                            if e.refuses_every_call() {
+                                queue.refused = Some(e.clone());
+                            }
+                            return Err(e);
+                        }
                     }
-                    return Err(e);
                 }
-            };
-            if waiting < QUEUE_SLOTS {
-                queue.waiting = Some(waiting + 1);
-                return Ok(());
+                if let Some(n) = queue.waiting.filter(|n| *n < QUEUE_SLOTS) {
+                    queue.waiting = Some(n + 1);
+                    return Ok(());
+                }
             }
-            queue.waiting = Some(waiting);
+            if started.elapsed() >= QUEUE_WAIT {
+                return Err(ProviderError::Unavailable {
+                    status: 0,
+                    message: format!(
+                        "Pinata's queue has held {QUEUE_SLOTS} waiting requests for {} s",
+                        QUEUE_WAIT.as_secs()
+                    ),
+                });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(QUEUE_POLL.1);
         }
     }
 
@@ -433,8 +521,10 @@ impl Pinata {
             http::read_json::<Data<Job>>(&answer, "pin_by_cid", r#"{"data": {"id", "status"}}"#)
         });
         match job {
-            Ok(job) => Ok(PinReceipt {
-                pin_id: Some(http::pin_id(&job.data.id)?),
+            // The request's id is not recorded: what an unpin removes is
+            // the file it becomes, whose id `refresh` learns.
+            Ok(_) => Ok(PinReceipt {
+                pin_id: None,
                 already_pinned: false,
                 foreign: false,
             }),
@@ -445,23 +535,38 @@ impl Pinata {
         }
     }
 
+    /// Removes this provider's file of the CID: the one whose id is
+    /// recorded, else every one carrying the mark in its group; a request
+    /// still queued is cancelled.
     async fn unpin_once(&self, request: UnpinRequest<'_>) -> Result<UnpinReceipt, ProviderError> {
         let files = self.files_of(request.cid).await?;
-        let (ours, others): (Vec<File>, Vec<File>) = files
-            .into_iter()
-            .partition(|f| is_ours(f.keyvalues.as_ref(), &self.identity));
-        if ours.is_empty() && !others.is_empty() {
+        let ours: Vec<&File> = match request.pin_id {
+            Some(id) => files.iter().filter(|f| f.id == id).collect(),
+            None => files
+                .iter()
+                .filter(|f| self.owns(f.keyvalues.as_ref(), f.group_id.as_deref()))
+                .collect(),
+        };
+        if let Some(other) = ours
+            .iter()
+            .find(|f| !self.owns(f.keyvalues.as_ref(), f.group_id.as_deref()))
+        {
             return Err(ProviderError::Rejected {
                 status: 0,
                 message: format!(
-                    "Pinata's files of this CID do not carry keyvalues.{OWNER_KEY} = {:?} (made by hand or by another manifest); left pinned",
+                    "Pinata's file {} does not carry keyvalues.{OWNER_KEY} = {:?} (made by hand or by another manifest); left pinned",
+                    http::clean_message(&other.id),
                     self.identity
                 ),
             });
         }
         if ours.is_empty() {
-            // Not a file yet: a request still queued is cancelled.
-            return self.cancel(request).await;
+            // The recorded file is gone; without one, a request of this
+            // manifest's may still be queued.
+            return match request.pin_id {
+                Some(_) => Ok(UnpinReceipt { already_gone: true }),
+                None => self.cancel(request.cid).await,
+            };
         }
         let mut receipt = UnpinReceipt { already_gone: true };
         for file in ours {
@@ -475,57 +580,103 @@ impl Pinata {
         Ok(receipt)
     }
 
-    /// Cancels this manifest's requests of the CID still in the queue
-    /// (`DELETE /v3/files/public/pin_by_cid/{id}`).
-    async fn cancel(&self, request: UnpinRequest<'_>) -> Result<UnpinReceipt, ProviderError> {
-        let jobs = self.jobs(Some(request.cid), None, CallKind::Status).await?;
-        let mut receipt = UnpinReceipt { already_gone: true };
-        for job in jobs.jobs.iter().filter(|j| {
-            j.cid.as_deref().is_some_and(|c| same_cid(c, request.cid))
-                && is_waiting(&j.status)
-                && is_ours(j.keyvalues.as_ref(), &self.identity)
-        }) {
+    /// Cancels this manifest's requests of `cid` still in the queue
+    /// (`DELETE /v3/files/public/pin_by_cid/{id}`). A request that became
+    /// a file meanwhile leaves the queue: its file is then removed.
+    async fn cancel(&self, cid: &str) -> Result<UnpinReceipt, ProviderError> {
+        let waiting: Vec<Job> = self
+            .jobs_of(cid)
+            .await?
+            .into_iter()
+            .filter(|j| is_waiting(&j.status))
+            .collect();
+        if waiting.is_empty() {
+            // Read the files again: a request done between the two reads is
+            // a file now.
+            let files = self.files_of(cid).await?;
+            if files
+                .iter()
+                .any(|f| self.owns(f.keyvalues.as_ref(), f.group_id.as_deref()))
+            {
+                return Err(ProviderError::Unavailable {
+                    status: 0,
+                    message: "the request became a file while it was being removed".into(),
+                });
+            }
+            return Ok(UnpinReceipt { already_gone: true });
+        }
+        for job in &waiting {
             let url = http::with_segment(&self.queue_url, &job.id);
             let answer = self
                 .client
                 .send(CallKind::Unpin, self.authorized(self.client.delete(url)))
                 .await?;
-            receipt.already_gone &= http::read_unpin_answer(&answer)?.already_gone;
+            http::read_unpin_answer(&answer)?;
             self.give_back_place().await;
         }
-        Ok(receipt)
+        Ok(UnpinReceipt {
+            already_gone: false,
+        })
     }
 
-    /// Pinned once it is a file; before, its request's status in the queue.
+    /// The queue first, then the files: a request that is done between the
+    /// two reads is a file by the second, never missing from both.
     async fn status_once(&self, request: UnpinRequest<'_>) -> Result<Checked, ProviderError> {
-        let files = self
-            .files(Some(request.cid), None, CallKind::Status)
-            .await?;
-        if files.files.iter().any(|f| same_cid(&f.cid, request.cid)) {
+        let jobs = self.jobs_of(request.cid).await?;
+        if let Some(job) = jobs.iter().find(|j| is_waiting(&j.status)) {
+            return Ok(job_status(&job.status).into());
+        }
+        let files = self.files_of(request.cid).await?;
+        let pinned = files.iter().any(|f| match request.pin_id {
+            Some(id) => f.id == id,
+            None => self.owns(f.keyvalues.as_ref(), f.group_id.as_deref()),
+        });
+        if pinned {
             return Ok(ProviderStatus::Pinned.into());
         }
-        let jobs = self.jobs(Some(request.cid), None, CallKind::Status).await?;
-        let of_cid = || {
-            jobs.jobs
-                .iter()
-                .filter(|j| j.cid.as_deref().is_some_and(|c| same_cid(c, request.cid)))
-        };
-        // This pin's own request, else the latest word on the CID.
-        let job = of_cid()
-            .find(|j| Some(j.id.as_str()) == request.pin_id)
-            .or_else(|| of_cid().next());
-        Ok(match job {
-            Some(job) => Checked {
-                status: job_status(&job.status),
-                detail: (job_status(&job.status) == ProviderStatus::Failed)
-                    .then(|| format!("Pinata's queue says {}", http::clean_message(&job.status))),
+        Ok(match jobs.first() {
+            Some(failed) => Checked {
+                status: ProviderStatus::Failed,
+                detail: Some(format!(
+                    "Pinata's queue says {}",
+                    http::clean_message(&failed.status)
+                )),
             },
             None => ProviderStatus::Missing.into(),
         })
     }
 
+    /// The requests still queued first, then the files, so that a request
+    /// done meanwhile is listed as its file rather than missed.
     async fn list_once(&self, cursor: Option<&str>) -> Result<Listing, ProviderError> {
         match Phase::parse(cursor)? {
+            Phase::Queue(token) => {
+                let page = self.jobs(None, token, CallKind::List).await?;
+                let pins = page
+                    .jobs
+                    .into_iter()
+                    .filter(|j| self.in_group(j.group_id.as_deref()))
+                    .filter_map(|j| {
+                        Some(ListedPin {
+                            foreign: Some(!is_ours(j.keyvalues.as_ref(), &self.identity)),
+                            cid: http::clean_message(j.cid.as_deref()?),
+                            cluster: None,
+                            // A request's id is not what an unpin removes.
+                            pin_id: None,
+                            status: job_status(&j.status),
+                            name: j.name.map(|n| http::clean_message(&n)),
+                        })
+                    })
+                    .collect();
+                let next = match next_token(page.next_page_token) {
+                    Some(t) => format!("queue:{t}"),
+                    None => "files:".to_owned(),
+                };
+                Ok(Listing {
+                    pins,
+                    next: Some(next),
+                })
+            }
             Phase::Files(token) => {
                 let page = self.files(None, token, CallKind::List).await?;
                 let pins = page
@@ -533,7 +684,7 @@ impl Pinata {
                     .into_iter()
                     .map(|f| {
                         Ok(ListedPin {
-                            foreign: !is_ours(f.keyvalues.as_ref(), &self.identity),
+                            foreign: Some(!is_ours(f.keyvalues.as_ref(), &self.identity)),
                             cid: http::clean_message(&f.cid),
                             cluster: None,
                             pin_id: Some(http::pin_id(&f.id)?),
@@ -542,38 +693,9 @@ impl Pinata {
                         })
                     })
                     .collect::<Result<_, ProviderError>>()?;
-                let next = match next_token(page.next_page_token) {
-                    Some(t) => format!("files:{t}"),
-                    None => "queue:".to_owned(),
-                };
                 Ok(Listing {
                     pins,
-                    next: Some(next),
-                })
-            }
-            Phase::Queue(token) => {
-                let page = self.jobs(None, token, CallKind::List).await?;
-                let pins = page
-                    .jobs
-                    .into_iter()
-                    .filter_map(|j| {
-                        let cid = j.cid.as_deref()?;
-                        Some(Ok(ListedPin {
-                            foreign: !is_ours(j.keyvalues.as_ref(), &self.identity),
-                            cid: http::clean_message(cid),
-                            cluster: None,
-                            pin_id: Some(match http::pin_id(&j.id) {
-                                Ok(id) => id,
-                                Err(e) => return Some(Err(e)),
-                            }),
-                            status: job_status(&j.status),
-                            name: j.name.map(|n| http::clean_message(&n)),
-                        }))
-                    })
-                    .collect::<Result<_, ProviderError>>()?;
-                Ok(Listing {
-                    pins,
-                    next: next_token(page.next_page_token).map(|t| format!("queue:{t}")),
+                    next: next_token(page.next_page_token).map(|t| format!("files:{t}")),
                 })
             }
         }
@@ -637,7 +759,7 @@ mod tests {
 
     #[test]
     fn a_cursor_names_its_phase_and_a_bad_one_is_refused() {
-        assert!(matches!(Phase::parse(None), Ok(Phase::Files(None))));
+        assert!(matches!(Phase::parse(None), Ok(Phase::Queue(None))));
         assert!(matches!(
             Phase::parse(Some("files:abc")),
             Ok(Phase::Files(Some("abc")))

@@ -329,7 +329,7 @@ impl QuickNode {
             .filter_map(|p| {
                 let cid = p.cid.as_deref()?;
                 Some(Ok(ListedPin {
-                    foreign: !p.is_ours(&self.identity),
+                    foreign: Some(!p.is_ours(&self.identity)),
                     cid: http::clean_message(cid),
                     cluster: None,
                     pin_id: Some(match http::pin_id(&p.request_id) {

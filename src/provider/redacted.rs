@@ -202,7 +202,7 @@ mod tests {
             pin_id: Some(id.into()),
             status: crate::state::ProviderStatus::Pinned,
             name: Some(name.into()),
-            foreign: false,
+            foreign: Some(false),
         }
     }
 

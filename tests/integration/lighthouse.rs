@@ -119,6 +119,17 @@ fn uploads_made_by_hand_are_adopted_and_never_removed() {
         .unwrap()
         .clone();
     assert_eq!(b["foreign"], true, "{state}");
+    // A listing without marks cannot say whose it is: still someone else's.
+    assert_eq!(p.run(&["refresh"]).code, 0);
+    let state = p.project.state();
+    let b = state["pins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "b")
+        .unwrap()
+        .clone();
+    assert_eq!(b["foreign"], true, "after refresh: {state}");
 
     p.write(&block(&emu), "");
     let pruned = p.run(&["apply", "--auto-approve", "--prune", "--force-unpins"]);
@@ -191,4 +202,30 @@ fn lighthouses_own_sdk_takes_the_emulators_answers() {
     let run = run_node("lighthouse_sdk.cjs", &modules, &[&emu.url, KEY, "5"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(emu.pins_of("lighthouse").len(), 4);
+}
+
+#[test]
+fn when_the_recorded_upload_is_gone_another_of_its_cid_is_left_alone() {
+    let emu = lighthouse(&[]);
+    let p = project(&emu, &pin(CID_A, "a", &[]));
+    assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
+    assert_eq!(p.run(&["refresh"]).code, 0);
+    let recorded = p.project.state()["pins"][0]["pin_id"].clone();
+    assert!(recorded.is_string(), "refresh learned the upload's id");
+    // Removed by hand, then uploaded again by someone else.
+    emu.change_pin(json!({"provider": "lighthouse", "cid": CID_A, "lost": true}));
+    emu.change_pin(json!({"provider": "lighthouse", "cid": CID_A, "status": "by_hand"}));
+
+    p.write(&block(&emu), "");
+    let pruned = p.run(&["apply", "--auto-approve", "--prune", "--force-unpins"]);
+    assert_eq!(pruned.code, 0, "{pruned:?}");
+    let left = emu.pins_of("lighthouse");
+    assert_eq!(left.len(), 1, "{pruned:?}");
+    assert_eq!(left[0]["name"], "by hand");
+    assert!(
+        requests_to(&emu, "lighthouse")
+            .iter()
+            .all(|r| r["method"] != "DELETE"),
+        "nothing deleted"
+    );
 }

@@ -54,7 +54,7 @@ fn a_pin_is_queued_as_documented_and_waited_for_until_it_is_a_file() {
     }
     let calls: Vec<String> = all.iter().map(call_line).collect();
     assert_eq!(
-        calls[0], "GET /v3/files/public/pin_by_cid?limit=1000",
+        calls[0], "GET /v3/files/public/pin_by_cid?limit=250",
         "the queue is counted before the first pin"
     );
     assert_eq!(calls[1], "POST /v3/files/public/pin_by_cid");
@@ -63,24 +63,30 @@ fn a_pin_is_queued_as_documented_and_waited_for_until_it_is_a_file() {
         json!({"cid": CID_A, "name": "home", "group_id": "grp-1",
                "keyvalues": {"team": "web", "pinsync": "site"}})
     );
-    // Then its file by CID, and while there is none, its request in the queue.
-    let file_lookup = format!("GET /v3/files/public?cid={CID_A}&limit=1000");
-    let job_lookup = format!("GET /v3/files/public/pin_by_cid?cid={CID_A}&limit=1000");
-    assert!(calls[2..].contains(&job_lookup), "{calls:#?}");
+    // Then its request in the queue, and once it has left, its file.
+    let file_lookup = format!("GET /v3/files/public?cid={CID_A}&group=grp-1&limit=1000");
+    let job_lookup = format!("GET /v3/files/public/pin_by_cid?cid={CID_A}&limit=250");
     assert!(
-        calls[2..].iter().filter(|c| **c == file_lookup).count() >= 2,
-        "the wait read the files more than once: {calls:#?}"
+        calls[2..].iter().filter(|c| **c == job_lookup).count() >= 2,
+        "the wait read the queue more than once: {calls:#?}"
     );
+    assert_eq!(calls.last(), Some(&file_lookup), "{calls:#?}");
     let state = p.project.state();
     let pin = &state["pins"][0];
-    assert!(pin["pin_id"].as_str().is_some_and(|id| !id.is_empty()));
     assert_eq!(pin["provider_status"], "pinned", "{state}");
+    assert!(
+        pin.get("pin_id").is_none(),
+        "a request's id is not recorded"
+    );
     let held = emu.pins_of("pinata");
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(
         held[0]["keyvalues"],
         json!({"pinsync": "site", "team": "web"})
     );
+    // refresh learns the file's id, which an unpin then removes alone.
+    assert_eq!(p.run(&["refresh"]).code, 0);
+    assert_eq!(p.project.state()["pins"][0]["pin_id"], held[0]["id"]);
 }
 
 #[test]
@@ -116,7 +122,7 @@ fn the_queues_statuses_are_read_and_a_failed_request_is_reported() {
         "{statuses:?}"
     );
 
-    // The failed one is pinned again by the next apply.
+    // The plan shows the failed one as drift, to pin again.
     let plan = p.run(&["plan"]);
     assert!(plan.stdout.contains("failed"), "{plan:?}");
     let calls: Vec<String> = requests_to(&emu, "pinata").iter().map(call_line).collect();
@@ -126,7 +132,7 @@ fn the_queues_statuses_are_read_and_a_failed_request_is_reported() {
             .any(|c| c.starts_with("GET /v3/files/public?limit=1000"))
             && calls
                 .iter()
-                .any(|c| c.starts_with("GET /v3/files/public/pin_by_cid?limit=1000")),
+                .any(|c| c.starts_with("GET /v3/files/public/pin_by_cid?limit=250")),
         "refresh reads the files and the queue: {calls:#?}"
     );
 }
@@ -148,7 +154,7 @@ fn never_more_than_250_requests_wait_in_the_queue() {
     assert_eq!(p.project.state()["pins"].as_array().unwrap().len(), 300);
     let recounts = requests_to(&emu, "pinata")
         .iter()
-        .filter(|r| call_line(r) == "GET /v3/files/public/pin_by_cid?limit=1000")
+        .filter(|r| call_line(r) == "GET /v3/files/public/pin_by_cid?limit=250")
         .count();
     assert!(recounts >= 2, "the queue was read again when full");
 }
@@ -270,4 +276,63 @@ fn pinatas_own_sdk_takes_the_emulators_answers() {
     let run = run_node("pinata_sdk.cjs", &modules, &[&emu.url, JWT, CID_B]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(emu.pins_of("pinata").is_empty(), "the SDK deleted its file");
+}
+
+#[test]
+fn at_the_default_pace_a_request_done_between_two_reads_is_pinned_not_lost() {
+    // 60 calls a minute: the wait's two reads are a second apart, and each
+    // request is done 1.5 s after it is queued.
+    let emu = pinata(&["--pinata-pinning-ms", "1500"]);
+    let p = OneProvider::new("pinata", "PINATA_JWT", JWT);
+    p.write(
+        &format!(
+            "  pinata:\n    type: pinata\n    jwt: ${{PINATA_JWT}}\n    base_url: {}\n",
+            emu.url
+        ),
+        &format!("{}{}", pin(CID_A, "a", &[]), pin(CID_B, "b", &[])),
+    );
+    let applied = p.run(&["apply", "--auto-approve", "--wait", "--wait-timeout", "60s"]);
+    assert_eq!(applied.code, 0, "{applied:?}");
+    for r in p.project.state()["pins"].as_array().unwrap() {
+        assert_eq!(r["provider_status"], "pinned", "{applied:?}");
+    }
+    assert_eq!(emu.pins_of("pinata").len(), 2, "no second file");
+}
+
+#[test]
+fn two_providers_on_one_account_keep_to_their_own_groups() {
+    let emu = pinata(&[]);
+    let p = OneProvider::new("eu", "PINATA_JWT", JWT);
+    let blocks = format!(
+        "{}{}",
+        block(&emu, "    group_id: g-eu\n").replace("  pinata:", "  eu:"),
+        block(&emu, "    group_id: g-us\n").replace("  pinata:", "  us:")
+    );
+    p.write(&blocks, &pin(CID_A, "a", &["eu", "us"]));
+    assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
+    assert_eq!(emu.pins_of("pinata").len(), 2);
+
+    p.write(&blocks, &pin(CID_A, "a", &["us"]));
+    let pruned = p.run(&["apply", "--auto-approve", "--prune"]);
+    assert_eq!(pruned.code, 0, "{pruned:?}");
+    let left = emu.pins_of("pinata");
+    assert_eq!(left.len(), 1, "{left:?}");
+    let deletes: Vec<Value> = requests_to(&emu, "pinata")
+        .into_iter()
+        .filter(|r| r["method"] == "DELETE")
+        .collect();
+    assert_eq!(deletes.len(), 1, "{deletes:#?}");
+    let group_read = format!("GET /v3/files/public?cid={CID_A}&group=g-eu&limit=1000");
+    assert!(
+        requests_to(&emu, "pinata")
+            .iter()
+            .any(|r| call_line(r) == group_read),
+        "the files are read in the provider's group"
+    );
+    let refreshed = p.run(&["refresh"]);
+    assert_eq!(refreshed.code, 0, "{refreshed:?}");
+    let state = p.project.state();
+    let us = &state["pins"][0];
+    assert_eq!(us["provider"], "us");
+    assert_eq!(us["provider_status"], "pinned", "{state}");
 }

@@ -517,7 +517,7 @@ impl PinningService {
             .map(|p| {
                 Ok(ListedPin {
                     status: p.status(),
-                    foreign: p.mark(&self.ownership.identity) != Mark::Ours,
+                    foreign: Some(p.mark(&self.ownership.identity) != Mark::Ours),
                     cid: http::clean_message(&p.pin.cid),
                     cluster: None,
                     pin_id: Some(http::pin_id(&p.requestid)?),
