@@ -6,6 +6,7 @@
 
 mod support;
 
+mod action;
 mod apply;
 mod completions_and_man;
 mod exit_codes;
