@@ -17,6 +17,7 @@ mod file_io;
 mod import;
 mod init;
 pub mod manifest;
+mod metrics;
 mod ops;
 pub mod plan;
 pub mod provider;

@@ -480,6 +480,7 @@ impl CallArgs {
         HttpSettings {
             timeout: self.timeout,
             pacers: crate::provider::Pacers::default(),
+            metrics: None,
         }
     }
 }
@@ -500,6 +501,16 @@ pub(super) struct WatchArgs {
     /// counts, for monitoring.
     #[arg(long, value_name = "PATH")]
     pub(super) status_file: Option<PathBuf>,
+    /// Serve Prometheus metrics (/metrics) and health checks (/healthz,
+    /// /readyz) on this address, such as 127.0.0.1:9464 (off by default;
+    /// port 0 picks a free one, which the log names).
+    #[arg(long, value_name = "ADDR")]
+    pub(super) listen: Option<std::net::SocketAddr>,
+    /// Let --listen take an address other than loopback. The endpoints have
+    /// no authentication, and the metrics name the providers and targets:
+    /// expose them on purpose, behind a firewall or a proxy.
+    #[arg(long, requires = "listen")]
+    pub(super) listen_non_loopback: bool,
     #[command(flatten)]
     pub(super) calls: CallArgs,
 }

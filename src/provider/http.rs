@@ -11,6 +11,7 @@ use reqwest::{RequestBuilder, StatusCode};
 use super::pacing::{Pacer, Ticket};
 use super::{HttpSettings, ProviderError, UnpinReceipt};
 use crate::manifest::CallKind;
+use crate::metrics::{CallOutcome, Metrics};
 
 /// Answers larger than this are cut off: a pin answer is a few hundred bytes.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
@@ -98,17 +99,54 @@ pub(crate) struct Answer {
     pub(crate) body: Vec<u8>,
 }
 
-/// One provider's HTTP client: the shared connection pool, and that
-/// provider's pacer, which every request waits on.
+/// One provider's HTTP client: the shared connection pool, that
+/// provider's pacer, which every request waits on, and where its calls are
+/// counted.
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
     inner: reqwest::Client,
     pacer: Arc<Pacer>,
+    meter: Option<CallMeter>,
+}
+
+/// Counts one provider's calls in the metrics.
+#[derive(Debug, Clone)]
+pub(crate) struct CallMeter {
+    metrics: Arc<Metrics>,
+    provider: String,
+}
+
+impl CallMeter {
+    pub(crate) fn new(metrics: Arc<Metrics>, provider: &str) -> Self {
+        Self {
+            metrics,
+            provider: provider.to_owned(),
+        }
+    }
+
+    fn count<T>(
+        meter: Option<&Self>,
+        kind: CallKind,
+        result: &Result<T, ProviderError>,
+        status: impl Fn(&T) -> StatusCode,
+    ) {
+        let Some(meter) = meter else { return };
+        let outcome = match result {
+            Ok(answer) => CallOutcome::of(status(answer)),
+            Err(ProviderError::Redirected { .. }) => CallOutcome::Redirected,
+            Err(_) => CallOutcome::Transport,
+        };
+        meter.metrics.call(&meter.provider, kind, outcome);
+    }
 }
 
 impl Client {
-    pub(crate) fn new(inner: reqwest::Client, pacer: Arc<Pacer>) -> Self {
-        Self { inner, pacer }
+    pub(crate) fn new(inner: reqwest::Client, pacer: Arc<Pacer>, meter: Option<CallMeter>) -> Self {
+        Self {
+            inner,
+            pacer,
+            meter,
+        }
     }
 
     pub(crate) fn get(&self, url: reqwest::Url) -> RequestBuilder {
@@ -138,7 +176,9 @@ impl Client {
         request: RequestBuilder,
     ) -> Result<Answer, ProviderError> {
         let ticket = self.pacer.turn(kind).await;
-        send(request, &self.pacer, ticket).await
+        let answer = send(request, &self.pacer, ticket).await;
+        CallMeter::count(self.meter.as_ref(), kind, &answer, |a| a.status);
+        answer
     }
 
     /// Like [`send`](Self::send), for a call that answers one JSON value a
@@ -149,6 +189,20 @@ impl Client {
     /// short must not pass for a complete one. A failed answer is returned
     /// whole, for the type to read its error.
     pub(crate) async fn send_streamed(
+        &self,
+        kind: CallKind,
+        request: RequestBuilder,
+        line: impl FnMut(&[u8]) -> Result<(), ProviderError>,
+    ) -> Result<Result<(), Answer>, ProviderError> {
+        let answered = self.stream(kind, request, line).await;
+        CallMeter::count(self.meter.as_ref(), kind, &answered, |a| match a {
+            Ok(()) => StatusCode::OK,
+            Err(failed) => failed.status,
+        });
+        answered
+    }
+
+    async fn stream(
         &self,
         kind: CallKind,
         request: RequestBuilder,
@@ -414,6 +468,7 @@ mod tests {
     async fn a_redirect_is_an_error_naming_its_origin_and_is_not_followed() {
         let (elsewhere, reached) =
             serve("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}".into()).await;
+        let metrics = Metrics::new(Duration::from_secs(60));
         for status in [301, 302, 303, 307, 308] {
             let (origin, _) = serve(format!(
                 "HTTP/1.1 {status} Moved\r\nlocation: {elsewhere}/api/pinning/pinByHash?key=k\r\ncontent-length: 0\r\n\r\n"
@@ -422,6 +477,7 @@ mod tests {
             let client = Client::new(
                 client(&HttpSettings::default()).unwrap(),
                 Arc::new(Pacer::unlimited()),
+                Some(CallMeter::new(metrics.clone(), "aioz")),
             );
             let url = endpoint(&origin, "/api/pinning/pinByHash").unwrap();
             let key = super::super::Secret::new("a-key").unwrap();
@@ -440,6 +496,14 @@ mod tests {
             assert!(error.to_string().contains("base_url"), "{error}");
         }
         assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // Each is counted, by provider, kind and outcome.
+        let text = metrics.encode(&crate::provider::Pacers::default());
+        assert!(
+            text.contains(
+                r#"pinsync_provider_calls_total{provider="aioz",kind="pin",outcome="redirected"} 5"#
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -235,6 +235,8 @@ pub(crate) struct HttpSettings {
     /// Each provider's pacer, shared by everything connected with these
     /// settings (a `watch` keeps one for its whole life).
     pub(crate) pacers: Pacers,
+    /// Where every call is counted (`watch --listen`).
+    pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Default for HttpSettings {
@@ -242,6 +244,7 @@ impl Default for HttpSettings {
         Self {
             timeout: Duration::from_secs(30),
             pacers: Pacers::default(),
+            metrics: None,
         }
     }
 }
@@ -321,6 +324,10 @@ pub(crate) fn connect(
             settings
                 .pacers
                 .get(name, config.rate_limit, &config.rate_limits),
+            settings
+                .metrics
+                .clone()
+                .map(|metrics| http::CallMeter::new(metrics, name)),
         );
         // Every value was resolved above; a config naming one it did not
         // list did not come through validation, and is refused.

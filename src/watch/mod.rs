@@ -342,6 +342,7 @@ impl Reconciler<'_> {
                 &apply::Report::default(),
                 0,
                 error,
+                None,
             );
             return Ok(());
         };
@@ -375,7 +376,7 @@ impl Reconciler<'_> {
                     unchanged: s.unchanged,
                     ..Default::default()
                 };
-                self.write_status(outcome, &report, 0, error);
+                self.write_status(outcome, &report, 0, error, None);
                 return Ok(());
             }
             Ok(crate::ops::Next::Refused(refused)) => {
@@ -393,6 +394,7 @@ impl Reconciler<'_> {
                     &apply::Report::default(),
                     s.pin + s.repin + s.unpin,
                     refused.first().cloned(),
+                    None,
                 );
                 return Ok(());
             }
@@ -410,11 +412,16 @@ impl Reconciler<'_> {
                     &apply::Report::default(),
                     s.pin + s.repin + s.unpin,
                     Some(format!("{e:#}")),
+                    None,
                 );
                 return Ok(());
             }
         };
-        let progress: Arc<dyn Progress> = Arc::new(LogProgress { log: self.log });
+        let progress: Arc<dyn Progress> = Arc::new(LogProgress {
+            log: self.log,
+            metrics: self.options.http.metrics.clone(),
+        });
+        let started = std::time::Instant::now();
         let applied = crate::ops::apply(
             self.ws,
             &plan,
@@ -426,6 +433,7 @@ impl Reconciler<'_> {
             &|_, _, _| {},
         )
         .await;
+        let took = Some(started.elapsed());
         let (report, state) = match applied {
             Ok(done) => (done.report, done.state),
             Err(e) => {
@@ -440,7 +448,7 @@ impl Reconciler<'_> {
                     .cloned()
                     .unwrap_or_default();
                 let pending = report.pending();
-                self.write_status(Outcome::Error, &report, pending, Some(message));
+                self.write_status(Outcome::Error, &report, pending, Some(message), took);
                 return Err(e);
             }
         };
@@ -493,7 +501,7 @@ impl Reconciler<'_> {
                     .first()
                     .map(|f| format!("{} {}: {}", f.change.target, f.change.cid, f.error))
             });
-        self.write_status(outcome, &report, pending, error);
+        self.write_status(outcome, &report, pending, error, took);
         Ok(())
     }
 
@@ -559,13 +567,22 @@ impl Reconciler<'_> {
         }
     }
 
+    /// Says how the reconcile ended, in the status file and the metrics;
+    /// `applied` is how long its apply took, when it made calls.
     fn write_status(
         &mut self,
         outcome: Outcome,
         report: &apply::Report,
         pending: usize,
         error: Option<String>,
+        applied: Option<Duration>,
     ) {
+        if let Some(metrics) = &self.options.http.metrics {
+            metrics.reconciled(outcome, applied, error.as_deref());
+            if let Some(state) = &self.state {
+                metrics.pins(state);
+            }
+        }
         let now = crate::state::now_rfc3339();
         if outcome == Outcome::Ok {
             self.last_success_at = Some(now.clone());
@@ -593,9 +610,11 @@ impl Reconciler<'_> {
     }
 }
 
-/// Apply progress as log lines: each retry and each failure.
+/// Apply progress as log lines: each retry and each failure; retries are
+/// counted in the metrics too.
 struct LogProgress {
     log: EventLog,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Progress for LogProgress {
@@ -605,6 +624,9 @@ impl Progress for LogProgress {
     }
 
     fn retrying(&self, change: &Change, error: &ProviderError, attempt: u32, delay: Duration) {
+        if let Some(metrics) = &self.metrics {
+            metrics.retry(&change.target.provider);
+        }
         self.log.event(
             Level::Warn,
             "retry",

@@ -18,6 +18,7 @@ mod ipfs_cluster;
 mod keys_in_answers;
 mod kubo;
 mod lighthouse;
+mod metrics;
 mod migration;
 mod pinata;
 mod pinning_service;
