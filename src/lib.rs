@@ -18,6 +18,7 @@ mod import;
 mod init;
 pub mod manifest;
 mod metrics;
+mod notify;
 mod ops;
 pub mod plan;
 pub mod provider;

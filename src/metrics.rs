@@ -106,7 +106,14 @@ pub(crate) struct Metrics {
     retries: Family<ProviderLabels, Counter>,
     pace: Family<ProviderLabels, Gauge<f64, AtomicU64>>,
     role: Family<RoleLabels, Gauge>,
+    notifications: Family<NotifyLabels, Counter>,
     health: Mutex<Health>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotifyLabels {
+    event: &'static str,
+    outcome: &'static str,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -180,7 +187,14 @@ impl Metrics {
              standby (waits for the lease)",
             role.clone(),
         );
+        let notifications = Family::<NotifyLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Webhook calls by event and outcome (delivered, or failed after its tries)",
+            notifications.clone(),
+        );
         let metrics = Self {
+            notifications,
             registry,
             pins,
             reconciles,
@@ -213,6 +227,14 @@ impl Metrics {
                 kind: kind.as_str(),
                 outcome: outcome.as_str(),
             })
+            .inc();
+    }
+
+    /// A webhook told of `event`, or not.
+    pub(crate) fn notified(&self, event: &'static str, delivered: bool) {
+        let outcome = if delivered { "delivered" } else { "failed" };
+        self.notifications
+            .get_or_create(&NotifyLabels { event, outcome })
             .inc();
     }
 

@@ -7,6 +7,7 @@
 mod content_id;
 mod diagnostic;
 mod include;
+mod notify;
 mod parse;
 mod pin_order;
 mod provider_config;
@@ -23,6 +24,7 @@ pub(crate) use content_id::{CanonicalCid, ContentId};
 pub use diagnostic::{Diagnostic, Diagnostics, Position};
 pub(crate) use include::{IncludeEntry, LoadObserver};
 pub(crate) use include::{MATCH as GLOB_MATCH, base_dir, has_wildcards};
+pub(crate) use notify::{NotifyEvent, NotifyFormat, NotifyHook, Template};
 #[cfg(test)]
 pub(crate) use parse::COMMON_PROVIDER_FIELDS;
 pub use parse::parse;
@@ -52,6 +54,8 @@ pub struct Manifest {
     pub(crate) prune: bool,
     /// `state:`: where the state is kept when the command line says nothing.
     pub(crate) state: Option<StateConfig>,
+    /// `notify:`: the webhooks called on events a person must act on.
+    pub(crate) notify: Vec<NotifyHook>,
     /// The files `include:` named, in the order they were read.
     pub(crate) included: Vec<PathBuf>,
     /// One entry per (provider, cluster, canonical CID), sorted by key.

@@ -36,9 +36,12 @@ pub(super) const MANIFEST_FIELDS: &[&str] = &[
     "defaults",
     "prune",
     "state",
+    "notify",
     "include",
     "pins",
 ];
+/// Fields of a `notify` entry.
+pub(super) const NOTIFY_FIELDS: &[&str] = &["url", "format", "headers", "events"];
 /// Fields of an `include` entry written as a mapping.
 pub(super) const INCLUDE_FIELDS: &[&str] = &["path", "optional"];
 /// Top-level fields of an included file.
@@ -501,6 +504,7 @@ impl Walker {
             providers: BTreeMap::new(),
             prune: false,
             state: None,
+            notify: Vec::new(),
             included: Vec::new(),
             pins: Vec::new(),
         };
@@ -544,6 +548,9 @@ impl Walker {
         }
         if let Some(node) = top.get("state") {
             manifest.state = self.state(node);
+        }
+        if let Some(node) = top.get("notify") {
+            manifest.notify = self.notify(node);
         }
 
         if let Some(v) = self.required(top, "version", "the manifest")
@@ -996,6 +1003,127 @@ impl Walker {
             url: url?,
             workspace,
         })
+    }
+
+    /// `notify: [{url, format, headers, events}]`.
+    fn notify(&mut self, node: &Node) -> Vec<super::NotifyHook> {
+        let Some(seq) = self.sequence(node, "`notify`") else {
+            return Vec::new();
+        };
+        let mut hooks = Vec::new();
+        for item in seq.iter() {
+            let Some(map) = self.mapping(item, "a `notify` entry") else {
+                continue;
+            };
+            self.known_keys(map, NOTIFY_FIELDS, "a `notify` entry");
+            let url = self
+                .required(map, "url", "a `notify` entry")
+                .and_then(|n| self.scalar(n, "a webhook's `url`"))
+                .and_then(|s| {
+                    let template = super::Template::parse(s.as_str())
+                        .map_err(|message| self.problem(s.at, message))
+                        .ok()?;
+                    // The URL as it will be, with made-up values: its
+                    // scheme and host are checked as a provider's are (a
+                    // query may hold the token).
+                    let sample = template.fill(|_| Some("x".into())).ok()?;
+                    let checked = reqwest::Url::parse(&sample)
+                        .map_err(|e| format!("invalid url {:?}: {e}", s.as_str()))
+                        .and_then(|mut url| {
+                            url.set_query(None);
+                            url.set_fragment(None);
+                            check_base_url(url.as_str(), false).map_err(|m| {
+                                if m.contains("plain http") {
+                                    format!(
+                                        "url {:?} uses plain http to a host that is not loopback; a webhook takes https (its URL and headers may hold a token)",
+                                        s.as_str()
+                                    )
+                                } else {
+                                    m.replace("base_url", "url")
+                                }
+                            })
+                        });
+                    match checked {
+                        Ok(_) => Some(template),
+                        Err(message) => {
+                            self.problem(s.at, format!("webhook {message}"));
+                            None
+                        }
+                    }
+                });
+            let format = match map.get("format").and_then(|n| self.scalar(n, "`format`")) {
+                None => Some(super::NotifyFormat::Json),
+                Some(s) => match s.as_str() {
+                    "json" => Some(super::NotifyFormat::Json),
+                    "slack" => Some(super::NotifyFormat::Slack),
+                    other => {
+                        self.problem(
+                            s.at,
+                            format!("unknown `format` {other:?}; expected json or slack"),
+                        );
+                        None
+                    }
+                },
+            };
+            let mut headers = Vec::new();
+            if let Some(map) = map
+                .get("headers")
+                .and_then(|n| self.mapping(n, "a webhook's `headers`"))
+            {
+                for (name, value) in map.iter() {
+                    if reqwest::header::HeaderName::from_bytes(name.as_str().as_bytes()).is_err() {
+                        self.problem(name.at, format!("{:?} is not a header name", name.as_str()));
+                        continue;
+                    }
+                    let Some(s) = self.scalar(value, "a header's value") else {
+                        continue;
+                    };
+                    match super::Template::parse(s.as_str()) {
+                        Ok(t) => headers.push((name.as_str().to_owned(), t)),
+                        Err(message) => self.problem(s.at, message),
+                    }
+                }
+            }
+            let events = match map.get("events") {
+                None => super::NotifyEvent::ALL.to_vec(),
+                Some(n) => {
+                    let mut events = Vec::new();
+                    for e in self
+                        .sequence(n, "`events`")
+                        .map(|s| s.iter())
+                        .into_iter()
+                        .flatten()
+                    {
+                        let Some(s) = self.scalar(e, "an event") else {
+                            continue;
+                        };
+                        match super::NotifyEvent::from_name(s.as_str()) {
+                            Some(e) => events.push(e),
+                            None => self.problem(
+                                s.at,
+                                format!(
+                                    "unknown event {:?}; expected one of: {}",
+                                    s.as_str(),
+                                    super::NotifyEvent::ALL
+                                        .map(super::NotifyEvent::as_str)
+                                        .join(", ")
+                                ),
+                            ),
+                        }
+                    }
+                    events
+                }
+            };
+            if let (Some(url), Some(format)) = (url, format) {
+                hooks.push(super::NotifyHook {
+                    url,
+                    format,
+                    headers,
+                    events,
+                });
+            }
+        }
+        hooks
     }
 
     /// `180/min`, `10/s`, `{rate: 100/min, burst: 10}`, or `none` (no

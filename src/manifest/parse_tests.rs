@@ -1274,3 +1274,53 @@ fn quoted_scalars_are_strings_not_null_or_booleans() {
         ],
     );
 }
+
+#[test]
+fn notify_takes_webhooks_and_says_where_one_is_wrong() {
+    let good = yaml(&[
+        "version: 1",
+        "providers:",
+        "  aioz: {type: aioz, api_key: \"${K}\", secret_key: \"${S}\"}",
+        "notify:",
+        "  - url: https://hooks.example/h?token=${HOOK_TOKEN}",
+        "    format: slack",
+        "    headers: {X-Key: \"${HOOK_KEY}\"}",
+        "    events: [blocked, recovered]",
+        "  - url: http://127.0.0.1:9000/h",
+        "pins: []",
+    ]);
+    let m = ok(&good);
+    assert_eq!(m.notify.len(), 2);
+    assert_eq!(m.notify[0].format, super::NotifyFormat::Slack);
+    assert_eq!(
+        m.notify[0].events,
+        [super::NotifyEvent::Blocked, super::NotifyEvent::Recovered]
+    );
+    assert_eq!(m.notify[0].url.vars(), ["HOOK_TOKEN"]);
+    assert_eq!(m.notify[1].events.len(), 5, "every event by default");
+    let bad = yaml(&[
+        "version: 1",
+        "providers:",
+        "  aioz: {type: aioz, api_key: \"${K}\", secret_key: \"${S}\"}",
+        "notify:",
+        "  - url: http://hooks.example/h",
+        "    format: teams",
+        "    events: [drift, nope]",
+        "  - url: https://h.example/${1X}",
+        "    headers: {\"bad header\": x}",
+        "    colour: red",
+        "pins: []",
+    ]);
+    assert_problems(
+        "bad webhooks",
+        bad.as_bytes(),
+        &[
+            (5, 10, "a webhook takes https"),
+            (6, 13, "unknown `format` \"teams\""),
+            (7, 21, "unknown event \"nope\""),
+            (8, 10, "is not an environment variable's name"),
+            (9, 15, "is not a header name"),
+            (10, 5, "colour"),
+        ],
+    );
+}

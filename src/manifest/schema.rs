@@ -203,6 +203,41 @@ pub(crate) fn schema() -> Value {
                     },
                 },
             },
+            "notify": {
+                "description": "Webhooks called on the events a person must act on: drift \
+                    found, an apply failed, a safety guard refused, the lease was lost, \
+                    recovered after a failure.",
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["url"],
+                    "properties": {
+                        "url": {
+                            "description": "The webhook's URL (https://, or http:// to loopback); \
+                                ${VAR} in it is filled from the environment, so a token \
+                                stays out of the manifest.",
+                            "type": "string",
+                        },
+                        "format": {
+                            "description": "`json` (pinsync's versioned body, the default) or \
+                                `slack` ({\"text\": ...}, for Slack-compatible webhooks).",
+                            "enum": ["json", "slack"],
+                        },
+                        "headers": {
+                            "description": "Headers to send; ${VAR} in a value is filled from \
+                                the environment.",
+                            "type": "object",
+                            "additionalProperties": {"type": "string"},
+                        },
+                        "events": {
+                            "description": "The events it is called on (default: all).",
+                            "type": "array",
+                            "items": {"enum": ["drift", "apply_failed", "blocked", "lease_lost", "recovered"]},
+                        },
+                    },
+                },
+            },
             "include": include(),
             "pins": {
                 "description": "What must be pinned: one entry per CID. Optional when \
@@ -575,8 +610,8 @@ mod tests {
     use std::path::Path;
 
     use super::super::parse::{
-        DEFAULTS_FIELDS, INCLUDE_FIELDS, INCLUDED_FILE_FIELDS, MANIFEST_FIELDS, PIN_FIELDS,
-        UNPIN_GUARD_FIELDS, provider_fields,
+        DEFAULTS_FIELDS, INCLUDE_FIELDS, INCLUDED_FILE_FIELDS, MANIFEST_FIELDS, NOTIFY_FIELDS,
+        PIN_FIELDS, UNPIN_GUARD_FIELDS, provider_fields,
     };
     use super::*;
 
@@ -612,6 +647,11 @@ mod tests {
                 DEFAULTS_FIELDS,
             ),
             ("a pin", &schema["properties"]["pins"]["items"], PIN_FIELDS),
+            (
+                "a notify entry",
+                &schema["properties"]["notify"]["items"],
+                NOTIFY_FIELDS,
+            ),
             (
                 "an include entry",
                 &schema["properties"]["include"]["items"]["oneOf"][1],

@@ -32,6 +32,8 @@ pub(crate) struct Prepared {
     /// The state the plan was made against.
     pub(crate) state: State,
     pub(crate) next: Next,
+    /// The manifest's webhooks (none for a saved plan, which carries none).
+    pub(crate) notify: Vec<crate::manifest::NotifyHook>,
 }
 
 /// What is left to do.
@@ -55,13 +57,13 @@ pub(crate) async fn prepare(
     retry: crate::retry::RetryPolicy,
     allowance: UnpinAllowance,
 ) -> anyhow::Result<Prepared> {
-    let (plan, state, refreshed) = match from {
+    let (plan, state, refreshed, notify) = match from {
         PlanFrom::Saved(path) => {
             let state = ws.store().load()?;
             let plan = saved_plan::load(path)?;
             saved_plan::check_current(&plan, &state, path)?;
             saved_plan::check_pins_against_state(&plan, &state, path)?;
-            (plan, state, None)
+            (plan, state, None, Vec::new())
         }
         PlanFrom::Manifest { refresh, options } => {
             let (m, mut state) = ws.load()?;
@@ -73,7 +75,7 @@ pub(crate) async fn prepare(
             } else {
                 None
             };
-            (plan::plan(&m, &state, options), state, refreshed)
+            (plan::plan(&m, &state, options), state, refreshed, m.notify)
         }
     };
     let next = next(ws, &plan, &state, allowance, connect)?;
@@ -82,6 +84,7 @@ pub(crate) async fn prepare(
         refreshed,
         state,
         next,
+        notify,
     })
 }
 

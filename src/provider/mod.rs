@@ -16,7 +16,7 @@ mod provider_error;
 mod quicknode;
 mod redacted;
 pub(crate) mod registry;
-mod secret;
+pub(crate) mod secret;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

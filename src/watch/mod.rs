@@ -21,7 +21,8 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::apply::{self, ApplyOptions, Halt, Outcome as PinOutcome, Progress};
-use crate::manifest::{self, Diagnostics, IncludeEntry, LoadObserver, Manifest};
+use crate::manifest::{self, Diagnostics, IncludeEntry, LoadObserver, Manifest, NotifyHook};
+use crate::notify::{Notice, Notifier};
 use crate::plan::{self, Change};
 use crate::provider::{HttpSettings, ProviderError};
 use crate::state::State;
@@ -75,6 +76,12 @@ struct Reconciler<'a> {
     last_success_at: Option<String>,
     options: &'a WatchOptions,
     log: EventLog,
+    /// The webhooks of the manifest in force, and what they were made from.
+    notifier: Option<(Vec<NotifyHook>, Arc<Notifier>)>,
+    /// How the last reconcile ended: events are sent on a change.
+    last_outcome: Option<Outcome>,
+    /// Whether the last plan pinned again what the providers lost.
+    drifted: bool,
 }
 
 /// Runs until the workspace's stop token is cancelled, then returns with
@@ -87,7 +94,7 @@ pub(crate) async fn watch(
     log: EventLog,
 ) -> anyhow::Result<()> {
     let stop = ws.stop();
-    let (tx, mut changes) = mpsc::unbounded_channel::<()>();
+    let (tx, changes) = mpsc::unbounded_channel::<()>();
     let files = FileWatch::start(manifest_path, tx)?;
     log.event(
         Level::Info,
@@ -110,36 +117,18 @@ pub(crate) async fn watch(
         last_success_at: None,
         options,
         log,
+        notifier: None,
+        last_outcome: None,
+        drifted: false,
     };
-    r.reconcile(Trigger::Start).await?;
-    let mut ticker = tokio::time::interval_at(
-        tokio::time::Instant::now() + options.interval,
-        options.interval,
-    );
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let trigger = tokio::select! {
-            () = stop.cancelled() => break,
-            Some(()) = changes.recv() => {
-                // Debounce: wait for a quiet spell, so one save (or one
-                // `git pull` touching the file several times) is one apply.
-                loop {
-                    tokio::select! {
-                        () = stop.cancelled() => break,
-                        more = tokio::time::timeout(options.debounce, changes.recv()) => {
-                            if !matches!(more, Ok(Some(()))) { break; }
-                        }
-                    }
-                }
-                Trigger::Change
-            }
-            _ = ticker.tick() => Trigger::Interval,
-        };
-        if stop.is_cancelled() {
-            break;
-        }
-        r.reconcile(trigger).await?;
+    let ran = r.run(changes, stop).await;
+    if ws.lease_lost().is_some_and(|l| l.is_cancelled()) {
+        r.notify(&Notice::lease_lost());
     }
+    if let Some((_, notifier)) = &r.notifier {
+        notifier.settle(NOTIFY_SETTLE).await;
+    }
+    ran?;
     log.event(
         Level::Info,
         "stop",
@@ -147,6 +136,50 @@ pub(crate) async fn watch(
         json!({}),
     );
     Ok(())
+}
+
+/// How long a stopping watch waits for its webhooks' calls.
+const NOTIFY_SETTLE: Duration = Duration::from_secs(15);
+
+impl Reconciler<'_> {
+    /// Reconciles at start, on each change and each interval, until `stop`.
+    async fn run(
+        &mut self,
+        mut changes: mpsc::UnboundedReceiver<()>,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<()> {
+        let (options, r) = (self.options, self);
+        r.reconcile(Trigger::Start).await?;
+        let mut ticker = tokio::time::interval_at(
+            tokio::time::Instant::now() + options.interval,
+            options.interval,
+        );
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let trigger = tokio::select! {
+                () = stop.cancelled() => break,
+                Some(()) = changes.recv() => {
+                    // Debounce: wait for a quiet spell, so one save (or one
+                    // `git pull` touching the file several times) is one apply.
+                    loop {
+                        tokio::select! {
+                            () = stop.cancelled() => break,
+                            more = tokio::time::timeout(options.debounce, changes.recv()) => {
+                                if !matches!(more, Ok(Some(()))) { break; }
+                            }
+                        }
+                    }
+                    Trigger::Change
+                }
+                _ = ticker.tick() => Trigger::Interval,
+            };
+            if stop.is_cancelled() {
+                break;
+            }
+            r.reconcile(trigger).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The file watcher: the directories of the manifest, of the files it
@@ -336,6 +369,10 @@ impl Reconciler<'_> {
                 (Some(Outcome::InvalidManifest), Some(format!("{e:#}")))
             }
         };
+        if let Some(manifest) = &self.last_good {
+            let hooks = manifest.notify.clone();
+            self.update_notifier(hooks);
+        }
         let Some(manifest) = self.last_good.clone() else {
             self.write_status(
                 result.unwrap_or(Outcome::Error),
@@ -360,6 +397,11 @@ impl Reconciler<'_> {
             },
             json!({"pin": s.pin, "repin": s.repin, "update": s.update, "orphan": s.orphan, "unpin": s.unpin, "unchanged": s.unchanged}),
         );
+        // Told once when the providers' losses show, not at every run.
+        if s.repin > 0 && !self.drifted {
+            self.notify(&Notice::drift(s.repin));
+        }
+        self.drifted = s.repin > 0;
         // Watch passes no guard: a refused plan waits for a better manifest.
         let next = crate::ops::next(
             self.ws,
@@ -505,6 +547,64 @@ impl Reconciler<'_> {
         Ok(())
     }
 
+    /// Makes the webhooks of `hooks`, unless they are those in use.
+    fn update_notifier(&mut self, hooks: Vec<NotifyHook>) {
+        if self.notifier.as_ref().map(|(h, _)| h) == Some(&hooks) {
+            return;
+        }
+        if hooks.is_empty() {
+            self.notifier = None;
+            return;
+        }
+        let (log, metrics) = (self.log, self.options.http.metrics.clone());
+        let report: crate::notify::Report = Arc::new(move |delivery| {
+            if let Some(metrics) = &metrics {
+                metrics.notified(delivery.event.as_str(), delivery.failed.is_none());
+            }
+            match &delivery.failed {
+                Some(why) => log.event(
+                    Level::Warn,
+                    "notify",
+                    &format!(
+                        "webhook {} was not told of {}: {why}",
+                        delivery.hook,
+                        delivery.event.as_str()
+                    ),
+                    json!({"webhook": delivery.hook, "event": delivery.event.as_str()}),
+                ),
+                None => log.event(
+                    Level::Info,
+                    "notify",
+                    &format!(
+                        "webhook {} told of {}",
+                        delivery.hook,
+                        delivery.event.as_str()
+                    ),
+                    json!({"webhook": delivery.hook, "event": delivery.event.as_str()}),
+                ),
+            }
+        });
+        match Notifier::new(
+            &hooks,
+            self.manifest_path,
+            |v| std::env::var(v).ok(),
+            report,
+        ) {
+            Ok(notifier) => self.notifier = Some((hooks, Arc::new(notifier))),
+            Err(e) => {
+                self.log
+                    .event(Level::Error, "notify", &format!("{e:#}"), json!({}));
+                self.notifier = None;
+            }
+        }
+    }
+
+    fn notify(&self, notice: &Notice) {
+        if let Some((_, notifier)) = &self.notifier {
+            notifier.notify(notice);
+        }
+    }
+
     /// Loads the manifest, logging the lines of each of its files that
     /// changed since the last reconcile (a log reader sees what a save or
     /// a `git pull` brought), then watches the files it includes now.
@@ -583,6 +683,29 @@ impl Reconciler<'_> {
                 metrics.pins(state);
             }
         }
+        // Each event once, when the result changes to it.
+        let failed = |o: Option<Outcome>| matches!(o, Some(Outcome::Failed | Outcome::Error));
+        let notice = match outcome {
+            Outcome::Failed if !failed(self.last_outcome) => {
+                Some(Notice::apply_failed(pending, None))
+            }
+            Outcome::Error if !failed(self.last_outcome) => {
+                Some(Notice::apply_failed(pending, error.as_deref()))
+            }
+            Outcome::Blocked if self.last_outcome != Some(Outcome::Blocked) => {
+                Some(Notice::blocked(error.as_slice()))
+            }
+            Outcome::Ok
+                if failed(self.last_outcome) || self.last_outcome == Some(Outcome::Blocked) =>
+            {
+                Some(Notice::recovered())
+            }
+            _ => None,
+        };
+        if let Some(notice) = notice {
+            self.notify(&notice);
+        }
+        self.last_outcome = Some(outcome);
         let now = crate::state::now_rfc3339();
         if outcome == Outcome::Ok {
             self.last_success_at = Some(now.clone());

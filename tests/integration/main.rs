@@ -20,6 +20,7 @@ mod kubo;
 mod lighthouse;
 mod metrics;
 mod migration;
+mod notify;
 mod pinata;
 mod pinning_service;
 mod pinning_service_traps;

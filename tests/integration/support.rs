@@ -1275,63 +1275,86 @@ impl Drop for Postgres {
     }
 }
 
-/// A plain HTTP listener on 127.0.0.2 (another origin than the emulator's
-/// 127.0.0.1) that records every request it receives, raw, and answers
-/// `200 {}`: where a redirected call would land.
+/// A plain HTTP listener that records every request it receives, raw, and
+/// answers `status` with `{}` (200 unless set), once released when held.
+/// On 127.0.0.2 (another origin than the emulator's 127.0.0.1) by default:
+/// where a redirected call would land.
 pub struct Recorder {
     pub origin: String,
     received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    held: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Recorder {
     pub fn start() -> Self {
+        Self::start_on("127.0.0.2")
+    }
+
+    pub fn start_on(host: &str) -> Self {
         use std::io::{Read as _, Write as _};
-        let listener = std::net::TcpListener::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+        use std::sync::atomic::Ordering::SeqCst;
+        let listener = std::net::TcpListener::bind(format!("{host}:0")).expect("bind");
         let origin = format!("http://{}", listener.local_addr().unwrap());
         let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (log, stopped) = (received.clone(), stop.clone());
+        let status = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(200));
+        let held = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (log, stopped, answer, hold) =
+            (received.clone(), stop.clone(), status.clone(), held.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
-                if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                if stopped.load(SeqCst) {
                     return;
                 }
                 let Ok(mut stream) = stream else { continue };
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-                // Everything that arrives until the head and the body it
-                // announces are in, or the client stops sending.
-                let mut raw = Vec::new();
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    raw.extend_from_slice(&buf[..n]);
-                    if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-                        let length = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                            .unwrap_or(0);
-                        if raw.len() >= end + 4 + length {
+                let (log, answer, hold) = (log.clone(), answer.clone(), hold.clone());
+                std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                    // Everything that arrives until the head and the body
+                    // it announces are in, or the client stops sending.
+                    let mut raw = Vec::new();
+                    let mut buf = [0u8; 8192];
+                    while let Ok(n) = stream.read(&mut buf) {
+                        if n == 0 {
                             break;
                         }
+                        raw.extend_from_slice(&buf[..n]);
+                        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+                            let length = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if raw.len() >= end + 4 + length {
+                                break;
+                            }
+                        }
                     }
-                }
-                log.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&raw).into_owned());
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
-                );
+                    log.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&raw).into_owned());
+                    while hold.load(SeqCst) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    let _ = stream.write_all(
+                        format!(
+                            "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}",
+                            answer.load(SeqCst)
+                        )
+                        .as_bytes(),
+                    );
+                });
             }
         });
         Self {
             origin,
             received,
             stop,
+            status,
+            held,
         }
     }
 
@@ -1339,10 +1362,26 @@ impl Recorder {
     pub fn received(&self) -> Vec<String> {
         self.received.lock().unwrap().clone()
     }
+
+    /// Answers `status` from now on.
+    pub fn answer(&self, status: u16) {
+        self.status
+            .store(status, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Holds every answer until [`Recorder::release`].
+    pub fn hold(&self) {
+        self.held.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn release(&self) {
+        self.held.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Drop for Recorder {
     fn drop(&mut self) {
+        self.release();
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         // Wakes the accept loop so that it sees the flag.
         let _ = std::net::TcpStream::connect(self.origin.trim_start_matches("http://"));

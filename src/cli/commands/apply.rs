@@ -12,7 +12,32 @@ use crate::apply::ApplyOptions;
 use crate::cli::args::{ApplyArgs, GUARD_REFUSED};
 use crate::cli::progress::ApplyProgress;
 use crate::cli::{calls_runtime, confirm, exit_without_freeing, print, render, stdout_palette};
+use crate::notify::{Notice, Notifier};
 use crate::ops;
+
+/// How long an apply waits for its webhooks' calls before it exits.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The manifest's webhooks, each failed call said on stderr.
+fn notifier(
+    hooks: &[crate::manifest::NotifyHook],
+    manifest: &std::path::Path,
+) -> anyhow::Result<Option<Notifier>> {
+    if hooks.is_empty() {
+        return Ok(None);
+    }
+    let report: crate::notify::Report = Arc::new(|delivery| {
+        if let Some(why) = &delivery.failed {
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: webhook {} was not told of {}: {why}",
+                delivery.hook,
+                delivery.event.as_str()
+            );
+        }
+    });
+    Notifier::new(hooks, manifest, |var| std::env::var(var).ok(), report).map(Some)
+}
 
 pub(crate) fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     if args.plan.is_some() && args.refresh {
@@ -45,12 +70,32 @@ pub(crate) fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let plan = prepared.plan;
     let palette = stdout_palette();
     print(&render::plan(&plan, palette))?;
+    // Webhooks are ready (their variables set) before any call.
+    let notifier = notifier(&prepared.notify, &args.manifest.file)?;
+    let notify = |notices: &[Notice]| {
+        if let Some(n) = &notifier {
+            runtime.block_on(async {
+                for notice in notices {
+                    n.notify(notice);
+                }
+                n.settle(SETTLE).await;
+            });
+        }
+    };
+    let drift = plan.summary.repin;
+    let drift = (drift > 0).then(|| Notice::drift(drift));
     let state = prepared.state;
     let providers = match prepared.next {
-        ops::Next::InSync => return Ok(ExitCode::SUCCESS),
+        ops::Next::InSync => {
+            notify(drift.as_slice());
+            return Ok(ExitCode::SUCCESS);
+        }
         ops::Next::Refused(refused) => {
             print(&render::guards(&refused, palette))?;
             print("Nothing was changed.\n")?;
+            let mut notices: Vec<Notice> = drift.into_iter().collect();
+            notices.push(Notice::blocked(&refused));
+            notify(&notices);
             return Ok(ExitCode::from(GUARD_REFUSED));
         }
         ops::Next::Calls(providers) => providers,
@@ -103,6 +148,15 @@ pub(crate) fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         .await
     });
     progress.finish();
+    let mut notices: Vec<Notice> = drift.into_iter().collect();
+    match &applied {
+        Ok(applied) if !applied.succeeded() => {
+            notices.push(Notice::apply_failed(applied.report.pending(), None));
+        }
+        Ok(_) => {}
+        Err(e) => notices.push(Notice::apply_failed(0, Some(&format!("{e:#}")))),
+    }
+    notify(&notices);
     let applied = match applied {
         Ok(applied) => applied,
         Err(e) => {
