@@ -108,6 +108,8 @@ pub(crate) struct Metrics {
     role: Family<RoleLabels, Gauge>,
     notifications: Family<NotifyLabels, Counter>,
     health: Mutex<Health>,
+    /// The series of `pins` set last, to remove those that are gone.
+    pin_series: Mutex<Vec<PinLabels>>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -194,6 +196,7 @@ impl Metrics {
             notifications.clone(),
         );
         let metrics = Self {
+            pin_series: Mutex::new(Vec::new()),
             notifications,
             registry,
             pins,
@@ -302,13 +305,24 @@ impl Metrics {
                 *counts.entry((target, drift)).or_default() += 1;
             }
         }
-        // Targets gone from the state leave the family.
-        self.pins.clear();
-        for ((target, status), n) in counts {
-            self.pins
-                .get_or_create(&PinLabels { target, status })
-                .set(n);
+        let series: Vec<PinLabels> = counts
+            .into_iter()
+            .map(|((target, status), n)| {
+                let labels = PinLabels { target, status };
+                self.pins.get_or_create(&labels).set(n);
+                labels
+            })
+            .collect();
+        // Series gone from the state leave the family; the others were
+        // replaced in place, so a scrape never sees the family empty.
+        let mut last = self
+            .pin_series
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for gone in last.iter().filter(|l| !series.contains(l)) {
+            self.pins.remove(gone);
         }
+        *last = series;
     }
 
     /// The text `/metrics` serves, each provider's pace read now.

@@ -15,8 +15,9 @@ use serde_json::json;
 use crate::manifest::{NotifyEvent, NotifyFormat, NotifyHook};
 use crate::provider::secret::{Secret, Secrets};
 
-/// Bound on one call to a webhook.
-const TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on one call to a webhook: three tries and their backoff take 18 s
+/// at most, within what a stopping process waits for them.
+const TIMEOUT: Duration = Duration::from_secs(5);
 /// Tries of one notice per webhook, and the wait before the second.
 const ATTEMPTS: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -159,11 +160,17 @@ impl Notifier {
             let url = reqwest::Url::parse(&url).map_err(|_| {
                 anyhow::anyhow!("webhook {shown}: its URL does not parse once filled")
             })?;
+            // Filled, it must still be https, or http to this machine.
+            let local = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+            if url.scheme() != "https" && !(url.scheme() == "http" && local) {
+                anyhow::bail!("webhook {shown}: once filled, its URL is not https");
+            }
             let mut map = HeaderMap::new();
             for (name, value) in headers {
-                let value = HeaderValue::from_str(&value).map_err(|_| {
+                let mut value = HeaderValue::from_str(&value).map_err(|_| {
                     anyhow::anyhow!("webhook {shown}: header {name} cannot hold its value")
                 })?;
+                value.set_sensitive(true);
                 map.insert(HeaderName::from_bytes(name.as_bytes())?, value);
             }
             ready.push(Arc::new(Ready {
@@ -239,11 +246,18 @@ impl Notifier {
     }
 
     /// Waits for the calls still running, `within` at most: before the
-    /// process exits.
-    pub(crate) async fn settle(&self, within: Duration) {
+    /// process exits. How many were left unfinished.
+    pub(crate) async fn settle(&self, within: Duration) -> usize {
         let calls: Vec<_> =
             std::mem::take(&mut *self.calls.lock().unwrap_or_else(PoisonError::into_inner));
-        let _ = tokio::time::timeout(within, futures::future::join_all(calls)).await;
+        let deadline = tokio::time::Instant::now() + within;
+        let mut left = 0;
+        for call in calls {
+            if tokio::time::timeout_at(deadline, call).await.is_err() {
+                left += 1;
+            }
+        }
+        left
     }
 }
 
@@ -267,8 +281,17 @@ async fn deliver(
         why = match sent {
             Ok(r) if r.status().is_success() => return Ok(()),
             Ok(r) => format!("HTTP {}", r.status().as_u16()),
-            // Without the URL, which holds the token.
-            Err(e) => e.without_url().to_string(),
+            // Without the URL, which holds the token; with the causes.
+            Err(e) => {
+                let e = e.without_url();
+                let mut text = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    text.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                text
+            }
         };
         if attempt < ATTEMPTS {
             tokio::time::sleep(backoff).await;

@@ -126,7 +126,18 @@ pub(crate) async fn watch(
         r.notify(&Notice::lease_lost());
     }
     if let Some((_, notifier)) = &r.notifier {
-        notifier.settle(NOTIFY_SETTLE).await;
+        let left = notifier.settle(NOTIFY_SETTLE).await;
+        if left > 0 {
+            log.event(
+                Level::Warn,
+                "notify",
+                &format!(
+                    "{left} webhook call(s) still unanswered after {} s; not waited for",
+                    NOTIFY_SETTLE.as_secs()
+                ),
+                json!({"unanswered": left}),
+            );
+        }
     }
     ran?;
     log.event(
@@ -139,7 +150,7 @@ pub(crate) async fn watch(
 }
 
 /// How long a stopping watch waits for its webhooks' calls.
-const NOTIFY_SETTLE: Duration = Duration::from_secs(15);
+const NOTIFY_SETTLE: Duration = Duration::from_secs(30);
 
 impl Reconciler<'_> {
     /// Reconciles at start, on each change and each interval, until `stop`.
@@ -683,9 +694,12 @@ impl Reconciler<'_> {
                 metrics.pins(state);
             }
         }
-        // Each event once, when the result changes to it.
+        // Each event once, when the result changes to it. An interrupted
+        // apply, or a manifest that does not validate (the last good one
+        // stays in force), changes nothing to tell.
         let failed = |o: Option<Outcome>| matches!(o, Some(Outcome::Failed | Outcome::Error));
         let notice = match outcome {
+            _ if report.interrupted || outcome == Outcome::InvalidManifest => None,
             Outcome::Failed if !failed(self.last_outcome) => {
                 Some(Notice::apply_failed(pending, None))
             }
@@ -705,7 +719,9 @@ impl Reconciler<'_> {
         if let Some(notice) = notice {
             self.notify(&notice);
         }
-        self.last_outcome = Some(outcome);
+        if !report.interrupted && outcome != Outcome::InvalidManifest {
+            self.last_outcome = Some(outcome);
+        }
         let now = crate::state::now_rfc3339();
         if outcome == Outcome::Ok {
             self.last_success_at = Some(now.clone());

@@ -90,7 +90,12 @@ fn release(root: &Path, tag: &str, targets: &[&str], corrupt: Option<&str>) {
                 let first = if hash.starts_with('0') { '1' } else { '0' };
                 hash = format!("{first}{}", &hash[1..]);
             }
-            sums.push_str(&format!("{hash}  {asset}\n"));
+            // `sha256sum -b` marks a name with `*`: both forms are read.
+            if target.contains("darwin") {
+                sums.push_str(&format!("{hash} *{asset}\n"));
+            } else {
+                sums.push_str(&format!("{hash}  {asset}\n"));
+            }
         }
         std::fs::write(dir.join("SHA256SUMS"), sums).unwrap();
     }

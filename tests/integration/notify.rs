@@ -189,3 +189,51 @@ fn a_webhook_variable_that_is_not_set_stops_the_apply_before_any_call() {
     assert!(run.stderr.contains("HOOK_TOKEN"), "{run:?}");
     assert!(emu.pins().is_empty());
 }
+
+#[test]
+fn apply_after_a_refresh_tells_of_the_drift_it_found() {
+    let receiver = Recorder::start_on("127.0.0.1");
+    let emu = Emulator::start();
+    let p = project(&emu, &receiver, "    events: [drift]\n", &many_pins(3, &[]));
+    assert_eq!(command(&p, &["apply", "--auto-approve"]).run().code, 0);
+    emu.change_pin(json!({"provider": "aioz", "cid": many_cids(3)[0], "lost": true}));
+    let applied = command(&p, &["apply", "--auto-approve", "--refresh"]).run();
+    assert_eq!(applied.code, 0, "{applied:?}");
+    let got = calls(&receiver);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].2["event"], "drift");
+    assert_eq!(got[0].2["details"]["repin"], 1);
+}
+
+#[test]
+fn watch_tells_of_its_lost_lease_as_it_stops() {
+    let receiver = Recorder::start_on("127.0.0.1");
+    let pg = Postgres::start();
+    let emu = Emulator::start();
+    let p = project(
+        &emu,
+        &receiver,
+        "    events: [lease_lost]\n",
+        &many_pins(2, &[]),
+    );
+    let url = format!("{}&lease=6s", pg.url("prod"));
+    let on_pg = |args: &[&str]| {
+        let mut cmd = command(&p, args);
+        cmd.args(["--state", &url]).env("PGPASSWORD", PG_PASSWORD);
+        cmd
+    };
+    assert_eq!(on_pg(&["state", "migrate"]).run().code, 0);
+    let watch = Background::spawn(on_pg(&["watch", "--interval", "1h"]));
+    watch.wait_for_line("apply: complete");
+    let broke = on_pg(&["state", "lock", "break", "--if-older-than", "0s"]).run();
+    assert_eq!(broke.code, 0, "{broke:?}");
+    wait_until(Duration::from_secs(60), "the watch to stop", || {
+        watch.lines().iter().any(|l| l.contains("lease was lost"))
+    });
+    wait_until(Duration::from_secs(30), "the lost lease told", || {
+        !receiver.received().is_empty()
+    });
+    let got = calls(&receiver);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].2["event"], "lease_lost");
+}

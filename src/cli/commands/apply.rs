@@ -78,7 +78,15 @@ pub(crate) fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
                 for notice in notices {
                     n.notify(notice);
                 }
-                n.settle(SETTLE).await;
+                let left = n.settle(SETTLE).await;
+                if left > 0 {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "warning: {left} webhook call{} still unanswered after {} s; not waited for",
+                        if left == 1 { " is" } else { "s are" },
+                        SETTLE.as_secs()
+                    );
+                }
             });
         }
     };
@@ -150,8 +158,17 @@ pub(crate) fn apply_command(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     progress.finish();
     let mut notices: Vec<Notice> = drift.into_iter().collect();
     match &applied {
-        Ok(applied) if !applied.succeeded() => {
-            notices.push(Notice::apply_failed(applied.report.pending(), None));
+        // An interrupted apply (a signal, a lost lease) is no failure to
+        // report: the next one carries on.
+        Ok(applied) if !applied.succeeded() && !applied.report.interrupted => {
+            let unsettled = applied
+                .waited
+                .as_ref()
+                .map_or(0, |w| w.failed.len() + w.timed_out.len());
+            notices.push(Notice::apply_failed(
+                applied.report.pending() + unsettled,
+                None,
+            ));
         }
         Ok(_) => {}
         Err(e) => notices.push(Notice::apply_failed(0, Some(&format!("{e:#}")))),
