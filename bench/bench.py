@@ -359,6 +359,87 @@ def bench_split(workdir, runs, base_url):
     return rows
 
 
+def bench_watch(workdir, emulator, edits=3):
+    """`watch` on 1,000,000 pins across 100 included files, the state in
+    sync: the time to its first reconcile; for each of `edits` one-pin
+    edits of one included file, the time until the emulator holds the new
+    pin on both targets; its resident memory after them, and its peak."""
+    here = workdir / "watch-1000000"
+    manifest = write_split_manifest(here, 1_000_000, 100, TWO_TARGETS, emulator.base_url)
+    state = here / "state.json"
+    write_state(state, 1_000_000, TWO_TARGETS)
+    emulator.start()
+    proc = subprocess.Popen(
+        [PINSYNC, "watch", "-f", manifest, "--state", state, "--interval", "1h", "--log-format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env_for_pinsync(), text=True,
+    )
+    started = time.monotonic()
+    lines = []
+    import threading
+    reader = threading.Thread(target=lambda: [lines.append(l) for l in proc.stdout], daemon=True)
+    reader.start()
+
+    def wait_for(check, what, limit=300):
+        end = time.monotonic() + limit
+        while not check():
+            if proc.poll() is not None or time.monotonic() > end:
+                proc.kill()
+                raise SystemExit(f"watch: no {what}:\n" + "".join(lines[-20:]))
+            time.sleep(0.01)
+
+    def reconciled(n):
+        return sum(1 for l in lines if '"event":"plan"' in l) >= n
+
+    wait_for(lambda: reconciled(1), "first reconcile")
+    first = time.monotonic() - started
+    to = "[" + ", ".join(TWO_TARGETS) + "]"
+    reactions = []
+    for k in range(edits):
+        cid = cid_v1(2_000_000 + k)
+        with open(here / "pins.d" / "000.yaml", "a") as f:
+            f.write(f"  - cid: {cid}\n    name: watch-edit-{k}\n    to: {to}\n")
+        t0 = time.monotonic()
+
+        def held():
+            with urllib.request.urlopen(emulator.base_url + "/_emulator/pins", timeout=30) as r:
+                return sum(1 for p in json.load(r) if p["canonical_cid"] == cid) >= 2
+
+        wait_for(held, f"pin of edit {k}")
+        reactions.append(time.monotonic() - t0)
+        # The reconcile that pinned it is over before the next edit.
+        wait_for(lambda: reconciled(k + 2), f"reconcile of edit {k}")
+    status = Path(f"/proc/{proc.pid}/status").read_text()
+    kb = lambda key: int(re.search(rf"^{key}:\s+(\d+) kB", status, re.M).group(1))
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    emulator.stop()
+    row = {
+        "first": first,
+        "reactions": reactions,
+        "reaction": statistics.median(reactions),
+        "rss_mb": kb("VmRSS") / 1024,
+        "peak_mb": kb("VmHWM") / 1024,
+    }
+    log(f"watch at 1M: first reconcile {first:.1f} s, reactions {', '.join(f'{r:.2f}' for r in reactions)} s, "
+        f"{row['rss_mb']:.0f} MB resident, {row['peak_mb']:.0f} MB peak")
+    return row
+
+
+def watch_section(w):
+    """The Markdown of the watch benchmark, with its targets."""
+    return [
+        "## watch at a million pins (100 included files, the state in sync)\n",
+        "| measure | value | target | met |",
+        "|---|---|---|---|",
+        f"| time to the first reconcile | {w['first']:.1f} s | | |",
+        f"| reaction to a one-pin edit of one file (median of {len(w['reactions'])}: "
+        f"{', '.join(f'{r:.2f}' for r in w['reactions'])} s) | {w['reaction']:.2f} s | < 1 s | {verdict(w['reaction'] < 1)} |",
+        f"| resident memory after the edits | {w['rss_mb']:.0f} MB | < 600 MB | {verdict(w['rss_mb'] < 600)} |",
+        f"| peak memory | {w['peak_mb']:.0f} MB | | |",
+        "",
+    ]
+
+
 def bench_lifecycle(workdir, emulator, runs):
     """plan --prune of 100k pins (x2 targets) of which 10% leave the manifest,
     against plan in sync; and refresh of 100k pins on one target: calls made
@@ -977,6 +1058,7 @@ def report(args, m, vp, lat, thr, life):
             f"{cell(f)} | {cell(sp[('validate', n)])} | {cell(pi)} | {cell(sp[('plan (1% renamed)', n)])} | {pi['median'] / f['median']:.1f}x |"
         )
     out.append("")
+    out.extend(watch_section(life["watch"]))
 
     # Targets.
     big = 100_000
@@ -1055,7 +1137,19 @@ def main():
     p.add_argument("--wrk-seconds", type=int, default=5, help="length of each wrk run (default 5)")
     p.add_argument("--work-dir", type=Path, default=ROOT / "target" / "bench")
     p.add_argument("--out", type=Path, default=None, help="where to write the Markdown (default BENCHMARKS.md; with --quick, WORK_DIR/BENCHMARKS.md)")
+    p.add_argument("--watch-only", action="store_true", help="only watch at a million pins; prints its section")
     args = p.parse_args()
+    if args.watch_only:
+        workdir = args.work_dir.resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+        emulator = Emulator(workdir)
+        try:
+            emulator.start()  # learn a free port for the manifest
+            emulator.stop()
+            print("\n".join(watch_section(bench_watch(workdir, emulator))))
+        finally:
+            emulator.stop()
+        return
 
     described = machine()  # before the run: the commit measured is the one built
     workdir = args.work_dir.resolve()
@@ -1076,6 +1170,7 @@ def main():
         life["adaptive"] = bench_adaptive_pacing(workdir, emulator)
         life["postgres"] = bench_postgres(workdir, emulator, args.runs)
         life["split"] = bench_split(workdir, max(3, args.runs - 2), emulator.base_url)
+        life["watch"] = bench_watch(workdir, emulator)
     finally:
         emulator.stop()
 
