@@ -392,3 +392,84 @@ fn watch_keeps_the_last_good_manifest_when_an_included_file_breaks() {
     let (code, out) = w.stop(libc::SIGTERM);
     assert_eq!(code, 0, "{out}");
 }
+
+/// Where each pin is: `provider cid`, sorted.
+fn held_where(emu: &Emulator) -> Vec<String> {
+    let mut held: Vec<String> = emu
+        .pins()
+        .iter()
+        .map(|x| {
+            format!(
+                "{} {}",
+                x["provider"].as_str().unwrap(),
+                x["cid"].as_str().unwrap()
+            )
+        })
+        .collect();
+    held.sort();
+    held
+}
+
+fn on(provider: &str, cids: &[&str]) -> Vec<String> {
+    cids.iter().map(|c| format!("{provider} {c}")).collect()
+}
+
+/// What an incremental watch must keep doing: edits to several files in
+/// one burst, a file removed then added back, and a `defaults` change in
+/// an included file that moves its pins to another target.
+#[test]
+fn watch_follows_a_burst_across_files_a_file_back_again_and_a_defaults_move() {
+    let emu = Emulator::start();
+    let [d, e] = <[String; 2]>::try_from(many_cids(2)).unwrap();
+    let p = split(
+        &emu,
+        &pin(CID_A, "main", &[]),
+        "[\"pins.d/*.yaml\"]",
+        &[
+            ("pins.d/a.yaml", pins_file(&pin(CID_B, "b", &[]))),
+            ("pins.d/b.yaml", pins_file(&pin(CID_C, "c", &[]))),
+        ],
+    );
+    let text = std::fs::read_to_string(p.manifest()).unwrap();
+    std::fs::write(
+        p.manifest(),
+        text.replace("version: 1\n", "version: 1\nprune: true\n"),
+    )
+    .unwrap();
+    let w = Background::spawn(p.command(&["watch", "--interval", "1h"]));
+    let expect = |what: &str, want: Vec<String>| {
+        let mut want = want;
+        want.sort();
+        wait_until(Duration::from_secs(60), what, || held_where(&emu) == want);
+    };
+    expect("the first apply", on("aioz", &[CID_A, CID_B, CID_C]));
+
+    // Both files at once.
+    let a = pins_file(&(pin(CID_B, "b", &[]) + &pin(&d, "d", &[])));
+    let b = pins_file(&(pin(CID_C, "c", &[]) + &pin(&e, "e", &[])));
+    write(&p, "pins.d/a.yaml", &a);
+    write(&p, "pins.d/b.yaml", &b);
+    expect(
+        "the burst applied",
+        on("aioz", &[CID_A, CID_B, CID_C, &d, &e]),
+    );
+
+    // A file removed, then added back.
+    std::fs::remove_file(p.path("pins.d/b.yaml")).unwrap();
+    expect("the removal applied", on("aioz", &[CID_A, CID_B, &d]));
+    write(&p, "pins.d/b.yaml", &b);
+    expect("the file back", on("aioz", &[CID_A, CID_B, CID_C, &d, &e]));
+
+    // Its defaults send a.yaml's pins elsewhere: moved, make-before-break.
+    write(
+        &p,
+        "pins.d/a.yaml",
+        &format!("defaults:\n  to: [arkive/cl0-global]\n{a}"),
+    );
+    let mut moved = on("aioz", &[CID_A, CID_C, &e]);
+    moved.extend(on("pinarkive", &[CID_B, &d]));
+    expect("the move applied", moved);
+
+    let (code, out) = w.stop(libc::SIGTERM);
+    assert_eq!(code, 0, "{out}");
+}
