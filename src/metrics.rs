@@ -262,15 +262,10 @@ impl Metrics {
     /// A reconcile ended: its result, how long its apply took (none when it
     /// made no call), and why it did not succeed.
     pub(crate) fn reconciled(&self, outcome: Outcome, apply: Option<Duration>, why: Option<&str>) {
-        let result = match outcome {
-            Outcome::Ok => "ok",
-            Outcome::Failed => "failed",
-            Outcome::InvalidManifest => "invalid_manifest",
-            Outcome::Blocked => "blocked",
-            Outcome::Error => "error",
-        };
         self.reconciles
-            .get_or_create(&ResultLabels { result })
+            .get_or_create(&ResultLabels {
+                result: outcome.as_str(),
+            })
             .inc();
         if let Some(d) = apply {
             self.apply_seconds.observe(d.as_secs_f64());
@@ -288,14 +283,16 @@ impl Metrics {
 
     /// The state's pins by target and status.
     pub(crate) fn pins(&self, state: &State) {
-        let mut counts: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
+        // Counted by the target itself; its text is made once a series,
+        // not once a pin (a watch at a million pins counts them all).
+        let mut counts: BTreeMap<(&crate::manifest::Target, &'static str), i64> = BTreeMap::new();
         for (key, record) in &state.pins {
-            let target = key.target.to_string();
+            let target = &key.target;
             let status = match record.status {
                 PinStatus::Managed => "managed",
                 PinStatus::Orphaned => "orphaned",
             };
-            *counts.entry((target.clone(), status)).or_default() += 1;
+            *counts.entry((target, status)).or_default() += 1;
             if let Some(seen) = record.observed.as_ref().filter(|o| o.status.is_lost()) {
                 let drift = if seen.status == crate::state::ProviderStatus::Failed {
                     "failed"
@@ -308,7 +305,10 @@ impl Metrics {
         let series: Vec<PinLabels> = counts
             .into_iter()
             .map(|((target, status), n)| {
-                let labels = PinLabels { target, status };
+                let labels = PinLabels {
+                    target: target.to_string(),
+                    status,
+                };
                 self.pins.get_or_create(&labels).set(n);
                 labels
             })
@@ -348,9 +348,9 @@ impl Metrics {
         let window = health.interval * READY_INTERVALS;
         let why = || match &health.last {
             Some((outcome, Some(why))) => {
-                format!(" (last result {}: {why})", outcome_name(*outcome))
+                format!(" (last result {}: {why})", outcome.as_str())
             }
-            Some((outcome, None)) => format!(" (last result {})", outcome_name(*outcome)),
+            Some((outcome, None)) => format!(" (last result {})", outcome.as_str()),
             None => String::new(),
         };
         match health.last_success {
@@ -365,16 +365,6 @@ impl Metrics {
             )),
             None => Err(format!("no successful reconcile yet{}", why())),
         }
-    }
-}
-
-fn outcome_name(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Ok => "ok",
-        Outcome::Failed => "failed",
-        Outcome::InvalidManifest => "invalid_manifest",
-        Outcome::Blocked => "blocked",
-        Outcome::Error => "error",
     }
 }
 

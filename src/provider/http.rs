@@ -68,7 +68,7 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
     shape: &str,
 ) -> Result<T, ProviderError> {
     if !answer.status.is_success() {
-        return Err(failure(answer, error_message(&answer.body)));
+        return Err(answer.error());
     }
     serde_json::from_slice(&answer.body).map_err(|e| {
         ProviderError::BadResponse(format!(
@@ -88,7 +88,7 @@ pub(crate) fn read_unpin_answer(answer: &Answer) -> Result<UnpinReceipt, Provide
     if answer.status == StatusCode::NOT_FOUND {
         return Ok(UnpinReceipt { already_gone: true });
     }
-    Err(failure(answer, error_message(&answer.body)))
+    Err(answer.error())
 }
 
 /// A provider's answer, read in full.
@@ -97,6 +97,13 @@ pub(crate) struct Answer {
     /// `Retry-After` of a failed answer, the one header read.
     pub(crate) retry_after: Option<Duration>,
     pub(crate) body: Vec<u8>,
+}
+
+impl Answer {
+    /// The error a failed answer is, with the message its body gives.
+    pub(crate) fn error(&self) -> ProviderError {
+        failure(self, error_message(&self.body))
+    }
 }
 
 /// One provider's HTTP client: the shared connection pool, that

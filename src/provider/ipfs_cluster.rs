@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 use reqwest::header::AUTHORIZATION;
 use serde::Deserialize;
 
-use super::http::{self, Answer};
+use super::http;
 use super::registry::{
     Capabilities, Connection, Credential, FieldValue, ProviderType, Starter, TypeField, UnpinBy,
     commented,
@@ -287,7 +287,7 @@ impl IpfsCluster {
         if answer.status == StatusCode::NOT_FOUND {
             let own = serde_json::from_slice::<serde_json::Value>(&answer.body)
                 .is_ok_and(|v| v.get("code").is_some() && v.get("message").is_some());
-            return if own { Ok(None) } else { Err(failure(&answer)) };
+            return if own { Ok(None) } else { Err(answer.error()) };
         }
         let info: GlobalPinInfo = http::read_json(&answer, "pin status", r#"{"cid", "peer_map"}"#)?;
         // A pin that no peer tracks any more is as good as gone.
@@ -434,7 +434,7 @@ impl IpfsCluster {
             })
             .await?;
         if let Err(answer) = answered {
-            return Err(failure(&answer));
+            return Err(answer.error());
         }
         Ok(Listing { pins, next: None })
     }
@@ -487,10 +487,6 @@ fn failing_peers(info: &GlobalPinInfo) -> Vec<String> {
             }
         })
         .collect()
-}
-
-fn failure(answer: &Answer) -> ProviderError {
-    http::failure(answer, http::error_message(&answer.body))
 }
 
 impl Provider for IpfsCluster {

@@ -455,7 +455,7 @@ fn is_not_pinned(answer: &Answer) -> bool {
 /// a refusal of the caller; 0, 1 and 5 are this call's own.
 fn failure(answer: &Answer) -> ProviderError {
     let Ok(error) = serde_json::from_slice::<KuboError>(&answer.body) else {
-        return http::failure(answer, http::error_message(&answer.body));
+        return answer.error();
     };
     let message = http::clean_message(&error.message);
     let status = answer.status.as_u16();

@@ -19,7 +19,7 @@ use reqwest::StatusCode;
 use reqwest::header::AUTHORIZATION;
 use serde::{Deserialize, Serialize};
 
-use super::http::{self, Answer};
+use super::http;
 use super::registry::{
     Capabilities, Connection, FieldValue, ProviderType, Starter, TypeField, UnpinBy, commented,
 };
@@ -147,10 +147,6 @@ struct Upload {
     file_name: Option<String>,
 }
 
-fn failure(answer: &Answer) -> ProviderError {
-    http::failure(answer, http::error_message(&answer.body))
-}
-
 impl Lighthouse {
     fn keyed(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         builder.header(AUTHORIZATION, self.key.header_value())
@@ -177,7 +173,7 @@ impl Lighthouse {
         let answer = self.client.send(CallKind::Pin, builder).await?;
         // The answer's shape is not documented: any success took the pin.
         if !answer.status.is_success() {
-            return Err(failure(&answer));
+            return Err(answer.error());
         }
         self.uploads
             .lock()

@@ -158,10 +158,6 @@ impl PinnedObject {
     }
 }
 
-fn failure(answer: &Answer) -> ProviderError {
-    http::failure(answer, http::error_message(&answer.body))
-}
-
 impl QuickNode {
     fn keyed(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         builder.header(API_KEY_HEADER, self.api_key.header_value())
@@ -313,7 +309,7 @@ impl QuickNode {
             .send(CallKind::List, self.keyed(self.client.get(url)))
             .await?;
         if !answer.status.is_success() {
-            return Err(failure(&answer));
+            return Err(answer.error());
         }
         let page: Page = http::read_json(
             &answer,

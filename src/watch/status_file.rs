@@ -22,6 +22,19 @@ pub(crate) enum Outcome {
     Error,
 }
 
+impl Outcome {
+    /// Its name, as the status file and the metrics write it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+            Self::InvalidManifest => "invalid_manifest",
+            Self::Blocked => "blocked",
+            Self::Error => "error",
+        }
+    }
+}
+
 /// Which part a watch server plays on its state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,4 +82,22 @@ pub(crate) fn write(path: &Path, status: &impl Serialize) -> anyhow::Result<()> 
     let mut bytes = serde_json::to_vec_pretty(status)?;
     bytes.push(b'\n');
     crate::file_io::replace(path, &bytes, None).context("write status file")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outcomes_name_is_the_one_the_status_file_writes() {
+        for o in [
+            Outcome::Ok,
+            Outcome::Failed,
+            Outcome::InvalidManifest,
+            Outcome::Blocked,
+            Outcome::Error,
+        ] {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
+    }
 }
