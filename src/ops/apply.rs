@@ -47,9 +47,7 @@ pub(crate) enum Next {
     Calls(Providers),
 }
 
-/// Makes or loads the plan and connects what it calls; a journal an
-/// interrupted apply left is folded in even when nothing is left to do,
-/// so the store alone is whole again.
+/// Makes or loads the plan and connects what it calls.
 pub(crate) async fn prepare(
     ws: &Workspace,
     from: PlanFrom<'_>,
@@ -78,7 +76,7 @@ pub(crate) async fn prepare(
             (plan::plan(&m, &state, options), state, refreshed, m.notify)
         }
     };
-    let next = next(ws, &plan, &state, allowance, connect)?;
+    let next = next(&plan, &state, allowance, connect)?;
     Ok(Prepared {
         plan,
         refreshed,
@@ -90,16 +88,13 @@ pub(crate) async fn prepare(
 
 /// What is left to do for `plan` on `state` (as loaded, which `watch`
 /// keeps between its runs): nothing, a refusal by a guard, or the calls,
-/// on the providers connected for them. A journal an interrupted apply
-/// left is folded into the store first.
+/// on the providers connected for them.
 pub(crate) fn next(
-    ws: &Workspace,
     plan: &Plan,
     state: &State,
     allowance: UnpinAllowance,
     connect: &dyn Connect,
 ) -> anyhow::Result<Next> {
-    ws.store().settle(state)?;
     Ok(match apply::prepare(plan, state, allowance, connect)? {
         apply::Prepared::InSync => Next::InSync,
         apply::Prepared::Refused(refused) => Next::Refused(refused),

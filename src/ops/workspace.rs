@@ -139,14 +139,6 @@ impl Workspace {
         Ok(())
     }
 
-    /// The state, with what an interrupted apply left folded into the
-    /// store, so that the store alone is whole again.
-    pub(crate) fn settled_state(&self) -> anyhow::Result<State> {
-        let state = self.store.load()?;
-        self.store.settle(&state)?;
-        Ok(state)
-    }
-
     /// Cancelled if the lock is lost while held (a lease taken over).
     pub(crate) fn lease_lost(&self) -> Option<CancellationToken> {
         self.lock.as_ref().and_then(|l| l.lost())

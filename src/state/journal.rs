@@ -1,14 +1,21 @@
 //! The append-only journal of pins confirmed since the last full write.
 //!
 //! Rewriting the whole state after every pin costs O(N) per pin, O(N²) per
-//! apply. Instead each batch of confirmed pins is appended as one JSON line
-//! and fsynced (group commit); the state file is rewritten once, at the end.
+//! apply, and rewriting it after every apply costs the size of the state
+//! for a change of one pin. Instead each batch of confirmed pins is
+//! appended as one JSON line and fsynced (group commit), apply after apply;
+//! the state file is rewritten (the journal compacted into it) only once
+//! the journal has grown past a fraction of it (see
+//! [`super::StateFile::compaction_due`]).
 //! The first line names the state's lineage; each later line carries the
 //! serial it brings the state to, so lines already folded into the state
 //! file (a crash between the rename and the journal's removal) are skipped.
+//! A line counts once its newline is written: a crash mid-append leaves a
+//! tail without one, which is never replayed and is cut before the next
+//! append.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead as _, BufReader, Write as _};
+use std::io::{self, BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -66,6 +73,53 @@ impl Journal {
         })
     }
 
+    /// Opens the journal of `state` for appending: the one there (which a
+    /// load replayed into `state`), its torn tail cut, or a new one.
+    pub(crate) fn open(path: &Path, state: &State) -> Result<Self, StateFileError> {
+        let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Self::create(path, state),
+            Err(e) => return Err(StateFileError::io("open journal", path)(e)),
+        };
+        let io = |what| StateFileError::io(what, path);
+        let mut first = Vec::new();
+        BufReader::new((&mut file).take(MAX_HEADER_BYTES))
+            .read_until(b'\n', &mut first)
+            .map_err(io("read journal"))?;
+        if first.last() != Some(&b'\n') {
+            // The header never landed whole, so no batch did either.
+            drop(file);
+            fs::remove_file(path).map_err(io("remove journal"))?;
+            return Self::create(path, state);
+        }
+        let header: Header =
+            serde_json::from_slice(&first).map_err(|e| StateFileError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("bad header: {e}"),
+            })?;
+        if header.journal_for_lineage != state.lineage {
+            return Err(StateFileError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "it belongs to state lineage {}, not {}",
+                    header.journal_for_lineage, state.lineage
+                ),
+            });
+        }
+        let whole = end_of_replayed(&mut file, first.len() as u64).map_err(io("read journal"))?;
+        if file.metadata().map_err(io("read journal"))?.len() != whole {
+            file.set_len(whole)
+                .and_then(|()| file.sync_all())
+                .map_err(io("cut the torn tail of journal"))?;
+        }
+        file.seek(SeekFrom::Start(whole))
+            .map_err(io("append to journal"))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
     /// Appends one batch (pins recorded, pins removed) and makes it durable;
     /// `serial` is the one the batch brings the state to.
     pub(crate) fn append(
@@ -112,16 +166,16 @@ impl Journal {
             path: path.to_path_buf(),
             reason,
         };
-        let mut lines = BufReader::new(file).split(b'\n').peekable();
-        let Some(first) = lines.next() else {
+        let mut lines = Lines(BufReader::new(file)).peekable();
+        let read = |line: Option<io::Result<Vec<u8>>>| {
+            line.transpose()
+                .map_err(StateFileError::io("read journal", path))
+        };
+        let Some(first) = read(lines.next())? else {
             return Ok(()); // created but the header never landed
         };
-        let first = first.map_err(StateFileError::io("read journal", path))?;
-        let header: Header = match serde_json::from_slice(&first) {
-            Ok(h) => h,
-            Err(_) if lines.peek().is_none() => return Ok(()),
-            Err(e) => return Err(corrupt(format!("bad header: {e}"))),
-        };
+        let header: Header =
+            serde_json::from_slice(&first).map_err(|e| corrupt(format!("bad header: {e}")))?;
         if !state_file_exists {
             // The first apply on a new state crashed before its first full
             // write: the journal carries the lineage.
@@ -133,13 +187,13 @@ impl Journal {
             )));
         }
         let mut line_no = 1;
-        while let Some(line) = lines.next() {
+        while let Some(line) = read(lines.next())? {
             line_no += 1;
-            let line = line.map_err(StateFileError::io("read journal", path))?;
-            let last = lines.peek().is_none();
             let batch: Batch = match serde_json::from_slice(&line) {
                 Ok(b) => b,
-                Err(_) if last => break,
+                // Its newline landed but not all of it (a power loss may
+                // write the pages of a file out of order): never confirmed.
+                Err(_) if lines.peek().is_none() => break,
                 Err(e) => return Err(corrupt(format!("line {line_no}: {e}"))),
             };
             if batch.serial <= state.serial {
@@ -156,6 +210,11 @@ impl Journal {
         Ok(())
     }
 
+    /// How many bytes the journal at `path` holds (0 if there is none).
+    pub(crate) fn len(path: &Path) -> u64 {
+        fs::metadata(path).map_or(0, |m| m.len())
+    }
+
     /// Deletes a journal whose contents the state file now holds.
     pub(crate) fn remove(path: &Path) -> Result<(), StateFileError> {
         match fs::remove_file(path) {
@@ -164,4 +223,63 @@ impl Journal {
             Err(e) => Err(StateFileError::io("remove journal", path)(e)),
         }
     }
+}
+
+/// Longest header line read: a lineage is a UUID.
+const MAX_HEADER_BYTES: u64 = 4096;
+
+/// The complete lines of a journal, without their newlines; a last line
+/// without one (torn by a crash mid-append) is left out.
+struct Lines<R>(R);
+
+impl<R: io::BufRead> Iterator for Lines<R> {
+    type Item = io::Result<Vec<u8>>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut line = Vec::new();
+        match self.0.read_until(b'\n', &mut line) {
+            Err(e) => Some(Err(e)),
+            Ok(_) if line.pop() == Some(b'\n') => Some(Ok(line)),
+            Ok(_) => None,
+        }
+    }
+}
+
+/// Where what a replay reads of `file` ends: past the last line that has
+/// its newline and reads as a batch (a replay skips a last line that does
+/// not), or past the header, `header` bytes long. What follows is cut
+/// before an append, which would otherwise put it mid-journal.
+fn end_of_replayed(file: &mut File, header: u64) -> io::Result<u64> {
+    let len = file.metadata()?.len();
+    let end = newline_before(file, len)?.map_or(0, |i| i + 1);
+    if end <= header {
+        return Ok(header);
+    }
+    let start = newline_before(file, end - 1)?.map_or(0, |i| i + 1);
+    let mut line = vec![0; usize::try_from(end - 1 - start).unwrap_or(usize::MAX)];
+    file.seek(SeekFrom::Start(start))?;
+    file.read_exact(&mut line)?;
+    Ok(if serde_json::from_slice::<Batch>(&line).is_ok() {
+        end
+    } else {
+        start
+    })
+}
+
+/// The offset of the last newline of `file` before `before`, read
+/// backwards in chunks.
+fn newline_before(file: &mut File, before: u64) -> io::Result<Option<u64>> {
+    const CHUNK: u64 = 64 * 1024;
+    let mut end = before;
+    let mut buffer = vec![0; CHUNK as usize];
+    while end > 0 {
+        let start = end.saturating_sub(CHUNK);
+        let chunk = &mut buffer[..usize::try_from(end - start).expect("at most CHUNK")];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(Some(start + i as u64));
+        }
+        end = start;
+    }
+    Ok(None)
 }

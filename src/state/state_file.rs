@@ -126,6 +126,12 @@ impl<'de> serde::de::Visitor<'de> for Pins {
 /// no memory.
 const FEWEST_BYTES_A_PIN: u64 = 100;
 
+/// The journal is folded into the state file once it passes 1/this of
+/// the file's size. A load replays the journal, so plans read at most
+/// that much more; an apply meanwhile writes only what it changed (at a
+/// million pins, a rewrite is 370 MB).
+const COMPACT_PAST: u64 = 8;
+
 /// What a restore appends to the names of the files it moves aside,
 /// before a timestamp.
 const REPLACED_MARK: &str = ".replaced-";
@@ -173,13 +179,13 @@ impl StateFile {
     }
 
     /// Patterns (`*` for any text) matching every file pinsync keeps beside
-    /// this state: its journal, lock and backup, and the copies of the state
-    /// and journal that a restore moves aside. Not the state itself, which
-    /// some projects commit.
+    /// this state: its lock and backup, and the copies of the state and
+    /// journal that a restore moves aside. Not the state itself, which some
+    /// projects commit, nor its journal, which is part of it: the changes
+    /// of the applies since the file was last written whole.
     pub(crate) fn companion_patterns(&self) -> Vec<String> {
         let aside = |p: PathBuf| format!("{}{REPLACED_MARK}*", p.display());
         vec![
-            self.journal_path().display().to_string(),
             self.lock_path().display().to_string(),
             self.backup_path().display().to_string(),
             aside(self.path.clone()),
@@ -208,6 +214,15 @@ impl StateFile {
     /// Whether a journal holds writes not yet folded into the file.
     pub(crate) fn has_journal(&self) -> bool {
         self.journal_path().exists()
+    }
+
+    /// Whether the journal has grown past [`COMPACT_PAST`] of the state
+    /// file (or there is no state file yet), so that an apply's end
+    /// should fold it in.
+    pub(crate) fn compaction_due(&self) -> bool {
+        let journal = Journal::len(&self.journal_path());
+        let file = fs::metadata(&self.path).map_or(0, |m| m.len());
+        journal > 0 && journal.saturating_mul(COMPACT_PAST) > file
     }
 
     /// Replaces the state file atomically with `state`, keeps the previous
@@ -551,6 +566,135 @@ mod tests {
         );
     }
 
+    /// A state of `n` pins saved, and a journal of one batch on top.
+    fn saved_with_a_journal(file: &StateFile, n: u32) -> State {
+        let mut state = state_with(&(1..=n).collect::<Vec<_>>());
+        file.save(&state).unwrap();
+        let mut journal = Journal::open(&file.journal_path(), &state).unwrap();
+        journal.append(4, &[pin(1000)], &[]).unwrap();
+        state.serial = 4;
+        state.record(pin(1000));
+        state
+    }
+
+    #[test]
+    fn an_apply_appends_to_the_journal_it_finds_cutting_a_torn_tail_first() {
+        use crate::state::StateStore as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.json"));
+        let state = saved_with_a_journal(&file, 2);
+        for torn in [
+            &br#"{"serial":5,"pins":[{"provider":"#[..],
+            // Its newline landed, the rest did not.
+            b"\0\0\0\0\n",
+        ] {
+            let mut f = OpenOptions::new()
+                .append(true)
+                .open(file.journal_path())
+                .unwrap();
+            f.write_all(torn).unwrap();
+            assert_eq!(file.load().unwrap(), state, "the torn tail is not read");
+            let before = fs::metadata(file.path()).unwrap().modified().unwrap();
+            let mut recorder = file.recorder(&state).unwrap();
+            recorder.append(5, &[pin(2000)], &[pin(1).key]).unwrap();
+            drop(recorder);
+            let mut expected = state.clone();
+            expected.serial = 5;
+            expected.record(pin(2000));
+            expected.pins.remove(&pin(1).key);
+            assert_eq!(file.load().unwrap(), expected);
+            assert_eq!(
+                fs::metadata(file.path()).unwrap().modified().unwrap(),
+                before,
+                "the state file is not rewritten"
+            );
+            // Back to the one batch, for the next tail.
+            file.save(&state).unwrap();
+            Journal::open(&file.journal_path(), &state)
+                .unwrap()
+                .append(4, &[pin(1000)], &[])
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_journal_whose_header_never_landed_is_started_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.json"));
+        let state = state_with(&[1]);
+        file.save(&state).unwrap();
+        fs::write(file.journal_path(), b"{\"journal_for_lin").unwrap();
+        assert_eq!(file.load().unwrap(), state);
+        Journal::open(&file.journal_path(), &state)
+            .unwrap()
+            .append(4, &[pin(2)], &[])
+            .unwrap();
+        assert_eq!(file.load().unwrap().pins.len(), 2);
+    }
+
+    #[test]
+    fn a_journal_of_another_lineage_is_not_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.json"));
+        let state = saved_with_a_journal(&file, 1);
+        let before = fs::read(file.journal_path()).unwrap();
+        let mut other = state.clone();
+        other.lineage = "another".into();
+        let err = Journal::open(&file.journal_path(), &other)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("lineage") && err.contains("s.json.journal"),
+            "{err}"
+        );
+        assert_eq!(fs::read(file.journal_path()).unwrap(), before, "untouched");
+    }
+
+    #[test]
+    fn an_apply_compacts_only_once_the_journal_passes_an_eighth_of_the_state() {
+        use crate::state::StateStore as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.json"));
+        let mut state = saved_with_a_journal(&file, 100);
+        assert!(!file.compaction_due(), "one pin on a hundred");
+        file.finish(&state).unwrap();
+        assert!(
+            file.has_journal(),
+            "kept: the change is all that is written"
+        );
+        let file_len = fs::metadata(file.path()).unwrap().len();
+        let mut recorder = file.recorder(&state).unwrap();
+        let mut serial = state.serial;
+        while Journal::len(&file.journal_path()) * COMPACT_PAST <= file_len {
+            serial += 1;
+            let next = pin(u32::try_from(serial).unwrap() + 5000);
+            recorder
+                .append(serial, std::slice::from_ref(&next), &[])
+                .unwrap();
+            state.serial = serial;
+            state.record(next);
+        }
+        drop(recorder);
+        assert!(file.compaction_due());
+        file.finish(&state).unwrap();
+        assert!(!file.has_journal(), "folded in");
+        assert_eq!(file.load().unwrap(), state);
+        assert_eq!(
+            StateFile::new(file.backup_path())
+                .load()
+                .unwrap()
+                .pins
+                .len(),
+            100
+        );
+
+        // A clean stop folds in even a small journal.
+        let state = saved_with_a_journal(&file, 100);
+        file.compact(&state).unwrap();
+        assert!(!file.has_journal());
+        assert_eq!(file.load().unwrap(), state);
+    }
+
     #[test]
     fn garbage_inside_the_journal_is_an_error_not_a_silent_skip() {
         let dir = tempfile::tempdir().unwrap();
@@ -633,7 +777,10 @@ mod tests {
         let mut unmatched_patterns: Vec<&String> = patterns.iter().collect();
         for entry in fs::read_dir(dir.path()).unwrap() {
             let name = entry.unwrap().path().display().to_string();
-            if name == file.path().display().to_string() {
+            if [file.path(), &file.journal_path()]
+                .map(|p| p.display().to_string())
+                .contains(&name)
+            {
                 continue;
             }
             assert!(

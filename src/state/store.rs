@@ -20,23 +20,25 @@ pub(crate) trait StateStore: Send + Sync {
     fn save(&self, state: &State) -> Result<(), StateFileError>;
 
     /// Ends an apply whose every change a [`Recorder`] of this store made
-    /// durable: makes `state` (the recorder's start with its batches) the
-    /// stored state. The file folds its journal in; a store that commits
-    /// each batch in place has only the head left to write.
+    /// durable: `state` is the recorder's start with its batches. The file
+    /// keeps its journal unless it has grown past a fraction of the state
+    /// (then it compacts); a store that commits each batch in place has
+    /// only the head left to write. Either way the cost is the change's,
+    /// not the whole state's.
     fn finish(&self, state: &State) -> Result<(), StateFileError> {
         self.save(state)
     }
 
-    /// Writes `state`, as [`load`](Self::load) returned it, back whole if
-    /// part of it is held only in what an interrupted apply left (the
-    /// file's journal), so that an apply with nothing to do still leaves
-    /// the store complete. The caller holds the lock.
-    fn settle(&self, _state: &State) -> Result<(), StateFileError> {
+    /// Writes `state`, as loaded or as an apply left it, back whole if
+    /// part of it is kept as changes on top (the file's journal): at a
+    /// clean stop of `watch`. The caller holds the lock.
+    fn compact(&self, _state: &State) -> Result<(), StateFileError> {
         Ok(())
     }
 
     /// Starts recording an apply's confirmed changes on top of `state`
-    /// (which has its lineage): each batch is durable before it returns.
+    /// (which has its lineage, and is the store's state, as loaded or as
+    /// the last apply left it): each batch is durable before it returns.
     fn recorder(&self, state: &State) -> Result<Box<dyn Recorder>, StateFileError>;
 
     /// Takes the store's lock for `command`, waiting up to `wait` for a
@@ -78,7 +80,14 @@ impl StateStore for StateFile {
         StateFile::save(self, state)
     }
 
-    fn settle(&self, state: &State) -> Result<(), StateFileError> {
+    fn finish(&self, state: &State) -> Result<(), StateFileError> {
+        if self.compaction_due() {
+            StateFile::save(self, state)?;
+        }
+        Ok(())
+    }
+
+    fn compact(&self, state: &State) -> Result<(), StateFileError> {
         if self.has_journal() {
             StateFile::save(self, state)?;
         }
@@ -86,9 +95,8 @@ impl StateStore for StateFile {
     }
 
     fn recorder(&self, state: &State) -> Result<Box<dyn Recorder>, StateFileError> {
-        // An earlier journal must be folded in before a new one starts.
-        self.settle(state)?;
-        Ok(Box::new(Journal::create(&self.journal_path(), state)?))
+        // Appended to: the journal an earlier apply left is part of `state`.
+        Ok(Box::new(Journal::open(&self.journal_path(), state)?))
     }
 
     fn lock(&self, wait: Duration, command: &str) -> Result<Box<dyn HeldLock>, LockError> {

@@ -140,6 +140,10 @@ pub(crate) async fn watch(
         }
     }
     ran?;
+    // A clean stop leaves the store whole, its journal folded in.
+    if let Some(state) = &r.state {
+        ws.store().compact(state)?;
+    }
     log.event(
         Level::Info,
         "stop",
@@ -415,7 +419,6 @@ impl Reconciler<'_> {
         self.drifted = s.repin > 0;
         // Watch passes no guard: a refused plan waits for a better manifest.
         let next = crate::ops::next(
-            self.ws,
             &plan,
             &state,
             plan::UnpinAllowance::default(),

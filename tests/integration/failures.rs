@@ -189,14 +189,15 @@ fn a_second_ctrl_c_exits_at_once() {
     );
 }
 
-/// Every call landed and was journaled, but the state file cannot be
-/// rewritten (it is larger than the file-size limit, the journal is not):
-/// exit 1 naming the file, the old state file untouched, and every pin
-/// still there through the journal.
+/// Every call landed and was journaled, and the journal has grown past
+/// the share of the state that makes the apply compact it, but the state
+/// file cannot be rewritten (it is larger than the file-size limit, the
+/// journal is not): exit 1 naming the file, the old state file untouched,
+/// and every pin still there through the journal.
 #[test]
 fn a_state_file_that_cannot_be_rewritten_keeps_every_pin_in_the_journal() {
     let emu = Emulator::start();
-    let cids = many_cids(42);
+    let cids = many_cids(50);
     let first: String = cids[..40]
         .iter()
         .enumerate()
@@ -231,12 +232,12 @@ fn a_state_file_that_cannot_be_rewritten_keeps_every_pin_in_the_journal() {
     );
     assert_eq!(
         p.listed_pins().len(),
-        42,
-        "the journal holds the two new pins"
+        50,
+        "the journal holds the ten new pins"
     );
-    assert_eq!(emu.pin_calls(), 42);
+    assert_eq!(emu.pin_calls(), 50);
     let run = p.run(&["apply", "--auto-approve"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("No changes"), "{run:?}");
-    assert_eq!(emu.pin_calls(), 42, "nothing pinned twice");
+    assert_eq!(emu.pin_calls(), 50, "nothing pinned twice");
 }

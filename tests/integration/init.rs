@@ -19,11 +19,8 @@ use crate::schema::{assert_valid_both_ways, schema_modeline, schema_validator};
 use crate::support::{CID_A, CID_B, Emulator, Project, Run, RunExt as _, pin, pinsync_bin};
 
 /// The lines the state's companion files need, as the README lists them.
-const COMPANION_LINES: [&str; 3] = [
-    "*.state.json.journal",
-    "*.state.json.lock",
-    "*.state.json.backup",
-];
+/// Not the journal: it is part of the state.
+const COMPANION_LINES: [&str; 2] = ["*.state.json.lock", "*.state.json.backup"];
 
 fn init(dir: &Path, args: &[&str]) -> Run {
     Command::new(pinsync_bin())
@@ -155,6 +152,12 @@ fn without_a_gitignore_the_lines_are_printed_and_none_is_made() {
         );
     }
     assert!(!dir.path().join(".gitignore").exists());
+    assert!(
+        !run.stdout
+            .lines()
+            .any(|l| l.trim() == "*.state.json.journal"),
+        "the journal is part of the state: {run:?}"
+    );
 }
 
 #[test]

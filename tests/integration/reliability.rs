@@ -130,7 +130,7 @@ fn both_providers(n: usize) -> String {
 
 #[test]
 fn apply_killed_at_random_moments_never_corrupts_loses_or_doubles_a_pin() {
-    killed_at_random_moments(None, 12);
+    killed_at_random_moments(None, 12, None);
 }
 
 /// The same on a PostgreSQL state: a killed holder's lease (5 s here)
@@ -138,10 +138,21 @@ fn apply_killed_at_random_moments_never_corrupts_loses_or_doubles_a_pin() {
 #[test]
 fn apply_killed_at_random_moments_on_postgres_never_loses_or_doubles_a_pin() {
     let pg = Postgres::start();
-    killed_at_random_moments(Some(format!("{}&lease=5s", pg.url("crash"))), 6);
+    killed_at_random_moments(Some(format!("{}&lease=5s", pg.url("crash"))), 6, None);
 }
 
-fn killed_at_random_moments(state_url: Option<String>, kills: u32) {
+/// The same on a large state, where each apply appends its pins to the
+/// journal the last one left (cut where a kill tore it) and never
+/// rewrites the state file.
+#[test]
+fn an_incremental_apply_killed_at_random_moments_never_loses_or_doubles_a_pin() {
+    killed_at_random_moments(None, 8, Some(&InSyncBase::new(5_000, 0)));
+}
+
+/// The base's pins are on `psa`.
+const BASE_TARGET: &str = "psa";
+
+fn killed_at_random_moments(state_url: Option<String>, kills: u32, base: Option<&InSyncBase>) {
     let seed = std::env::var("PINSYNC_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -150,7 +161,20 @@ fn killed_at_random_moments(state_url: Option<String>, kills: u32) {
     const PINS: usize = 60;
     let emu = Emulator::start_with(&["--delay-ms", "50"]);
     let on_file = state_url.is_none();
-    let p = Project::with_state(&emu, &both_providers(PINS), state_url);
+    let base_pins = base.map_or("", |b| b.pins.as_str());
+    let p = Project::with_state(&emu, &(both_providers(PINS) + base_pins), state_url);
+    if let Some(base) = base {
+        base.write(&p);
+    }
+    // The pins of this test's applies, the base's (which never change)
+    // checked and left out.
+    let listed = |p: &Project, ctx: &str| {
+        let mut all = listed(p, ctx);
+        let n = all.keys().filter(|(t, _)| t == BASE_TARGET).count();
+        assert_eq!(n, base.map_or(0, |b| b.len), "{ctx}: the base's pins");
+        all.retain(|(t, _), _| t != BASE_TARGET);
+        all
+    };
     let apply = [
         "apply",
         "--auto-approve",
@@ -292,13 +316,129 @@ fn killed_at_random_moments(state_url: Option<String>, kills: u32) {
         emulator.keys().collect::<Vec<_>>(),
         "{ctx}"
     );
-    assert!(!p.path("pins.state.json.journal").exists(), "{ctx}");
+    match base {
+        None => assert!(!p.path("pins.state.json.journal").exists(), "{ctx}"),
+        Some(base) => assert_eq!(
+            std::fs::read(p.state_path()).unwrap(),
+            base.state,
+            "{ctx}: the state file is never rewritten; the journal holds the applies"
+        ),
+    }
     if !on_file {
         assert!(
             !p.state_path().exists(),
             "{ctx}: no state file beside a PostgreSQL state"
         );
     }
+}
+
+/// A kill during a compaction (the end of an apply whose journal has
+/// passed an eighth of the state file) loses nothing: killed while the new
+/// file is written, or between its rename and the journal's removal, or
+/// after, the state reads the same, and the next apply makes no call.
+#[test]
+fn a_kill_during_a_compaction_loses_nothing_and_the_next_apply_makes_no_call() {
+    let seed = std::env::var("PINSYNC_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(CRASH_SEED);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    const BASE: usize = 10_000;
+    const NEW: usize = 10;
+    // A journal just under an eighth of the file, which NEW pins pass.
+    let sizes = InSyncBase::new(BASE, 0);
+    let per_pin = sizes.state.len() / BASE;
+    let mut journaled = BASE * per_pin / (8 * (per_pin + 20) + per_pin) - 1;
+    let mut base = InSyncBase::new(BASE, journaled);
+    loop {
+        let more = InSyncBase::new(BASE, journaled + 1);
+        if more.journal.len() * 8 >= more.state.len() {
+            break;
+        }
+        (journaled, base) = (journaled + 1, more);
+    }
+    let (file, journal) = (base.state.len(), base.journal.len());
+    assert!(
+        journal * 8 < file && (journal + NEW * 150) * 8 > file,
+        "{journal} {file}"
+    );
+
+    let emu = Emulator::start();
+    let cids = many_cids(BASE + 20 * NEW);
+    let p = Project::new(&emu, "");
+    let temporary = |p: &Project| {
+        std::fs::read_dir(p.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".pinsync-"))
+            .collect::<Vec<_>>()
+    };
+    let mut log = Vec::new();
+    for round in 0..6 {
+        base.write(&p);
+        for name in temporary(&p) {
+            std::fs::remove_file(p.path(&name)).unwrap();
+        }
+        let new = &cids[BASE + round * NEW..BASE + (round + 1) * NEW];
+        let new_pins: String = new.iter().map(|c| pin(c, c, &["aioz"])).collect();
+        p.write_manifest(&emu, &(base.pins.clone() + &new_pins));
+        let mut child = spawn_quiet(p.command(&["apply", "--auto-approve"]));
+        // Polled closely: the file is there for milliseconds.
+        let end = Instant::now() + Duration::from_secs(60);
+        while temporary(&p).is_empty() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "seed {seed}: the apply ended ({status}) before its new state file was seen; \
+                     journal left: {}",
+                    p.path("pins.state.json.journal").exists()
+                );
+            }
+            assert!(Instant::now() < end, "seed {seed}: no compaction");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        // Frozen as soon as its new file is seen, or at a random moment of
+        // the writes after.
+        let how = if rng.bool() {
+            signal(&child, libc::SIGSTOP);
+            "frozen".to_owned()
+        } else {
+            let ms = rng.u64(0..=8);
+            std::thread::sleep(Duration::from_millis(ms));
+            format!("{ms} ms")
+        };
+        signal(&child, libc::SIGKILL);
+        child.wait().unwrap();
+        let left = (
+            p.path("pins.state.json.journal").exists(),
+            std::fs::read(p.state_path()).unwrap() == base.state,
+        );
+        let when = match left {
+            (true, true) => "before the rename",
+            (true, false) => "between the rename and the journal's removal",
+            (false, _) => "after",
+        };
+        log.push(format!("{how}: {when}"));
+        let ctx = format!("seed {seed} (PINSYNC_TEST_SEED), round {round}: {log:?}");
+
+        let listed = listed(&p, &ctx);
+        assert_eq!(listed.len(), BASE + NEW, "{ctx}");
+        for c in new {
+            assert!(
+                listed.contains_key(&("aioz".to_owned(), c.clone())),
+                "{ctx}: {c}"
+            );
+        }
+        let calls = emu.pin_calls();
+        let run = p.run(&["apply", "--auto-approve"]);
+        assert_eq!(run.code, 0, "{ctx}: {run:?}");
+        assert!(run.stdout.contains("No changes"), "{ctx}: {run:?}");
+        assert_eq!(emu.pin_calls(), calls, "{ctx}: no call");
+    }
+    println!("kills: {log:?}");
+    assert!(
+        log.iter().any(|l| !l.ends_with("after")),
+        "seed {seed}: no kill landed before the compaction ended: {log:?}"
+    );
 }
 
 /// The random kills above cannot tell a lost journal from calls in flight
@@ -822,35 +962,37 @@ fn move_into_journal(p: &Project, cid: &str) -> (Vec<u8>, Value, u64) {
     (journal, moved, serial)
 }
 
-/// An apply killed after its last journal append leaves nothing to do; the
-/// next apply still folds the journal in, so the state file alone is whole
-/// (a backup of it, or a tool reading it, misses nothing).
+/// An apply killed after its last journal append leaves nothing to do:
+/// the journal is part of the state, so the next apply makes no call and
+/// writes nothing, and `state list` holds the journaled pin.
 #[test]
-fn an_apply_with_nothing_to_do_folds_a_left_journal_in() {
+fn an_apply_with_nothing_to_do_reads_a_left_journal_as_part_of_the_state() {
     let emu = Emulator::start();
     let cids = many_cids(3);
     let pins: String = cids.iter().map(|c| pin(c, c, &[])).collect();
     let p = Project::new(&emu, &pins);
     assert_eq!(p.run(&["apply", "--auto-approve"]).code, 0);
-    let (journal, _, serial) = move_into_journal(&p, &cids[1]);
+    let (journal, _, _) = move_into_journal(&p, &cids[1]);
     let journal_path = p.path("pins.state.json.journal");
     std::fs::write(&journal_path, &journal).unwrap();
 
     let calls = emu.requests().len();
+    let files = || {
+        let mut files = snapshot_dir(p.dir.path());
+        files.remove("pins.state.json.lock"); // names its holder
+        files
+    };
+    let before = files();
     let run = p.run(&["apply", "--auto-approve"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("No changes"), "{run:?}");
     assert_eq!(emu.requests().len(), calls, "no provider call");
-    assert!(!journal_path.exists(), "the journal was folded in");
-    let doc = p.state();
-    let held: BTreeSet<&str> = doc["pins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(as_pinned)
+    assert_eq!(files(), before, "nothing written");
+    let held: BTreeSet<String> = listed(&p, "a left journal")
+        .into_keys()
+        .map(|(_, cid)| cid)
         .collect();
-    assert_eq!(held, cids.iter().map(String::as_str).collect());
-    assert_eq!(doc["serial"].as_u64().unwrap(), serial + 1);
+    assert_eq!(held, cids.iter().cloned().collect());
 }
 
 #[test]

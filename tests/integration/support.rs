@@ -435,6 +435,79 @@ pub fn many_pins(n: usize, to: &[&str]) -> String {
         .collect()
 }
 
+/// A large state in sync, for tests of what an apply on top of it writes:
+/// `n` pins on the `psa` provider (which no such test calls). Its manifest
+/// lines, and the state file's bytes (`lineage` "base", serial 1), with
+/// the last `journaled` of its pins in a journal instead (its bytes).
+pub struct InSyncBase {
+    /// How many pins.
+    pub len: usize,
+    pub pins: String,
+    pub state: Vec<u8>,
+    pub journal: Vec<u8>,
+}
+
+impl InSyncBase {
+    pub fn new(n: usize, journaled: usize) -> Self {
+        let cids = many_cids(n);
+        let pins = cids
+            .iter()
+            .enumerate()
+            .map(|(i, c)| pin(c, &format!("b{i}"), &["psa"]))
+            .collect();
+        let record = |i: usize, c: &String| {
+            serde_json::json!({"provider": "psa", "cid": c, "name": format!("b{i}"),
+                "pin_id": format!("r{i}"), "pinned_at": "2026-01-01T00:00:00Z"})
+        };
+        let (in_file, in_journal) = cids.split_at(n - journaled);
+        let records: Vec<serde_json::Value> = in_file
+            .iter()
+            .enumerate()
+            .map(|(i, c)| record(i, c))
+            .collect();
+        let state = serde_json::to_vec(&serde_json::json!({
+            "format_version": 4, "lineage": "base", "serial": 1, "pins": records,
+        }))
+        .unwrap();
+        let journal = if journaled == 0 {
+            Vec::new()
+        } else {
+            let batch: Vec<serde_json::Value> = in_journal
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let mut r = record(n - journaled + i, c);
+                    r["status"] = "managed".into();
+                    r
+                })
+                .collect();
+            format!(
+                "{}\n{}\n",
+                serde_json::json!({"journal_for_lineage": "base"}),
+                serde_json::json!({"serial": 2, "pins": batch})
+            )
+            .into_bytes()
+        };
+        Self {
+            len: n,
+            pins,
+            state,
+            journal,
+        }
+    }
+
+    /// Puts the state (and its journal, if any) in place for `p`.
+    pub fn write(&self, p: &Project) {
+        std::fs::write(p.state_path(), &self.state).unwrap();
+        let journal = p.path("pins.state.json.journal");
+        if self.journal.is_empty() {
+            let _ = std::fs::remove_file(journal);
+        } else {
+            std::fs::write(journal, &self.journal).unwrap();
+        }
+    }
+}
+
 /// `n` distinct valid CIDv1s (raw codec, identity-free sha2-256 digests).
 pub fn many_cids(n: usize) -> Vec<String> {
     (0..n)

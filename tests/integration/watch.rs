@@ -302,3 +302,41 @@ fn runs_without_transparent_huge_pages() {
     };
     assert_eq!(thp, "THP_enabled:\t0", "huge pages are still allowed");
 }
+
+/// On a large state each reconcile appends what it pinned to the journal
+/// and leaves the state file as it is; a clean stop folds the journal in.
+#[test]
+fn edits_append_to_the_journal_and_a_clean_stop_compacts_it() {
+    let emu = Emulator::start();
+    let base = InSyncBase::new(5_000, 0);
+    let p = Project::new(&emu, &base.pins);
+    base.write(&p);
+    let w = watch(&p, &["--interval", "1h"]);
+    wait_until(Duration::from_secs(60), "the first reconcile", || {
+        status(&p).is_some()
+    });
+    let journal = p.path("pins.state.json.journal");
+    for (n, cid) in [CID_A, CID_B].into_iter().enumerate() {
+        let pins = [CID_A, CID_B][..=n]
+            .iter()
+            .map(|c| pin(c, c, &[]))
+            .collect::<String>();
+        p.write_manifest(&emu, &(base.pins.clone() + &pins));
+        wait_until(Duration::from_secs(60), "the edit's pin", || {
+            emulator_cids(&emu).contains(&cid.to_owned())
+                && std::fs::read_to_string(&journal).is_ok_and(|j| j.lines().count() == n + 2)
+        });
+    }
+    assert_eq!(
+        std::fs::read(p.state_path()).unwrap(),
+        base.state,
+        "the state file is not rewritten: {}",
+        w.output()
+    );
+    let (code, out) = w.stop(libc::SIGTERM);
+    assert_eq!(code, 0, "{out}");
+    assert!(!journal.exists(), "folded in at the stop: {out}");
+    let pins = p.state()["pins"].as_array().unwrap().len();
+    assert_eq!(pins, base.len + 2, "{out}");
+    assert_eq!(emu.pin_calls(), 2, "{out}");
+}

@@ -36,7 +36,7 @@ pub(crate) fn watch_command(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ws.lock(args.calls.lock_timeout, "pinsync watch")?
     };
-    let state = ws.settled_state()?;
+    let state = ws.store().load()?;
     let options = WatchOptions {
         interval: args.interval,
         debounce: Duration::from_millis(300),
