@@ -33,7 +33,8 @@ impl FileError {
 
 /// What [`read_bounded`] found.
 pub(crate) enum Bounded {
-    Read(Vec<u8>),
+    /// Its bytes, and its metadata as it was opened, before the read.
+    Read(Vec<u8>, fs::Metadata),
     /// The file holds more than the limit: at least this many bytes.
     TooLarge(u64),
 }
@@ -44,7 +45,8 @@ pub(crate) enum Bounded {
 pub(crate) fn read_bounded(path: &Path, limit: u64) -> io::Result<Bounded> {
     use std::io::Read as _;
     let file = File::open(path)?;
-    let size = file.metadata()?.len();
+    let metadata = file.metadata()?;
+    let size = metadata.len();
     if size > limit {
         return Ok(Bounded::TooLarge(size));
     }
@@ -53,7 +55,7 @@ pub(crate) fn read_bounded(path: &Path, limit: u64) -> io::Result<Bounded> {
     if bytes.len() as u64 > limit {
         return Ok(Bounded::TooLarge(limit + 1));
     }
-    Ok(Bounded::Read(bytes))
+    Ok(Bounded::Read(bytes, metadata))
 }
 
 /// Replaces `path` with `contents`: a temporary file in the same directory,

@@ -195,8 +195,9 @@ pub(crate) enum ReadFailure {
 /// entries expanded to: watch logs what changed from this and watches the
 /// files and directories.
 pub(crate) trait LoadObserver {
-    /// A manifest file read whole (the main one, or an included one).
-    fn read(&mut self, _path: &Path, _bytes: &[u8]) {}
+    /// A manifest file read whole (the main one, or an included one),
+    /// with its metadata as it was opened, before the read.
+    fn read(&mut self, _path: &Path, _bytes: &[u8], _metadata: &fs::Metadata) {}
     /// The main manifest's include entries (none without `include:`) and
     /// the files they expanded to, once known: not called when the main
     /// manifest could not be read as YAML.
@@ -224,8 +225,8 @@ impl Source for Disk<'_> {
     fn read(&mut self, path: &Path) -> Result<Vec<u8>, ReadFailure> {
         use crate::file_io::{Bounded, read_bounded};
         match read_bounded(path, super::MAX_MANIFEST_BYTES as u64).map_err(ReadFailure::Io)? {
-            Bounded::Read(bytes) => {
-                self.observer.read(path, &bytes);
+            Bounded::Read(bytes, metadata) => {
+                self.observer.read(path, &bytes, &metadata);
                 Ok(bytes)
             }
             Bounded::TooLarge(size) => Err(ReadFailure::TooLarge(size)),

@@ -320,7 +320,7 @@ struct Seen {
 }
 
 impl LoadObserver for Seen {
-    fn read(&mut self, path: &Path, _bytes: &[u8]) {
+    fn read(&mut self, path: &Path, _bytes: &[u8], _: &std::fs::Metadata) {
         self.read.push(path.to_path_buf());
     }
     fn included(&mut self, entries: &[IncludeEntry], files: &[PathBuf]) {

@@ -7,6 +7,7 @@
 mod content_id;
 mod diagnostic;
 mod include;
+mod live;
 mod notify;
 mod parse;
 mod pin_order;
@@ -24,6 +25,7 @@ pub(crate) use content_id::{CanonicalCid, ContentId};
 pub use diagnostic::{Diagnostic, Diagnostics, Position};
 pub(crate) use include::{IncludeEntry, LoadObserver};
 pub(crate) use include::{MATCH as GLOB_MATCH, base_dir, has_wildcards};
+pub(crate) use live::{LiveManifest, Update as ManifestUpdate};
 pub(crate) use notify::{NotifyEvent, NotifyFormat, NotifyHook, Template};
 #[cfg(test)]
 pub(crate) use parse::COMMON_PROVIDER_FIELDS;
@@ -69,6 +71,12 @@ impl Manifest {
     /// How many (target, CID) pins it asks for.
     pub fn pin_count(&self) -> usize {
         self.pins.len()
+    }
+
+    /// What it asks for the pin `key`, if anything.
+    pub(crate) fn pin(&self, key: &PinKey) -> Option<&DesiredPin> {
+        let at = self.pins.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
+        Some(&self.pins[at].1)
     }
 }
 
@@ -250,12 +258,30 @@ pub(crate) fn load_observed(
     path: &Path,
     observer: &mut dyn LoadObserver,
 ) -> anyhow::Result<Manifest> {
-    let bytes = read_bounded(path)?;
-    observer.read(path, &bytes);
+    load_keeping(path, observer, false).map(|(manifest, _)| manifest)
+}
+
+/// [`load_observed`], keeping what [`LiveManifest`] needs to read an
+/// included file again alone.
+fn load_kept(
+    path: &Path,
+    observer: &mut dyn LoadObserver,
+) -> anyhow::Result<(Manifest, parse::Kept)> {
+    let (manifest, kept) = load_keeping(path, observer, true)?;
+    Ok((manifest, kept.expect("kept when asked")))
+}
+
+fn load_keeping(
+    path: &Path,
+    observer: &mut dyn LoadObserver,
+    keep: bool,
+) -> anyhow::Result<(Manifest, Option<parse::Kept>)> {
+    let (bytes, metadata) = read_bounded(path)?;
+    observer.read(path, &bytes, &metadata);
     let tree = parse::tree(path, &bytes, parse::Kind::Main)?;
     drop(bytes); // the tree owns its text; at 100,000 pins this is 13 MB
     let mut source = include::Disk { observer };
-    Ok(parse::walk(path, tree, &mut source)?)
+    Ok(parse::walk_keeping(path, tree, &mut source, keep)?)
 }
 
 /// The files `entries` of the manifest at `manifest` name now, as a load
@@ -272,7 +298,7 @@ pub(crate) fn included_files(manifest: &Path, entries: &[IncludeEntry]) -> Vec<P
 /// checked but not followed (for what only the main manifest says, such
 /// as `state:`).
 pub(crate) fn load_main(path: &Path) -> anyhow::Result<Manifest> {
-    let bytes = read_bounded(path)?;
+    let (bytes, _) = read_bounded(path)?;
     let tree = parse::tree(path, &bytes, parse::Kind::Main)?;
     drop(bytes);
     Ok(parse::walk(path, tree, &mut include::MainOnly)?)
@@ -280,13 +306,13 @@ pub(crate) fn load_main(path: &Path) -> anyhow::Result<Manifest> {
 
 /// Reads the file, refusing one over [`parse::MAX_MANIFEST_BYTES`] before
 /// reading it.
-fn read_bounded(path: &Path) -> anyhow::Result<Vec<u8>> {
+fn read_bounded(path: &Path) -> anyhow::Result<(Vec<u8>, std::fs::Metadata)> {
     use crate::file_io::{self, Bounded};
     let limit = parse::MAX_MANIFEST_BYTES as u64;
     match file_io::read_bounded(path, limit)
         .with_context(|| format!("read manifest {}", path.display()))?
     {
-        Bounded::Read(bytes) => Ok(bytes),
+        Bounded::Read(bytes, metadata) => Ok((bytes, metadata)),
         Bounded::TooLarge(size) => Err(Diagnostics::single(
             path,
             Position { line: 1, column: 1 },

@@ -65,9 +65,11 @@ pub(super) fn own_fields() -> Vec<&'static str> {
 
 /// Gives each pin without a `replication` of its own its provider's, so
 /// that a change to either shows as a change (`~`) of the pins it covers.
-fn default_replication(manifest: &mut Manifest) {
-    let defaults: BTreeMap<&str, super::Replication> = manifest
-        .providers
+fn default_replication(
+    providers: &BTreeMap<String, ProviderConfig>,
+    pins: &mut [(PinKey, DesiredPin)],
+) {
+    let defaults: BTreeMap<&str, super::Replication> = providers
         .iter()
         .filter_map(|(name, c)| {
             let field = c
@@ -82,7 +84,7 @@ fn default_replication(manifest: &mut Manifest) {
     if defaults.is_empty() {
         return;
     }
-    for (key, pin) in &mut manifest.pins {
+    for (key, pin) in pins {
         if pin.labels.replication.is_none() {
             pin.labels.replication = defaults.get(key.target.provider.as_str()).copied();
         }
@@ -216,20 +218,56 @@ pub(super) fn walk(
     root: Node,
     source: &mut dyn Source,
 ) -> Result<Manifest, Diagnostics> {
+    walk_keeping(path, root, source, false).map(|(manifest, _)| manifest)
+}
+
+/// What a load keeps to read an included file again alone (see
+/// [`included_pins`]): what the main manifest declares, and which file
+/// wrote each pin.
+pub(super) struct Kept {
+    pub(super) context: Context,
+    /// For each pin of the manifest, in order, the index of its file: 0
+    /// the main manifest, then its included files in order.
+    pub(super) owners: Vec<u32>,
+    /// The main manifest's include entries.
+    pub(super) entries: Vec<IncludeEntry>,
+}
+
+/// [`walk`], keeping what [`Kept`] holds when `keep` is set.
+pub(super) fn walk_keeping(
+    path: &Path,
+    root: Node,
+    source: &mut dyn Source,
+    keep: bool,
+) -> Result<(Manifest, Option<Kept>), Diagnostics> {
     let mut walker = Walker {
         files: vec![path.to_path_buf()],
         current: 0,
         problems: Vec::new(),
     };
-    let manifest = walker.manifest(root, source);
-    if walker.problems.is_empty() {
-        Ok(manifest)
-    } else {
-        walker.problems.sort_by_key(|(file, d)| (*file, d.position));
-        Err(Diagnostics(
-            walker.problems.into_iter().map(|(_, d)| d).collect(),
-        ))
-    }
+    let (manifest, kept) = walker.manifest(root, source, keep);
+    walker.result().map(|()| (manifest, kept))
+}
+
+/// The pins of one included file, `bytes` read from `path`, against what
+/// the main manifest declares (`kept` of its load): sorted by key, each
+/// key once, as a whole load would give them.
+pub(super) fn included_pins(
+    path: &Path,
+    bytes: &[u8],
+    context: &Context,
+    providers: &BTreeMap<String, ProviderConfig>,
+) -> Result<Vec<(PinKey, DesiredPin)>, Diagnostics> {
+    let mut walker = Walker {
+        files: vec![path.to_path_buf()],
+        current: 0,
+        problems: Vec::new(),
+    };
+    let mut found = Found::new();
+    walker.included_file(0, bytes, context, &mut found);
+    let (mut pins, _) = walker.finish_pins(found, false);
+    default_replication(providers, &mut pins);
+    walker.result().map(|()| pins)
 }
 
 fn load_error(path: &Path, text: &str, e: LoadError, kind: Kind) -> Diagnostics {
@@ -462,7 +500,7 @@ struct Place {
 type Found = Vec<(PinKey, DesiredPin, Place)>;
 
 /// What the main manifest declares that its included files' pins use.
-struct Context {
+pub(super) struct Context {
     /// Every declared provider, with its type when that is readable.
     declared: BTreeMap<String, Option<ProviderKind>>,
     defaults: Defaults,
@@ -484,6 +522,17 @@ impl Walker {
         ));
     }
 
+    /// Its problems, each file's in file order, if there are any.
+    fn result(mut self) -> Result<(), Diagnostics> {
+        if self.problems.is_empty() {
+            return Ok(());
+        }
+        self.problems.sort_by_key(|(file, d)| (*file, d.position));
+        Err(Diagnostics(
+            self.problems.into_iter().map(|(_, d)| d).collect(),
+        ))
+    }
+
     /// `file:line:col` of a place, as diagnostics print it.
     fn describe(&self, place: Place) -> String {
         format!(
@@ -498,7 +547,12 @@ impl Walker {
     /// pin is read: at 100,000 pins the tree and the model need not both
     /// be whole in memory at once. Included files are read after the
     /// manifest's own pins, one at a time, each tree freed before the next.
-    fn manifest(&mut self, root: Node, source: &mut dyn Source) -> Manifest {
+    fn manifest(
+        &mut self,
+        root: Node,
+        source: &mut dyn Source,
+        keep: bool,
+    ) -> (Manifest, Option<Kept>) {
         let mut manifest = Manifest {
             path: self.files[0].clone(),
             providers: BTreeMap::new(),
@@ -510,7 +564,7 @@ impl Walker {
         };
         let Node::Mapping(mut top) = root else {
             self.mapping(&root, "the manifest");
-            return manifest;
+            return (manifest, None);
         };
         let top = &mut top;
         if top.is_empty() {
@@ -519,7 +573,7 @@ impl Walker {
                 "the manifest is empty; it needs `version`, `providers` and `pins`",
             );
             source.included(&[], &[]);
-            return manifest;
+            return (manifest, None);
         }
         self.known_keys(top, MANIFEST_FIELDS, "the manifest");
         // What marks this manifest's requests on a Pinning Service.
@@ -610,6 +664,7 @@ impl Walker {
             }
         }
         let entries = includes.unwrap_or_default();
+        let context = Context { declared, defaults };
         if source.follows_includes() {
             let resolved = include::resolve(&self.files[0], &entries);
             for (at, message) in resolved.problems {
@@ -617,7 +672,6 @@ impl Walker {
             }
             let paths: Vec<PathBuf> = resolved.files.iter().map(|f| f.path.clone()).collect();
             source.included(&entries, &paths);
-            let context = Context { declared, defaults };
             let files = resolved
                 .files
                 .into_iter()
@@ -625,9 +679,15 @@ impl Walker {
             self.included_files(files, source, &context, &mut found);
             manifest.included = paths;
         }
-        manifest.pins = self.finish_pins(found);
-        default_replication(&mut manifest);
-        manifest
+        let (pins, owners) = self.finish_pins(found, keep);
+        manifest.pins = pins;
+        default_replication(&manifest.providers, &mut manifest.pins);
+        let kept = keep.then_some(Kept {
+            context,
+            owners,
+            entries,
+        });
+        (manifest, kept)
     }
 
     /// `include: [PATH_OR_GLOB, {path: PATH_OR_GLOB, optional: true}, ...]`.
@@ -1509,7 +1569,12 @@ impl Walker {
     /// Sorts the pins of every file by key, reports each key given more
     /// than once (in one file or in two) at its later places, naming the
     /// first, and keeps the first.
-    fn finish_pins(&mut self, mut found: Found) -> Vec<(PinKey, DesiredPin)> {
+    /// With `owners`, also the file of each pin kept, in the same order.
+    fn finish_pins(
+        &mut self,
+        mut found: Found,
+        owners: bool,
+    ) -> (Vec<(PinKey, DesiredPin)>, Vec<u32>) {
         // Among equal keys the first read comes first; duplicates meet as
         // neighbours and the list is built in one pass.
         super::pin_order::sort_by_key_then_position(&mut found);
@@ -1538,8 +1603,14 @@ impl Walker {
             }
         }
         found.truncate(kept);
+        let owners = if owners {
+            found.iter().map(|(_, _, place)| place.file).collect()
+        } else {
+            Vec::new()
+        };
         // Reuses the allocation: no second copy of 200,000 pins.
-        found.into_iter().map(|(key, pin, _)| (key, pin)).collect()
+        let pins = found.into_iter().map(|(key, pin, _)| (key, pin)).collect();
+        (pins, owners)
     }
 
     /// `origins: [multiaddr, ...]`.

@@ -21,8 +21,39 @@ pub(crate) struct Target {
 /// pins names a handful of targets, and each pin holds only pointers to
 /// their one copy. A thin pointer (to the interned `&str`), so that a
 /// target is two words: at two million keys each word is 16 MB.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Two names are equal when they are the same copy: a plan compares the
+/// targets of millions of keys, nearly all equal.
+#[derive(Clone, Copy, Eq)]
 pub(crate) struct Name(&'static &'static str);
+
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if self == other {
+            std::cmp::Ordering::Equal
+        } else {
+            self.0.cmp(other.0)
+        }
+    }
+}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Name {
     /// The one copy of `text`, made the first time it is seen. Names are

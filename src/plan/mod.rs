@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{CanonicalCid, Labels, Manifest, PinKey, ProviderConfig, Target};
+use crate::manifest::{CanonicalCid, DesiredPin, Labels, Manifest, PinKey, ProviderConfig, Target};
 use crate::state::{PinStatus, State};
 
 /// Version of the plan document (`--json`, `--out`).
@@ -184,12 +184,55 @@ impl Plan {
 
 /// Diffs the manifest against the state.
 pub fn plan(manifest: &Manifest, state: &State, options: PlanOptions) -> Plan {
+    let desired = manifest.pins.iter().map(|(k, v)| (k, v));
+    plan_of(manifest, state, options, desired, state.pins.iter(), 0)
+}
+
+/// [`plan`] of the pins `keys` (sorted) only: after an edit read file by
+/// file, those it touched (watch). The rest of the manifest is in sync
+/// with the state already, and is counted unchanged, so that the guards
+/// still weigh the whole manifest.
+pub(crate) fn plan_of_pins(
+    manifest: &Manifest,
+    state: &State,
+    options: PlanOptions,
+    keys: &[PinKey],
+) -> Plan {
+    let desired: Vec<(&PinKey, &DesiredPin)> = keys
+        .iter()
+        .filter_map(|k| Some((k, manifest.pin(k)?)))
+        .collect();
+    let recorded = keys.iter().filter_map(|k| Some((k, state.pins.get(k)?)));
+    let untouched = manifest.pins.len() - desired.len();
+    plan_of(
+        manifest,
+        state,
+        options,
+        desired.into_iter(),
+        recorded,
+        untouched,
+    )
+}
+
+/// Walks `desired` and `recorded` (each sorted by key) together into a
+/// plan; `untouched` more pins of the manifest are in sync.
+fn plan_of<'a>(
+    manifest: &Manifest,
+    state: &State,
+    options: PlanOptions,
+    desired: impl Iterator<Item = (&'a PinKey, &'a DesiredPin)>,
+    recorded: impl Iterator<Item = (&'a PinKey, &'a crate::state::PinRecord)>,
+    untouched: usize,
+) -> Plan {
     let prune = options.prune || manifest.prune;
-    let mut changes = Vec::with_capacity(manifest.pins.len());
+    let mut changes = Vec::with_capacity(manifest.pins.len() - untouched);
     let mut unpins = Vec::new();
-    let mut summary = Summary::default();
-    let mut desired = manifest.pins.iter().map(|(k, v)| (k, v)).peekable();
-    let mut recorded = state.pins.iter().peekable();
+    let mut summary = Summary {
+        unchanged: untouched,
+        ..Summary::default()
+    };
+    let mut desired = desired.peekable();
+    let mut recorded = recorded.peekable();
     // Both maps are sorted by key: walk them together, O(n + m).
     loop {
         let order = match (desired.peek(), recorded.peek()) {
@@ -682,6 +725,80 @@ mod tests {
             record.pin_id = Some(format!("id-{i}").into());
         }
         (pins, state)
+    }
+
+    /// A plan of some pins is the whole plan's changes of those pins, with
+    /// the rest of the manifest counted unchanged; its guards weigh the
+    /// whole manifest.
+    #[test]
+    fn a_plan_of_some_pins_is_the_whole_plan_of_those_pins() {
+        let (pins, state) = many(40, "aioz");
+        let mut rng = fastrand::Rng::with_seed(3);
+        for _ in 0..50 {
+            // Some pins dropped, some renamed, some added on arkive.
+            let mut edited = String::new();
+            for (i, pin) in pins.split("  - cid: ").skip(1).enumerate() {
+                match rng.u8(0..5) {
+                    0 => {}
+                    1 => edited += &format!("  - cid: {}    name: renamed\n", pin),
+                    2 => {
+                        edited += &format!(
+                            "  - cid: {}  - cid: {}    to: [arkive]\n",
+                            pin,
+                            pin.lines().next().unwrap().to_owned() + "\n"
+                        )
+                    }
+                    _ => edited += &format!("  - cid: {pin}"),
+                }
+                let _ = i;
+            }
+            let m = manifest(&edited);
+            let options = PlanOptions { prune: rng.bool() };
+            let whole = plan(&m, &state, options);
+            let mut keys: Vec<PinKey> = state.pins.keys().cloned().collect();
+            keys.extend(m.pins.iter().map(|(k, _)| k.clone()));
+            keys.sort();
+            keys.dedup();
+            keys.retain(|_| rng.bool());
+            let some = plan_of_pins(&m, &state, options, &keys);
+            let of_keys: Vec<&Change> = whole
+                .changes
+                .iter()
+                .filter(|c| keys.contains(&c.key()))
+                .collect();
+            assert_eq!(some.changes.iter().collect::<Vec<_>>(), of_keys);
+            let in_sync = m.pin_count()
+                - whole
+                    .changes
+                    .iter()
+                    .filter(|c| m.pin(&c.key()).is_some())
+                    .count();
+            assert_eq!(
+                some.summary.pin
+                    + some.summary.update
+                    + some.summary.repin
+                    + some.summary.unchanged,
+                m.pin_count()
+            );
+            assert_eq!(whole.summary.unchanged, in_sync);
+        }
+        // Emptied: refused as a whole plan is, whatever pins are planned.
+        let empty = manifest("  []\n");
+        let keys: Vec<PinKey> = state.pins.keys().take(3).cloned().collect();
+        let some = plan_of_pins(&empty, &state, PRUNE, &keys);
+        assert!(!guards(&some, &state, UnpinAllowance::default()).is_empty());
+        // Three of forty: not refused, as a whole plan of them is not.
+        let (mut fewer, _) = many(40, "aioz");
+        fewer = fewer
+            .split("  - cid: ")
+            .skip(4)
+            .map(|p| format!("  - cid: {p}"))
+            .collect();
+        let m = manifest(&fewer);
+        let some = plan_of_pins(&m, &state, PRUNE, &keys);
+        assert_eq!(some.summary.unpin, 3);
+        assert_eq!(some.summary.unchanged, 37);
+        assert!(guards(&some, &state, UnpinAllowance::default()).is_empty());
     }
 
     #[test]

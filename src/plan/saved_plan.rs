@@ -36,7 +36,7 @@ pub(crate) fn load(path: &Path) -> anyhow::Result<Plan> {
 
 fn read_bounded(path: &Path) -> anyhow::Result<Vec<u8>> {
     match file_io::read_bounded(path, MAX_PLAN_BYTES)? {
-        Bounded::Read(bytes) => Ok(bytes),
+        Bounded::Read(bytes, _) => Ok(bytes),
         Bounded::TooLarge(size) => bail!(
             "it is {size} bytes or more; the limit is {} MiB",
             MAX_PLAN_BYTES / (1024 * 1024)

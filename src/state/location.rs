@@ -72,7 +72,7 @@ fn pgpass_file() -> Option<PathBuf> {
 /// with a top-level `state:` line is parsed here, so the others are not
 /// read twice.
 fn manifest_state_url(manifest: &Path) -> anyhow::Result<Option<String>> {
-    let Ok(crate::file_io::Bounded::Read(text)) =
+    let Ok(crate::file_io::Bounded::Read(text, _)) =
         crate::file_io::read_bounded(manifest, manifest::MAX_MANIFEST_BYTES as u64)
     else {
         // Missing or too large: the manifest's own load says so.

@@ -21,7 +21,10 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::apply::{self, ApplyOptions, Halt, Outcome as PinOutcome, Progress};
-use crate::manifest::{self, Diagnostics, IncludeEntry, LoadObserver, Manifest, NotifyHook};
+use crate::manifest::{
+    self, Diagnostics, IncludeEntry, LiveManifest, LoadObserver, Manifest, ManifestUpdate,
+    NotifyHook, PinKey,
+};
 use crate::notify::{Notice, Notifier};
 use crate::plan::{self, Change};
 use crate::provider::{HttpSettings, ProviderError};
@@ -65,11 +68,12 @@ struct Reconciler<'a> {
     manifest_path: &'a Path,
     ws: &'a crate::ops::Workspace,
     state: Option<State>,
-    last_good: Option<Manifest>,
-    /// The text of each file of the manifest at the last reconcile (the
-    /// manifest and the files it includes), to log what changed; `None`
-    /// before the first.
-    last_texts: Option<BTreeMap<PathBuf, String>>,
+    /// The last good manifest, kept up to date file by file.
+    live: Option<LiveManifest>,
+    /// The main manifest's text at the last reconcile, to log its changed
+    /// lines; `None` before the first. Included files' changes are logged
+    /// pin by pin, from the model: their text is not kept.
+    main_text: Option<String>,
     /// The manifest's include entries as last read.
     includes: Vec<IncludeEntry>,
     files: FileWatch,
@@ -110,8 +114,8 @@ pub(crate) async fn watch(
         manifest_path,
         ws,
         state: Some(state),
-        last_good: None,
-        last_texts: None,
+        live: None,
+        main_text: None,
         includes: Vec::new(),
         files,
         last_success_at: None,
@@ -277,65 +281,35 @@ impl FileWatch {
     }
 }
 
-/// Logs what changed in each file a load reads, as it reads it, and keeps
-/// the texts for the next time.
-struct DiffLog<'a> {
+/// Logs the lines of the main manifest that changed since the last load,
+/// and keeps its text for the next; notes what `include:` expanded to.
+struct MainDiff<'a> {
     log: EventLog,
-    texts: &'a mut BTreeMap<PathBuf, String>,
-    /// At the first load there is nothing to compare with.
-    first: bool,
+    path: &'a Path,
+    text: &'a mut Option<String>,
     /// What `include:` expanded to, when the load got that far.
     included: Option<(Vec<IncludeEntry>, Vec<PathBuf>)>,
 }
 
-impl DiffLog<'_> {
-    fn log_diff(&self, path: &Path, old: &str, new: &str) {
-        let diff = manifest_diff::ManifestDiff::between(old, new);
-        if diff.is_empty() {
+impl LoadObserver for MainDiff<'_> {
+    fn read(&mut self, path: &Path, bytes: &[u8], _: &std::fs::Metadata) {
+        if path != self.path {
             return;
         }
-        let file = path.display().to_string();
-        self.log.event(
-            Level::Info,
-            "manifest_diff",
-            &format!("{file}: +{} -{} lines", diff.added, diff.removed),
-            json!({"file": file, "added": diff.added, "removed": diff.removed, "lines": diff.lines}),
-        );
-    }
-
-    /// After the load: the files no longer included are logged as removed
-    /// and forgotten.
-    fn finish(&mut self, manifest: &Path) {
-        let Some((_, files)) = &self.included else {
-            return; // the include list is unknown: nothing is known gone
-        };
-        let gone: Vec<PathBuf> = self
-            .texts
-            .keys()
-            .filter(|p| p.as_path() != manifest && !files.contains(p))
-            .cloned()
-            .collect();
-        for path in gone {
-            if let Some(old) = self.texts.remove(&path)
-                && !self.first
-            {
-                self.log_diff(&path, &old, "");
+        let text = String::from_utf8_lossy(bytes);
+        if let Some(old) = self.text.as_deref() {
+            let diff = manifest_diff::ManifestDiff::between(old, &text);
+            if !diff.is_empty() {
+                let file = path.display().to_string();
+                self.log.event(
+                    Level::Info,
+                    "manifest_diff",
+                    &format!("{file}: +{} -{} lines", diff.added, diff.removed),
+                    json!({"file": file, "added": diff.added, "removed": diff.removed, "lines": diff.lines}),
+                );
             }
         }
-    }
-}
-
-impl LoadObserver for DiffLog<'_> {
-    fn read(&mut self, path: &Path, bytes: &[u8]) {
-        let text = String::from_utf8_lossy(bytes);
-        let old = self.texts.get(path);
-        if old.is_some_and(|old| *old == text) {
-            return;
-        }
-        if !self.first {
-            self.log_diff(path, old.map_or("", String::as_str), &text);
-        }
-        self.texts.insert(path.to_path_buf(), text.into_owned());
+        *self.text = Some(text.into_owned());
     }
 
     fn included(&mut self, entries: &[IncludeEntry], files: &[PathBuf]) {
@@ -350,11 +324,8 @@ impl Reconciler<'_> {
                 .event(Level::Info, trigger.as_str(), "reconciling", json!({}));
         }
         let loaded = self.load();
-        let (result, error) = match loaded {
-            Ok(m) => {
-                self.last_good = Some(m);
-                (None, None)
-            }
+        let (result, error, update) = match loaded {
+            Ok(update) => (None, None, update),
             Err(e) => {
                 match e.downcast_ref::<Diagnostics>() {
                     Some(diags) => {
@@ -374,21 +345,17 @@ impl Reconciler<'_> {
                         json!({}),
                     ),
                 }
-                let kept = if self.last_good.is_some() {
+                let kept = if self.live.is_some() {
                     "keeping the last good manifest in force"
                 } else {
                     "no good manifest yet; waiting for the next save"
                 };
                 self.log
                     .event(Level::Warn, "invalid_manifest", kept, json!({}));
-                (Some(Outcome::InvalidManifest), Some(format!("{e:#}")))
+                (Some(Outcome::InvalidManifest), Some(format!("{e:#}")), None)
             }
         };
-        if let Some(manifest) = &self.last_good {
-            let hooks = manifest.notify.clone();
-            self.update_notifier(hooks);
-        }
-        let Some(manifest) = self.last_good.clone() else {
+        let Some(live) = self.live.take() else {
             self.write_status(
                 result.unwrap_or(Outcome::Error),
                 &apply::Report::default(),
@@ -398,9 +365,42 @@ impl Reconciler<'_> {
             );
             return Ok(());
         };
+        // After an edit that was read file by file, when all was in sync
+        // before it, only the pins it touched can have changes.
+        let only = update
+            .as_ref()
+            .filter(|u| {
+                !u.reloaded
+                    && matches!(trigger, Trigger::Change)
+                    && self.last_outcome == Some(Outcome::Ok)
+                    && !self.drifted
+            })
+            .map(|u| u.touched.as_slice());
+        let ran = self
+            .reconcile_manifest(live.manifest(), only, result, error)
+            .await;
+        self.live = Some(live);
+        ran
+    }
+
+    /// Plans `manifest` (the pins `only` names, if given) and applies
+    /// the plan; `result` and `error` say why the manifest in force is not
+    /// the one on disk.
+    async fn reconcile_manifest(
+        &mut self,
+        manifest: &Manifest,
+        only: Option<&[PinKey]>,
+        result: Option<Outcome>,
+        error: Option<String>,
+    ) -> anyhow::Result<()> {
+        self.update_notifier(manifest.notify.clone());
         let state = self.state.take().expect("state is put back after each run");
         // Watch prunes only when the manifest says `prune: true`.
-        let plan = plan::plan(&manifest, &state, plan::PlanOptions::default());
+        let options = plan::PlanOptions::default();
+        let plan = match only {
+            Some(keys) => plan::plan_of_pins(manifest, &state, options, keys),
+            None => plan::plan(manifest, &state, options),
+        };
         let s = plan.summary;
         self.log.event(
             Level::Info,
@@ -619,22 +619,40 @@ impl Reconciler<'_> {
         }
     }
 
-    /// Loads the manifest, logging the lines of each of its files that
-    /// changed since the last reconcile (a log reader sees what a save or
-    /// a `git pull` brought), then watches the files it includes now.
-    fn load(&mut self) -> anyhow::Result<Manifest> {
-        let first = self.last_texts.is_none();
-        let mut texts = self.last_texts.take().unwrap_or_default();
-        let mut observer = DiffLog {
+    /// Brings the manifest up to date (loading it whole the first time),
+    /// logging what changed: the main manifest's lines, the included
+    /// files' pins (a log reader sees what a save or a `git pull`
+    /// brought); then watches the files it includes now. `None` at the
+    /// first load.
+    fn load(&mut self) -> anyhow::Result<Option<ManifestUpdate>> {
+        let mut observer = MainDiff {
             log: self.log,
-            texts: &mut texts,
-            first,
+            path: self.manifest_path,
+            text: &mut self.main_text,
             included: None,
         };
-        let loaded = manifest::load_observed(self.manifest_path, &mut observer);
-        observer.finish(self.manifest_path);
+        let loaded = if let Some(live) = self.live.as_mut() {
+            live.update(&mut observer).map(Some)
+        } else {
+            LiveManifest::load(self.manifest_path, &mut observer).map(|live| {
+                self.live = Some(live);
+                None
+            })
+        };
         let included = observer.included.take();
-        self.last_texts = Some(texts);
+        let diffs = loaded.iter().flatten().flat_map(|u| &u.files);
+        for diff in diffs.filter(|d| d.path != self.manifest_path) {
+            let file = diff.path.display().to_string();
+            self.log.event(
+                Level::Info,
+                "manifest_diff",
+                &format!(
+                    "{file}: +{} -{} ~{} pins",
+                    diff.added, diff.removed, diff.changed
+                ),
+                json!({"file": file, "pins_added": diff.added, "pins_removed": diff.removed, "pins_changed": diff.changed, "lines": diff.lines}),
+            );
+        }
         // Without a readable manifest the last include list stays watched.
         let seen = included.map(|(entries, files)| {
             self.includes = entries;

@@ -254,11 +254,7 @@ fn watch_prunes_only_with_prune_true_and_a_refused_plan_is_blocked() {
     p.write_manifest(&emu, &eleven);
     wait_until(Duration::from_secs(30), "the orphan recorded", || {
         status(&p).is_some_and(|s| s["last_result"] == "ok")
-            && p.state()["pins"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|x| x["status"] == "orphaned")
+            && p.listed_pins().iter().any(|x| x["status"] == "orphaned")
     });
     assert_eq!(emu.pins().len(), 12);
     // With it, the dropped pin is unpinned.
