@@ -566,7 +566,7 @@ fn move_plan() -> (Plan, State) {
         state.record(StoredPin {
             key: key.clone(),
             record: PinRecord {
-                cid_as_pinned: pin.cid_as_written.clone(),
+                cid_as_pinned: pin.cid_as_written().map(Into::into),
                 labels: pin.labels.clone(),
                 pin_id: None,
                 pinned_at: "2026-12-01T00:00:00Z".into(),

@@ -96,12 +96,86 @@ pub(crate) struct Labels {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) name: Option<String>,
     /// String metadata, sent where the provider takes it.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub(crate) meta: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Meta::is_empty")]
+    pub(crate) meta: Meta,
     /// How many peers pin it, on a type that pins on several (ipfs-cluster):
     /// the pin's own `replication`, else its provider's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) replication: Option<Replication>,
+}
+
+/// A pin's string metadata. Most pins have none, and at four million
+/// labels (a million pins on two targets, in the manifest and the state)
+/// a map inline would cost 64 MB more than one word each.
+#[derive(Clone, Default)]
+// Boxed so that no map is one word, not three.
+#[allow(clippy::box_collection)]
+pub(crate) struct Meta(Option<Box<BTreeMap<String, String>>>);
+
+impl Meta {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl std::ops::Deref for Meta {
+    type Target = BTreeMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        self.0.as_deref().unwrap_or(&EMPTY)
+    }
+}
+
+impl From<BTreeMap<String, String>> for Meta {
+    fn from(map: BTreeMap<String, String>) -> Self {
+        Self((!map.is_empty()).then(|| Box::new(map)))
+    }
+}
+
+impl<const N: usize> From<[(String, String); N]> for Meta {
+    fn from(items: [(String, String); N]) -> Self {
+        BTreeMap::from(items).into()
+    }
+}
+
+impl FromIterator<(String, String)> for Meta {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(items: I) -> Self {
+        BTreeMap::from_iter(items).into()
+    }
+}
+
+impl<'a> IntoIterator for &'a Meta {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, String>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl PartialEq for Meta {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Meta {}
+
+impl std::fmt::Debug for Meta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl serde::Serialize for Meta {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Meta {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BTreeMap::deserialize(d).map(Self::from)
+    }
 }
 
 /// How many peers pin a CID: at least `min`, at most `max` (`None`: the
@@ -187,20 +261,52 @@ impl Labels {
 /// One pin the manifest wants on one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DesiredPin {
+    pub(crate) labels: Labels,
+    /// What few pins give, boxed: at two million pins (a million on two
+    /// targets) its fields inline would cost 64 MB.
+    rare: Option<Box<Rare>>,
+}
+
+/// The fields of a [`DesiredPin`] that most pins leave out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rare {
     /// The CID as the manifest writes it, where that is not its canonical
     /// text (see [`DesiredPin::sent_cid`]).
-    pub(crate) cid_as_written: Option<Box<str>>,
-    pub(crate) labels: Labels,
+    cid_as_written: Option<Box<str>>,
     /// Multiaddrs known to provide the data, sent where the API takes them
     /// (the Pinning Service API's `origins`). A hint for fetching, not a
     /// label: a change to them alone changes nothing already pinned.
-    pub(crate) origins: Vec<String>,
+    origins: Vec<String>,
 }
 
 impl DesiredPin {
+    pub(crate) fn new(
+        labels: Labels,
+        cid_as_written: Option<Box<str>>,
+        origins: Vec<String>,
+    ) -> Self {
+        let rare = (cid_as_written.is_some() || !origins.is_empty()).then(|| {
+            Box::new(Rare {
+                cid_as_written,
+                origins,
+            })
+        });
+        Self { labels, rare }
+    }
+
+    /// The CID as the manifest writes it, where that is not its canonical text.
+    pub(crate) fn cid_as_written(&self) -> Option<&str> {
+        self.rare.as_ref()?.cid_as_written.as_deref()
+    }
+
+    /// The multiaddrs the manifest gives as providing the data.
+    pub(crate) fn origins(&self) -> &[String] {
+        self.rare.as_ref().map_or(&[], |r| &r.origins)
+    }
+
     /// The CID providers receive for the pin `key`: as the manifest wrote it.
     pub(crate) fn sent_cid(&self, key: &PinKey) -> std::borrow::Cow<'_, str> {
-        match &self.cid_as_written {
+        match self.cid_as_written() {
             Some(written) => std::borrow::Cow::Borrowed(written),
             None => std::borrow::Cow::Owned(key.cid.to_string()),
         }

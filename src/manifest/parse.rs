@@ -1548,7 +1548,7 @@ impl Walker {
             let replication = replication.map(|(r, _)| r);
             let labels = Labels {
                 name,
-                meta,
+                meta: meta.into(),
                 replication,
             };
             for t in targets {
@@ -1556,11 +1556,11 @@ impl Walker {
                     target: t.target.clone(),
                     cid: cid.canonical().to_owned(),
                 };
-                let pin = DesiredPin {
-                    cid_as_written: cid.written_if_not_canonical().map(Into::into),
-                    labels: labels.clone(),
-                    origins: origins.clone(),
-                };
+                let pin = DesiredPin::new(
+                    labels.clone(),
+                    cid.written_if_not_canonical().map(Into::into),
+                    origins.clone(),
+                );
                 found.push((key, pin, place));
             }
         }

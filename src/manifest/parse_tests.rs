@@ -1145,17 +1145,20 @@ fn a_good_manifest_gives_the_model() {
         },
         cid: cid.into(),
     };
-    let pin = |cid: &str, name: Option<&str>, meta: &[(&str, &str)]| DesiredPin {
-        cid_as_written: (!cid.starts_with('b')).then(|| cid.into()),
-        labels: Labels {
+    let pin = |cid: &str, name: Option<&str>, meta: &[(&str, &str)]| {
+        let labels = Labels {
             name: name.map(Into::into),
             meta: meta
                 .iter()
                 .map(|&(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             replication: None,
-        },
-        origins: Vec::new(),
+        };
+        DesiredPin::new(
+            labels,
+            (!cid.starts_with('b')).then(|| cid.into()),
+            Vec::new(),
+        )
     };
     let homepage = pin(V0, Some("homepage"), &[]);
     let docs = pin(OTHER, Some("docs: v2"), &[("build", "42"), ("team", "web")]);

@@ -246,7 +246,7 @@ fn plan_of<'a>(
                 let (key, pin) = desired.next().expect("peeked");
                 summary.pin += 1;
                 changes.push(Change {
-                    origins: pin.origins.clone(),
+                    origins: pin.origins().to_vec(),
                     ..Change::new(Action::Pin, key, &pin.sent_cid(key), &pin.labels)
                 });
             }
@@ -298,7 +298,7 @@ fn plan_of<'a>(
                             .filter(|_| failed && !record.foreign)
                             .map(Into::into),
                         reason: Some(format!("{reason} (checked {})", observed.at)),
-                        origins: pin.origins.clone(),
+                        origins: pin.origins().to_vec(),
                         ..Change::new(Action::Repin, key, &pin.sent_cid(key), &pin.labels)
                     });
                     continue;
@@ -324,7 +324,7 @@ fn plan_of<'a>(
                         foreign(manifest.providers.get(key.target.provider.as_str()))
                             + "; its labels there are left as they are"
                     }),
-                    origins: pin.origins.clone(),
+                    origins: pin.origins().to_vec(),
                     ..Change::new(Action::Update, key, &record.sent_cid(key), &pin.labels)
                 });
             }
@@ -550,7 +550,7 @@ mod tests {
         for (key, pin) in &m.pins {
             state.pins.insert(
                 key.clone(),
-                record(pin.cid_as_written.clone(), pin.labels.clone()),
+                record(pin.cid_as_written().map(Into::into), pin.labels.clone()),
             );
         }
         state

@@ -306,7 +306,7 @@ impl<'de> Deserialize<'de> for StoredPin {
                 cid_as_pinned,
                 labels: Labels {
                     name: f.name,
-                    meta: f.meta,
+                    meta: f.meta.into(),
                     replication: f.replication,
                 },
                 pin_id: f.pin_id,

@@ -433,7 +433,7 @@ mod tests {
             cid_as_pinned: None,
             labels: Labels {
                 name: Some(format!("p{n}")),
-                meta: BTreeMap::new(),
+                meta: Default::default(),
                 replication: None,
             },
             pin_id: None,
@@ -456,9 +456,9 @@ mod tests {
     fn a_record_and_an_entry_stay_small() {
         // Two million of each in a state of a million pins on two targets;
         // 8 bytes of a record are the replication an ipfs-cluster pin keeps.
-        assert_eq!(size_of::<PinRecord>(), 120);
+        assert_eq!(size_of::<PinRecord>(), 104);
         assert_eq!(size_of::<PinKey>(), 56);
-        assert_eq!(size_of::<Entry>(), 176);
+        assert_eq!(size_of::<Entry>(), 160);
     }
 
     #[test]

@@ -24,7 +24,7 @@ fn change(action: Action, cluster: Option<&str>, cid: &str, name: Option<&str>) 
         canonical_cid: cid.into(),
         labels: Labels {
             name: name.map(Into::into),
-            meta: BTreeMap::new(),
+            meta: Default::default(),
             replication: None,
         },
         origins: Vec::new(),
@@ -41,7 +41,7 @@ fn each_action_is_one_aligned_line_then_the_summary() {
     renamed.previous = Some(Previous {
         labels: Labels {
             name: Some("old".into()),
-            meta: BTreeMap::new(),
+            meta: Default::default(),
             replication: None,
         },
         status: PinStatus::Orphaned,
@@ -85,7 +85,7 @@ fn the_markdown_plan_is_a_table_with_full_cids_and_the_guards() {
     renamed.previous = Some(Previous {
         labels: Labels {
             name: Some("old".into()),
-            meta: BTreeMap::new(),
+            meta: Default::default(),
             replication: None,
         },
         status: PinStatus::Managed,

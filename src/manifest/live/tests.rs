@@ -350,15 +350,15 @@ fn merging_in_place_keeps_the_order_and_each_pin_s_file() {
         },
         cid: crate::manifest::CanonicalCid::for_test(&cid(n)),
     };
-    let pin = DesiredPin {
-        cid_as_written: None,
-        labels: crate::manifest::Labels {
+    let pin = DesiredPin::new(
+        crate::manifest::Labels {
             name: None,
             meta: Default::default(),
             replication: None,
         },
-        origins: Vec::new(),
-    };
+        None,
+        Vec::new(),
+    );
     let mut rng = fastrand::Rng::with_seed(7);
     for _ in 0..200 {
         let mut all: Vec<u64> = (0..rng.u64(0..40)).map(|_| rng.u64(0..1000)).collect();
@@ -389,4 +389,14 @@ fn merging_in_place_keeps_the_order_and_each_pin_s_file() {
         let keys: Vec<PinKey> = items.into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, expected.into_iter().map(key).collect::<Vec<_>>());
     }
+}
+
+/// What a pin of the model costs inline: at two million pins each word is
+/// 16 MB.
+#[test]
+#[cfg(target_pointer_width = "64")]
+fn a_pin_of_the_model_is_thirteen_words() {
+    assert_eq!(size_of::<crate::manifest::Labels>(), 40);
+    assert_eq!(size_of::<DesiredPin>(), 48);
+    assert_eq!(size_of::<(PinKey, DesiredPin)>(), 104);
 }
