@@ -97,7 +97,11 @@ pub(crate) fn adopt(
                 // manifest that names it otherwise shows as `~`);
                 // what it does not report is taken as the manifest's.
                 labels: Labels {
-                    name: pin.name.clone().or_else(|| wanted_labels.name.clone()),
+                    name: pin
+                        .name
+                        .as_deref()
+                        .map(Into::into)
+                        .or_else(|| wanted_labels.name.clone()),
                     meta: wanted_labels.meta.clone(),
                     replication: None,
                 },

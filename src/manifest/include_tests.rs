@@ -82,7 +82,7 @@ fn pins(m: &Manifest) -> Vec<(String, String, Option<String>)> {
             (
                 k.target.to_string(),
                 p.sent_cid(k).into_owned(),
-                p.labels.name.clone(),
+                p.labels.name.as_deref().map(str::to_owned),
             )
         })
         .collect();

@@ -1547,7 +1547,7 @@ impl Walker {
             }
             let replication = replication.map(|(r, _)| r);
             let labels = Labels {
-                name,
+                name: name.map(Into::into),
                 meta: meta.into(),
                 replication,
             };

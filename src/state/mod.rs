@@ -305,7 +305,7 @@ impl<'de> Deserialize<'de> for StoredPin {
             record: PinRecord {
                 cid_as_pinned,
                 labels: Labels {
-                    name: f.name,
+                    name: f.name.map(Into::into),
                     meta: f.meta.into(),
                     replication: f.replication,
                 },

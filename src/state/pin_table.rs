@@ -432,7 +432,7 @@ mod tests {
         PinRecord {
             cid_as_pinned: None,
             labels: Labels {
-                name: Some(format!("p{n}")),
+                name: Some(format!("p{n}").into()),
                 meta: Default::default(),
                 replication: None,
             },
@@ -456,9 +456,9 @@ mod tests {
     fn a_record_and_an_entry_stay_small() {
         // Two million of each in a state of a million pins on two targets;
         // 8 bytes of a record are the replication an ipfs-cluster pin keeps.
-        assert_eq!(size_of::<PinRecord>(), 104);
+        assert_eq!(size_of::<PinRecord>(), 96);
         assert_eq!(size_of::<PinKey>(), 56);
-        assert_eq!(size_of::<Entry>(), 160);
+        assert_eq!(size_of::<Entry>(), 152);
     }
 
     #[test]

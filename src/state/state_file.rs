@@ -416,7 +416,7 @@ mod tests {
             record: PinRecord {
                 cid_as_pinned: Some(format!("Qm{n}").into()),
                 labels: Labels {
-                    name: Some(format!("p{n}")),
+                    name: Some(format!("p{n}").into()),
                     meta: [("team".to_string(), "web".to_string())].into(),
                     replication: None,
                 },

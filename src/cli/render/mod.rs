@@ -488,7 +488,7 @@ pub(crate) fn state_list(state: &State) -> String {
             [
                 key.target.to_string(),
                 r.sent_cid(key).into_owned(),
-                r.labels.name.clone().unwrap_or_else(|| "-".into()),
+                r.labels.name.as_deref().unwrap_or("-").to_owned(),
                 r.pin_id.as_deref().unwrap_or("-").to_owned(),
                 match r.status {
                     PinStatus::Managed => "managed".into(),

@@ -395,8 +395,8 @@ fn merging_in_place_keeps_the_order_and_each_pin_s_file() {
 /// 16 MB.
 #[test]
 #[cfg(target_pointer_width = "64")]
-fn a_pin_of_the_model_is_thirteen_words() {
-    assert_eq!(size_of::<crate::manifest::Labels>(), 40);
-    assert_eq!(size_of::<DesiredPin>(), 48);
-    assert_eq!(size_of::<(PinKey, DesiredPin)>(), 104);
+fn a_pin_of_the_model_is_twelve_words() {
+    assert_eq!(size_of::<crate::manifest::Labels>(), 32);
+    assert_eq!(size_of::<DesiredPin>(), 40);
+    assert_eq!(size_of::<(PinKey, DesiredPin)>(), 96);
 }
