@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
-use std::hash::Hasher as _;
+use std::hash::BuildHasher as _;
 use std::path::{Path, PathBuf};
 
 use super::include::{self, IncludeEntry, LoadObserver};
@@ -132,10 +132,13 @@ fn read_file(path: &Path) -> Option<(Vec<u8>, fs::Metadata)> {
     }
 }
 
+/// The hash a file is known by between looks. Keyed at random for the
+/// process: whoever writes an included file cannot make an edit hash as
+/// the text it replaces, and so go unseen.
 fn hash(bytes: &[u8]) -> u64 {
-    let mut hasher = std::hash::DefaultHasher::new();
-    hasher.write(bytes);
-    hasher.finish()
+    static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    KEYS.get_or_init(std::hash::RandomState::new)
+        .hash_one(bytes)
 }
 
 /// What an update changed.

@@ -92,10 +92,12 @@ pub(crate) struct StateConfig {
 /// What the manifest asks for on one target.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Labels {
-    /// Human name sent to the provider (boxed, not a `String`: a word
-    /// less in each of millions).
+    /// Human name sent to the provider. Shared, not a `String`: a word
+    /// less in each of millions of labels, and one copy for a pin's
+    /// targets and its records in the state (see
+    /// [`crate::state::State::share_names`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) name: Option<Box<str>>,
+    pub(crate) name: Option<std::sync::Arc<str>>,
     /// String metadata, sent where the provider takes it.
     #[serde(default, skip_serializing_if = "Meta::is_empty")]
     pub(crate) meta: Meta,

@@ -29,6 +29,40 @@ use crate::manifest::PinKey;
 #[serde(deny_unknown_fields)]
 struct Header {
     journal_for_lineage: String,
+    /// The serial of the state it was started on: a state file older than
+    /// that (restored from elsewhere, or deleted) is not the one it
+    /// continues. Absent from journals written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    on_serial: Option<u64>,
+}
+
+/// What the first line of a journal says.
+enum FirstLine {
+    Header(Header),
+    /// It never landed whole (no newline, or garbage with nothing after
+    /// it): nothing was journaled.
+    Torn,
+}
+
+impl FirstLine {
+    /// `line` with its newline if it has one; `more` whether anything
+    /// follows it.
+    fn read(line: &[u8], more: bool) -> Result<Self, String> {
+        let Some(text) = line.strip_suffix(b"\n") else {
+            return if more {
+                Err(format!(
+                    "its first line is longer than {MAX_HEADER_BYTES} bytes"
+                ))
+            } else {
+                Ok(Self::Torn)
+            };
+        };
+        match serde_json::from_slice(text) {
+            Ok(header) => Ok(Self::Header(header)),
+            Err(_) if !more => Ok(Self::Torn),
+            Err(e) => Err(format!("bad header: {e}")),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -60,6 +94,7 @@ impl Journal {
             .map_err(StateFileError::io("create journal", path))?;
         let mut line = serde_json::to_vec(&Header {
             journal_for_lineage: state.lineage.clone(),
+            on_serial: Some(state.serial),
         })
         .expect("header serialises");
         line.push(b'\n');
@@ -86,25 +121,23 @@ impl Journal {
         BufReader::new((&mut file).take(MAX_HEADER_BYTES))
             .read_until(b'\n', &mut first)
             .map_err(io("read journal"))?;
-        if first.last() != Some(&b'\n') {
-            // The header never landed whole, so no batch did either.
-            drop(file);
-            fs::remove_file(path).map_err(io("remove journal"))?;
-            return Self::create(path, state);
-        }
-        let header: Header =
-            serde_json::from_slice(&first).map_err(|e| StateFileError::Corrupt {
-                path: path.to_path_buf(),
-                reason: format!("bad header: {e}"),
-            })?;
+        let more = file.metadata().map_err(io("read journal"))?.len() > first.len() as u64;
+        let header = match FirstLine::read(&first, more).map_err(|r| corrupt_journal(path, r))? {
+            FirstLine::Header(header) => header,
+            FirstLine::Torn => {
+                drop(file);
+                fs::remove_file(path).map_err(io("remove journal"))?;
+                return Self::create(path, state);
+            }
+        };
         if header.journal_for_lineage != state.lineage {
-            return Err(StateFileError::Corrupt {
-                path: path.to_path_buf(),
-                reason: format!(
+            return Err(corrupt_journal(
+                path,
+                format!(
                     "it belongs to state lineage {}, not {}",
                     header.journal_for_lineage, state.lineage
                 ),
-            });
+            ));
         }
         let whole = end_of_replayed(&mut file, first.len() as u64).map_err(io("read journal"))?;
         if file.metadata().map_err(io("read journal"))?.len() != whole {
@@ -162,20 +195,41 @@ impl Journal {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(StateFileError::io("read journal", path)(e)),
         };
-        let corrupt = |reason: String| StateFileError::Corrupt {
-            path: path.to_path_buf(),
-            reason,
-        };
+        let corrupt = |reason: String| corrupt_journal(path, reason);
         let mut lines = Lines(BufReader::new(file)).peekable();
         let read = |line: Option<io::Result<Vec<u8>>>| {
             line.transpose()
                 .map_err(StateFileError::io("read journal", path))
         };
-        let Some(first) = read(lines.next())? else {
+        let Some(mut first) = read(lines.next())? else {
             return Ok(()); // created but the header never landed
         };
-        let header: Header =
-            serde_json::from_slice(&first).map_err(|e| corrupt(format!("bad header: {e}")))?;
+        if first.len() as u64 >= MAX_HEADER_BYTES {
+            return Err(corrupt(format!(
+                "its first line is longer than {MAX_HEADER_BYTES} bytes"
+            )));
+        }
+        first.push(b'\n');
+        let more = lines.peek().is_some();
+        let header = match FirstLine::read(&first, more).map_err(corrupt)? {
+            FirstLine::Header(header) => header,
+            FirstLine::Torn => return Ok(()),
+        };
+        match header.on_serial {
+            Some(on) if !state_file_exists && on > 0 => {
+                return Err(corrupt(format!(
+                    "it continues the state at serial {on}, and there is no state file"
+                )));
+            }
+            Some(on) if state_file_exists && state.serial < on => {
+                return Err(corrupt(format!(
+                    "it continues the state at serial {on}, and the state file is at serial {}: \
+                     an older state file than the one it was started on",
+                    state.serial
+                )));
+            }
+            _ => {}
+        }
         if !state_file_exists {
             // The first apply on a new state crashed before its first full
             // write: the journal carries the lineage.
@@ -225,6 +279,17 @@ impl Journal {
     }
 }
 
+/// An unreadable journal, named with the state file it belongs to.
+fn corrupt_journal(path: &Path, reason: String) -> StateFileError {
+    let name = path.to_string_lossy();
+    let state = name.strip_suffix(".journal").unwrap_or(&name);
+    StateFileError::CorruptJournal {
+        path: path.to_path_buf(),
+        state: PathBuf::from(state),
+        reason,
+    }
+}
+
 /// Longest header line read: a lineage is a UUID.
 const MAX_HEADER_BYTES: u64 = 4096;
 
@@ -255,7 +320,8 @@ fn end_of_replayed(file: &mut File, header: u64) -> io::Result<u64> {
         return Ok(header);
     }
     let start = newline_before(file, end - 1)?.map_or(0, |i| i + 1);
-    let mut line = vec![0; usize::try_from(end - 1 - start).unwrap_or(usize::MAX)];
+    let length = usize::try_from(end - 1 - start).map_err(io::Error::other)?;
+    let mut line = vec![0; length];
     file.seek(SeekFrom::Start(start))?;
     file.read_exact(&mut line)?;
     Ok(if serde_json::from_slice::<Batch>(&line).is_ok() {

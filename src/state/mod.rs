@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{CanonicalCid, Labels, Name, PinKey, Replication};
+use crate::manifest::{CanonicalCid, Labels, Manifest, Name, PinKey, Replication};
 
 pub(crate) use journal::Journal;
 pub(crate) use location::StateLocation;
@@ -157,6 +157,25 @@ impl State {
     /// A state that was never written: no lineage, serial 0, no pins.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Makes each record whose name is the manifest's for the same pin
+    /// hold the manifest's copy, freeing its own: `watch` keeps both for
+    /// its whole life, and at a million pins on two targets the state's
+    /// names alone are 2,000,000 allocations.
+    pub(crate) fn share_names(&mut self, manifest: &Manifest) {
+        let mut wanted = manifest.pins.iter().peekable();
+        for (key, record) in self.pins.iter_mut() {
+            while wanted.next_if(|(k, _)| k < key).is_some() {}
+            let Some((_, pin)) = wanted.next_if(|(k, _)| k == key) else {
+                continue;
+            };
+            if let (Some(ours), Some(theirs)) = (&mut record.labels.name, &pin.labels.name)
+                && ours == theirs
+            {
+                *ours = theirs.clone();
+            }
+        }
     }
 
     /// Gives a state that was never written its lineage, before its first write.
@@ -335,4 +354,60 @@ fn new_lineage() -> String {
 /// Current time in RFC 3339 with seconds, UTC.
 pub(crate) fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn a_record_named_as_the_manifest_names_its_pin_shares_the_manifest_s_name() {
+        let text = "version: 1\nproviders:\n  aioz:\n    type: aioz\n    api_key: ${K}\n    secret_key: ${S}\n  arkive:\n    type: pinarkive\n    api_key: ${P}\ndefaults:\n  to: [aioz, arkive]\npins:\n  - cid: bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi\n    name: docs\n  - cid: QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG\n    name: home\n";
+        let manifest =
+            crate::manifest::parse(std::path::Path::new("pins.yaml"), text.as_bytes()).unwrap();
+        let mut state = State::new();
+        for (i, (key, pin)) in manifest.pins.iter().enumerate() {
+            let mut labels = pin.labels.clone();
+            // Read from a file: copies of their own; the last one renamed.
+            let name = if i == 3 {
+                "renamed"
+            } else {
+                labels.name.as_deref().unwrap()
+            };
+            labels.name = Some(Arc::from(name));
+            state.pins.insert(
+                key.clone(),
+                PinRecord {
+                    cid_as_pinned: None,
+                    labels,
+                    pin_id: None,
+                    pinned_at: "2026-01-01T00:00:00Z".into(),
+                    status: PinStatus::Managed,
+                    observed: None,
+                    foreign: false,
+                },
+            );
+        }
+        let before = state.clone();
+        state.share_names(&manifest);
+        assert_eq!(state, before, "the same names");
+        let shared: Vec<bool> = manifest
+            .pins
+            .iter()
+            .map(|(key, pin)| {
+                let ours = state.pins.get(key).unwrap().labels.name.as_ref().unwrap();
+                Arc::ptr_eq(ours, pin.labels.name.as_ref().unwrap())
+            })
+            .collect();
+        assert_eq!(shared, [true, true, true, false]);
+        // The manifest's two targets of a pin already share one copy.
+        let (a, b) = (&manifest.pins[0], &manifest.pins[2]);
+        assert_eq!(a.0.cid, b.0.cid);
+        assert!(Arc::ptr_eq(
+            a.1.labels.name.as_ref().unwrap(),
+            b.1.labels.name.as_ref().unwrap()
+        ));
+    }
 }

@@ -696,6 +696,74 @@ mod tests {
     }
 
     #[test]
+    fn a_header_whose_newline_landed_alone_is_no_journal_and_is_started_again() {
+        use crate::state::StateStore as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.json"));
+        let state = state_with(&[1]);
+        file.save(&state).unwrap();
+        fs::write(file.journal_path(), b"\0\0\0\0\0\0\0\0\n").unwrap();
+        assert_eq!(file.load().unwrap(), state);
+        file.recorder(&state)
+            .unwrap()
+            .append(4, &[pin(2)], &[])
+            .unwrap();
+        assert_eq!(file.load().unwrap().pins.len(), 2);
+    }
+
+    /// A first line longer than any header (a hostile lineage): refused by
+    /// the load and by the next apply alike, the journal left as it is.
+    #[test]
+    fn a_journal_whose_first_line_is_too_long_is_refused_not_started_again() {
+        use crate::state::StateStore as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.json"));
+        let mut state = state_with(&[1]);
+        state.lineage = "L".repeat(5000);
+        file.save(&state).unwrap();
+        Journal::create(&file.journal_path(), &state)
+            .unwrap()
+            .append(4, &[pin(2)], &[])
+            .unwrap();
+        let before = fs::read(file.journal_path()).unwrap();
+        let err = file.load().unwrap_err().to_string();
+        assert!(
+            err.contains("longer than 4096 bytes") && err.contains("s.json.journal"),
+            "{err}"
+        );
+        assert!(err.contains("state restore --from"), "{err}");
+        let err = file.recorder(&state).err().expect("refused").to_string();
+        assert!(err.contains("longer than 4096 bytes"), "{err}");
+        assert_eq!(fs::read(file.journal_path()).unwrap(), before, "untouched");
+    }
+
+    /// A journal replays only onto the state it was started on, or a later
+    /// one: not alone, not onto an older file.
+    #[test]
+    fn a_journal_without_the_state_it_continues_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.json"));
+        let state = saved_with_a_journal(&file, 5);
+        let journal = fs::read(file.journal_path()).unwrap();
+        fs::remove_file(file.path()).unwrap();
+        let err = file.load().unwrap_err().to_string();
+        assert!(err.contains("no state file"), "{err}");
+        let mut older = state.clone();
+        older.serial = 2;
+        file.save(&older).unwrap();
+        fs::write(file.journal_path(), &journal).unwrap();
+        let err = file.load().unwrap_err().to_string();
+        assert!(err.contains("at serial 2"), "{err}");
+        // On the state it was started on, it replays.
+        let mut base = state.clone();
+        base.serial = 3;
+        base.pins.remove(&pin(1000).key);
+        file.save(&base).unwrap();
+        fs::write(file.journal_path(), &journal).unwrap();
+        assert_eq!(file.load().unwrap(), state);
+    }
+
+    #[test]
     fn garbage_inside_the_journal_is_an_error_not_a_silent_skip() {
         let dir = tempfile::tempdir().unwrap();
         let file = StateFile::new(dir.path().join("s.json"));

@@ -17,6 +17,17 @@ pub(crate) enum StateFileError {
     )]
     Corrupt { path: PathBuf, reason: String },
     #[error(
+        "state journal {path} cannot be read: {reason}; it was left untouched. It holds the \
+         changes made since {state} was last written whole. To keep {state} alone, run \
+         `pinsync state restore --from {state}` (it keeps the journal aside; the pins only \
+         the journal recorded are planned again, and providers answer \"already pinned\")"
+    )]
+    CorruptJournal {
+        path: PathBuf,
+        state: PathBuf,
+        reason: String,
+    },
+    #[error(
         "state file {path} has format version {found}; this pinsync reads versions 1 to {STATE_FORMAT_VERSION}"
     )]
     UnsupportedVersion { path: PathBuf, found: u64 },

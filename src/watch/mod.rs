@@ -201,6 +201,15 @@ impl Reconciler<'_> {
     }
 }
 
+/// Hands the pages the allocator holds free back to the system: a whole
+/// load of a million pins freed what it parsed the files into, and the
+/// names [`State::share_names`] replaced; watch lives long.
+fn release_freed_memory() {
+    // SAFETY: mi_collect takes a flag and touches only mimalloc's own
+    // free lists; with another global allocator it has nothing to do.
+    unsafe { libmimalloc_sys::mi_collect(true) };
+}
+
 /// The file watcher: the directories of the manifest, of the files it
 /// includes and of its globs (see [`watch_set`]), and a tick sent for each
 /// event on one of its files.
@@ -324,6 +333,13 @@ impl Reconciler<'_> {
                 .event(Level::Info, trigger.as_str(), "reconciling", json!({}));
         }
         let loaded = self.load();
+        if let (Ok(None | Some(ManifestUpdate { reloaded: true, .. })), Some(live), Some(state)) =
+            (&loaded, &self.live, &mut self.state)
+        {
+            // Read whole: the state's names are the manifest's again.
+            state.share_names(live.manifest());
+            release_freed_memory();
+        }
         let (result, error, update) = match loaded {
             Ok(update) => (None, None, update),
             Err(e) => {

@@ -469,3 +469,40 @@ fn watch_follows_a_burst_across_files_a_file_back_again_and_a_defaults_move() {
     let (code, out) = w.stop(libc::SIGTERM);
     assert_eq!(code, 0, "{out}");
 }
+
+/// An edit of an included file plans only the pins it touched while all
+/// was in sync; after a reconcile that failed, it plans everything, so
+/// what failed is pinned at the edit, not an interval later.
+#[test]
+fn after_a_failed_reconcile_an_edit_of_an_included_file_plans_everything() {
+    let emu = Emulator::start();
+    let d = many_cids(4)[3].clone();
+    let p = split(
+        &emu,
+        "  []\n",
+        "[\"pins.d/*.yaml\"]",
+        &[("pins.d/a.yaml", pins_file(&pin(CID_A, "a", &[])))],
+    );
+    emu.faults(serde_json::json!({"error_rate": 1.0, "error_status": 400}));
+    let w = Background::spawn(p.command(&["watch", "--interval", "1h"]));
+    wait_until(Duration::from_secs(30), "the failed reconcile", || {
+        w.output().contains("finished with failures")
+    });
+    emu.faults(serde_json::json!({}));
+    // In sync but for a.yaml's pin, which only a whole plan retries.
+    write(&p, "pins.d/b.yaml", &pins_file(&pin(CID_B, "b", &[])));
+    wait_until(Duration::from_secs(30), "both pinned", || {
+        emulator_cids(&emu) == sorted(&[CID_A, CID_B])
+    });
+    // Then in sync: the next edit plans its own pin, and pins it.
+    write(
+        &p,
+        "pins.d/b.yaml",
+        &pins_file(&(pin(CID_B, "b", &[]) + &pin(&d, "d", &[]))),
+    );
+    wait_until(Duration::from_secs(30), "the next edit", || {
+        emulator_cids(&emu) == sorted(&[CID_A, CID_B, &d])
+    });
+    let (code, out) = w.stop(libc::SIGTERM);
+    assert_eq!(code, 0, "{out}");
+}
