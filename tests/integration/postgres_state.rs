@@ -100,6 +100,66 @@ fn an_apply_writes_only_the_rows_it_changed() {
     assert_eq!(r.code, 0, "in sync: {r:?}");
 }
 
+/// Rows a pinsync did not write (edited by hand, or by a broken tool) are
+/// refused with the store and the fault named, never a panic.
+#[test]
+fn rows_that_are_not_a_state_are_refused_naming_the_store() {
+    let pg = Postgres::start();
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &many_pins(3, &["aioz"]));
+    let url = pg.url("ci");
+    assert_eq!(on_pg(&p, &url, &["apply", "--auto-approve"]).run().code, 0);
+    let cid = &many_cids(1)[0];
+    pg.psql(
+        "CREATE TABLE public.kept_pins AS SELECT * FROM pinsync.pins;
+         CREATE TABLE public.kept_head AS SELECT * FROM pinsync.workspaces;",
+    );
+    for (damage, expected) in [
+        (
+            format!("UPDATE pinsync.pins SET record = '{{\"provider\": 3}}' WHERE cid = '{cid}'"),
+            "a pin row is not a pin: invalid type: integer `3`".to_owned(),
+        ),
+        (
+            format!("UPDATE pinsync.pins SET record = '[1, 2]' WHERE cid = '{cid}'"),
+            "a pin row is not a pin".to_owned(),
+        ),
+        (
+            format!(
+                "UPDATE pinsync.pins SET record = record || '{{\"colour\": 1}}' WHERE cid = '{cid}'"
+            ),
+            "a pin row is not a pin: unknown field `colour`".to_owned(),
+        ),
+        // The same pin under another key: its record is what counts.
+        (
+            format!(
+                "INSERT INTO pinsync.pins SELECT workspace, provider, 'elsewhere', cid, record
+                 FROM pinsync.pins WHERE cid = '{cid}'"
+            ),
+            format!("pin aioz {cid} is stored twice"),
+        ),
+        (
+            "UPDATE pinsync.workspaces SET serial = -1".to_owned(),
+            "the workspace's serial -1 is negative".to_owned(),
+        ),
+    ] {
+        pg.psql(&damage);
+        let r = on_pg(&p, &url, &["plan"]).run();
+        assert_eq!(r.code, 1, "{damage}: {r:?}");
+        assert!(
+            r.stderr.contains(&format!("state {url}: {expected}"))
+                && !r.stderr.contains("panicked"),
+            "{damage}: {r:?}"
+        );
+        pg.psql(
+            "DELETE FROM pinsync.pins; INSERT INTO pinsync.pins SELECT * FROM public.kept_pins;
+             UPDATE pinsync.workspaces w SET serial = k.serial FROM public.kept_head k
+             WHERE w.name = k.name;",
+        );
+    }
+    let r = on_pg(&p, &url, &["plan", "--detailed-exitcode"]).run();
+    assert_eq!(r.code, 0, "whole again: {r:?}");
+}
+
 #[test]
 fn the_database_password_never_shows_even_when_it_is_wrong_or_in_the_url() {
     let pg = Postgres::start();
