@@ -56,6 +56,10 @@ const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// Rows sent in one statement when a whole state is written.
 const CHUNK: usize = 10_000;
+/// Rows read in one statement when the state is loaded: a tenth of a
+/// second of decoding, far within the statement timeout, and 40 round
+/// trips for two million rows.
+const FETCHED: usize = 50_000;
 
 /// Where a PostgreSQL state lives, from a `postgres://` URL.
 #[derive(Clone)]
@@ -917,22 +921,33 @@ impl StateStore for PgStore {
             // At most 2^24 pins reserved: the estimate is never trusted.
             table.try_reserve(estimate.unwrap_or(0.0).clamp(0.0, 16_777_216.0) as usize);
             // Streamed: each row is decoded as it arrives, never two
-            // million of them held at once.
-            let mut rows = tx.query_raw(
+            // million of them held at once. Through a cursor, a batch a
+            // statement: a statement lasts as long as its rows take to
+            // read, and each must end within the statement timeout.
+            tx.execute(
                 &format!(
-                    "SELECT record FROM {s}.pins WHERE workspace = $1
+                    "DECLARE pins NO SCROLL CURSOR FOR
+                     SELECT record FROM {s}.pins WHERE workspace = $1
                      ORDER BY provider, cluster, cid"
                 ),
-                [&location.workspace],
+                &[&location.workspace],
             )?;
-            while let Some(row) = rows.next()? {
-                let record: JsonText<'_> = row.try_get(0)?;
-                match serde_json::from_slice::<StoredPin>(record.0) {
-                    Ok(pin) => table.push(pin.key, pin.record),
-                    Err(e) => return Ok(Err(format!("a pin row is not a pin: {e}"))),
+            let fetch = tx.prepare(&format!("FETCH {FETCHED} FROM pins"))?;
+            loop {
+                let mut rows = tx.query_raw(&fetch, std::iter::empty::<&str>())?;
+                let mut fetched = 0;
+                while let Some(row) = rows.next()? {
+                    fetched += 1;
+                    let record: JsonText<'_> = row.try_get(0)?;
+                    match serde_json::from_slice::<StoredPin>(record.0) {
+                        Ok(pin) => table.push(pin.key, pin.record),
+                        Err(e) => return Ok(Err(format!("a pin row is not a pin: {e}"))),
+                    }
+                }
+                if fetched < FETCHED {
+                    break;
                 }
             }
-            drop(rows);
             tx.commit()?;
             Ok(Ok((head, table)))
         })?;

@@ -261,6 +261,62 @@ fn rows_that_are_not_a_state_are_refused_naming_the_store() {
     assert_eq!(r.code, 0, "whole again: {r:?}");
 }
 
+/// The pins are read a batch of 50,000 rows (`FETCHED`) a statement:
+/// states of exactly two batches, and of two and one row, load whole, in
+/// key order, whatever order the rows were written in.
+#[test]
+fn a_state_of_several_batches_loads_whole_and_in_order() {
+    const FETCHED: usize = 50_000;
+    let pg = Postgres::start();
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &many_pins(1, &["aioz"]));
+    let url = pg.url("ci");
+    assert_eq!(on_pg(&p, &url, &["apply", "--auto-approve"]).run().code, 0);
+    let mut cids = many_cids(2 * FETCHED + 1);
+    // Written in an order unlike the keys', so that the table's order is not theirs.
+    fastrand::Rng::with_seed(26).shuffle(&mut cids);
+    let array = cids
+        .iter()
+        .map(|c| format!("'{c}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    pg.psql(&format!(
+        "DELETE FROM pinsync.pins;
+         INSERT INTO pinsync.pins
+         SELECT 'ci', 'aioz', '', cid, jsonb_build_object('provider', 'aioz', 'cid', cid,
+                'name', 'p' || n, 'pinned_at', '2026-01-01T00:00:00Z')
+         FROM unnest(ARRAY[{array}]) WITH ORDINALITY AS t(cid, n);
+         ANALYZE pinsync.pins;"
+    ));
+    for rows in [2 * FETCHED + 1, 2 * FETCHED] {
+        if rows == 2 * FETCHED {
+            pg.psql(&format!(
+                "DELETE FROM pinsync.pins WHERE cid = '{}'",
+                cids[0]
+            ));
+        }
+        let r = on_pg(&p, &url, &["state", "list", "--json"]).run();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let listed: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        let listed: Vec<&str> = listed["pins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|pin| pin["cid"].as_str().unwrap())
+            .collect();
+        let mut expected: Vec<&str> = cids.iter().map(String::as_str).collect();
+        if rows == 2 * FETCHED {
+            expected.remove(0);
+        }
+        expected.sort_unstable();
+        assert_eq!(listed.len(), rows);
+        assert!(
+            listed == expected,
+            "{rows} rows: not the pins stored, in order"
+        );
+    }
+}
+
 #[test]
 fn the_database_password_never_shows_even_when_it_is_wrong_or_in_the_url() {
     let pg = Postgres::start();
