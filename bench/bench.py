@@ -25,7 +25,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RELEASE = ROOT / "target" / "release"
+# Where `cargo build --release` put the binaries: CARGO_TARGET_DIR if set.
+RELEASE = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target").resolve() / "release"
 PINSYNC = RELEASE / "pinsync"
 EMULATOR = RELEASE / "examples" / "emulator"
 PARSE_FLOOR = RELEASE / "examples" / "parse_floor"
@@ -644,6 +645,31 @@ class Postgres:
     def url(self, workspace):
         return f"postgres://pinsync@127.0.0.1:{self.port}/pins?workspace={workspace}"
 
+    def psql(self, sql):
+        """Runs `sql` in the database; its rows, `|` between columns."""
+        out = subprocess.run(
+            [*self.as_user, str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "pinsync",
+             "-d", "pins", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            check=True, stdout=subprocess.PIPE, text=True,
+        )
+        return out.stdout.strip()
+
+    def table_counts(self, table):
+        """Rows inserted, updated and deleted in schema pinsync's `table`
+        since the server started, once they hold still: a backend reports
+        them as it exits, a moment after its client."""
+        sql = ("SELECT n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables "
+               f"WHERE schemaname = 'pinsync' AND relname = '{table}'")
+        last = None
+        for _ in range(100):
+            if self.psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'pinsync' AND backend_type = 'client backend' AND pid <> pg_backend_pid()") == "0":
+                now = self.psql(sql)
+                if now == last:
+                    return tuple(int(n) for n in now.split("|"))
+                last = now
+            time.sleep(0.3)
+        raise SystemExit(f"the counts of {table} never held still")
+
     def stop(self):
         self.run("pg_ctl", "-D", self.dir / "data", "-m", "fast", "stop")
 
@@ -691,6 +717,119 @@ def bench_postgres(workdir, emulator, runs):
     finally:
         pg.stop()
     return out
+
+
+def bench_postgres_million(workdir, emulator, runs, apply_runs):
+    """The state of 1,000,000 pins (x2 targets, 100 included files, in
+    sync) on PostgreSQL beside the same state in a file: `plan` (median of
+    `runs`, peak RSS), and an apply of one new pin (two calls; median of
+    `apply_runs`, peak RSS), each run on the in-sync state, with the rows
+    the PostgreSQL applies wrote."""
+    n = 1_000_000
+    here = workdir / f"postgres-{n}"
+    manifest = write_split_manifest(here, n, 100, TWO_TARGETS, emulator.base_url)
+    state = here / "state.json"
+    write_state(state, n, TWO_TARGETS)
+    # The same manifest with one pin more, in the main file.
+    plus_one = here / "plus-one.yaml"
+    to = "[" + ", ".join(TWO_TARGETS) + "]"
+    plus_one.write_text(manifest.read_text().replace(
+        "pins: []\n", f"pins:\n  - cid: {cid_v1(3_000_000)}\n    name: one-more\n    to: {to}\n"))
+    pg = Postgres(workdir)
+    out = {}
+    try:
+        url = pg.url("million")
+        r = run_measured([PINSYNC, "state", "push", "-f", manifest, "--state", state, "--to", url], workdir, env=env_for_pinsync())
+        if r["rc"] != 0:
+            raise SystemExit(f"state push at 1M exited {r['rc']}:\n{r['stderr'][-2000:]}")
+        out["push"] = {"wall": r["wall"], "rss_mb": r["maxrss_kb"] / 1024}
+        log(f"state push of {2 * n} pins to PostgreSQL: {r['wall']:.1f}s, {r['maxrss_kb'] / 1024:.0f} MB")
+        on_pg = [PINSYNC, "plan", "-f", manifest, "--state", url]
+        on_file = [PINSYNC, "plan", "-f", manifest, "--state", state]
+        for command in [on_pg, on_file]:
+            rc = subprocess.run([*command, "--detailed-exitcode"], stdout=subprocess.DEVNULL, env=env_for_pinsync()).returncode
+            if rc != 0:
+                raise SystemExit(f"plan at 1M exited {rc}, not 0 (in sync): {command}")
+        pg_median, file_median = hyperfine("postgres-plan-1m", [on_pg, on_file], runs, workdir)
+        out["plan"] = {
+            "runs": runs,
+            "postgres": pg_median,
+            "file": file_median,
+            "postgres_rss_mb": peak_rss_mb(on_pg, workdir),
+            "file_rss_mb": peak_rss_mb(on_file, workdir),
+        }
+        log(f"plan at 1M in sync: PostgreSQL {pg_median:.2f}s, file {file_median:.2f}s")
+        applies = {"postgres": [], "file": []}
+        new_cid = cid_v1(3_000_000)
+        for i in range(apply_runs):
+            for store in ["postgres", "file"]:
+                if store == "postgres":
+                    target = url
+                    before = (pg.table_counts("pins"), pg.table_counts("workspaces"))
+                else:
+                    target = here / "apply.state.json"
+                    shutil.copyfile(state, target)
+                    Path(f"{target}.journal").unlink(missing_ok=True)
+                emulator.start(0)
+                try:
+                    r = run_measured([PINSYNC, "apply", "-f", plus_one, "--state", target, "--auto-approve"], workdir, env=env_for_pinsync())
+                finally:
+                    emulator.stop()
+                if r["rc"] != 0:
+                    raise SystemExit(f"apply of one pin at 1M on {store} exited {r['rc']}:\n{r['stderr'][-2000:]}")
+                run = {"wall": r["wall"], "rss_mb": r["maxrss_kb"] / 1024}
+                if store == "postgres":
+                    after = (pg.table_counts("pins"), pg.table_counts("workspaces"))
+                    run["pins_written"] = tuple(a - b for a, b in zip(after[0], before[0]))
+                    run["heads_written"] = tuple(a - b for a, b in zip(after[1], before[1]))
+                    # Back in sync for the next run.
+                    pg.psql(f"DELETE FROM pinsync.pins WHERE workspace = 'million' AND cid = '{new_cid}'")
+                applies[store].append(run)
+                log(f"apply of one pin at 1M, state on {store}: {r['wall']:.2f}s, {run['rss_mb']:.0f} MB"
+                    + (f", pin rows inserted/updated/deleted {run['pins_written']}" if store == "postgres" else ""))
+        out["apply"] = {
+            store: {
+                "runs": len(v),
+                "wall": statistics.median(x["wall"] for x in v),
+                "rss_mb": max(x["rss_mb"] for x in v),
+            }
+            for store, v in applies.items()
+        }
+        out["apply"]["pins_written"] = sorted({x["pins_written"] for x in applies["postgres"]})
+        out["apply"]["heads_written"] = sorted({x["heads_written"] for x in applies["postgres"]})
+    finally:
+        pg.stop()
+    return out
+
+
+def postgres_million_section(pm):
+    """The Markdown rows of the PostgreSQL benchmark at a million pins."""
+    ms = lambda s: f"{s * 1000:.0f} ms" if s < 10 else f"{s:.1f} s"
+    pl, ap = pm["plan"], pm["apply"]
+    ratio = lambda a, b: f"{a / b:.2f}x"
+    written = "; ".join(f"{i} inserted, {u} updated, {d} deleted" for i, u, d in ap["pins_written"])
+    heads = "; ".join(f"{i} inserted, {u} updated, {d} deleted" for i, u, d in ap["heads_written"])
+    return [
+        f"| `plan` of 1,000,000 pins x 2 targets (100 included files), in sync (median of {pl['runs']}) | "
+        f"{ms(pl['postgres'])}, {pl['postgres_rss_mb']:.0f} MB | {ms(pl['file'])}, {pl['file_rss_mb']:.0f} MB | {ratio(pl['postgres'], pl['file'])} |",
+        f"| `apply` of one new pin (2 calls) on that state (median of {ap['postgres']['runs']}; peak RSS) | "
+        f"{ms(ap['postgres']['wall'])}, {ap['postgres']['rss_mb']:.0f} MB | {ms(ap['file']['wall'])}, {ap['file']['rss_mb']:.0f} MB | "
+        f"{ratio(ap['postgres']['wall'], ap['file']['wall'])} |",
+        f"| rows that apply wrote (`pg_stat_user_tables`) | pins: {written}; workspaces: {heads} | | |",
+        f"| `state push` of the 2,000,000-pin state to PostgreSQL | {ms(pm['push']['wall'])}, {pm['push']['rss_mb']:.0f} MB | | |",
+    ]
+
+
+def postgres_million_targets(pm):
+    """The targets of issue 26 for the state on PostgreSQL at a million pins."""
+    pl = pm["plan"]
+    ratio = pl["postgres"] / pl["file"]
+    written = pm["apply"]["pins_written"]
+    return [
+        ("PostgreSQL: plan 1M in sync <= 1.5x the file store's (median)", f"{ratio:.2f}x ({pl['postgres']:.2f} s vs {pl['file']:.2f} s)", ratio <= 1.5),
+        ("PostgreSQL: plan 1M in sync < 1 GB peak", f"{pl['postgres_rss_mb']:.0f} MB", pl["postgres_rss_mb"] < 1024),
+        ("PostgreSQL: an apply of one new pin at 1M writes its 2 pin rows only", "; ".join(f"{i} inserted, {u} updated, {d} deleted" for i, u, d in written), written == [(2, 0, 0)]),
+    ]
 
 
 def bench_pinning_service(workdir, emulator):
@@ -1060,10 +1199,12 @@ def report(args, m, vp, lat, thr, life):
 
     pgb = life["postgres"]
     out.append("## The state on PostgreSQL (a local server, against the state file)\n")
+    out.append("The million-pin rows use a manifest and an in-sync state made as in the million-pin section below; each apply starts from the in-sync state.\n")
     out.append("| what | PostgreSQL | file | ratio |\n|---|---|---|---|")
     out.append(f"| `plan` of 100,000 pins x 2 targets, in sync (median) | {ms(pgb['plan']['postgres'])}, {pgb['plan']['rss_mb']:.0f} MB | {ms(pgb['plan']['file'])} | {pgb['plan']['postgres'] / pgb['plan']['file']:.2f}x |")
     out.append(f"| `apply` of 100,000 pins on one target (median of 2) | {ms(pgb['apply']['postgres'])} | {ms(pgb['apply']['file'])} | {pgb['apply']['postgres'] / pgb['apply']['file']:.2f}x |")
     out.append(f"| `state push` of the 200,000-pin state to PostgreSQL | {ms(pgb['push']['wall'])}, {pgb['push']['rss_mb']:.0f} MB | | |")
+    out.extend(postgres_million_section(life["postgres_million"]))
     out.append("")
 
     sp = life["split"]
@@ -1146,6 +1287,7 @@ def report(args, m, vp, lat, thr, life):
     targets.append(("plan 1M in sync <= 11x 100k (split manifests)", f"{growth:.1f}x", growth <= 11))
     per_pin = sp[("sizes", 1_000_000)]["state"] / 2_000_000
     targets.append(("file state <= 200 B per recorded pin at 1M", f"{per_pin:.0f} B", per_pin <= 200))
+    targets.extend(postgres_million_targets(life["postgres_million"]))
 
     out.append("## Targets\n")
     out.append("| target | measured | |")
@@ -1166,6 +1308,7 @@ def main():
     p.add_argument("--out", type=Path, default=None, help="where to write the Markdown (default BENCHMARKS.md; with --quick, WORK_DIR/BENCHMARKS.md)")
     p.add_argument("--watch-only", action="store_true", help="only watch at a million pins; prints its section")
     p.add_argument("--record", action="store_true", help="with --watch-only: put the section in BENCHMARKS.md in place of the one there, naming the commit")
+    p.add_argument("--postgres-million-only", action="store_true", help="only the state on PostgreSQL at a million pins, beside the file; prints its rows and targets")
     args = p.parse_args()
     if args.watch_only:
         workdir = args.work_dir.resolve()
@@ -1180,6 +1323,20 @@ def main():
                 record_section(ROOT / "BENCHMARKS.md", section)
         finally:
             emulator.stop()
+        return
+
+    if args.postgres_million_only:
+        workdir = args.work_dir.resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+        emulator = Emulator(workdir)
+        try:
+            emulator.start()  # learn a free port for the manifest
+            emulator.stop()
+            pm = bench_postgres_million(workdir, emulator, max(3, args.runs - 2), args.apply_runs)
+        finally:
+            emulator.stop()
+        print("\n".join(["| what | PostgreSQL | file | ratio |", "|---|---|---|---|", *postgres_million_section(pm), ""]))
+        print("\n".join(["| target | measured | |", "|---|---|---|", *(f"| {n} | {m} | {verdict(ok)} |" for n, m, ok in postgres_million_targets(pm))]))
         return
 
     described = machine()  # before the run: the commit measured is the one built
@@ -1202,6 +1359,7 @@ def main():
         life["postgres"] = bench_postgres(workdir, emulator, args.runs)
         life["split"] = bench_split(workdir, max(3, args.runs - 2), emulator.base_url)
         life["watch"] = bench_watch(workdir, emulator)
+        life["postgres_million"] = bench_postgres_million(workdir, emulator, max(3, args.runs - 2), args.apply_runs)
     finally:
         emulator.stop()
 

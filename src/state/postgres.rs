@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::{Client, NoTls};
 use tokio_util::sync::CancellationToken;
 
@@ -55,6 +56,10 @@ const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// Rows sent in one statement when a whole state is written.
 const CHUNK: usize = 10_000;
+/// Rows read in one statement when the state is loaded: a tenth of a
+/// second of decoding, far within the statement timeout, and 40 round
+/// trips for two million rows.
+const FETCHED: usize = 50_000;
 
 /// Where a PostgreSQL state lives, from a `postgres://` URL.
 #[derive(Clone)]
@@ -813,6 +818,35 @@ fn key_columns(key: &PinKey) -> (&str, &str, String) {
     )
 }
 
+/// A `json` or `jsonb` value's text, borrowed from the row it came in:
+/// decoded straight into what it holds, with no `serde_json::Value`
+/// between.
+struct JsonText<'a>(&'a [u8]);
+
+impl<'a> postgres::types::FromSql<'a> for JsonText<'a> {
+    fn from_sql(
+        ty: &postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        if *ty == postgres::types::Type::JSON {
+            return Ok(Self(raw));
+        }
+        // jsonb's binary form: a version byte, then the text.
+        match raw.split_first() {
+            Some((1, text)) => Ok(Self(text)),
+            Some((version, _)) => Err(format!("jsonb of version {version}, not 1").into()),
+            None => Err("an empty jsonb value".into()),
+        }
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        matches!(
+            *ty,
+            postgres::types::Type::JSON | postgres::types::Type::JSONB
+        )
+    }
+}
+
 /// Upserts `pins` into the workspace, in chunks.
 fn upsert_pins(
     tx: &mut postgres::Transaction<'_>,
@@ -852,7 +886,7 @@ impl StateStore for PgStore {
     }
 
     fn load(&self) -> Result<State, StateFileError> {
-        let rows = self.with_client(|client, location| {
+        let loaded = self.with_client(|client, location| {
             let s = &location.schema_sql;
             // One snapshot, so that a plan made during an apply pairs the
             // serial with the pins it had.
@@ -861,37 +895,76 @@ impl StateStore for PgStore {
                 .isolation_level(postgres::IsolationLevel::RepeatableRead)
                 .read_only(true)
                 .start()?;
+            // The primary key's index gives the rows in key order. Without
+            // fresh statistics (right after a bulk write, before autovacuum
+            // analyses the table) the planner expects a few rows for the
+            // workspace and sorts them instead: at two million rows, a sort
+            // that spills to disk and takes seconds.
+            tx.batch_execute("SET LOCAL enable_sort = off")?;
             let head = tx.query_opt(
                 &format!("SELECT lineage, serial FROM {s}.workspaces WHERE name = $1"),
                 &[&location.workspace],
             )?;
-            let pins = tx.query(
+            let head = match head {
+                Some(row) => Some((row.try_get::<_, String>(0)?, row.try_get::<_, i64>(1)?)),
+                None => None,
+            };
+            // A hint, for the table's whole list (the server's estimate of
+            // the rows of every workspace; -1 before its first analysis).
+            let estimate: Option<f32> = tx
+                .query_one(
+                    "SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)",
+                    &[&format!("{s}.pins")],
+                )?
+                .try_get(0)?;
+            let mut table = PinTableBuilder::default();
+            // At most 2^24 pins reserved: the estimate is never trusted.
+            table.try_reserve(estimate.unwrap_or(0.0).clamp(0.0, 16_777_216.0) as usize);
+            // Streamed: each row is decoded as it arrives, never two
+            // million of them held at once. Through a cursor, a batch a
+            // statement: a statement lasts as long as its rows take to
+            // read, and each must end within the statement timeout.
+            tx.execute(
                 &format!(
-                    "SELECT record FROM {s}.pins WHERE workspace = $1 ORDER BY provider, cluster, cid"
+                    "DECLARE pins NO SCROLL CURSOR FOR
+                     SELECT record FROM {s}.pins WHERE workspace = $1
+                     ORDER BY provider, cluster, cid"
                 ),
                 &[&location.workspace],
             )?;
+            let fetch = tx.prepare(&format!("FETCH {FETCHED} FROM pins"))?;
+            loop {
+                let mut rows = tx.query_raw(&fetch, std::iter::empty::<&str>())?;
+                let mut fetched = 0;
+                while let Some(row) = rows.next()? {
+                    fetched += 1;
+                    let record: JsonText<'_> = row.try_get(0)?;
+                    match serde_json::from_slice::<StoredPin>(record.0) {
+                        Ok(pin) => table.push(pin.key, pin.record),
+                        Err(e) => return Ok(Err(format!("a pin row is not a pin: {e}"))),
+                    }
+                }
+                if fetched < FETCHED {
+                    break;
+                }
+            }
             tx.commit()?;
-            Ok((head, pins))
+            Ok(Ok((head, table)))
         })?;
-        let (head, pins) = rows;
+        let (head, table) = loaded.map_err(|reason| StateFileError::Database {
+            store: self.describe(),
+            reason,
+        })?;
         let mut state = State::new();
-        if let Some(head) = head {
-            state.lineage = head.get(0);
-            state.serial = u64::try_from(head.get::<_, i64>(1)).unwrap_or_default();
+        if let Some((lineage, serial)) = head {
+            state.lineage = lineage;
+            state.serial = u64::try_from(serial).map_err(|_| StateFileError::Database {
+                store: self.describe(),
+                reason: format!("the workspace's serial {serial} is negative"),
+            })?;
         }
         // The database's collation may order the rows otherwise than the
         // keys: the builder sorts them if so.
-        let mut table = PinTableBuilder::with_capacity(pins.len());
-        for row in pins {
-            let record: serde_json::Value = row.get(0);
-            let pin: StoredPin =
-                serde_json::from_value(record).map_err(|e| StateFileError::Database {
-                    store: self.describe(),
-                    reason: format!("a pin row is not a pin: {e}"),
-                })?;
-            table.push(pin.key, pin.record);
-        }
         state.pins = table.build().map_err(|key| StateFileError::Database {
             store: self.describe(),
             reason: format!("pin {key} is stored twice"),

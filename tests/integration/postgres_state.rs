@@ -60,44 +60,261 @@ fn apply_plan_and_list_work_on_postgres_and_no_file_is_written() {
     assert_eq!(cmd.run().code, 0);
 }
 
+/// What the server counted on a table of schema `pinsync` since it
+/// started: rows inserted, updated and deleted, and rows read (by
+/// sequential scans, and through indexes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct TableCounts {
+    inserted: i64,
+    updated: i64,
+    deleted: i64,
+    read: i64,
+}
+
+impl TableCounts {
+    fn of(pg: &Postgres, table: &str) -> Self {
+        let row = pg.psql(&format!(
+            "SELECT n_tup_ins, n_tup_upd, n_tup_del,
+                    coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)
+             FROM pg_stat_user_tables WHERE schemaname = 'pinsync' AND relname = '{table}'"
+        ));
+        let n: Vec<i64> = row.split('|').map(|n| n.trim().parse().unwrap()).collect();
+        let [inserted, updated, deleted, read] = n[..] else {
+            panic!("{table}: {row:?}")
+        };
+        Self {
+            inserted,
+            updated,
+            deleted,
+            read,
+        }
+    }
+
+    /// The counts once the runs before have ended and their connections
+    /// have reported (a backend reports its counts as it exits, a moment
+    /// after its client): when no connection of role `pinsync` is left
+    /// and the pins table's counts hold still.
+    fn settled(pg: &Postgres, table: &str) -> Self {
+        wait_until(
+            Duration::from_secs(30),
+            "the runs' connections to close",
+            || pg.psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'pinsync'") == "0",
+        );
+        let mut last = Self::of(pg, "pins");
+        wait_until(Duration::from_secs(30), "the counts to hold still", || {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = Self::of(pg, "pins");
+            std::mem::replace(&mut last, now) == now
+        });
+        Self::of(pg, table)
+    }
+}
+
+/// Each pin row's key with the transaction that last wrote it (`xmin`).
+fn row_versions(pg: &Postgres, workspace: &str) -> std::collections::BTreeMap<String, String> {
+    pg.psql(&format!(
+        "SELECT provider || '/' || cluster || '/' || cid, xmin::text FROM pinsync.pins
+         WHERE workspace = '{workspace}'"
+    ))
+    .lines()
+    .map(|line| {
+        let (key, xmin) = line.split_once('|').unwrap();
+        (key.to_owned(), xmin.to_owned())
+    })
+    .collect()
+}
+
+/// One new pin on a state of a thousand (on two targets): the apply
+/// writes its two rows and the head, and no other row. Rewriting the state whole (as `save` does) deletes
+/// and inserts every row; upserting the unchanged ones gives each a new
+/// version: either fails here.
 #[test]
-fn an_apply_writes_only_the_rows_it_changed() {
+fn an_apply_of_one_new_pin_writes_its_rows_and_the_head_only() {
+    const PINS: usize = 1_000;
+    let targets = ["aioz", "arkive/cl0-global"];
     let pg = Postgres::start();
     let emu = Emulator::start();
-    let p = Project::new(&emu, &many_pins(30, &["aioz"]));
+    let p = Project::new(&emu, &many_pins(PINS, &targets));
     let url = pg.url("ci");
-    assert_eq!(on_pg(&p, &url, &["apply", "--auto-approve"]).run().code, 0);
-    // A row's xmin is the transaction that last wrote it.
-    let versions = |pg: &Postgres| {
-        pg.psql(
-            "SELECT string_agg(cid || ':' || xmin::text, ',' ORDER BY cid) FROM pinsync.pins
-             WHERE workspace = 'ci'",
-        )
-    };
-    let before = versions(&pg);
-    p.write_manifest(&emu, &many_pins(31, &["aioz"]));
-    assert_eq!(on_pg(&p, &url, &["apply", "--auto-approve"]).run().code, 0);
-    assert_eq!(pg.pins_in("ci"), 31);
-    let after = versions(&pg);
-    let unchanged = before
-        .trim()
-        .split(',')
-        .filter(|row| after.contains(row))
-        .count();
+    let r = on_pg(&p, &url, &["apply", "--auto-approve"]).run();
+    assert_eq!(r.code, 0, "{r:?}");
+    let stored = 2 * PINS as i64;
+    let pins_before = TableCounts::settled(&pg, "pins");
+    assert_eq!(pins_before.inserted, stored);
+    let head_before = TableCounts::of(&pg, "workspaces");
+    let rows_before = row_versions(&pg, "ci");
+    let serial_before = pg.psql("SELECT serial FROM pinsync.workspaces WHERE name = 'ci'");
+    assert_eq!(rows_before.len(), 2 * PINS);
+
+    p.write_manifest(&emu, &many_pins(PINS + 1, &targets));
+    let r = on_pg(&p, &url, &["apply", "--auto-approve"]).run();
+    assert_eq!(r.code, 0, "{r:?}");
+    let pins_after = TableCounts::settled(&pg, "pins");
+    let head_after = TableCounts::of(&pg, "workspaces");
     assert_eq!(
-        unchanged, 30,
-        "the 30 pins already there were not rewritten"
+        (
+            pins_after.inserted - pins_before.inserted,
+            pins_after.updated - pins_before.updated,
+            pins_after.deleted - pins_before.deleted,
+        ),
+        (2, 0, 0),
+        "pin rows inserted, updated and deleted"
+    );
+    let rows_after = row_versions(&pg, "ci");
+    let written: Vec<&String> = rows_after
+        .iter()
+        .filter(|(key, xmin)| rows_before.get(*key) != Some(xmin))
+        .map(|(key, _)| key)
+        .collect();
+    let new_cid = &many_cids(PINS + 1)[PINS];
+    assert_eq!(
+        written,
+        [
+            &format!("aioz//{new_cid}"),
+            &format!("arkive/cl0-global/{new_cid}")
+        ],
+        "only the new pin's rows have new versions"
+    );
+    // The head: the one workspace row, its serial moved on.
+    assert_eq!(
+        (
+            head_after.inserted - head_before.inserted,
+            head_after.deleted - head_before.deleted
+        ),
+        (0, 0)
+    );
+    assert!(head_after.updated > head_before.updated, "{head_after:?}");
+    let serial_after = pg.psql("SELECT serial FROM pinsync.workspaces WHERE name = 'ci'");
+    assert!(
+        serial_after.parse::<u64>().unwrap() > serial_before.parse::<u64>().unwrap(),
+        "{serial_before} -> {serial_after}"
     );
     let r = on_pg(&p, &url, &["state", "list", "--json"]).run();
     let listed: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(
-        pg.psql("SELECT serial FROM pinsync.workspaces WHERE name = 'ci'")
-            .trim(),
+        serial_after,
         listed["serial"].to_string(),
         "the head has the serial of the last batch"
     );
+    assert_eq!(listed["pins"].as_array().unwrap().len(), 2 * (PINS + 1));
     let r = on_pg(&p, &url, &["plan", "--detailed-exitcode"]).run();
     assert_eq!(r.code, 0, "in sync: {r:?}");
+}
+
+/// Rows a pinsync did not write (edited by hand, or by a broken tool) are
+/// refused with the store and the fault named, never a panic.
+#[test]
+fn rows_that_are_not_a_state_are_refused_naming_the_store() {
+    let pg = Postgres::start();
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &many_pins(3, &["aioz"]));
+    let url = pg.url("ci");
+    assert_eq!(on_pg(&p, &url, &["apply", "--auto-approve"]).run().code, 0);
+    let cid = &many_cids(1)[0];
+    pg.psql(
+        "CREATE TABLE public.kept_pins AS SELECT * FROM pinsync.pins;
+         CREATE TABLE public.kept_head AS SELECT * FROM pinsync.workspaces;",
+    );
+    for (damage, expected) in [
+        (
+            format!("UPDATE pinsync.pins SET record = '{{\"provider\": 3}}' WHERE cid = '{cid}'"),
+            "a pin row is not a pin: invalid type: integer `3`".to_owned(),
+        ),
+        (
+            format!("UPDATE pinsync.pins SET record = '[1, 2]' WHERE cid = '{cid}'"),
+            "a pin row is not a pin".to_owned(),
+        ),
+        (
+            format!(
+                "UPDATE pinsync.pins SET record = record || '{{\"colour\": 1}}' WHERE cid = '{cid}'"
+            ),
+            "a pin row is not a pin: unknown field `colour`".to_owned(),
+        ),
+        // The same pin under another key: its record is what counts.
+        (
+            format!(
+                "INSERT INTO pinsync.pins SELECT workspace, provider, 'elsewhere', cid, record
+                 FROM pinsync.pins WHERE cid = '{cid}'"
+            ),
+            format!("pin aioz {cid} is stored twice"),
+        ),
+        (
+            "UPDATE pinsync.workspaces SET serial = -1".to_owned(),
+            "the workspace's serial -1 is negative".to_owned(),
+        ),
+    ] {
+        pg.psql(&damage);
+        let r = on_pg(&p, &url, &["plan"]).run();
+        assert_eq!(r.code, 1, "{damage}: {r:?}");
+        assert!(
+            r.stderr.contains(&format!("state {url}: {expected}"))
+                && !r.stderr.contains("panicked"),
+            "{damage}: {r:?}"
+        );
+        pg.psql(
+            "DELETE FROM pinsync.pins; INSERT INTO pinsync.pins SELECT * FROM public.kept_pins;
+             UPDATE pinsync.workspaces w SET serial = k.serial FROM public.kept_head k
+             WHERE w.name = k.name;",
+        );
+    }
+    let r = on_pg(&p, &url, &["plan", "--detailed-exitcode"]).run();
+    assert_eq!(r.code, 0, "whole again: {r:?}");
+}
+
+/// The pins are read a batch of 50,000 rows (`FETCHED`) a statement:
+/// states of exactly two batches, and of two and one row, load whole, in
+/// key order, whatever order the rows were written in.
+#[test]
+fn a_state_of_several_batches_loads_whole_and_in_order() {
+    const FETCHED: usize = 50_000;
+    let pg = Postgres::start();
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &many_pins(1, &["aioz"]));
+    let url = pg.url("ci");
+    assert_eq!(on_pg(&p, &url, &["apply", "--auto-approve"]).run().code, 0);
+    let mut cids = many_cids(2 * FETCHED + 1);
+    // Written in an order unlike the keys', so that the table's order is not theirs.
+    fastrand::Rng::with_seed(26).shuffle(&mut cids);
+    let array = cids
+        .iter()
+        .map(|c| format!("'{c}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    pg.psql(&format!(
+        "DELETE FROM pinsync.pins;
+         INSERT INTO pinsync.pins
+         SELECT 'ci', 'aioz', '', cid, jsonb_build_object('provider', 'aioz', 'cid', cid,
+                'name', 'p' || n, 'pinned_at', '2026-01-01T00:00:00Z')
+         FROM unnest(ARRAY[{array}]) WITH ORDINALITY AS t(cid, n);
+         ANALYZE pinsync.pins;"
+    ));
+    for rows in [2 * FETCHED + 1, 2 * FETCHED] {
+        if rows == 2 * FETCHED {
+            pg.psql(&format!(
+                "DELETE FROM pinsync.pins WHERE cid = '{}'",
+                cids[0]
+            ));
+        }
+        let r = on_pg(&p, &url, &["state", "list", "--json"]).run();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let listed: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        let listed: Vec<&str> = listed["pins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|pin| pin["cid"].as_str().unwrap())
+            .collect();
+        let mut expected: Vec<&str> = cids.iter().map(String::as_str).collect();
+        if rows == 2 * FETCHED {
+            expected.remove(0);
+        }
+        expected.sort_unstable();
+        assert_eq!(listed.len(), rows);
+        assert!(
+            listed == expected,
+            "{rows} rows: not the pins stored, in order"
+        );
+    }
 }
 
 #[test]
@@ -425,6 +642,61 @@ fn of_two_watch_servers_one_applies_and_the_other_takes_over_when_it_dies() {
     assert_eq!(pg.pins_in("prod"), 8);
     let (code, _) = b.stop(libc::SIGTERM);
     assert_eq!(code, 0);
+}
+
+/// A watch server reads the pins table whole once, when it starts, and
+/// keeps the state it loaded: a reconcile after an edit reads no more than
+/// the rows it writes. A server that loaded the state again for each
+/// reconcile would read the table once more per edit.
+#[test]
+fn a_watch_server_reads_the_pins_once_not_at_each_reconcile() {
+    const PINS: usize = 1_000;
+    const EDITS: usize = 3;
+    let targets = ["aioz", "arkive/cl0-global"];
+    let pg = Postgres::start();
+    let emu = Emulator::start();
+    let p = Project::new(&emu, &many_pins(PINS, &targets));
+    let url = pg.url("prod");
+    let r = on_pg(&p, &url, &["apply", "--auto-approve"]).run();
+    assert_eq!(r.code, 0, "{r:?}");
+    let stored = 2 * PINS as i64;
+    let before = TableCounts::settled(&pg, "pins");
+    assert_eq!(before.inserted, stored);
+
+    let server = Background::spawn(on_pg(
+        &p,
+        &url,
+        &["watch", "--interval", "1h", "--status-file", "status.json"],
+    ));
+    // Each reconcile's report: pins made, and pins already there.
+    let reconciled = |pinned: usize, unchanged: usize| {
+        status_of(&p, "status.json").is_some_and(|s| {
+            s["last_result"] == "ok" && s["pinned"] == pinned && s["unchanged"] == unchanged
+        })
+    };
+    wait_until(Duration::from_secs(60), "the first reconcile", || {
+        reconciled(0, 2 * PINS)
+    });
+    for edit in 1..=EDITS {
+        p.write_manifest(&emu, &many_pins(PINS + edit, &targets));
+        wait_until(
+            Duration::from_secs(60),
+            &format!("edit {edit} applied"),
+            || reconciled(2, 2 * (PINS + edit - 1)),
+        );
+    }
+    let (code, output) = server.stop(libc::SIGTERM);
+    assert_eq!(code, 0, "{output}");
+    let after = TableCounts::settled(&pg, "pins");
+    assert_eq!(after.inserted - before.inserted, 2 * EDITS as i64);
+    let read = after.read - before.read;
+    // The start's load reads every row once; each edit's upserts look up
+    // their own keys.
+    assert!(
+        (stored..stored + 100).contains(&read),
+        "{read} pin rows read by a watch of {EDITS} edits on {stored} rows: {before:?} -> {after:?}"
+    );
+    assert_eq!(pg.pins_in("prod"), 2 * (PINS + EDITS));
 }
 
 /// A schema a newer pinsync migrated is refused, not misread.
