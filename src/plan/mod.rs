@@ -550,15 +550,15 @@ mod tests {
         for (key, pin) in &m.pins {
             state.pins.insert(
                 key.clone(),
-                record(pin.cid_as_written().map(Into::into), pin.labels.clone()),
+                record(pin.cid_as_written(), pin.labels.clone()),
             );
         }
         state
     }
 
-    fn record(cid_as_pinned: Option<Box<str>>, labels: Labels) -> PinRecord {
+    fn record(cid_as_pinned: Option<&str>, labels: Labels) -> PinRecord {
         PinRecord {
-            cid_as_pinned,
+            cid_as_pinned: cid_as_pinned.map(Into::into),
             labels,
             pin_id: None,
             pinned_at: "2026-01-01T00:00:00Z".into(),

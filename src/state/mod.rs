@@ -64,12 +64,63 @@ pub(crate) enum PinStatus {
     Orphaned,
 }
 
+/// A shared string behind one pointer, not two: at two million records
+/// each word is 16 MB. For what a record holds once and rarely changes
+/// (when it was pinned, a CID as sent), not for what is looked at often.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ThinStr(Arc<Box<str>>);
+
+impl ThinStr {
+    /// Whether both are the one copy.
+    #[cfg(test)]
+    pub(crate) fn ptr_eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::ops::Deref for ThinStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for ThinStr {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for ThinStr {
+    fn from(text: &str) -> Self {
+        Self(Arc::new(text.into()))
+    }
+}
+
+impl From<String> for ThinStr {
+    fn from(text: String) -> Self {
+        Self(Arc::new(text.into_boxed_str()))
+    }
+}
+
+impl std::fmt::Debug for ThinStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl std::fmt::Display for ThinStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
 /// One pin the provider confirmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PinRecord {
     /// The CID as it was sent to the provider, where that is not the
     /// key's canonical text (see [`PinRecord::sent_cid`]).
-    pub(crate) cid_as_pinned: Option<Box<str>>,
+    pub(crate) cid_as_pinned: Option<ThinStr>,
     pub(crate) labels: Labels,
     /// The provider's id for the pin, where it gives one (AIOZ's `data.id`,
     /// which unpinning needs).
@@ -77,7 +128,7 @@ pub(crate) struct PinRecord {
     /// When the provider confirmed it (RFC 3339). The same for every pin
     /// confirmed in one second: a loaded state gives equal neighbours one
     /// copy.
-    pub(crate) pinned_at: Arc<str>,
+    pub(crate) pinned_at: ThinStr,
     pub(crate) status: PinStatus,
     /// What the provider last said of the pin (`pinsync refresh`); boxed,
     /// as most records never hold it.
@@ -91,7 +142,7 @@ pub(crate) struct PinRecord {
 impl PinRecord {
     /// What [`PinRecord::cid_as_pinned`] holds for `sent` as the CID of
     /// `key`: nothing when it is the canonical text.
-    pub(crate) fn as_pinned(key: &PinKey, sent: &str) -> Option<Box<str>> {
+    pub(crate) fn as_pinned(key: &PinKey, sent: &str) -> Option<ThinStr> {
         (key.cid != *sent).then(|| sent.into())
     }
 
@@ -312,7 +363,10 @@ impl<'de> Deserialize<'de> for StoredPin {
             return Err(serde::de::Error::custom(e));
         }
         // Kept only where it differs, so that equal records compare equal.
-        let cid_as_pinned = f.cid_as_pinned.filter(|sent| f.cid != **sent);
+        let cid_as_pinned = f
+            .cid_as_pinned
+            .filter(|sent| f.cid != **sent)
+            .map(|sent| ThinStr(Arc::new(sent)));
         Ok(Self {
             key: PinKey {
                 target: crate::manifest::Target {

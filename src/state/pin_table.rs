@@ -13,7 +13,6 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, btree_map};
 use std::fmt;
 use std::iter::{FusedIterator, Peekable};
-use std::sync::Arc;
 
 use super::PinRecord;
 use crate::manifest::PinKey;
@@ -183,7 +182,7 @@ impl PinTableBuilder {
             if let Some(previous) = previous
                 && previous.pinned_at == record.pinned_at
             {
-                record.pinned_at = Arc::clone(&previous.pinned_at);
+                record.pinned_at = previous.pinned_at.clone();
             }
         }
         self.sorted.push((key, Some(record)));
@@ -456,9 +455,9 @@ mod tests {
     fn a_record_and_an_entry_stay_small() {
         // Two million of each in a state of a million pins on two targets;
         // 8 bytes of a record are the replication an ipfs-cluster pin keeps.
-        assert_eq!(size_of::<PinRecord>(), 96);
+        assert_eq!(size_of::<PinRecord>(), 80);
         assert_eq!(size_of::<PinKey>(), 56);
-        assert_eq!(size_of::<Entry>(), 152);
+        assert_eq!(size_of::<Entry>(), 136);
     }
 
     #[test]
@@ -472,8 +471,8 @@ mod tests {
         builder.push(key("aioz", 2), at("2026-01-01T00:00:00Z"));
         builder.push(key("aioz", 3), at("2026-01-01T00:00:01Z"));
         let table = builder.build().unwrap();
-        let stamps: Vec<&Arc<str>> = table.values().map(|r| &r.pinned_at).collect();
-        assert!(Arc::ptr_eq(stamps[0], stamps[1]));
+        let stamps: Vec<&crate::state::ThinStr> = table.values().map(|r| &r.pinned_at).collect();
+        assert!(stamps[0].ptr_eq(stamps[1]));
         assert_eq!(&**stamps[2], "2026-01-01T00:00:01Z");
     }
 
