@@ -190,7 +190,14 @@ impl LiveManifest {
             observer,
             seen: HashMap::new(),
         };
-        let (manifest, kept) = super::load_kept(path, &mut stamps)?;
+        let (mut manifest, kept) = super::load_kept(path, &mut stamps)?;
+        // The parse built the pins in place of a list of larger entries
+        // (each with where it was written), and all of that list was
+        // touched: moved to a list of their own size, a million pins on
+        // two targets hold 48 MB less for the life of watch.
+        let mut pins = Vec::with_capacity(manifest.pins.len());
+        pins.append(&mut manifest.pins);
+        manifest.pins = pins;
         let mut seen = stamps.seen;
         let files = std::iter::once(path)
             .chain(manifest.included.iter().map(PathBuf::as_path))
