@@ -345,6 +345,7 @@ fn a_kill_during_a_compaction_loses_nothing_and_the_next_apply_makes_no_call() {
     let mut rng = fastrand::Rng::with_seed(seed);
     const BASE: usize = 10_000;
     const NEW: usize = 10;
+    const ROUNDS: usize = 30;
     // A journal just under an eighth of the file, which NEW pins pass.
     let sizes = InSyncBase::new(BASE, 0);
     let per_pin = sizes.state.len() / BASE;
@@ -364,7 +365,7 @@ fn a_kill_during_a_compaction_loses_nothing_and_the_next_apply_makes_no_call() {
     );
 
     let emu = Emulator::start();
-    let cids = many_cids(BASE + 20 * NEW);
+    let cids = many_cids(BASE + ROUNDS * NEW);
     let p = Project::new(&emu, "");
     let temporary = |p: &Project| {
         std::fs::read_dir(p.dir.path())
@@ -373,8 +374,15 @@ fn a_kill_during_a_compaction_loses_nothing_and_the_next_apply_makes_no_call() {
             .filter(|n| n.starts_with(".pinsync-"))
             .collect::<Vec<_>>()
     };
-    let mut log = Vec::new();
-    for round in 0..6 {
+    let mut log: Vec<String> = Vec::new();
+    // A busy machine may not see the new file in time: the round is
+    // checked all the same, and rounds go on until four kills landed
+    // during a compaction.
+    let during = |log: &[String]| log.iter().filter(|l| !l.ends_with("after")).count();
+    for round in 0..ROUNDS {
+        if during(&log) >= 4 {
+            break;
+        }
         base.write(&p);
         for name in temporary(&p) {
             std::fs::remove_file(p.path(&name)).unwrap();
@@ -385,20 +393,21 @@ fn a_kill_during_a_compaction_loses_nothing_and_the_next_apply_makes_no_call() {
         let mut child = spawn_quiet(p.command(&["apply", "--auto-approve"]));
         // Polled closely: the file is there for milliseconds.
         let end = Instant::now() + Duration::from_secs(60);
+        let mut ended = false;
         while temporary(&p).is_empty() {
             if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "seed {seed}: the apply ended ({status}) before its new state file was seen; \
-                     journal left: {}",
-                    p.path("pins.state.json.journal").exists()
-                );
+                assert!(status.success(), "seed {seed}: the apply failed: {status}");
+                ended = true;
+                break;
             }
             assert!(Instant::now() < end, "seed {seed}: no compaction");
             std::thread::sleep(Duration::from_micros(200));
         }
         // Frozen as soon as its new file is seen, or at a random moment of
         // the writes after.
-        let how = if rng.bool() {
+        let how = if ended {
+            "not seen".to_owned()
+        } else if rng.bool() {
             signal(&child, libc::SIGSTOP);
             "frozen".to_owned()
         } else {
@@ -406,7 +415,9 @@ fn a_kill_during_a_compaction_loses_nothing_and_the_next_apply_makes_no_call() {
             std::thread::sleep(Duration::from_millis(ms));
             format!("{ms} ms")
         };
-        signal(&child, libc::SIGKILL);
+        if !ended {
+            signal(&child, libc::SIGKILL);
+        }
         child.wait().unwrap();
         let left = (
             p.path("pins.state.json.journal").exists(),
@@ -436,8 +447,8 @@ fn a_kill_during_a_compaction_loses_nothing_and_the_next_apply_makes_no_call() {
     }
     println!("kills: {log:?}");
     assert!(
-        log.iter().any(|l| !l.ends_with("after")),
-        "seed {seed}: no kill landed before the compaction ended: {log:?}"
+        during(&log) >= 2,
+        "seed {seed}: too few kills landed before the compaction ended: {log:?}"
     );
 }
 
