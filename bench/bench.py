@@ -674,6 +674,26 @@ class Postgres:
         self.run("pg_ctl", "-D", self.dir / "data", "-m", "fast", "stop")
 
 
+def push_to_postgres(manifest, state, url, pins, workdir):
+    """`state push` of the file `state` to `url`: its wall time and peak RSS."""
+    r = run_measured([PINSYNC, "state", "push", "-f", manifest, "--state", state, "--to", url], workdir, env=env_for_pinsync())
+    if r["rc"] != 0:
+        raise SystemExit(f"state push of {pins} pins exited {r['rc']}:\n{r['stderr'][-2000:]}")
+    log(f"state push of {pins} pins to PostgreSQL: {r['wall']:.2f}s, {r['maxrss_kb'] / 1024:.0f} MB")
+    return {"wall": r["wall"], "rss_mb": r["maxrss_kb"] / 1024}
+
+
+def plans_in_sync(manifest, state, url):
+    """`plan` of `manifest` on PostgreSQL (`url`) and on the file `state`,
+    each checked in sync (exit 0 with --detailed-exitcode)."""
+    commands = [[PINSYNC, "plan", "-f", manifest, "--state", url], [PINSYNC, "plan", "-f", manifest, "--state", state]]
+    for command in commands:
+        rc = subprocess.run([*command, "--detailed-exitcode"], stdout=subprocess.DEVNULL, env=env_for_pinsync()).returncode
+        if rc != 0:
+            raise SystemExit(f"plan exited {rc}, not 0 (in sync): {command}")
+    return commands
+
+
 def bench_postgres(workdir, emulator, runs):
     """plan of 100k pins (x2 targets) in sync, and apply of 100k pins on one
     target, with the state on PostgreSQL against the state file."""
@@ -684,16 +704,8 @@ def bench_postgres(workdir, emulator, runs):
     out = {}
     try:
         url = pg.url("plan")
-        r = run_measured([PINSYNC, "state", "push", "-f", manifest, "--state", state, "--to", url], workdir, env=env_for_pinsync())
-        if r["rc"] != 0:
-            raise SystemExit(f"state push exited {r['rc']}:\n{r['stderr'][-2000:]}")
-        out["push"] = {"wall": r["wall"], "rss_mb": r["maxrss_kb"] / 1024}
-        log(f"state push of {2 * big} pins to PostgreSQL: {r['wall']:.2f}s")
-        on_pg = [PINSYNC, "plan", "-f", manifest, "--state", url]
-        on_file = [PINSYNC, "plan", "-f", manifest, "--state", state]
-        rc = subprocess.run([*on_pg, "--detailed-exitcode"], stdout=subprocess.DEVNULL, env=env_for_pinsync()).returncode
-        if rc != 0:
-            raise SystemExit(f"plan on PostgreSQL exited {rc}, not 0 (in sync)")
+        out["push"] = push_to_postgres(manifest, state, url, 2 * big, workdir)
+        on_pg, on_file = plans_in_sync(manifest, state, url)
         pg_median, file_median = hyperfine("postgres-plan", [on_pg, on_file], runs, workdir)
         out["plan"] = {"postgres": pg_median, "file": file_median, "rss_mb": peak_rss_mb(on_pg, workdir)}
         applies = {"postgres": [], "file": []}
@@ -739,17 +751,8 @@ def bench_postgres_million(workdir, emulator, runs, apply_runs):
     out = {}
     try:
         url = pg.url("million")
-        r = run_measured([PINSYNC, "state", "push", "-f", manifest, "--state", state, "--to", url], workdir, env=env_for_pinsync())
-        if r["rc"] != 0:
-            raise SystemExit(f"state push at 1M exited {r['rc']}:\n{r['stderr'][-2000:]}")
-        out["push"] = {"wall": r["wall"], "rss_mb": r["maxrss_kb"] / 1024}
-        log(f"state push of {2 * n} pins to PostgreSQL: {r['wall']:.1f}s, {r['maxrss_kb'] / 1024:.0f} MB")
-        on_pg = [PINSYNC, "plan", "-f", manifest, "--state", url]
-        on_file = [PINSYNC, "plan", "-f", manifest, "--state", state]
-        for command in [on_pg, on_file]:
-            rc = subprocess.run([*command, "--detailed-exitcode"], stdout=subprocess.DEVNULL, env=env_for_pinsync()).returncode
-            if rc != 0:
-                raise SystemExit(f"plan at 1M exited {rc}, not 0 (in sync): {command}")
+        out["push"] = push_to_postgres(manifest, state, url, 2 * n, workdir)
+        on_pg, on_file = plans_in_sync(manifest, state, url)
         pg_median, file_median = hyperfine("postgres-plan-1m", [on_pg, on_file], runs, workdir)
         out["plan"] = {
             "runs": runs,

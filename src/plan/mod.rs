@@ -559,12 +559,7 @@ mod tests {
     fn record(cid_as_pinned: Option<&str>, labels: Labels) -> PinRecord {
         PinRecord {
             cid_as_pinned: cid_as_pinned.map(Into::into),
-            labels,
-            pin_id: None,
-            pinned_at: "2026-01-01T00:00:00Z".into(),
-            status: PinStatus::Managed,
-            observed: None,
-            foreign: false,
+            ..PinRecord::managed(labels)
         }
     }
 

@@ -140,6 +140,20 @@ pub(crate) struct PinRecord {
 }
 
 impl PinRecord {
+    /// A managed record of `labels`, pinned at a fixed time, for tests.
+    #[cfg(test)]
+    pub(crate) fn managed(labels: Labels) -> Self {
+        Self {
+            cid_as_pinned: None,
+            labels,
+            pin_id: None,
+            pinned_at: "2026-01-01T00:00:00Z".into(),
+            status: PinStatus::Managed,
+            observed: None,
+            foreign: false,
+        }
+    }
+
     /// What [`PinRecord::cid_as_pinned`] holds for `sent` as the CID of
     /// `key`: nothing when it is the canonical text.
     pub(crate) fn as_pinned(key: &PinKey, sent: &str) -> Option<ThinStr> {
@@ -431,18 +445,7 @@ mod tests {
                 labels.name.as_deref().unwrap()
             };
             labels.name = Some(Arc::from(name));
-            state.pins.insert(
-                key.clone(),
-                PinRecord {
-                    cid_as_pinned: None,
-                    labels,
-                    pin_id: None,
-                    pinned_at: "2026-01-01T00:00:00Z".into(),
-                    status: PinStatus::Managed,
-                    observed: None,
-                    foreign: false,
-                },
-            );
+            state.pins.insert(key.clone(), PinRecord::managed(labels));
         }
         let before = state.clone();
         state.share_names(&manifest);
